@@ -1,0 +1,38 @@
+//! Host-agnostic core of the edge storefront.
+//!
+//! Everything here runs the same on Cloudflare Workers, on Spin and in a native test process;
+//! the hosts only supply storage and transport by implementing the traits in [`store`].
+//!
+//! # Layout
+//! - [`money`]: prices as integer minor units with their currency, and how they are shown.
+//! - [`product`]: SKUs, products, the merchant catalog file and its validation.
+//! - [`codec`]: CBOR (ciborium) encoding of everything stored in KV or sent to a shard.
+//! - [`shard`]: the stable SKU -> stock shard mapping.
+//! - [`stock`]: the per-shard stock state machine and the shard wire protocol.
+//! - [`store`]: the traits a host implements (catalog store, shard transport) and [`store::Shop`].
+//! - [`memory`] (feature `server`): in-memory stores, the native test host.
+//! - [`api`] (feature `server`): the JSON API and admin routes as an axum router.
+//!
+//! # Data flow
+//! A merchant catalog (JSON) is validated into [`product::Catalog`], published as CBOR values under
+//! [`product::kv_key`] keys, and its stock levels seed the shards. A shopper request reads products
+//! through [`store::CatalogStore`] and stock through [`store::StockCoordinator`], which routes each
+//! SKU to exactly one shard ([`shard::SkuShard::of`]); that shard is the only writer of its stock.
+
+pub mod codec;
+pub mod money;
+pub mod product;
+pub mod shard;
+pub mod stock;
+pub mod store;
+
+#[cfg(feature = "server")]
+pub mod api;
+#[cfg(feature = "server")]
+pub mod memory;
+
+pub use money::Money;
+pub use product::{Catalog, Product, ProductSummary, Sku};
+pub use shard::SkuShard;
+pub use stock::ReserveOutcome;
+pub use store::{CatalogStore, Shop, StockCoordinator, StoreError};

@@ -1,0 +1,333 @@
+//! Products and the merchant catalog file.
+//!
+//! The catalog file is JSON (`{"currency": ..., "products": [...]}`, see `origin/data/README.md`);
+//! [`Catalog::from_json`] validates it whole and reports every bad entry, so nothing is published
+//! from an invalid catalog.
+
+use crate::money::Money;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fmt;
+
+/// Longest SKU accepted; keeps KV keys and shard requests small.
+pub const SKU_LEN_MAX: usize = 64;
+
+/// A stock keeping unit: 1 to 64 characters of `A-Z a-z 0-9 - _ .`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Sku(String);
+
+impl Sku {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() || raw.len() > SKU_LEN_MAX {
+            return Err(format!("SKU must be 1 to {SKU_LEN_MAX} characters long"));
+        }
+        if let Some(bad) = raw.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_.".contains(*c))) {
+            return Err(format!("SKU contains {bad:?}; allowed are letters, digits, '-', '_' and '.'"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Sku {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<Sku> for String {
+    fn from(sku: Sku) -> String {
+        sku.0
+    }
+}
+
+impl fmt::Display for Sku {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A product as stored in KV and shown on its page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    pub sku: Sku,
+    pub title: String,
+    pub description: String,
+    pub price: Money,
+    pub category: String,
+    /// Site-relative (`/images/x.svg`) or absolute `https://` image URL.
+    pub image: String,
+}
+
+/// What a product grid needs of a product; the product index holds one per product.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductSummary {
+    pub sku: Sku,
+    pub title: String,
+    pub price: Money,
+    pub category: String,
+    pub image: String,
+}
+
+impl From<&Product> for ProductSummary {
+    fn from(p: &Product) -> Self {
+        Self {
+            sku: p.sku.clone(),
+            title: p.title.clone(),
+            price: p.price.clone(),
+            category: p.category.clone(),
+            image: p.image.clone(),
+        }
+    }
+}
+
+/// KV keys of a published catalog.
+pub mod kv_key {
+    use super::Sku;
+
+    /// The list of [`super::ProductSummary`] for the home page grid.
+    pub const PRODUCT_INDEX: &str = "index/products";
+
+    pub fn product(sku: &Sku) -> String {
+        format!("product/{sku}")
+    }
+}
+
+/// One entry of the merchant catalog file: the product plus the stock it starts with.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct CatalogEntry {
+    pub sku: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// Price in minor units of the catalog's currency.
+    pub price_minor: i64,
+    #[serde(default)]
+    pub currency: Option<String>,
+    pub category: String,
+    pub image: String,
+    /// Units on hand at first publish.
+    pub stock: i64,
+}
+
+/// The merchant catalog file as written by hand or exported.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct CatalogFile {
+    /// Default currency for entries that name none.
+    pub currency: String,
+    pub products: Vec<CatalogEntry>,
+}
+
+/// One problem in a catalog file: which entry, which field, and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogProblem {
+    /// Zero-based position in `products`, or `None` for the file as a whole.
+    pub entry: Option<usize>,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for CatalogProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.entry {
+            Some(i) => write!(f, "products[{i}].{}: {}", self.field, self.message),
+            None => write!(f, "{}: {}", self.field, self.message),
+        }
+    }
+}
+
+/// A validated catalog: every SKU unique and well formed, every price and image sane.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Catalog {
+    pub products: Vec<Product>,
+    /// Initial stock per product, in the same order as `products`.
+    pub stock: Vec<u32>,
+}
+
+/// Entries a catalog may hold; a bound on every publish.
+pub const CATALOG_PRODUCTS_MAX: usize = 100_000;
+
+impl Catalog {
+    /// Parses and validates a catalog file, reporting every problem found, not just the first.
+    pub fn from_json(text: &str) -> Result<Self, Vec<CatalogProblem>> {
+        let file: CatalogFile = serde_json::from_str(text).map_err(|e| {
+            vec![CatalogProblem {
+                entry: None,
+                field: "catalog".into(),
+                message: format!("not a valid catalog file: {e}"),
+            }]
+        })?;
+        Self::from_file(file)
+    }
+
+    pub fn from_file(file: CatalogFile) -> Result<Self, Vec<CatalogProblem>> {
+        let mut problems = Vec::new();
+        let mut file_problem = |field: &str, message: String| {
+            problems.push(CatalogProblem { entry: None, field: field.into(), message })
+        };
+        if let Err(e) = Money::new(0, &file.currency).validate() {
+            file_problem("currency", e);
+        }
+        if file.products.len() > CATALOG_PRODUCTS_MAX {
+            file_problem("products", format!("more than {CATALOG_PRODUCTS_MAX} products"));
+        }
+        let mut seen = HashSet::new();
+        let mut products = Vec::with_capacity(file.products.len());
+        let mut stock = Vec::with_capacity(file.products.len());
+        for (i, entry) in file.products.into_iter().enumerate() {
+            let mut bad = |field: &str, message: String| {
+                problems.push(CatalogProblem { entry: Some(i), field: field.into(), message })
+            };
+            let sku = match Sku::parse(&entry.sku) {
+                Ok(sku) if !seen.insert(sku.clone()) => {
+                    bad("sku", format!("duplicate SKU {sku}"));
+                    None
+                }
+                Ok(sku) => Some(sku),
+                Err(e) => {
+                    bad("sku", e);
+                    None
+                }
+            };
+            if entry.title.trim().is_empty() {
+                bad("title", "title is empty".into());
+            }
+            if entry.category.trim().is_empty() {
+                bad("category", "category is empty".into());
+            }
+            let price_minor = u64::try_from(entry.price_minor).ok();
+            if price_minor.is_none() {
+                bad("price_minor", format!("price {} is negative", entry.price_minor));
+            }
+            let currency = entry.currency.unwrap_or_else(|| file.currency.clone());
+            if let Err(e) = Money::new(0, &currency).validate() {
+                bad("currency", e);
+            }
+            if let Err(e) = check_image_url(&entry.image) {
+                bad("image", e);
+            }
+            let units = u32::try_from(entry.stock).ok();
+            if units.is_none() {
+                bad("stock", format!("stock {} is not a count of units", entry.stock));
+            }
+            if let (Some(sku), Some(minor), Some(units)) = (sku, price_minor, units) {
+                products.push(Product {
+                    sku,
+                    title: entry.title,
+                    description: entry.description,
+                    price: Money { minor, currency },
+                    category: entry.category,
+                    image: entry.image,
+                });
+                stock.push(units);
+            }
+        }
+        if problems.is_empty() {
+            Ok(Self { products, stock })
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// Accepts site-relative paths (`/images/a.svg`) and `https://host/...` URLs without spaces.
+fn check_image_url(url: &str) -> Result<(), String> {
+    let well_formed = if let Some(rest) = url.strip_prefix("https://") {
+        rest.split('/').next().is_some_and(|host| !host.is_empty())
+    } else {
+        url.starts_with('/') && !url.starts_with("//")
+    };
+    if well_formed && !url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Ok(())
+    } else {
+        Err(format!("image {url:?} is neither a site path (/...) nor an https:// URL"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(sku: &str) -> serde_json::Value {
+        serde_json::json!({
+            "sku": sku, "title": "Mug", "description": "A mug.", "price_minor": 1200,
+            "category": "kitchen", "image": "/images/kitchen.svg", "stock": 5
+        })
+    }
+
+    fn catalog(entries: Vec<serde_json::Value>) -> String {
+        serde_json::json!({ "currency": "USD", "products": entries }).to_string()
+    }
+
+    #[test]
+    fn sku_accepts_the_documented_alphabet_only() {
+        assert!(Sku::parse("MUG-001_a.b").is_ok());
+        assert!(Sku::parse("").is_err());
+        assert!(Sku::parse("has space").is_err());
+        assert!(Sku::parse("slash/inside").is_err());
+        assert!(Sku::parse(&"x".repeat(SKU_LEN_MAX + 1)).is_err());
+        assert!(serde_json::from_str::<Sku>("\"bad sku\"").is_err());
+    }
+
+    #[test]
+    fn valid_catalog_keeps_order_and_stock() {
+        let c = Catalog::from_json(&catalog(vec![entry("A-1"), entry("B-2")])).unwrap();
+        assert_eq!(c.products.len(), 2);
+        assert_eq!(c.products[1].sku.as_str(), "B-2");
+        assert_eq!(c.products[0].price, Money::new(1200, "USD"));
+        assert_eq!(c.stock, vec![5, 5]);
+    }
+
+    #[test]
+    fn reports_every_problem_with_entry_and_field() {
+        let mut negative = entry("C-3");
+        negative["price_minor"] = (-5).into();
+        let mut bad_image = entry("D-4");
+        bad_image["image"] = "ftp://x/y.png".into();
+        let mut bad_currency = entry("E-5");
+        bad_currency["currency"] = "dollars".into();
+        let problems = Catalog::from_json(&catalog(vec![
+            entry("A-1"),
+            entry("A-1"),
+            entry("bad sku"),
+            negative,
+            bad_image,
+            bad_currency,
+        ]))
+        .unwrap_err();
+        let found: Vec<(Option<usize>, &str)> =
+            problems.iter().map(|p| (p.entry, p.field.as_str())).collect();
+        assert_eq!(
+            found,
+            vec![
+                (Some(1), "sku"),
+                (Some(2), "sku"),
+                (Some(3), "price_minor"),
+                (Some(4), "image"),
+                (Some(5), "currency")
+            ]
+        );
+        assert!(problems[0].to_string().contains("duplicate SKU A-1"));
+    }
+
+    #[test]
+    fn malformed_json_is_one_file_level_problem() {
+        let problems = Catalog::from_json("{\"currency\": \"USD\", \"products\": [").unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].entry, None);
+    }
+
+    #[test]
+    fn image_urls_must_be_site_paths_or_https() {
+        assert!(check_image_url("/images/a.svg").is_ok());
+        assert!(check_image_url("https://cdn.example.com/a.png").is_ok());
+        for bad in ["images/a.svg", "//evil.example/a.png", "http://x/a.png", "https:///a", "/a b.png"] {
+            assert!(check_image_url(bad).is_err(), "{bad} accepted");
+        }
+    }
+}

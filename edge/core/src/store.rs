@@ -1,0 +1,137 @@
+//! The traits a host implements, and [`Shop`], the bundle of them a request handler uses.
+//!
+//! Futures are boxed and `Send` so the traits are object-safe and work inside axum handlers. On
+//! Cloudflare (single-threaded wasm) the host wraps its non-`Send` JS futures to satisfy the bound.
+
+use crate::product::{Product, ProductSummary, Sku};
+use crate::shard::SkuShard;
+use crate::stock::{ReserveOutcome, ShardReply, ShardRequest};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a store could not answer. Each variant says what the caller should do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backing service failed or timed out: transient, show a degraded page or retry later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value could not be decoded: degrade the part of the page that needs it and report.
+    #[error("stored value {key:?} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+    /// The coordinator answered something this protocol does not expect: a deployment mismatch.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// Read side (and, for publishing, write side) of the product catalog.
+pub trait CatalogStore: Send + Sync {
+    /// The product, or `None` when the catalog has no such SKU.
+    fn product<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<Product>, StoreError>>;
+    /// Summaries of every product, for grids. Empty when nothing is published yet.
+    fn products(&self) -> BoxFuture<'_, Result<Vec<ProductSummary>, StoreError>>;
+    /// Writes every product and then the index that lists them.
+    fn publish<'a>(&'a self, products: &'a [Product]) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// Sends one request to one shard and returns its reply. Hosts implement this; the SKU routing
+/// and the meaning of replies live once, in [`ShardedStock`].
+pub trait ShardTransport: Send + Sync {
+    fn call(&self, shard: SkuShard, request: ShardRequest) -> BoxFuture<'_, Result<ShardReply, StoreError>>;
+}
+
+/// How many SKUs a seed wrote and how many already had live stock (left untouched).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SeedReport {
+    pub written: u32,
+    pub kept: u32,
+}
+
+/// Stock operations as the storefront sees them.
+pub trait StockCoordinator: Send + Sync {
+    /// Units available, or `None` for a SKU without a stock record.
+    fn level<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<u32>, StoreError>>;
+    /// Atomically takes `qty` units; `None` for an unknown SKU.
+    fn reserve<'a>(
+        &'a self,
+        sku: &'a Sku,
+        qty: u32,
+    ) -> BoxFuture<'a, Result<Option<ReserveOutcome>, StoreError>>;
+    /// Sets stock levels, each on its owning shard (see [`ShardRequest::Seed`]).
+    fn seed(&self, levels: Vec<(Sku, u32)>, overwrite: bool) -> BoxFuture<'_, Result<SeedReport, StoreError>>;
+}
+
+/// A [`StockCoordinator`] over any shard transport: routes each SKU to its shard.
+pub struct ShardedStock<T> {
+    transport: T,
+}
+
+impl<T: ShardTransport> ShardedStock<T> {
+    pub fn new(transport: T) -> Self {
+        Self { transport }
+    }
+}
+
+fn unexpected(reply: ShardReply) -> StoreError {
+    match reply {
+        ShardReply::Rejected { reason } => StoreError::Protocol(format!("shard rejected request: {reason}")),
+        other => StoreError::Protocol(format!("unexpected shard reply {other:?}")),
+    }
+}
+
+impl<T: ShardTransport> StockCoordinator for ShardedStock<T> {
+    fn level<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<u32>, StoreError>> {
+        Box::pin(async move {
+            let request = ShardRequest::Level { sku: sku.clone() };
+            match self.transport.call(SkuShard::of(sku), request).await? {
+                ShardReply::Level { available } => Ok(available),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    fn reserve<'a>(
+        &'a self,
+        sku: &'a Sku,
+        qty: u32,
+    ) -> BoxFuture<'a, Result<Option<ReserveOutcome>, StoreError>> {
+        Box::pin(async move {
+            let request = ShardRequest::Reserve { sku: sku.clone(), qty };
+            match self.transport.call(SkuShard::of(sku), request).await? {
+                ShardReply::Reserve { outcome } => Ok(outcome),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    fn seed(&self, levels: Vec<(Sku, u32)>, overwrite: bool) -> BoxFuture<'_, Result<SeedReport, StoreError>> {
+        Box::pin(async move {
+            let mut by_shard: BTreeMap<SkuShard, Vec<(Sku, u32)>> = BTreeMap::new();
+            for (sku, level) in levels {
+                by_shard.entry(SkuShard::of(&sku)).or_default().push((sku, level));
+            }
+            let mut report = SeedReport::default();
+            for (shard, levels) in by_shard {
+                match self.transport.call(shard, ShardRequest::Seed { levels, overwrite }).await? {
+                    ShardReply::Seeded { written, kept } => {
+                        report.written += written;
+                        report.kept += kept;
+                    }
+                    other => return Err(unexpected(other)),
+                }
+            }
+            Ok(report)
+        })
+    }
+}
+
+/// Everything a storefront request needs, cheap to clone and shared by every handler.
+#[derive(Clone)]
+pub struct Shop {
+    pub catalog: Arc<dyn CatalogStore>,
+    pub stock: Arc<dyn StockCoordinator>,
+}
