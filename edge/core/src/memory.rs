@@ -6,7 +6,7 @@
 use crate::codec::{from_cbor, to_cbor};
 use crate::product::{kv_key, Product, ProductSummary, Sku};
 use crate::shard::{SkuShard, SHARD_COUNT};
-use crate::stock::{apply, ShardReply, ShardRequest, ShardStorage};
+use crate::stock::{apply, ShardReply, ShardRequest, ShardStorage, StorageFault};
 use crate::store::{BoxFuture, CatalogStore, ShardTransport, ShardedStock, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, RwLock};
@@ -59,11 +59,12 @@ impl CatalogStore for MemoryCatalog {
 struct MapStorage(BTreeMap<Sku, u32>);
 
 impl ShardStorage for MapStorage {
-    fn level(&self, sku: &Sku) -> Option<u32> {
-        self.0.get(sku).copied()
+    fn level(&self, sku: &Sku) -> Result<Option<u32>, StorageFault> {
+        Ok(self.0.get(sku).copied())
     }
-    fn set_level(&mut self, sku: &Sku, available: u32) {
+    fn set_level(&mut self, sku: &Sku, available: u32) -> Result<(), StorageFault> {
         self.0.insert(sku.clone(), available);
+        Ok(())
     }
 }
 
@@ -86,7 +87,7 @@ impl ShardTransport for MemoryShards {
             let request: ShardRequest =
                 from_cbor(&wire).map_err(|e| StoreError::Protocol(e.to_string()))?;
             let mut storage = self.shards[usize::from(shard.index())].lock().expect("shard lock");
-            let reply = apply(&mut *storage, request);
+            let reply = apply(&mut *storage, request).map_err(|e| StoreError::Unavailable(e.to_string()))?;
             from_cbor(&to_cbor(&reply)).map_err(|e| StoreError::Protocol(e.to_string()))
         })
     }

@@ -51,27 +51,33 @@ pub enum ShardReply {
     Rejected { reason: String },
 }
 
+/// A shard's storage failed (its database is unreadable or full); the request changed nothing
+/// it could not finish and may be retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("shard storage fault: {0}")]
+pub struct StorageFault(pub String);
+
 /// Storage of one shard's stock levels. Synchronous so a read-modify-write cannot interleave.
 pub trait ShardStorage {
-    fn level(&self, sku: &Sku) -> Option<u32>;
-    fn set_level(&mut self, sku: &Sku, available: u32);
+    fn level(&self, sku: &Sku) -> Result<Option<u32>, StorageFault>;
+    fn set_level(&mut self, sku: &Sku, available: u32) -> Result<(), StorageFault>;
 }
 
 /// Applies one request to a shard's storage. The only code that changes stock.
-pub fn apply(storage: &mut impl ShardStorage, request: ShardRequest) -> ShardReply {
-    match request {
-        ShardRequest::Level { sku } => ShardReply::Level { available: storage.level(&sku) },
+pub fn apply(storage: &mut impl ShardStorage, request: ShardRequest) -> Result<ShardReply, StorageFault> {
+    let reply = match request {
+        ShardRequest::Level { sku } => ShardReply::Level { available: storage.level(&sku)? },
         ShardRequest::Reserve { qty, .. } if qty == 0 || qty > RESERVE_QTY_MAX => {
             ShardReply::Rejected { reason: format!("qty must be 1 to {RESERVE_QTY_MAX}") }
         }
         ShardRequest::Reserve { sku, qty } => {
-            let Some(available) = storage.level(&sku) else {
-                return ShardReply::Reserve { outcome: None };
+            let Some(available) = storage.level(&sku)? else {
+                return Ok(ShardReply::Reserve { outcome: None });
             };
             let outcome = reserve(available, qty);
             if let ReserveOutcome::Reserved { remaining } = outcome {
                 debug_assert_eq!(remaining + qty, available, "reserve must take exactly qty");
-                storage.set_level(&sku, remaining);
+                storage.set_level(&sku, remaining)?;
             }
             ShardReply::Reserve { outcome: Some(outcome) }
         }
@@ -81,8 +87,8 @@ pub fn apply(storage: &mut impl ShardStorage, request: ShardRequest) -> ShardRep
         ShardRequest::Seed { levels, overwrite } => {
             let (mut written, mut kept) = (0, 0);
             for (sku, available) in levels {
-                if overwrite || storage.level(&sku).is_none() {
-                    storage.set_level(&sku, available);
+                if overwrite || storage.level(&sku)?.is_none() {
+                    storage.set_level(&sku, available)?;
                     written += 1;
                 } else {
                     kept += 1;
@@ -90,7 +96,8 @@ pub fn apply(storage: &mut impl ShardStorage, request: ShardRequest) -> ShardRep
             }
             ShardReply::Seeded { written, kept }
         }
-    }
+    };
+    Ok(reply)
 }
 
 #[cfg(test)]
@@ -101,12 +108,17 @@ mod tests {
     #[derive(Default)]
     struct MapStorage(BTreeMap<Sku, u32>);
     impl ShardStorage for MapStorage {
-        fn level(&self, sku: &Sku) -> Option<u32> {
-            self.0.get(sku).copied()
+        fn level(&self, sku: &Sku) -> Result<Option<u32>, StorageFault> {
+            Ok(self.0.get(sku).copied())
         }
-        fn set_level(&mut self, sku: &Sku, available: u32) {
+        fn set_level(&mut self, sku: &Sku, available: u32) -> Result<(), StorageFault> {
             self.0.insert(sku.clone(), available);
+            Ok(())
         }
+    }
+
+    fn run(s: &mut MapStorage, request: ShardRequest) -> ShardReply {
+        apply(s, request).expect("map storage does not fail")
     }
 
     fn sku(s: &str) -> Sku {
@@ -115,7 +127,7 @@ mod tests {
 
     fn seeded(level: u32) -> MapStorage {
         let mut s = MapStorage::default();
-        apply(&mut s, ShardRequest::Seed { levels: vec![(sku("A"), level)], overwrite: true });
+        run(&mut s, ShardRequest::Seed { levels: vec![(sku("A"), level)], overwrite: true });
         s
     }
 
@@ -124,7 +136,7 @@ mod tests {
         let mut s = seeded(3);
         let mut outcomes = Vec::new();
         for _ in 0..5 {
-            outcomes.push(apply(&mut s, ShardRequest::Reserve { sku: sku("A"), qty: 1 }));
+            outcomes.push(run(&mut s, ShardRequest::Reserve { sku: sku("A"), qty: 1 }));
         }
         let remaining: Vec<_> = outcomes
             .iter()
@@ -139,46 +151,46 @@ mod tests {
             })
             .collect();
         assert_eq!(remaining, vec![Some(2), Some(1), Some(0), None, None]);
-        assert_eq!(s.level(&sku("A")), Some(0));
+        assert_eq!(s.0.get(&sku("A")).copied(), Some(0));
     }
 
     #[test]
     fn insufficient_reserve_changes_nothing_and_reports_available() {
         let mut s = seeded(2);
-        let reply = apply(&mut s, ShardRequest::Reserve { sku: sku("A"), qty: 3 });
+        let reply = run(&mut s, ShardRequest::Reserve { sku: sku("A"), qty: 3 });
         assert_eq!(
             reply,
             ShardReply::Reserve { outcome: Some(ReserveOutcome::Insufficient { available: 2 }) }
         );
-        assert_eq!(s.level(&sku("A")), Some(2));
+        assert_eq!(s.0.get(&sku("A")).copied(), Some(2));
     }
 
     #[test]
     fn unknown_sku_and_bad_quantities() {
         let mut s = seeded(2);
         assert_eq!(
-            apply(&mut s, ShardRequest::Reserve { sku: sku("B"), qty: 1 }),
+            run(&mut s, ShardRequest::Reserve { sku: sku("B"), qty: 1 }),
             ShardReply::Reserve { outcome: None }
         );
-        assert_eq!(apply(&mut s, ShardRequest::Level { sku: sku("B") }), ShardReply::Level { available: None });
+        assert_eq!(run(&mut s, ShardRequest::Level { sku: sku("B") }), ShardReply::Level { available: None });
         for qty in [0, RESERVE_QTY_MAX + 1] {
-            let reply = apply(&mut s, ShardRequest::Reserve { sku: sku("A"), qty });
+            let reply = run(&mut s, ShardRequest::Reserve { sku: sku("A"), qty });
             assert!(matches!(reply, ShardReply::Rejected { .. }), "qty {qty}: {reply:?}");
         }
-        assert_eq!(s.level(&sku("A")), Some(2));
+        assert_eq!(s.0.get(&sku("A")).copied(), Some(2));
     }
 
     #[test]
     fn seed_without_overwrite_keeps_live_stock() {
         let mut s = seeded(2);
-        apply(&mut s, ShardRequest::Reserve { sku: sku("A"), qty: 1 });
-        let reply = apply(
+        run(&mut s, ShardRequest::Reserve { sku: sku("A"), qty: 1 });
+        let reply = run(
             &mut s,
             ShardRequest::Seed { levels: vec![(sku("A"), 50), (sku("B"), 7)], overwrite: false },
         );
         assert_eq!(reply, ShardReply::Seeded { written: 1, kept: 1 });
-        assert_eq!(s.level(&sku("A")), Some(1));
-        assert_eq!(s.level(&sku("B")), Some(7));
+        assert_eq!(s.0.get(&sku("A")).copied(), Some(1));
+        assert_eq!(s.0.get(&sku("B")).copied(), Some(7));
     }
 
     #[test]
@@ -187,9 +199,9 @@ mod tests {
         for start in 0..20u32 {
             for qty in 1..25u32 {
                 let mut s = seeded(start);
-                let before = s.level(&sku("A")).unwrap();
-                apply(&mut s, ShardRequest::Reserve { sku: sku("A"), qty });
-                let after = s.level(&sku("A")).unwrap();
+                let before = s.0.get(&sku("A")).copied().unwrap();
+                run(&mut s, ShardRequest::Reserve { sku: sku("A"), qty });
+                let after = s.0.get(&sku("A")).copied().unwrap();
                 assert!(after == before || after + qty == before);
                 assert_eq!(after == before, qty > start);
             }
