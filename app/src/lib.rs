@@ -1,1 +1,73 @@
+//! The Leptos storefront.
+//!
+//! Rendered on the server inside the edge worker (feature `ssr`) and hydrated in the browser
+//! (feature `hydrate`), from the same components.
+//!
+//! # Layout
+//! - [`shell`] and [`App`]: the HTML document and the router.
+//! - [`routes`]: one module per page (home grid, product page, not found).
+//! - [`data`]: server functions, the only way pages get data. On the server they read the
+//!   [`edge_core::Shop`] provided as context; in the browser they call the worker over HTTP.
+//! - [`cart`]: the shopper's cart, kept in the browser (local storage) and shown in the header.
+//! - [`ssr`] (feature `ssr`): the axum router that serves the app and the JSON API.
 
+pub mod cart;
+pub mod data;
+pub mod routes;
+#[cfg(feature = "ssr")]
+pub mod ssr;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::{path, SsrMode};
+
+/// Name of the hydrate bundle in `/pkg` (`shop.js`, `shop_bg.wasm`).
+pub const BUNDLE_NAME: &str = "shop";
+
+/// The whole HTML document around [`App`], rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    cart::Cart::provide();
+    // Marks the page once the browser has hydrated it, so tests (and styles) can tell.
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+    view! {
+        <Stylesheet href="/style.css" />
+        <Title formatter=|page: String| format!("{page} · Edge Shop") />
+        <Router>
+            <header class="site-header">
+                <A href="/" attr:class="brand">"Edge Shop"</A>
+                <cart::CartBadge />
+            </header>
+            <main>
+                <Routes fallback=routes::NotFound>
+                    <Route path=path!("/") view=routes::HomePage ssr=SsrMode::Async />
+                    <Route path=path!("/p/:sku") view=routes::ProductPage ssr=SsrMode::Async />
+                </Routes>
+            </main>
+            <footer class="site-footer">"Served from the edge · prices include tax"</footer>
+        </Router>
+    }
+}
