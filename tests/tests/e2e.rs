@@ -1,1 +1,341 @@
-fn main() {}
+//! End-to-end: the real worker under `wrangler dev` (workerd, local KV and Durable Objects),
+//! the demo catalog published through the origin's publish command, and a real browser.
+//!
+//! A custom harness (one wrangler for all checks): `cargo test -p shop-e2e --test e2e [FILTER]`.
+//! Ends with `e2e: N passed, N failed`.
+
+use edge_core::{Catalog, Sku, SkuShard};
+use fantoccini::Locator;
+use futures::future::{join_all, BoxFuture};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use shop_e2e::{repo_root, Browser, WranglerDev};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+type CheckResult = Result<(), String>;
+
+struct Ctx {
+    edge: WranglerDev,
+    http: reqwest::Client,
+    catalog: Catalog,
+}
+
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+fn demo_catalog_path() -> PathBuf {
+    repo_root().join("origin/data/demo-catalog.json")
+}
+
+impl Ctx {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.edge.base_url)
+    }
+
+    async fn get(&self, path: &str) -> Result<(StatusCode, String), String> {
+        let res = self.http.get(self.url(path)).send().await.map_err(|e| format!("GET {path}: {e}"))?;
+        let status = res.status();
+        Ok((status, res.text().await.map_err(|e| e.to_string())?))
+    }
+
+    async fn json(&self, method: &str, path: &str, body: Option<Value>) -> Result<(StatusCode, Value), String> {
+        let mut req = self.http.request(method.parse().unwrap(), self.url(path));
+        if let Some(body) = body {
+            req = req.body(body.to_string());
+        }
+        let res = req.send().await.map_err(|e| format!("{method} {path}: {e}"))?;
+        let status = res.status();
+        let text = res.text().await.map_err(|e| e.to_string())?;
+        let value = serde_json::from_str(&text).map_err(|_| format!("{method} {path}: {status} non-JSON body {text:?}"))?;
+        Ok((status, value))
+    }
+
+    async fn set_stock(&self, levels: Value) -> CheckResult {
+        let res = self
+            .http
+            .post(self.url("/_admin/stock"))
+            .bearer_auth(&self.edge.admin_token)
+            .body(json!({ "levels": levels }).to_string())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        ensure!(res.status() == StatusCode::OK, "set stock: {}", res.status());
+        Ok(())
+    }
+
+    async fn level(&self, sku: &str) -> Result<u64, String> {
+        let (status, body) = self.json("GET", &format!("/api/stock/{sku}"), None).await?;
+        ensure!(status == StatusCode::OK, "stock of {sku}: {status} {body}");
+        body["available"].as_u64().ok_or_else(|| format!("stock of {sku}: {body}"))
+    }
+}
+
+/// Text as Leptos writes it into HTML.
+fn html_text(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+async fn home_page_is_server_rendered_with_every_product(ctx: &Ctx) -> CheckResult {
+    let (status, html) = ctx.get("/").await?;
+    ensure!(status == StatusCode::OK, "GET / answered {status}");
+    for product in &ctx.catalog.products {
+        let title = html_text(&product.title);
+        ensure!(html.contains(&title), "home page lacks {title:?}");
+        let card = format!("href=\"/p/{}\"", product.sku);
+        ensure!(html.contains(&card), "home page lacks a link {card}");
+    }
+    let prices = ctx.catalog.products.iter().filter(|p| html.contains(&p.price.to_string())).count();
+    ensure!(prices == ctx.catalog.products.len(), "only {prices} prices shown");
+    ensure!(html.contains("/pkg/shop.js"), "home page does not load the hydrate bundle");
+    Ok(())
+}
+
+async fn product_pages_show_title_price_description_and_stock(ctx: &Ctx) -> CheckResult {
+    // Every product: the pages are cheap, and a broken entry anywhere should fail.
+    for (product, &stock) in ctx.catalog.products.iter().zip(&ctx.catalog.stock) {
+        let path = format!("/p/{}", product.sku);
+        let (status, html) = ctx.get(&path).await?;
+        ensure!(status == StatusCode::OK, "{path} answered {status}");
+        for (what, text) in [
+            ("title", html_text(&product.title)),
+            ("price", product.price.to_string()),
+            ("description", html_text(&product.description)),
+            ("image", format!("src=\"{}\"", product.image)),
+            ("stock", format!("data-available=\"{stock}\"")),
+        ] {
+            ensure!(html.contains(&text), "{path} lacks its {what} {text:?}");
+        }
+        let stock_line = if stock == 0 { "Out of stock".to_string() } else if stock <= 5 { format!("Only {stock} left") } else { format!("{stock} in stock") };
+        ensure!(html.contains(&stock_line), "{path} lacks {stock_line:?}");
+        ensure!(html.contains(&format!("<title>{} · Edge Shop</title>", html_text(&product.title))), "{path} has no <title>");
+    }
+    Ok(())
+}
+
+async fn unknown_pages_answer_404_with_a_page(ctx: &Ctx) -> CheckResult {
+    for path in ["/p/NO-SUCH-SKU", "/p/not%20a%20sku", "/no/such/page"] {
+        let (status, html) = ctx.get(path).await?;
+        ensure!(status == StatusCode::NOT_FOUND, "{path} answered {status}");
+        ensure!(html.contains("not found"), "{path}: 404 without a not-found page");
+    }
+    Ok(())
+}
+
+async fn json_api_follows_its_contract(ctx: &Ctx) -> CheckResult {
+    let (status, body) = ctx.json("GET", "/api/products", None).await?;
+    ensure!(status == StatusCode::OK, "/api/products: {status}");
+    let listed: BTreeSet<&str> = body["products"].as_array().into_iter().flatten().filter_map(|p| p["sku"].as_str()).collect();
+    let expected: BTreeSet<&str> = ctx.catalog.products.iter().map(|p| p.sku.as_str()).collect();
+    ensure!(listed == expected, "/api/products lists {} of {} SKUs", listed.len(), expected.len());
+
+    let first = &ctx.catalog.products[0];
+    let (status, body) = ctx.json("GET", &format!("/api/products/{}", first.sku), None).await?;
+    ensure!(status == StatusCode::OK && body["title"] == first.title.as_str(), "product {}: {status} {body}", first.sku);
+    ensure!(body["price"]["minor"] == first.price.minor, "product price {body}");
+
+    let out_of_stock = ctx.catalog.products.iter().zip(&ctx.catalog.stock).find(|(_, &s)| s == 0).map(|(p, _)| p.sku.to_string()).ok_or("demo has no sold-out SKU")?;
+    let reserve = |sku: &str| format!("/api/stock/{sku}/reserve");
+    let cases = [
+        ("POST", reserve(&out_of_stock), Some(json!({"qty": 1})), StatusCode::CONFLICT, "insufficient_stock"),
+        ("POST", reserve(first.sku.as_str()), Some(json!({"qty": 0})), StatusCode::BAD_REQUEST, "bad_request"),
+        ("POST", reserve(first.sku.as_str()), Some(json!({"qty": "two"})), StatusCode::BAD_REQUEST, "bad_request"),
+        ("POST", reserve(first.sku.as_str()), None, StatusCode::BAD_REQUEST, "bad_request"),
+        ("POST", reserve("NO-SUCH-SKU"), Some(json!({"qty": 1})), StatusCode::NOT_FOUND, "not_found"),
+        ("POST", reserve("bad%20sku"), Some(json!({"qty": 1})), StatusCode::BAD_REQUEST, "bad_request"),
+        ("GET", "/api/stock/NO-SUCH-SKU".into(), None, StatusCode::NOT_FOUND, "not_found"),
+        ("GET", "/api/products/NO-SUCH-SKU".into(), None, StatusCode::NOT_FOUND, "not_found"),
+    ];
+    for (method, path, body, expected, code) in cases {
+        let (status, reply) = ctx.json(method, &path, body.clone()).await?;
+        ensure!(status == expected && reply["error"] == code, "{method} {path} {body:?}: {status} {reply}");
+    }
+    let (_, reply) = ctx.json("POST", &reserve(&out_of_stock), Some(json!({"qty": 1}))).await?;
+    ensure!(reply["available"] == 0, "409 must say what is available: {reply}");
+
+    let (status, reply) = ctx.json("POST", "/_admin/publish", Some(json!({}))).await?;
+    ensure!(status == StatusCode::UNAUTHORIZED, "admin without token: {status} {reply}");
+    Ok(())
+}
+
+/// Fires `per_sku` concurrent single-unit reservations at each SKU, all at once, and checks that
+/// exactly `stock` succeed per SKU, each remaining count is handed out once, and the level ends at 0.
+async fn reserve_storm(ctx: &Ctx, skus: &[String], stock: u64, per_sku: usize) -> CheckResult {
+    let levels: serde_json::Map<String, Value> = skus.iter().map(|s| (s.clone(), json!(stock))).collect();
+    ctx.set_stock(Value::Object(levels)).await?;
+    let calls = (0..per_sku).flat_map(|_| skus.iter()).map(|sku| async move {
+        let reply = ctx.json("POST", &format!("/api/stock/{sku}/reserve"), Some(json!({"qty": 1}))).await;
+        (sku.clone(), reply)
+    });
+    let replies = join_all(calls).await;
+    for sku in skus {
+        let mut remaining = Vec::new();
+        let mut conflicts = 0;
+        for (_, reply) in replies.iter().filter(|(s, _)| s == sku) {
+            match reply {
+                Ok((StatusCode::OK, body)) => remaining.push(body["remaining"].as_u64().ok_or(format!("{body}"))?),
+                Ok((StatusCode::CONFLICT, body)) => {
+                    ensure!(body["available"] == 0, "{sku}: conflict while stock left: {body}");
+                    conflicts += 1;
+                }
+                Ok((status, body)) => return Err(format!("{sku}: unexpected {status} {body}")),
+                Err(e) => return Err(format!("{sku}: {e}")),
+            }
+        }
+        ensure!(remaining.len() as u64 == stock, "{sku}: {} reservations succeeded, stock was {stock}", remaining.len());
+        ensure!(conflicts == per_sku - stock as usize, "{sku}: {conflicts} conflicts");
+        remaining.sort_unstable();
+        ensure!(remaining == (0..stock).collect::<Vec<_>>(), "{sku}: a remaining count was handed out twice");
+        let level = ctx.level(sku).await?;
+        ensure!(level == 0, "{sku}: final level {level}");
+    }
+    Ok(())
+}
+
+async fn concurrent_reserves_on_one_sku_never_oversell(ctx: &Ctx) -> CheckResult {
+    reserve_storm(ctx, &["STORM-ONE".to_string()], 100, 300).await
+}
+
+async fn concurrent_reserves_across_three_shards_never_oversell(ctx: &Ctx) -> CheckResult {
+    let mut shards = BTreeSet::new();
+    let skus: Vec<String> = (0..)
+        .map(|i| format!("STORM-{i}"))
+        .filter(|s| shards.insert(SkuShard::of(&Sku::parse(s).unwrap())))
+        .take(3)
+        .collect();
+    reserve_storm(ctx, &skus, 100, 300).await
+}
+
+async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut probe: F) -> CheckResult
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if probe().await? {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text_of(client: &fantoccini::Client, css: &str) -> Result<String, String> {
+    client.find(Locator::Css(css)).await.map_err(|e| format!("{css}: {e}"))?.text().await.map_err(|e| e.to_string())
+}
+
+async fn browser_adds_to_cart_without_reload_and_sees_live_stock(ctx: &Ctx) -> CheckResult {
+    let (product, &stock) = ctx.catalog.products.iter().zip(&ctx.catalog.stock).find(|(_, &s)| s > 5).ok_or("no product with stock > 5")?;
+    let sku = product.sku.to_string();
+    let browser = Browser::start().await?;
+    let c = &browser.client;
+    let result: CheckResult = async {
+        c.goto(&ctx.url(&format!("/p/{sku}"))).await.map_err(|e| e.to_string())?;
+        wait_for("hydration", Duration::from_secs(20), || async {
+            let v = c.execute("return document.body.dataset.hydrated === 'true'", vec![]).await.map_err(|e| e.to_string())?;
+            Ok(v == json!(true))
+        })
+        .await?;
+        let badge = text_of(c, "[data-testid=cart-badge]").await?;
+        ensure!(badge == "0", "cart badge starts at {badge:?}");
+        // A marker that a page load would wipe out.
+        c.execute("window.__e2eMarker = 'same page'", vec![]).await.map_err(|e| e.to_string())?;
+        c.find(Locator::Css("button.add-to-cart")).await.map_err(|e| e.to_string())?.click().await.map_err(|e| e.to_string())?;
+        wait_for("the cart badge to show 1", Duration::from_secs(5), || async { Ok(text_of(c, "[data-testid=cart-badge]").await? == "1") }).await?;
+        let marker = c.execute("return window.__e2eMarker || null", vec![]).await.map_err(|e| e.to_string())?;
+        ensure!(marker == json!("same page"), "the page reloaded on add to cart (marker {marker})");
+        let loads = c.execute("return performance.getEntriesByType('navigation').length", vec![]).await.map_err(|e| e.to_string())?;
+        ensure!(loads == json!(1), "navigations: {loads}");
+
+        // Live stock: another shopper takes units; the open page shows the new level by itself.
+        let (status, body) = ctx.json("POST", &format!("/api/stock/{sku}/reserve"), Some(json!({"qty": 2}))).await?;
+        ensure!(status == StatusCode::OK, "reserve for live stock: {status} {body}");
+        let expected = (stock - 2).to_string();
+        wait_for("the stock line to update", Duration::from_secs(15), || async {
+            let el = c.find(Locator::Css("p.stock")).await.map_err(|e| e.to_string())?;
+            Ok(el.attr("data-available").await.map_err(|e| e.to_string())?.as_deref() == Some(expected.as_str()))
+        })
+        .await?;
+
+        // The cart survives a new page load (kept in local storage).
+        c.refresh().await.map_err(|e| e.to_string())?;
+        wait_for("the stored cart after reload", Duration::from_secs(20), || async { Ok(text_of(c, "[data-testid=cart-badge]").await.unwrap_or_default() == "1") }).await
+    }
+    .await;
+    let _ = browser.client.clone().close().await;
+    result
+}
+
+type Check = for<'a> fn(&'a Ctx) -> BoxFuture<'a, CheckResult>;
+
+macro_rules! checks {
+    ($($name:ident),* $(,)?) => {
+        vec![$((stringify!($name), (|ctx| Box::pin($name(ctx))) as Check)),*]
+    };
+}
+
+fn main() {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let code = runtime.block_on(async move {
+        let checks: Vec<(&str, Check)> = checks![
+            home_page_is_server_rendered_with_every_product,
+            product_pages_show_title_price_description_and_stock,
+            unknown_pages_answer_404_with_a_page,
+            json_api_follows_its_contract,
+            concurrent_reserves_on_one_sku_never_oversell,
+            concurrent_reserves_across_three_shards_never_oversell,
+            browser_adds_to_cart_without_reload_and_sees_live_stock,
+        ];
+        let selected: Vec<_> = checks.into_iter().filter(|(name, _)| filter.as_deref().is_none_or(|f| name.contains(f))).collect();
+
+        let started = Instant::now();
+        let edge = match WranglerDev::start().await {
+            Ok(edge) => edge,
+            Err(e) => {
+                eprintln!("e2e: cannot start wrangler dev: {e}");
+                println!("e2e: 0 passed, {} failed", selected.len());
+                return 1;
+            }
+        };
+        println!("e2e: wrangler dev ready at {} in {:.1?}", edge.base_url, started.elapsed());
+        let catalog_path = demo_catalog_path();
+        let report = match origin::publish::publish_catalog(&edge.base_url, &edge.admin_token, &catalog_path).await {
+            Ok(report) => report,
+            Err(e) => {
+                eprintln!("e2e: publishing the demo catalog failed: {e}");
+                println!("e2e: 0 passed, {} failed", selected.len());
+                return 1;
+            }
+        };
+        let (_, catalog) = origin::publish::load_catalog(&catalog_path).expect("demo catalog loads");
+        assert_eq!(report.products, catalog.products.len());
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client");
+        let ctx = Ctx { edge, http, catalog };
+
+        let (mut passed, mut failed) = (0, 0);
+        for (name, check) in selected {
+            let t = Instant::now();
+            match check(&ctx).await {
+                Ok(()) => {
+                    passed += 1;
+                    println!("test {name} ... ok ({:.1?})", t.elapsed());
+                }
+                Err(e) => {
+                    failed += 1;
+                    println!("test {name} ... FAILED ({:.1?})\n    {e}", t.elapsed());
+                }
+            }
+        }
+        println!("e2e: {passed} passed, {failed} failed");
+        i32::from(failed > 0)
+    });
+    std::process::exit(code);
+}
