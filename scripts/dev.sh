@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs the shop locally: installs what is missing, builds, starts the origin (127.0.0.1:8080) and
+# `wrangler dev` (127.0.0.1:8787, local KV and Durable Objects in .wrangler/state), publishes the
+# demo catalog, prints the URL and keeps running until Ctrl-C.
+#   ADMIN_TOKEN   admin token of the local worker (default: a random one, printed)
+#   PORT          worker port (default 8787)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+bash scripts/build.sh
+cargo build --quiet --release -p origin
+
+PORT="${PORT:-8787}"
+ORIGIN_ADDR="${ORIGIN_ADDR:-127.0.0.1:8080}"
+ADMIN_TOKEN="${ADMIN_TOKEN:-dev-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')}"
+export ADMIN_TOKEN
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT INT TERM
+
+set -m  # each background job in its own process group, so cleanup stops workerd too
+target/release/origin serve --addr "$ORIGIN_ADDR" &
+pids+=($!)
+WRANGLER_SEND_METRICS=false CI=true node_modules/.bin/wrangler dev --local --ip 127.0.0.1 --port "$PORT" \
+  --inspector-port 0 --show-interactive-dev-session=false --var "ADMIN_TOKEN:$ADMIN_TOKEN" </dev/null &
+pids+=($!)
+set +m
+
+for _ in $(seq 1 240); do
+  curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
+  kill -0 "${pids[1]}" 2>/dev/null || { echo "dev: wrangler dev exited" >&2; exit 1; }
+  sleep 0.5
+done
+target/release/origin publish origin/data/demo-catalog.json --edge "http://127.0.0.1:$PORT"
+
+cat <<MSG
+
+  Shop:    http://127.0.0.1:$PORT/
+  Product: http://127.0.0.1:$PORT/p/KIT-001
+  API:     http://127.0.0.1:$PORT/api/products
+  Origin:  http://$ORIGIN_ADDR/healthz
+  Admin token (for origin publish / _admin): $ADMIN_TOKEN
+
+  Ctrl-C stops both.
+MSG
+wait "${pids[1]}"

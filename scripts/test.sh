@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing (wasm target, npm packages, wasm-bindgen-cli,
+# worker-build, Chromium + chromedriver), builds the worker and the hydrate bundle, then runs
+#   1. the native unit and router tests (edge-core, app, origin),
+#   2. the end-to-end suite against `wrangler dev` with a real browser (tests/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$(date +%s)
+
+bash scripts/setup.sh test
+bash scripts/build.sh
+
+echo "== native tests"
+cargo test --workspace --exclude edge --exclude app-hydrate --exclude shop-e2e
+echo "== end-to-end (wrangler dev + Chromium)"
+cargo test -p shop-e2e --test e2e
+
+echo "== all tests passed in $(( $(date +%s) - started )) s"
