@@ -26,6 +26,7 @@ stale() {
 BUNDLE=public/pkg/shop_bg.wasm
 if stale "$BUNDLE" || [ "${FORCE_BUILD:-}" = 1 ]; then
   echo "build: hydrate bundle"
+  t0=$SECONDS
   # A target dir of its own: worker-build compiles with WASM_BINDGEN_USE_JS_SYS=1, plain cargo
   # without it, and sharing one dir would let the two reuse each other's wasm-bindgen output.
   CARGO_TARGET_DIR=target/hydrate cargo build --quiet -p app-hydrate --lib --release --target wasm32-unknown-unknown
@@ -34,13 +35,16 @@ if stale "$BUNDLE" || [ "${FORCE_BUILD:-}" = 1 ]; then
     target/hydrate/wasm32-unknown-unknown/release/app_hydrate.wasm
   "$WASM_OPT_BIN" -Oz --strip-debug --strip-producers "$BUNDLE" -o "$BUNDLE.opt"
   mv "$BUNDLE.opt" "$BUNDLE"
+  echo "build: hydrate bundle took $((SECONDS - t0)) s"
 fi
 
 WORKER=edge/build/worker/shim.mjs
 if stale "$WORKER" || [ "${FORCE_BUILD:-}" = 1 ]; then
   echo "build: worker"
+  t0=$SECONDS
   (cd edge && "$CARGO_BIN/worker-build" --release)
   touch "$WORKER"
+  echo "build: worker took $((SECONDS - t0)) s"
 fi
 
 size() { printf '%8d raw %8d gzip  %s\n' "$(stat -c %s "$1")" "$(gzip -9 -c "$1" | wc -c)" "$1"; }

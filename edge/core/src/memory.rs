@@ -6,9 +6,9 @@
 use crate::codec::{from_cbor, to_cbor};
 use crate::product::{kv_key, Product, ProductSummary, Sku};
 use crate::shard::{SkuShard, SHARD_COUNT};
-use crate::stock::{apply, ShardReply, ShardRequest, ShardStorage, StorageFault};
+use crate::stock::{apply, MemoryShardStorage, ShardReply, ShardRequest};
 use crate::store::{BoxFuture, CatalogStore, ShardTransport, ShardedStock, StoreError};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
 
 /// A KV namespace in memory, holding the same keys and CBOR values the edge KV holds.
@@ -55,22 +55,9 @@ impl CatalogStore for MemoryCatalog {
     }
 }
 
-#[derive(Default)]
-struct MapStorage(BTreeMap<Sku, u32>);
-
-impl ShardStorage for MapStorage {
-    fn level(&self, sku: &Sku) -> Result<Option<u32>, StorageFault> {
-        Ok(self.0.get(sku).copied())
-    }
-    fn set_level(&mut self, sku: &Sku, available: u32) -> Result<(), StorageFault> {
-        self.0.insert(sku.clone(), available);
-        Ok(())
-    }
-}
-
 /// All shards in one process, each behind its own lock (one writer per shard, as on the edge).
 pub struct MemoryShards {
-    shards: Vec<Mutex<MapStorage>>,
+    shards: Vec<Mutex<MemoryShardStorage>>,
 }
 
 impl Default for MemoryShards {

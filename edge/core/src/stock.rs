@@ -7,6 +7,7 @@
 
 use crate::product::Sku;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Largest quantity one reservation may take; bounds a single request's effect.
 pub const RESERVE_QTY_MAX: u32 = 1_000;
@@ -100,22 +101,25 @@ pub fn apply(storage: &mut impl ShardStorage, request: ShardRequest) -> Result<S
     Ok(reply)
 }
 
+/// A shard's storage in process memory: the native test host's, and the reference behaviour.
+#[derive(Debug, Default)]
+pub struct MemoryShardStorage(BTreeMap<Sku, u32>);
+
+impl ShardStorage for MemoryShardStorage {
+    fn level(&self, sku: &Sku) -> Result<Option<u32>, StorageFault> {
+        Ok(self.0.get(sku).copied())
+    }
+    fn set_level(&mut self, sku: &Sku, available: u32) -> Result<(), StorageFault> {
+        self.0.insert(sku.clone(), available);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
-    #[derive(Default)]
-    struct MapStorage(BTreeMap<Sku, u32>);
-    impl ShardStorage for MapStorage {
-        fn level(&self, sku: &Sku) -> Result<Option<u32>, StorageFault> {
-            Ok(self.0.get(sku).copied())
-        }
-        fn set_level(&mut self, sku: &Sku, available: u32) -> Result<(), StorageFault> {
-            self.0.insert(sku.clone(), available);
-            Ok(())
-        }
-    }
+    type MapStorage = MemoryShardStorage;
 
     fn run(s: &mut MapStorage, request: ShardRequest) -> ShardReply {
         apply(s, request).expect("map storage does not fail")
