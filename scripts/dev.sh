@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 bash scripts/build.sh
-cargo build --quiet --release -p origin
+cargo build --quiet --release -p origin --bins
 
 PORT="${PORT:-8787}"
 ORIGIN_ADDR="${ORIGIN_ADDR:-127.0.0.1:8080}"
@@ -33,7 +33,7 @@ for _ in $(seq 1 240); do
   kill -0 "${pids[1]}" 2>/dev/null || { echo "dev: wrangler dev exited" >&2; exit 1; }
   sleep 0.5
 done
-target/release/origin publish origin/data/demo-catalog.json --edge "http://127.0.0.1:$PORT"
+target/release/shopctl publish origin/data/demo-catalog.json --edge "http://127.0.0.1:$PORT"
 
 cat <<MSG
 
@@ -41,7 +41,8 @@ cat <<MSG
   Product: http://127.0.0.1:$PORT/p/KIT-001
   API:     http://127.0.0.1:$PORT/api/products
   Origin:  http://$ORIGIN_ADDR/healthz
-  Admin token (for origin publish / _admin): $ADMIN_TOKEN
+  Admin token: $ADMIN_TOKEN
+    republish: ADMIN_TOKEN=$ADMIN_TOKEN target/release/shopctl publish FILE --edge http://127.0.0.1:$PORT
 
   Ctrl-C stops both.
 MSG

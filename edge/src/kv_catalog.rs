@@ -1,62 +1,51 @@
-//! The catalog in Workers KV: one CBOR value per product plus the product index.
+//! Workers KV as the raw key-value store under the snapshot catalog, plus the isolate-wide cache
+//! and clock the catalog reader needs.
 
-use edge_core::codec::{from_cbor, to_cbor};
-use edge_core::product::kv_key;
+use edge_core::snapshot::{CatalogCache, Clock, KvRead, KvWrite};
 use edge_core::store::BoxFuture;
-use edge_core::{CatalogStore, Product, ProductSummary, Sku, StoreError};
-use serde::de::DeserializeOwned;
+use edge_core::StoreError;
+use std::sync::{Arc, OnceLock};
 use worker::kv::KvStore;
 use worker::send::SendFuture;
 
-pub struct KvCatalog {
+pub struct WorkersKv {
     kv: KvStore,
 }
 
-impl KvCatalog {
+impl WorkersKv {
     pub fn new(kv: KvStore) -> Self {
         Self { kv }
     }
+}
 
-    async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        let bytes = self
-            .kv
-            .get(key)
-            .bytes()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("KV get {key}: {e}")))?;
-        match bytes {
-            None => Ok(None),
-            Some(bytes) => from_cbor(&bytes)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt { key: key.to_owned(), reason: e.to_string() }),
-        }
-    }
-
-    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        let unavailable = |e: worker::kv::KvError| StoreError::Unavailable(format!("KV put {key}: {e}"));
-        self.kv.put_bytes(key, bytes).map_err(unavailable)?.execute().await.map_err(unavailable)
+impl KvRead for WorkersKv {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        Box::pin(SendFuture::new(async move {
+            self.kv.get(key).bytes().await.map_err(|e| StoreError::Unavailable(format!("KV get {key}: {e}")))
+        }))
     }
 }
 
-impl CatalogStore for KvCatalog {
-    fn product<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<Product>, StoreError>> {
-        Box::pin(SendFuture::new(async move { self.get(&kv_key::product(sku)).await }))
-    }
-
-    fn products(&self) -> BoxFuture<'_, Result<Vec<ProductSummary>, StoreError>> {
+impl KvWrite for WorkersKv {
+    fn put<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(SendFuture::new(async move {
-            Ok(self.get(kv_key::PRODUCT_INDEX).await?.unwrap_or_default())
+            let failed = |e: worker::kv::KvError| StoreError::Unavailable(format!("KV put {key}: {e}"));
+            self.kv.put_bytes(key, &value).map_err(failed)?.execute().await.map_err(failed)
         }))
     }
+}
 
-    fn publish<'a>(&'a self, products: &'a [Product]) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(SendFuture::new(async move {
-            for product in products {
-                self.put(&kv_key::product(&product.sku), &to_cbor(product)).await?;
-            }
-            // The index goes last, so it never lists a product whose value is not written yet.
-            let index: Vec<ProductSummary> = products.iter().map(ProductSummary::from).collect();
-            self.put(kv_key::PRODUCT_INDEX, &to_cbor(&index)).await
-        }))
+/// The catalog cache of this isolate: created on first use, shared by every request it serves.
+pub fn isolate_cache() -> Arc<CatalogCache> {
+    static CACHE: OnceLock<Arc<CatalogCache>> = OnceLock::new();
+    CACHE.get_or_init(Arc::default).clone()
+}
+
+/// Wall-clock time from the JS `Date` (`SystemTime::now` panics in workers).
+pub struct WorkerClock;
+
+impl Clock for WorkerClock {
+    fn now_ms(&self) -> u64 {
+        worker::Date::now().as_millis()
     }
 }

@@ -4,7 +4,8 @@
 //! host-agnostic router in `app::ssr` (pages, server functions, `/api`) plus the admin routes.
 //!
 //! # Layout
-//! - [`kv_catalog`]: [`edge_core::CatalogStore`] over the `CATALOG` KV namespace (CBOR values).
+//! - [`kv_catalog`]: Workers KV (`CATALOG`) under the snapshot catalog reader, its per-isolate
+//!   cache and clock.
 //! - [`shard_stub`]: [`edge_core::store::ShardTransport`] over the `STOCK` Durable Object namespace.
 //! - [`stock_shard`]: the `StockShard` Durable Object, one per shard, stock in its SQLite storage.
 //!
@@ -15,7 +16,9 @@ mod kv_catalog;
 mod shard_stub;
 mod stock_shard;
 
+use axum::http::HeaderValue;
 use axum::routing::get;
+use edge_core::snapshot::SnapshotCatalog;
 use edge_core::store::ShardedStock;
 use edge_core::Shop;
 use std::sync::Arc;
@@ -34,10 +37,14 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
-fn shop(env: &Env) -> worker::Result<Shop> {
-    let catalog = kv_catalog::KvCatalog::new(env.kv(CATALOG_BINDING)?);
+type Catalog = SnapshotCatalog<kv_catalog::WorkersKv>;
+
+/// The shop for one request; the catalog reader is returned too, to report its KV reads.
+fn shop(env: &Env) -> worker::Result<(Shop, Arc<Catalog>)> {
+    let kv = kv_catalog::WorkersKv::new(env.kv(CATALOG_BINDING)?);
+    let catalog = Arc::new(SnapshotCatalog::new(kv, kv_catalog::isolate_cache(), Arc::new(kv_catalog::WorkerClock)));
     let stock = ShardedStock::new(shard_stub::DurableShards::new(env.durable_object(STOCK_BINDING)?));
-    Ok(Shop { catalog: Arc::new(catalog), stock: Arc::new(stock) })
+    Ok((Shop { catalog: catalog.clone(), stock: Arc::new(stock) }, catalog))
 }
 
 /// The admin token, from a secret (production) or a plain var (`wrangler dev --var`).
@@ -54,9 +61,18 @@ async fn fetch(
     env: Env,
     _ctx: Context,
 ) -> worker::Result<axum::http::Response<axum::body::Body>> {
-    let shop = shop(&env)?;
+    let (shop, catalog) = shop(&env)?;
     let mut router = app::ssr::storefront_router(shop.clone(), app::ssr::leptos_options())
-        .merge(edge_core::api::admin_router(shop, admin_token(&env)))
+        .merge(edge_core::api::admin_router(shop, Arc::new(kv_catalog::WorkersKv::new(env.kv(CATALOG_BINDING)?)), admin_token(&env)))
         .route("/healthz", get(|| async { "ok" }));
-    Ok(router.call(req).await?)
+    let mut response = router.call(req).await?;
+    // What the catalog cost this request, for tests and benchmarks: `reads=0` on a warm page.
+    let headers = response.headers_mut();
+    if let Ok(timing) = HeaderValue::from_str(&format!("kv;desc=\"reads={}\"", catalog.kv_reads())) {
+        headers.insert("server-timing", timing);
+    }
+    if let Some(version) = catalog.pinned_version() {
+        headers.insert("x-catalog-version", HeaderValue::from(version));
+    }
+    Ok(response)
 }

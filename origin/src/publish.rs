@@ -1,13 +1,28 @@
-//! Publishing a catalog file to an edge: validate locally, then send it to the edge's admin API.
+//! Publishing a catalog as an immutable, versioned snapshot through an edge's admin API.
+//!
+//! Steps (see `edge_core::snapshot`): validate the whole file; read the live pointer; write every
+//! key of version N+1 in batches; flip the pointer to N+1 in a request of its own; seed stock for
+//! SKUs that have none (live stock is never overwritten). A failure before the flip leaves the
+//! live version untouched; the half-written version is unreachable garbage.
 
+use edge_core::codec::{from_cbor, to_cbor};
 use edge_core::product::CatalogProblem;
+use edge_core::snapshot::{
+    manifest, manifest_key, snapshot_entries, KvEntry, Manifest, SnapshotDiff, SnapshotPointer, POINTER_KEY,
+};
+use edge_core::store::SeedReport;
 use edge_core::Catalog;
-use serde::Deserialize;
+use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 
-/// Longest a publish request may take before it is reported as failed.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest one admin request may take before the publish is reported as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Entries and bytes per `/_admin/kv` batch (the edge accepts up to 1000 entries, 32 MiB).
+const KV_BATCH_ENTRIES: usize = 500;
+const KV_BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// SKUs per `/_admin/stock` batch (the edge accepts up to 10k).
+const STOCK_BATCH_SKUS: usize = 5_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -17,55 +32,152 @@ pub enum PublishError {
     Invalid(Vec<CatalogProblem>),
     #[error("cannot reach the edge at {url}: {detail} (is `wrangler dev` running?)")]
     Unreachable { url: String, detail: String },
-    #[error("the edge refused the publish ({status}): {body}")]
-    Refused { status: u16, body: String },
+    #[error("the edge refused {what} ({status}): {body}")]
+    Refused { what: String, status: u16, body: String },
+    #[error("the live snapshot is unreadable: {0}")]
+    CorruptLive(String),
 }
 
 fn list(problems: &[CatalogProblem]) -> String {
     problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
 }
 
-/// What the edge reports after a publish.
-#[derive(Debug, Deserialize, PartialEq, Eq)]
+/// What a publish did.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishReport {
+    pub version: u64,
     pub products: usize,
-    /// SKUs whose stock was set (new SKUs).
-    pub stock_written: u32,
-    /// SKUs that already had live stock, left untouched.
-    pub stock_kept: u32,
+    /// Changes against the version it replaced (`None` for the first publish).
+    pub diff: Option<SnapshotDiff>,
+    pub stock: SeedReport,
 }
 
-/// Reads and validates a catalog file, returning its text and the validated catalog.
-pub fn load_catalog(path: &Path) -> Result<(String, Catalog), PublishError> {
+/// Reads and validates a catalog file, returning the validated catalog.
+pub fn load_catalog(path: &Path) -> Result<Catalog, PublishError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| PublishError::Read { path: path.display().to_string(), source })?;
-    let catalog = Catalog::from_json(&text).map_err(PublishError::Invalid)?;
-    Ok((text, catalog))
+    Catalog::from_json(&text).map_err(PublishError::Invalid)
 }
 
-/// Validates `path` and publishes it to the edge at `edge_url` with the admin `token`.
-pub async fn publish_catalog(edge_url: &str, token: &str, path: &Path) -> Result<PublishReport, PublishError> {
-    let (text, _) = load_catalog(path)?;
-    let url = format!("{}/_admin/publish", edge_url.trim_end_matches('/'));
-    let unreachable = |e: reqwest::Error| PublishError::Unreachable { url: url.clone(), detail: e.to_string() };
-    let client = reqwest::Client::builder().timeout(PUBLISH_TIMEOUT).build().map_err(unreachable)?;
-    let response = client
-        .post(&url)
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(text)
-        .send()
-        .await
-        .map_err(unreachable)?;
-    let status = response.status();
-    let body = response.text().await.map_err(unreachable)?;
-    if !status.is_success() {
-        return Err(PublishError::Refused { status: status.as_u16(), body });
+/// An edge's admin API: raw catalog KV and stock seeding.
+pub struct EdgeAdmin {
+    base_url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl EdgeAdmin {
+    pub fn new(base_url: &str, token: &str) -> Result<Self, PublishError> {
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| PublishError::Unreachable { url: base_url.clone(), detail: e.to_string() })?;
+        Ok(Self { base_url, token: token.to_owned(), http })
     }
-    serde_json::from_str(&body).map_err(|e| PublishError::Refused {
-        status: status.as_u16(),
-        body: format!("unexpected reply {body:?}: {e}"),
-    })
+
+    async fn send(&self, what: &str, request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), PublishError> {
+        let unreachable = |e: reqwest::Error| PublishError::Unreachable { url: self.base_url.clone(), detail: e.to_string() };
+        let response = request.bearer_auth(&self.token).send().await.map_err(unreachable)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(unreachable)?.to_vec();
+        if status >= 400 && status != 404 {
+            let body = String::from_utf8_lossy(&body).into_owned();
+            return Err(PublishError::Refused { what: what.to_owned(), status, body });
+        }
+        Ok((status, body))
+    }
+
+    /// One raw KV value, or `None` when the key is absent.
+    pub async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, PublishError> {
+        let url = format!("{}/_admin/kv/{key}", self.base_url);
+        match self.send(&format!("reading {key}"), self.http.get(url)).await? {
+            (404, _) => Ok(None),
+            (_, body) => Ok(Some(body)),
+        }
+    }
+
+    /// Writes entries in order, in batches bounded by count and bytes.
+    pub async fn kv_put(&self, entries: Vec<KvEntry>, progress: impl Fn(usize, usize)) -> Result<(), PublishError> {
+        let total = entries.len();
+        let mut done = 0;
+        let mut batch: Vec<KvEntry> = Vec::new();
+        let mut batch_bytes = 0;
+        let mut entries = entries.into_iter().peekable();
+        while let Some(entry) = entries.next() {
+            batch_bytes += entry.key.len() + entry.value.len();
+            batch.push(entry);
+            let full = batch.len() >= KV_BATCH_ENTRIES || batch_bytes >= KV_BATCH_BYTES;
+            if full || entries.peek().is_none() {
+                let url = format!("{}/_admin/kv", self.base_url);
+                let body = to_cbor(&batch);
+                self.send("writing catalog keys", self.http.post(url).header("content-type", "application/cbor").body(body)).await?;
+                done += batch.len();
+                progress(done, total);
+                batch.clear();
+                batch_bytes = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives stock to SKUs that have none; SKUs with live stock keep it.
+    pub async fn seed_stock(&self, catalog: &Catalog) -> Result<SeedReport, PublishError> {
+        let mut report = SeedReport::default();
+        let levels: Vec<(String, u32)> =
+            catalog.products.iter().map(|p| p.sku.to_string()).zip(catalog.stock.iter().copied()).collect();
+        for chunk in levels.chunks(STOCK_BATCH_SKUS) {
+            let levels: serde_json::Map<String, serde_json::Value> = chunk.iter().map(|(s, l)| (s.clone(), json!(l))).collect();
+            let body = json!({ "levels": levels, "mode": "seed" }).to_string();
+            let url = format!("{}/_admin/stock", self.base_url);
+            let (status, reply) = self.send("seeding stock", self.http.post(url).body(body)).await?;
+            let reply: SeedReport = serde_json::from_slice(&reply).map_err(|e| PublishError::Refused {
+                what: "seeding stock".into(),
+                status,
+                body: format!("unexpected reply: {e}"),
+            })?;
+            report.written += reply.written;
+            report.kept += reply.kept;
+        }
+        Ok(report)
+    }
+
+    /// The live pointer and manifest, or `None` before the first publish.
+    pub async fn live(&self) -> Result<Option<(SnapshotPointer, Manifest)>, PublishError> {
+        let Some(bytes) = self.kv_get(POINTER_KEY).await? else { return Ok(None) };
+        let pointer: SnapshotPointer = from_cbor(&bytes).map_err(|e| PublishError::CorruptLive(format!("{POINTER_KEY}: {e}")))?;
+        let key = manifest_key(pointer.version);
+        let bytes = self.kv_get(&key).await?.ok_or_else(|| PublishError::CorruptLive(format!("{key} is missing")))?;
+        let manifest = from_cbor(&bytes).map_err(|e| PublishError::CorruptLive(format!("{key}: {e}")))?;
+        Ok(Some((pointer, manifest)))
+    }
+}
+
+/// What publishing `catalog` would change on the edge (everything is "added" on a first publish).
+pub async fn diff(edge: &EdgeAdmin, catalog: &Catalog) -> Result<SnapshotDiff, PublishError> {
+    let live = edge.live().await?.map(|(_, m)| m).unwrap_or_default();
+    Ok(SnapshotDiff::between(&live, &manifest(&catalog.products)))
+}
+
+/// Publishes `catalog` as the next snapshot version and seeds stock for new SKUs.
+pub async fn publish(edge: &EdgeAdmin, catalog: &Catalog, progress: impl Fn(usize, usize)) -> Result<PublishReport, PublishError> {
+    let live = edge.live().await?;
+    let version = live.as_ref().map_or(0, |(p, _)| p.version) + 1;
+    let entries = snapshot_entries(&catalog.products, version).into_iter().map(|(key, value)| KvEntry { key, value }).collect();
+    edge.kv_put(entries, progress).await?;
+    let published_at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let pointer = SnapshotPointer { version, published_at_ms, products: catalog.products.len() as u32 };
+    // The flip: one key, written only after every key of the version is in place.
+    edge.kv_put(vec![KvEntry { key: POINTER_KEY.into(), value: to_cbor(&pointer) }], |_, _| {}).await?;
+    let stock = edge.seed_stock(catalog).await?;
+    let diff = live.map(|(_, old)| SnapshotDiff::between(&old, &manifest(&catalog.products)));
+    Ok(PublishReport { version, products: catalog.products.len(), diff, stock })
+}
+
+/// Loads, validates and publishes the catalog file at `path` to the edge at `edge_url`.
+pub async fn publish_catalog(edge_url: &str, token: &str, path: &Path) -> Result<PublishReport, PublishError> {
+    let catalog = load_catalog(path)?;
+    publish(&EdgeAdmin::new(edge_url, token)?, &catalog, |_, _| {}).await
 }
 
 #[cfg(test)]
@@ -75,7 +187,7 @@ mod tests {
     #[test]
     fn the_demo_catalog_is_valid_and_big_enough() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo-catalog.json");
-        let (_, catalog) = load_catalog(&path).unwrap();
+        let catalog = load_catalog(&path).unwrap();
         assert!(catalog.products.len() >= 40);
         let categories: std::collections::BTreeSet<_> = catalog.products.iter().map(|p| &p.category).collect();
         assert!(categories.len() >= 5, "{categories:?}");

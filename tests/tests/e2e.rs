@@ -119,6 +119,23 @@ async fn product_pages_show_title_price_description_and_stock(ctx: &Ctx) -> Chec
     Ok(())
 }
 
+/// The product page's catalog reads come from the isolate cache once warm: `Server-Timing`
+/// reports the KV reads of each request.
+async fn warm_product_page_makes_no_kv_reads(ctx: &Ctx) -> CheckResult {
+    let path = format!("/p/{}", ctx.catalog.products[1].sku);
+    let mut reads = Vec::new();
+    for _ in 0..3 {
+        let res = ctx.http.get(ctx.url(&path)).send().await.map_err(|e| e.to_string())?;
+        ensure!(res.status() == StatusCode::OK, "{path}: {}", res.status());
+        let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        ensure!(header("x-catalog-version").as_deref() == Some("1"), "{path}: catalog version {:?}", header("x-catalog-version"));
+        let timing = header("server-timing").ok_or(format!("{path}: no Server-Timing"))?;
+        reads.push(timing);
+    }
+    ensure!(reads.last().map(String::as_str) == Some("kv;desc=\"reads=0\""), "warm page still reads KV: {reads:?}");
+    Ok(())
+}
+
 async fn unknown_pages_answer_404_with_a_page(ctx: &Ctx) -> CheckResult {
     for path in ["/p/NO-SUCH-SKU", "/p/not%20a%20sku", "/no/such/page"] {
         let (status, html) = ctx.get(path).await?;
@@ -159,7 +176,7 @@ async fn json_api_follows_its_contract(ctx: &Ctx) -> CheckResult {
     let (_, reply) = ctx.json("POST", &reserve(&out_of_stock), Some(json!({"qty": 1}))).await?;
     ensure!(reply["available"] == 0, "409 must say what is available: {reply}");
 
-    let (status, reply) = ctx.json("POST", "/_admin/publish", Some(json!({}))).await?;
+    let (status, reply) = ctx.json("POST", "/_admin/stock", Some(json!({"levels": {}}))).await?;
     ensure!(status == StatusCode::UNAUTHORIZED, "admin without token: {status} {reply}");
     Ok(())
 }
@@ -288,6 +305,7 @@ fn main() {
         let checks: Vec<(&str, Check)> = checks![
             home_page_is_server_rendered_with_every_product,
             product_pages_show_title_price_description_and_stock,
+            warm_product_page_makes_no_kv_reads,
             unknown_pages_answer_404_with_a_page,
             json_api_follows_its_contract,
             concurrent_reserves_on_one_sku_never_oversell,
@@ -315,8 +333,8 @@ fn main() {
                 return 1;
             }
         };
-        let (_, catalog) = origin::publish::load_catalog(&catalog_path).expect("demo catalog loads");
-        assert_eq!(report.products, catalog.products.len());
+        let catalog = origin::publish::load_catalog(&catalog_path).expect("demo catalog loads");
+        assert_eq!((report.version, report.products), (1, catalog.products.len()));
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client");
         let ctx = Ctx { edge, http, catalog };
 

@@ -4,7 +4,9 @@
 //! insufficient stock), with a 4xx status for anything the caller can fix and 503 when a backing
 //! store is down. Nothing here answers 500.
 
-use crate::product::{Catalog, CatalogProblem, Sku};
+use crate::codec::from_cbor;
+use crate::product::Sku;
+use crate::snapshot::{KvEntry, KvWrite, KV_KEY_BYTES_MAX, KV_VALUE_BYTES_MAX};
 use crate::stock::{ReserveOutcome, RESERVE_QTY_MAX};
 use crate::store::{Shop, StoreError};
 use axum::body::Bytes;
@@ -17,9 +19,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// Largest catalog an admin publish accepts in one request body.
-pub const PUBLISH_BODY_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// SKUs one `/_admin/stock` request may set; publishers send larger catalogs in batches.
+pub const STOCK_LEVELS_PER_REQUEST_MAX: usize = 10_000;
+/// Largest admin request body (a batch of snapshot values, or 10k stock levels).
+pub const ADMIN_BODY_BYTES_MAX: usize = 32 * 1024 * 1024;
 
 /// Everything that can go wrong in an API call, mapped to one status and JSON body each.
 #[derive(Debug)]
@@ -27,7 +32,6 @@ pub enum ApiError {
     BadRequest(String),
     NotFound(String),
     InsufficientStock { available: u32 },
-    InvalidCatalog(Vec<CatalogProblem>),
     Unauthorized,
     Store(StoreError),
 }
@@ -50,14 +54,6 @@ impl IntoResponse for ApiError {
             ApiError::InsufficientStock { available } => (
                 StatusCode::CONFLICT,
                 json!({"error": "insufficient_stock", "message": "not enough stock", "available": available}),
-            ),
-            ApiError::InvalidCatalog(problems) => (
-                StatusCode::BAD_REQUEST,
-                json!({
-                    "error": "invalid_catalog",
-                    "message": format!("{} problem(s); nothing was published", problems.len()),
-                    "problems": problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                }),
             ),
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
@@ -146,24 +142,30 @@ async fn reserve_stock(
     }
 }
 
-/// The admin token and the shop, for the admin routes.
+/// The admin token, the shop and the raw catalog KV, for the admin routes.
 #[derive(Clone)]
 struct AdminState {
     shop: Shop,
+    kv: Arc<dyn KvWrite>,
     token: String,
 }
 
-/// `/_admin/...`: publish a catalog and set stock, behind `Authorization: Bearer <token>`.
-/// Without a configured token the routes answer 404, so a shop without one exposes nothing.
-pub fn admin_router(shop: Shop, token: Option<String>) -> Router {
+/// Entries one `POST /_admin/kv` may carry; publishers send snapshots in batches.
+pub const KV_ENTRIES_PER_REQUEST_MAX: usize = 1_000;
+
+/// `/_admin/...`, behind `Authorization: Bearer <token>`: stock levels (`/_admin/stock`) and
+/// the raw catalog KV a publisher writes snapshots through (`/_admin/kv`). Without a configured
+/// token the routes answer 404, so a shop without one exposes nothing.
+pub fn admin_router(shop: Shop, kv: Arc<dyn KvWrite>, token: Option<String>) -> Router {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Router::new().route("/_admin/{*rest}", post(admin_disabled).get(admin_disabled));
     };
     Router::new()
-        .route("/_admin/publish", post(publish_catalog))
         .route("/_admin/stock", post(set_stock))
-        .layer(DefaultBodyLimit::max(PUBLISH_BODY_BYTES_MAX))
-        .with_state(AdminState { shop, token })
+        .route("/_admin/kv", post(put_kv))
+        .route("/_admin/kv/{*key}", get(get_kv))
+        .layer(DefaultBodyLimit::max(ADMIN_BODY_BYTES_MAX))
+        .with_state(AdminState { shop, kv, token })
 }
 
 async fn admin_disabled() -> ApiError {
@@ -186,44 +188,80 @@ fn authorize(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Validates a catalog file, writes its products and index, and seeds stock for new SKUs only.
-async fn publish_catalog(
-    State(admin): State<AdminState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    authorize(&headers, &admin.token)?;
-    let body = body.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("catalog is not UTF-8".into()))?;
-    let catalog = Catalog::from_json(text).map_err(ApiError::InvalidCatalog)?;
-    admin.shop.catalog.publish(&catalog.products).await?;
-    let levels = catalog.products.iter().map(|p| p.sku.clone()).zip(catalog.stock.iter().copied()).collect();
-    let seeded = admin.shop.stock.seed(levels, false).await?;
-    Ok(no_store(json!({
-        "products": catalog.products.len(),
-        "stock_written": seeded.written,
-        "stock_kept": seeded.kept,
-    })))
+/// How `/_admin/stock` treats SKUs that already have a level.
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum StockMode {
+    /// Overwrite: an explicit admin correction.
+    #[default]
+    Set,
+    /// Only SKUs without a level get one: what a catalog publish does, so live stock survives.
+    Seed,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SetStockBody {
     levels: BTreeMap<String, u32>,
+    #[serde(default)]
+    mode: StockMode,
 }
 
-/// Overwrites stock levels (an explicit admin restock or correction).
+/// Sets stock levels, overwriting (`"mode": "set"`) or for new SKUs only (`"mode": "seed"`).
 async fn set_stock(
     State(admin): State<AdminState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&headers, &admin.token)?;
-    let SetStockBody { levels } = parse_json(body)?;
+    let SetStockBody { levels, mode } = parse_json(body)?;
+    if levels.len() > STOCK_LEVELS_PER_REQUEST_MAX {
+        return Err(ApiError::BadRequest(format!("at most {STOCK_LEVELS_PER_REQUEST_MAX} SKUs per request")));
+    }
     let levels = levels
         .into_iter()
         .map(|(sku, level)| Ok((parse_sku(&sku)?, level)))
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let report = admin.shop.stock.seed(levels, true).await?;
-    Ok(no_store(json!({ "written": report.written })))
+    let report = admin.shop.stock.seed(levels, matches!(mode, StockMode::Set)).await?;
+    Ok(no_store(json!({ "written": report.written, "kept": report.kept })))
+}
+
+/// Writes a batch of raw KV entries (CBOR `[KvEntry]`), in order. Publishers write a snapshot's
+/// keys this way, and its pointer last, in a batch of its own.
+async fn put_kv(
+    State(admin): State<AdminState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&headers, &admin.token)?;
+    let body = body.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
+    let entries: Vec<KvEntry> =
+        from_cbor(&body).map_err(|e| ApiError::BadRequest(format!("body is not a CBOR list of entries: {e}")))?;
+    if entries.len() > KV_ENTRIES_PER_REQUEST_MAX {
+        return Err(ApiError::BadRequest(format!("at most {KV_ENTRIES_PER_REQUEST_MAX} entries per request")));
+    }
+    if let Some(bad) = entries.iter().find(|e| e.key.is_empty() || e.key.len() > KV_KEY_BYTES_MAX) {
+        return Err(ApiError::BadRequest(format!("key {:?} must be 1 to {KV_KEY_BYTES_MAX} bytes", bad.key)));
+    }
+    if let Some(bad) = entries.iter().find(|e| e.value.len() > KV_VALUE_BYTES_MAX) {
+        return Err(ApiError::BadRequest(format!("value of {:?} exceeds {KV_VALUE_BYTES_MAX} bytes", bad.key)));
+    }
+    let written = entries.len();
+    for KvEntry { key, value } in entries {
+        admin.kv.put(&key, value).await?;
+    }
+    Ok(no_store(json!({ "written": written })))
+}
+
+/// Reads one raw KV value (for publishers: the pointer and manifests).
+async fn get_kv(
+    State(admin): State<AdminState>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&headers, &admin.token)?;
+    match admin.kv.get(&key).await? {
+        Some(bytes) => Ok(([(header::CONTENT_TYPE, "application/cbor"), (header::CACHE_CONTROL, "no-store")], bytes).into_response()),
+        None => Err(ApiError::NotFound(format!("no KV value under {key:?}"))),
+    }
 }

@@ -8,14 +8,15 @@
 //! - [`product`]: SKUs, products, the merchant catalog file and its validation.
 //! - [`codec`]: CBOR (ciborium) encoding of everything stored in KV or sent to a shard.
 //! - [`shard`]: the stable SKU -> stock shard mapping.
+//! - [`snapshot`]: versioned catalog snapshots in KV and the cached, version-pinned reader.
 //! - [`stock`]: the per-shard stock state machine and the shard wire protocol.
 //! - [`store`]: the traits a host implements (catalog store, shard transport) and [`store::Shop`].
 //! - [`memory`] (feature `server`): in-memory stores, the native test host.
 //! - [`api`] (feature `server`): the JSON API and admin routes as an axum router.
 //!
 //! # Data flow
-//! A merchant catalog (JSON) is validated into [`product::Catalog`], published as CBOR values under
-//! [`product::kv_key`] keys, and its stock levels seed the shards. A shopper request reads products
+//! A merchant catalog (JSON) is validated into [`product::Catalog`], published as an immutable
+//! snapshot of CBOR values (see [`snapshot`]), and its stock levels seed the shards. A shopper request reads products
 //! through [`store::CatalogStore`] and stock through [`store::StockCoordinator`], which routes each
 //! SKU to exactly one shard ([`shard::SkuShard::of`]); that shard is the only writer of its stock.
 
@@ -23,6 +24,7 @@ pub mod codec;
 pub mod money;
 pub mod product;
 pub mod shard;
+pub mod snapshot;
 pub mod stock;
 pub mod store;
 

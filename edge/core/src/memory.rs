@@ -1,57 +1,89 @@
-//! In-memory stores: the native test host, and a reference for what a host must provide.
+//! In-memory hosts: the native test host, and a reference for what a real host provides.
 //!
-//! The catalog keeps CBOR bytes per KV key, exactly as a KV host would, so decoding paths (and
-//! corrupt values, via [`MemoryCatalog::put_raw`]) are exercised natively.
+//! [`MemoryKv`] holds the same keys and CBOR values a KV namespace holds, so the snapshot layout,
+//! its decoding and corrupt values ([`MemoryKv::put`]) are exercised natively.
 
 use crate::codec::{from_cbor, to_cbor};
-use crate::product::{kv_key, Product, ProductSummary, Sku};
+use crate::product::Product;
 use crate::shard::{SkuShard, SHARD_COUNT};
+use crate::snapshot::{snapshot_entries, Clock, KvRead, KvWrite, SnapshotPointer, POINTER_KEY};
 use crate::stock::{apply, MemoryShardStorage, ShardReply, ShardRequest};
-use crate::store::{BoxFuture, CatalogStore, ShardTransport, ShardedStock, StoreError};
+use crate::store::{BoxFuture, ShardTransport, ShardedStock, StoreError};
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
-/// A KV namespace in memory, holding the same keys and CBOR values the edge KV holds.
+/// A KV namespace in memory.
 #[derive(Default)]
-pub struct MemoryCatalog {
+pub struct MemoryKv {
     values: RwLock<HashMap<String, Vec<u8>>>,
 }
 
-impl MemoryCatalog {
-    /// Stores raw bytes under a key, e.g. to simulate a corrupt value.
-    pub fn put_raw(&self, key: &str, bytes: Vec<u8>) {
-        self.values.write().expect("catalog lock").insert(key.to_owned(), bytes);
+impl MemoryKv {
+    pub fn put(&self, key: &str, bytes: Vec<u8>) {
+        self.values.write().expect("kv lock").insert(key.to_owned(), bytes);
     }
 
-    fn get_decoded<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        let values = self.values.read().expect("catalog lock");
-        match values.get(key) {
-            None => Ok(None),
-            Some(bytes) => from_cbor(bytes)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt { key: key.to_owned(), reason: e.to_string() }),
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.values.read().expect("kv lock").keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    /// Publishes `products` as the next snapshot version, the way a publisher does: all keys of
+    /// the version first, the pointer last. Returns the new version.
+    pub fn publish_snapshot(&self, products: &[Product], now_ms: u64) -> u64 {
+        let current = self
+            .values
+            .read()
+            .expect("kv lock")
+            .get(POINTER_KEY)
+            .and_then(|b| from_cbor::<SnapshotPointer>(b).ok())
+            .map_or(0, |p| p.version);
+        let version = current + 1;
+        for (key, value) in snapshot_entries(products, version) {
+            self.put(&key, value);
         }
+        let pointer = SnapshotPointer { version, published_at_ms: now_ms, products: products.len() as u32 };
+        self.put(POINTER_KEY, to_cbor(&pointer));
+        version
     }
 }
 
-impl CatalogStore for MemoryCatalog {
-    fn product<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<Product>, StoreError>> {
-        Box::pin(async move { self.get_decoded(&kv_key::product(sku)) })
+impl KvRead for MemoryKv {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        Box::pin(async move { Ok(self.values.read().expect("kv lock").get(key).cloned()) })
     }
+}
 
-    fn products(&self) -> BoxFuture<'_, Result<Vec<ProductSummary>, StoreError>> {
-        Box::pin(async move { Ok(self.get_decoded(kv_key::PRODUCT_INDEX)?.unwrap_or_default()) })
-    }
-
-    fn publish<'a>(&'a self, products: &'a [Product]) -> BoxFuture<'a, Result<(), StoreError>> {
+impl KvWrite for MemoryKv {
+    fn put<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            for product in products {
-                self.put_raw(&kv_key::product(&product.sku), to_cbor(product));
-            }
-            let index: Vec<ProductSummary> = products.iter().map(ProductSummary::from).collect();
-            self.put_raw(kv_key::PRODUCT_INDEX, to_cbor(&index));
+            MemoryKv::put(self, key, value);
             Ok(())
         })
+    }
+}
+
+impl<T: KvRead> KvRead for Arc<T> {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        (**self).get(key)
+    }
+}
+
+/// A clock tests move by hand.
+#[derive(Default)]
+pub struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    pub fn advance(&self, ms: u64) {
+        self.0.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 

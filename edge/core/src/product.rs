@@ -86,18 +86,6 @@ impl From<&Product> for ProductSummary {
     }
 }
 
-/// KV keys of a published catalog.
-pub mod kv_key {
-    use super::Sku;
-
-    /// The list of [`super::ProductSummary`] for the home page grid.
-    pub const PRODUCT_INDEX: &str = "index/products";
-
-    pub fn product(sku: &Sku) -> String {
-        format!("product/{sku}")
-    }
-}
-
 /// One entry of the merchant catalog file: the product plus the stock it starts with.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct CatalogEntry {

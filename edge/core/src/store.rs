@@ -28,14 +28,12 @@ pub enum StoreError {
     Protocol(String),
 }
 
-/// Read side (and, for publishing, write side) of the product catalog.
+/// Read side of the product catalog (publishing writes snapshots, see [`crate::snapshot`]).
 pub trait CatalogStore: Send + Sync {
     /// The product, or `None` when the catalog has no such SKU.
     fn product<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<Product>, StoreError>>;
     /// Summaries of every product, for grids. Empty when nothing is published yet.
     fn products(&self) -> BoxFuture<'_, Result<Vec<ProductSummary>, StoreError>>;
-    /// Writes every product and then the index that lists them.
-    fn publish<'a>(&'a self, products: &'a [Product]) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
 /// Sends one request to one shard and returns its reply. Hosts implement this; the SKU routing

@@ -1,0 +1,407 @@
+//! Versioned catalog snapshots in a key-value store, and the cached reader the edge uses.
+//!
+//! # Layout
+//! A publish of version `N` writes every key under `v{N}/` first (one CBOR [`Product`] per SKU
+//! and the product index), and only then flips the pointer key [`POINTER_KEY`] to `N`. Readers
+//! resolve the pointer once per request and read only keys of that version, so a shopper never
+//! sees a mix of two versions. Old versions stay readable until garbage-collected.
+//!
+//! # Caching
+//! [`CatalogCache`] lives as long as the isolate (or process) and is shared by every request:
+//! the pointer is re-read at most every [`POINTER_TTL_MS`], and decoded products (including "no
+//! such product") are kept in a bounded LRU keyed by (version, SKU). A warm product page makes
+//! no KV read at all; [`SnapshotCatalog::kv_reads`] counts the reads of one request.
+
+use crate::codec::{from_cbor, to_cbor};
+use crate::product::{Product, ProductSummary, Sku};
+use crate::shard::fnv1a_64;
+use crate::store::{BoxFuture, CatalogStore, StoreError};
+use lru::LruCache;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The key naming the live version.
+pub const POINTER_KEY: &str = "catalog/current";
+/// How long a reader trusts its cached pointer before reading it again.
+pub const POINTER_TTL_MS: u64 = 5_000;
+/// Decoded products kept per isolate (about 1 KiB each).
+pub const PRODUCT_CACHE_ENTRIES: usize = 20_000;
+
+pub fn product_key(version: u64, sku: &Sku) -> String {
+    format!("v{version}/product/{sku}")
+}
+
+pub fn index_key(version: u64) -> String {
+    format!("v{version}/index/products")
+}
+
+/// The (SKU, content hash) list of a version, for `diff` and change reports.
+pub fn manifest_key(version: u64) -> String {
+    format!("v{version}/manifest")
+}
+
+/// Prefix of every key of one version (for listing and garbage collection).
+pub fn version_prefix(version: u64) -> String {
+    format!("v{version}/")
+}
+
+/// The value of [`POINTER_KEY`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotPointer {
+    pub version: u64,
+    /// Milliseconds since the Unix epoch.
+    pub published_at_ms: u64,
+    pub products: u32,
+}
+
+/// Each SKU of a snapshot with the FNV-1a hash of its product's CBOR encoding.
+pub type Manifest = Vec<(Sku, u64)>;
+
+pub fn manifest(products: &[Product]) -> Manifest {
+    products.iter().map(|p| (p.sku.clone(), fnv1a_64(&to_cbor(p)))).collect()
+}
+
+/// What changes between two snapshots, by SKU.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotDiff {
+    pub added: Vec<Sku>,
+    pub removed: Vec<Sku>,
+    pub changed: Vec<Sku>,
+}
+
+impl SnapshotDiff {
+    pub fn between(old: &Manifest, new: &Manifest) -> Self {
+        let old: BTreeMap<&Sku, u64> = old.iter().map(|(s, h)| (s, *h)).collect();
+        let new: BTreeMap<&Sku, u64> = new.iter().map(|(s, h)| (s, *h)).collect();
+        let mut diff = Self::default();
+        for (sku, hash) in &new {
+            match old.get(sku) {
+                None => diff.added.push((*sku).clone()),
+                Some(old_hash) if old_hash != hash => diff.changed.push((*sku).clone()),
+                Some(_) => {}
+            }
+        }
+        diff.removed = old.keys().filter(|sku| !new.contains_key(*sku)).map(|s| (*s).clone()).collect();
+        diff
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
+/// Every key and CBOR value of snapshot `version`: products, manifest, and the index last. The
+/// pointer is not included: a publisher writes these first and the pointer after them.
+pub fn snapshot_entries(products: &[Product], version: u64) -> Vec<(String, Vec<u8>)> {
+    let mut entries: Vec<(String, Vec<u8>)> =
+        products.iter().map(|p| (product_key(version, &p.sku), to_cbor(p))).collect();
+    entries.push((manifest_key(version), to_cbor(&manifest(products))));
+    let index: Vec<ProductSummary> = products.iter().map(ProductSummary::from).collect();
+    entries.push((index_key(version), to_cbor(&index)));
+    entries
+}
+
+/// Largest KV key (Workers KV's limit).
+pub const KV_KEY_BYTES_MAX: usize = 512;
+/// Largest KV value (Workers KV's limit is 25 MiB).
+pub const KV_VALUE_BYTES_MAX: usize = 25 * 1024 * 1024;
+
+/// One key and value, as publishers send them in batches (`POST /_admin/kv`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvEntry {
+    pub key: String,
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
+}
+
+/// Reading raw values from a key-value store (Workers KV, Spin key-value, memory).
+pub trait KvRead: Send + Sync {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
+}
+
+/// Writing raw values: what a publisher needs of a key-value store.
+pub trait KvWrite: KvRead {
+    fn put<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// Milliseconds since the Unix epoch, from the host (workers have no `SystemTime`).
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> u64;
+}
+
+struct CacheState {
+    pointer: Option<(SnapshotPointer, u64)>,
+    index: Option<(u64, Arc<Vec<ProductSummary>>)>,
+    products: LruCache<(u64, Sku), Option<Arc<Product>>>,
+}
+
+/// The per-isolate cache shared by all requests. Cheap to lock: no I/O happens under the lock.
+pub struct CatalogCache {
+    state: Mutex<CacheState>,
+}
+
+impl CatalogCache {
+    pub fn new(product_entries: usize) -> Self {
+        let capacity = NonZeroUsize::new(product_entries.max(1)).expect("capacity is at least 1");
+        Self { state: Mutex::new(CacheState { pointer: None, index: None, products: LruCache::new(capacity) }) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        // A panic while holding the lock cannot leave the cache inconsistent in a way that
+        // matters (every entry is a complete value), so a poisoned lock is used as is.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Default for CatalogCache {
+    fn default() -> Self {
+        Self::new(PRODUCT_CACHE_ENTRIES)
+    }
+}
+
+/// The catalog as one request sees it: pinned to one snapshot version, read through the cache.
+pub struct SnapshotCatalog<K> {
+    kv: K,
+    cache: Arc<CatalogCache>,
+    clock: Arc<dyn Clock>,
+    pinned: Mutex<Option<SnapshotPointer>>,
+    reads: AtomicU32,
+}
+
+impl<K: KvRead> SnapshotCatalog<K> {
+    pub fn new(kv: K, cache: Arc<CatalogCache>, clock: Arc<dyn Clock>) -> Self {
+        Self { kv, cache, clock, pinned: Mutex::new(None), reads: AtomicU32::new(0) }
+    }
+
+    /// KV reads this request made so far (0 when everything came from the cache).
+    pub fn kv_reads(&self) -> u32 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// The snapshot version this request reads, once it has read anything.
+    pub fn pinned_version(&self) -> Option<u64> {
+        self.pinned.lock().ok().and_then(|p| p.map(|p| p.version))
+    }
+
+    async fn read<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        match self.kv.get(key).await? {
+            None => Ok(None),
+            Some(bytes) => from_cbor(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt { key: key.to_owned(), reason: e.to_string() }),
+        }
+    }
+
+    /// The version this request reads: pinned on first use, from the cache while it is fresh.
+    /// `None` when nothing has been published yet.
+    async fn version(&self) -> Result<Option<u64>, StoreError> {
+        if let Some(pointer) = *self.pinned.lock().expect("pin lock") {
+            return Ok(Some(pointer.version));
+        }
+        let now = self.clock.now_ms();
+        let cached = self.cache.lock().pointer.filter(|(_, at)| now.saturating_sub(*at) < POINTER_TTL_MS);
+        let pointer = match cached {
+            Some((pointer, _)) => Some(pointer),
+            None => {
+                let pointer: Option<SnapshotPointer> = self.read(POINTER_KEY).await?;
+                if let Some(p) = pointer {
+                    let mut cache = self.cache.lock();
+                    // Never step back to an older version a slower read returned.
+                    if cache.pointer.is_none_or(|(old, _)| old.version <= p.version) {
+                        cache.pointer = Some((p, now));
+                    }
+                }
+                pointer
+            }
+        };
+        let mut pinned = self.pinned.lock().expect("pin lock");
+        *pinned = pinned.or(pointer);
+        Ok(pinned.map(|p| p.version))
+    }
+
+    async fn product_arc(&self, sku: &Sku) -> Result<Option<Arc<Product>>, StoreError> {
+        let Some(version) = self.version().await? else { return Ok(None) };
+        let cache_key = (version, sku.clone());
+        if let Some(hit) = self.cache.lock().products.get(&cache_key) {
+            return Ok(hit.clone());
+        }
+        let product: Option<Product> = self.read(&product_key(version, sku)).await?;
+        let product = product.map(Arc::new);
+        self.cache.lock().products.put(cache_key, product.clone());
+        Ok(product)
+    }
+
+    async fn index(&self) -> Result<Arc<Vec<ProductSummary>>, StoreError> {
+        let Some(version) = self.version().await? else { return Ok(Arc::default()) };
+        if let Some((v, index)) = &self.cache.lock().index {
+            if *v == version {
+                return Ok(index.clone());
+            }
+        }
+        let key = index_key(version);
+        let index: Vec<ProductSummary> = self
+            .read(&key)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt { key, reason: "the snapshot has no product index".into() })?;
+        let index = Arc::new(index);
+        self.cache.lock().index = Some((version, index.clone()));
+        Ok(index)
+    }
+}
+
+impl<K: KvRead> CatalogStore for SnapshotCatalog<K> {
+    fn product<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<Product>, StoreError>> {
+        Box::pin(async move { Ok(self.product_arc(sku).await?.map(|p| (*p).clone())) })
+    }
+
+    fn products(&self) -> BoxFuture<'_, Result<Vec<ProductSummary>, StoreError>> {
+        Box::pin(async move { Ok(self.index().await?.as_ref().clone()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{ManualClock, MemoryKv};
+    use crate::Money;
+
+    fn product(sku: &str, title: &str) -> Product {
+        Product {
+            sku: Sku::parse(sku).unwrap(),
+            title: title.into(),
+            description: String::new(),
+            price: Money::new(100, "USD"),
+            category: "c".into(),
+            image: "/i.svg".into(),
+        }
+    }
+
+    struct Host {
+        kv: Arc<MemoryKv>,
+        cache: Arc<CatalogCache>,
+        clock: Arc<ManualClock>,
+    }
+
+    impl Host {
+        fn new() -> Self {
+            Self { kv: Arc::default(), cache: Arc::default(), clock: Arc::new(ManualClock::default()) }
+        }
+        fn request(&self) -> SnapshotCatalog<Arc<MemoryKv>> {
+            SnapshotCatalog::new(self.kv.clone(), self.cache.clone(), self.clock.clone())
+        }
+        fn publish(&self, products: &[Product]) -> u64 {
+            self.kv.publish_snapshot(products, self.clock.now_ms())
+        }
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    }
+
+    #[test]
+    fn nothing_published_reads_as_empty() {
+        let host = Host::new();
+        let req = host.request();
+        block_on(async {
+            assert_eq!(req.products().await.unwrap(), vec![]);
+            assert_eq!(req.product(&Sku::parse("A").unwrap()).await.unwrap(), None);
+        });
+        assert_eq!(req.pinned_version(), None);
+    }
+
+    #[test]
+    fn warm_reads_cost_no_kv_reads() {
+        let host = Host::new();
+        host.publish(&[product("A", "Apple"), product("B", "Banana")]);
+        let sku = Sku::parse("A").unwrap();
+        let cold = host.request();
+        block_on(async { assert_eq!(cold.product(&sku).await.unwrap().unwrap().title, "Apple") });
+        assert_eq!(cold.kv_reads(), 2, "pointer + product");
+        let warm = host.request();
+        block_on(async {
+            assert_eq!(warm.product(&sku).await.unwrap().unwrap().title, "Apple");
+            assert_eq!(warm.products().await.unwrap().len(), 2);
+        });
+        assert_eq!(warm.kv_reads(), 1, "only the index was new");
+        let warmer = host.request();
+        block_on(async {
+            warmer.product(&sku).await.unwrap();
+            warmer.products().await.unwrap();
+            // Unknown SKUs are cached as absent too.
+            warmer.product(&Sku::parse("NOPE").unwrap()).await.unwrap();
+            warmer.product(&Sku::parse("NOPE").unwrap()).await.unwrap();
+        });
+        assert_eq!(warmer.kv_reads(), 1, "the unknown SKU is read once, then cached");
+    }
+
+    #[test]
+    fn a_request_stays_on_its_version_and_new_requests_see_the_flip_after_the_ttl() {
+        let host = Host::new();
+        assert_eq!(host.publish(&[product("A", "Old")]), 1);
+        let sku = Sku::parse("A").unwrap();
+        let during = host.request();
+        block_on(async { assert_eq!(during.product(&sku).await.unwrap().unwrap().title, "Old") });
+        assert_eq!(host.publish(&[product("A", "New"), product("B", "Added")]), 2);
+        host.clock.advance(POINTER_TTL_MS);
+        block_on(async {
+            // The in-flight request still reads version 1 throughout.
+            assert_eq!(during.products().await.unwrap().len(), 1);
+        });
+        assert_eq!(during.pinned_version(), Some(1));
+        let after = host.request();
+        block_on(async { assert_eq!(after.product(&sku).await.unwrap().unwrap().title, "New") });
+        assert_eq!(after.pinned_version(), Some(2));
+    }
+
+    #[test]
+    fn pointer_is_cached_within_the_ttl() {
+        let host = Host::new();
+        host.publish(&[product("A", "Old")]);
+        block_on(host.request().products()).unwrap();
+        host.publish(&[product("A", "New")]);
+        host.clock.advance(POINTER_TTL_MS - 1);
+        let req = host.request();
+        block_on(req.products()).unwrap();
+        assert_eq!(req.pinned_version(), Some(1), "within the TTL the cached pointer is used");
+        assert_eq!(req.kv_reads(), 0);
+    }
+
+    #[test]
+    fn diff_reports_added_removed_and_changed_skus() {
+        let old = manifest(&[product("A", "Apple"), product("B", "Banana"), product("C", "Cherry")]);
+        let new = manifest(&[product("A", "Apple"), product("B", "Blueberry"), product("D", "Date")]);
+        let diff = SnapshotDiff::between(&old, &new);
+        let names = |skus: &[Sku]| skus.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(names(&diff.added), ["D"]);
+        assert_eq!(names(&diff.removed), ["C"]);
+        assert_eq!(names(&diff.changed), ["B"]);
+        assert!(SnapshotDiff::between(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn snapshot_entries_cover_every_product_manifest_and_index_last() {
+        let entries = snapshot_entries(&[product("A", "Apple"), product("B", "Banana")], 7);
+        let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["v7/product/A", "v7/product/B", "v7/manifest", "v7/index/products"]);
+        assert!(keys.iter().all(|k| k.starts_with(&version_prefix(7))));
+    }
+
+    #[test]
+    fn corrupt_values_are_errors_for_that_read_only() {
+        let host = Host::new();
+        host.publish(&[product("A", "Apple"), product("B", "Banana")]);
+        host.kv.put(&product_key(1, &Sku::parse("A").unwrap()), b"\xa1\x00garbage".to_vec());
+        let req = host.request();
+        block_on(async {
+            assert!(matches!(req.product(&Sku::parse("A").unwrap()).await, Err(StoreError::Corrupt { .. })));
+            assert_eq!(req.product(&Sku::parse("B").unwrap()).await.unwrap().unwrap().title, "Banana");
+        });
+        host.kv.put(POINTER_KEY, b"not cbor".to_vec());
+        host.clock.advance(POINTER_TTL_MS);
+        assert!(matches!(block_on(host.request().products()), Err(StoreError::Corrupt { .. })));
+    }
+}

@@ -1,0 +1,116 @@
+//! `shopctl`: the merchant's catalog tool.
+//!
+//! ```text
+//! shopctl validate origin/data/demo-catalog.json
+//! ADMIN_TOKEN=... shopctl diff origin/data/demo-catalog.json --edge http://127.0.0.1:8787
+//! ADMIN_TOKEN=... shopctl publish origin/data/demo-catalog.json --edge http://127.0.0.1:8787
+//! ```
+//! Exit codes: 0 success, 2 invalid catalog or refused publish, 1 anything else.
+
+use clap::{Parser, Subcommand};
+use origin::publish::{self, EdgeAdmin, PublishError};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "shopctl", about = "Validate, diff and publish catalogs to the edge")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct EdgeArgs {
+    /// Base URL of the edge worker (its admin API writes the catalog KV and seeds stock).
+    #[arg(long, default_value = "http://127.0.0.1:8787")]
+    edge: String,
+    /// The edge's admin token.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a catalog file and list every problem in it.
+    Validate { catalog: PathBuf },
+    /// Show what publishing the catalog would change: added, removed and changed SKUs.
+    Diff {
+        catalog: PathBuf,
+        #[command(flatten)]
+        edge: EdgeArgs,
+    },
+    /// Publish the catalog as the next snapshot version; seed stock for new SKUs only.
+    Publish {
+        catalog: PathBuf,
+        #[command(flatten)]
+        edge: EdgeArgs,
+    },
+}
+
+fn fail(e: PublishError) -> ExitCode {
+    eprintln!("shopctl: {e}");
+    match e {
+        PublishError::Invalid(_) | PublishError::Refused { .. } => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+fn print_diff(diff: &edge_core::snapshot::SnapshotDiff) {
+    let names = |skus: &[edge_core::Sku]| skus.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    println!("  added:   {} {}", diff.added.len(), names(&diff.added));
+    println!("  removed: {} {}", diff.removed.len(), names(&diff.removed));
+    println!("  changed: {} {}", diff.changed.len(), names(&diff.changed));
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Validate { catalog: path } => match publish::load_catalog(&path) {
+            Ok(catalog) => {
+                println!("{}: {} products, valid", path.display(), catalog.products.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        Command::Diff { catalog: path, edge } => {
+            let result = async {
+                let catalog = publish::load_catalog(&path)?;
+                publish::diff(&EdgeAdmin::new(&edge.edge, &edge.token)?, &catalog).await
+            };
+            match result.await {
+                Ok(diff) => {
+                    println!("{} against the live catalog at {}:", path.display(), edge.edge);
+                    print_diff(&diff);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Publish { catalog: path, edge } => {
+            let result = async {
+                let catalog = publish::load_catalog(&path)?;
+                let admin = EdgeAdmin::new(&edge.edge, &edge.token)?;
+                publish::publish(&admin, &catalog, |done, total| {
+                    eprint!("\rshopctl: wrote {done}/{total} keys");
+                    let _ = std::io::stderr().flush();
+                })
+                .await
+            };
+            match result.await {
+                Ok(report) => {
+                    eprintln!();
+                    println!(
+                        "published version {} ({} products) to {}; stock set for {} new SKUs, live stock kept for {}",
+                        report.version, report.products, edge.edge, report.stock.written, report.stock.kept
+                    );
+                    if let Some(diff) = &report.diff {
+                        print_diff(diff);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+    }
+}
