@@ -290,6 +290,61 @@ async fn browser_adds_to_cart_without_reload_and_sees_live_stock(ctx: &Ctx) -> C
     result
 }
 
+/// A reader loops over the home page and the API while a new version is published: every
+/// response is entirely from one version (its `X-Catalog-Version`), never a mix.
+async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
+    const MARK: &str = " (v2)";
+    let mut next = ctx.catalog.clone();
+    for p in &mut next.products {
+        p.title.push_str(MARK);
+    }
+    let edge = origin::publish::EdgeAdmin::new(&ctx.edge.base_url, &ctx.edge.admin_token).map_err(|e| e.to_string())?;
+    let live_before = ctx.get("/").await?;
+    ensure!(!live_before.1.contains(MARK), "v2 marker visible before publishing");
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let reader = async {
+        let mut seen = std::collections::BTreeMap::<String, usize>::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            for path in ["/", "/api/products"] {
+                let res = ctx.http.get(ctx.url(path)).send().await.map_err(|e| e.to_string())?;
+                let version = res.headers().get("x-catalog-version").and_then(|v| v.to_str().ok()).unwrap_or("none").to_owned();
+                let body = res.text().await.map_err(|e| e.to_string())?;
+                // Version 1 shows no marked title; version 2 shows every product and every
+                // occurrence of its title (markup and hydration data alike) marked.
+                let marked = body.matches(MARK).count();
+                if version == "2" {
+                    for p in &ctx.catalog.products {
+                        let (all, v2) = (body.matches(&p.title).count(), body.matches(&format!("{}{MARK}", p.title)).count());
+                        ensure!(v2 > 0 && all == v2, "{path} at version 2 shows {:?} {all} times, {v2} of them from version 2", p.title);
+                    }
+                } else {
+                    ensure!(marked == 0, "{path} at version {version} shows {marked} version-2 titles");
+                }
+                *seen.entry(version).or_default() += 1;
+            }
+            if stop.load(std::sync::atomic::Ordering::Relaxed) && seen.get("2").is_some_and(|&n| n >= 10) {
+                return Ok(seen);
+            }
+        }
+        Err(format!("the new version never showed: {seen:?}"))
+    };
+    let publisher = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let report = origin::publish::publish(&edge, &next, |_, _| {}).await.map_err(|e| e.to_string());
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        report
+    };
+    let (seen, report) = tokio::join!(reader, publisher);
+    let (seen, report) = (seen?, report?);
+    ensure!(report.version == 2, "published version {}", report.version);
+    ensure!(report.diff.as_ref().is_some_and(|d| d.changed.len() == next.products.len()), "diff {:?}", report.diff);
+    ensure!(seen.get("1").is_some_and(|&n| n > 0), "the reader never saw version 1 during the publish: {seen:?}");
+    println!("    reader saw {seen:?}");
+    Ok(())
+}
+
 type Check = for<'a> fn(&'a Ctx) -> BoxFuture<'a, CheckResult>;
 
 macro_rules! checks {
@@ -311,6 +366,8 @@ fn main() {
             concurrent_reserves_on_one_sku_never_oversell,
             concurrent_reserves_across_three_shards_never_oversell,
             browser_adds_to_cart_without_reload_and_sees_live_stock,
+            // Last: it changes the live catalog the checks above compare against.
+            republish_is_atomic_for_readers,
         ];
         let selected: Vec<_> = checks.into_iter().filter(|(name, _)| filter.as_deref().is_none_or(|f| name.contains(f))).collect();
 
