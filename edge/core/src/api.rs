@@ -5,13 +5,14 @@
 //! store is down. Nothing here answers 500.
 
 use crate::codec::from_cbor;
+use crate::listing::{self, ListingPage, ListingQuery};
 use crate::product::Sku;
 use crate::snapshot::{KvEntry, KvWrite, KV_KEY_BYTES_MAX, KV_VALUE_BYTES_MAX};
 use crate::stock::{ReserveOutcome, RESERVE_QTY_MAX};
 use crate::store::{Shop, StoreError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -87,6 +88,7 @@ fn no_store(body: serde_json::Value) -> Response {
 pub fn router(shop: Shop) -> Router {
     Router::new()
         .route("/api/products", get(list_products))
+        .route("/api/categories", get(list_categories))
         .route("/api/products/{sku}", get(get_product))
         .route("/api/stock/{sku}", get(get_stock))
         .route("/api/stock/{sku}/reserve", post(reserve_stock))
@@ -98,9 +100,38 @@ async fn unknown_route(Path(rest): Path<String>) -> ApiError {
     ApiError::NotFound(format!("no API route /api/{rest}"))
 }
 
-async fn list_products(State(shop): State<Shop>) -> Result<Response, ApiError> {
+/// Longest search query accepted.
+pub const QUERY_CHARS_MAX: usize = 200;
+
+/// A page of products: all, one category (`category=`), or search results (`q=`), with the
+/// listing filters, sort and page of [`ListingQuery`].
+pub async fn browse(shop: &Shop, params: &[(String, String)]) -> Result<ListingPage, ApiError> {
+    let query = ListingQuery::from_params(params.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(ApiError::BadRequest)?;
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty());
+    let category = param("category").map(listing::slug);
+    if let Some(q) = param("q") {
+        if q.chars().count() > QUERY_CHARS_MAX {
+            return Err(ApiError::BadRequest(format!("q is longer than {QUERY_CHARS_MAX} characters")));
+        }
+        let hits = shop.catalog.search(q).await?;
+        let in_category = hits.iter().filter(|p| category.as_ref().is_none_or(|c| listing::slug(&p.category) == *c));
+        return Ok(listing::page(in_category, &query, None));
+    }
+    if let Some(slug) = category {
+        let listing = shop.catalog.category(&slug).await?.ok_or_else(|| ApiError::NotFound(format!("no category {slug:?}")))?;
+        return Ok(listing::page(&listing.products, &query, Some(&listing.facets)));
+    }
     let products = shop.catalog.products().await?;
-    Ok(Json(json!({ "products": products })).into_response())
+    Ok(listing::page(products.iter(), &query, None))
+}
+
+async fn list_products(State(shop): State<Shop>, Query(params): Query<Vec<(String, String)>>) -> Result<Response, ApiError> {
+    Ok(Json(browse(&shop, &params).await?).into_response())
+}
+
+async fn list_categories(State(shop): State<Shop>) -> Result<Response, ApiError> {
+    let categories = shop.catalog.categories().await?;
+    Ok(Json(json!({ "categories": categories.as_ref() })).into_response())
 }
 
 async fn get_product(State(shop): State<Shop>, Path(sku): Path<String>) -> Result<Response, ApiError> {

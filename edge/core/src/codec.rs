@@ -40,6 +40,8 @@ mod tests {
             price: Money::new(1200, "USD"),
             category: "kitchen".into(),
             image: "/images/kitchen.svg".into(),
+            vendor: "Potter & Co".into(),
+            tags: vec!["ceramic".into()],
         }
     }
 

@@ -7,6 +7,8 @@
 //! - [`money`]: prices as integer minor units with their currency, and how they are shown.
 //! - [`product`]: SKUs, products, the merchant catalog file and its validation.
 //! - [`codec`]: CBOR (ciborium) encoding of everything stored in KV or sent to a shard.
+//! - [`listing`]: category listings: slugs, facets, filters, sorting, pages.
+//! - [`search`]: the text search index built at publish time and ranked at the edge.
 //! - [`shard`]: the stable SKU -> stock shard mapping.
 //! - [`snapshot`]: versioned catalog snapshots in KV and the cached, version-pinned reader.
 //! - [`stock`]: the per-shard stock state machine and the shard wire protocol.
@@ -21,8 +23,10 @@
 //! SKU to exactly one shard ([`shard::SkuShard::of`]); that shard is the only writer of its stock.
 
 pub mod codec;
+pub mod listing;
 pub mod money;
 pub mod product;
+pub mod search;
 pub mod shard;
 pub mod snapshot;
 pub mod stock;

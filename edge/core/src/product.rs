@@ -62,6 +62,11 @@ pub struct Product {
     pub category: String,
     /// Site-relative (`/images/x.svg`) or absolute `https://` image URL.
     pub image: String,
+    #[serde(default)]
+    pub vendor: String,
+    /// Lower-case tags, sorted and unique.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// What a product grid needs of a product; the product index holds one per product.
@@ -72,6 +77,10 @@ pub struct ProductSummary {
     pub price: Money,
     pub category: String,
     pub image: String,
+    #[serde(default)]
+    pub vendor: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl From<&Product> for ProductSummary {
@@ -82,6 +91,8 @@ impl From<&Product> for ProductSummary {
             price: p.price.clone(),
             category: p.category.clone(),
             image: p.image.clone(),
+            vendor: p.vendor.clone(),
+            tags: p.tags.clone(),
         }
     }
 }
@@ -99,6 +110,10 @@ pub struct CatalogEntry {
     pub currency: Option<String>,
     pub category: String,
     pub image: String,
+    #[serde(default)]
+    pub vendor: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// Units on hand at first publish.
     pub stock: i64,
 }
@@ -136,6 +151,9 @@ pub struct Catalog {
     /// Initial stock per product, in the same order as `products`.
     pub stock: Vec<u32>,
 }
+
+/// Tags one product may carry.
+pub const TAGS_PER_PRODUCT_MAX: usize = 32;
 
 /// Entries a catalog may hold; a bound on every publish.
 pub const CATALOG_PRODUCTS_MAX: usize = 100_000;
@@ -203,14 +221,22 @@ impl Catalog {
             if units.is_none() {
                 bad("stock", format!("stock {} is not a count of units", entry.stock));
             }
+            let mut tags: Vec<String> = entry.tags.iter().map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty()).collect();
+            tags.sort();
+            tags.dedup();
+            if tags.len() > TAGS_PER_PRODUCT_MAX {
+                bad("tags", format!("{} tags; at most {TAGS_PER_PRODUCT_MAX}", tags.len()));
+            }
             if let (Some(sku), Some(minor), Some(units)) = (sku, price_minor, units) {
                 products.push(Product {
                     sku,
                     title: entry.title,
                     description: entry.description,
                     price: Money { minor, currency },
-                    category: entry.category,
+                    category: entry.category.trim().to_owned(),
                     image: entry.image,
+                    vendor: entry.vendor.trim().to_owned(),
+                    tags,
                 });
                 stock.push(units);
             }

@@ -13,11 +13,14 @@
 //! no KV read at all; [`SnapshotCatalog::kv_reads`] counts the reads of one request.
 
 use crate::codec::{from_cbor, to_cbor};
+use crate::listing::{self, CategoryInfo, CategoryListing};
 use crate::product::{Product, ProductSummary, Sku};
+use crate::search::SearchIndex;
 use crate::shard::fnv1a_64;
 use crate::store::{BoxFuture, CatalogStore, StoreError};
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,8 +30,10 @@ use std::sync::{Arc, Mutex};
 pub const POINTER_KEY: &str = "catalog/current";
 /// How long a reader trusts its cached pointer before reading it again.
 pub const POINTER_TTL_MS: u64 = 5_000;
-/// Decoded products kept per isolate (about 1 KiB each).
-pub const PRODUCT_CACHE_ENTRIES: usize = 20_000;
+/// Decoded values kept per isolate: products (about 1 KiB each), listings, indexes.
+pub const CACHE_ENTRIES: usize = 20_000;
+/// Search results returned at most (ranked; the rest are dropped).
+pub const SEARCH_RESULTS_MAX: usize = 1_000;
 
 pub fn product_key(version: u64, sku: &Sku) -> String {
     format!("v{version}/product/{sku}")
@@ -36,6 +41,18 @@ pub fn product_key(version: u64, sku: &Sku) -> String {
 
 pub fn index_key(version: u64) -> String {
     format!("v{version}/index/products")
+}
+
+pub fn categories_key(version: u64) -> String {
+    format!("v{version}/categories")
+}
+
+pub fn category_key(version: u64, slug: &str) -> String {
+    format!("v{version}/category/{slug}")
+}
+
+pub fn search_key(version: u64) -> String {
+    format!("v{version}/search")
 }
 
 /// The (SKU, content hash) list of a version, for `diff` and change reports.
@@ -93,13 +110,19 @@ impl SnapshotDiff {
     }
 }
 
-/// Every key and CBOR value of snapshot `version`: products, manifest, and the index last. The
-/// pointer is not included: a publisher writes these first and the pointer after them.
+/// Every key and CBOR value of snapshot `version`: products, manifest, category listings, the
+/// search index, and the product index last. The pointer is not included: a publisher writes
+/// these first and the pointer after them.
 pub fn snapshot_entries(products: &[Product], version: u64) -> Vec<(String, Vec<u8>)> {
     let mut entries: Vec<(String, Vec<u8>)> =
         products.iter().map(|p| (product_key(version, &p.sku), to_cbor(p))).collect();
     entries.push((manifest_key(version), to_cbor(&manifest(products))));
     let index: Vec<ProductSummary> = products.iter().map(ProductSummary::from).collect();
+    entries.push((categories_key(version), to_cbor(&listing::categories(&index))));
+    for listing in listing::category_listings(&index) {
+        entries.push((category_key(version, &listing.category.slug), to_cbor(&listing)));
+    }
+    entries.push((search_key(version), to_cbor(&SearchIndex::build(products))));
     entries.push((index_key(version), to_cbor(&index)));
     entries
 }
@@ -132,10 +155,13 @@ pub trait Clock: Send + Sync {
     fn now_ms(&self) -> u64;
 }
 
+/// A decoded value of any type, or `None` for a key known to be absent.
+type CachedValue = Option<Arc<dyn Any + Send + Sync>>;
+
 struct CacheState {
     pointer: Option<(SnapshotPointer, u64)>,
-    index: Option<(u64, Arc<Vec<ProductSummary>>)>,
-    products: LruCache<(u64, Sku), Option<Arc<Product>>>,
+    /// Keyed by the full KV key, which names its version: entries of old versions simply age out.
+    values: LruCache<String, CachedValue>,
 }
 
 /// The per-isolate cache shared by all requests. Cheap to lock: no I/O happens under the lock.
@@ -144,9 +170,9 @@ pub struct CatalogCache {
 }
 
 impl CatalogCache {
-    pub fn new(product_entries: usize) -> Self {
-        let capacity = NonZeroUsize::new(product_entries.max(1)).expect("capacity is at least 1");
-        Self { state: Mutex::new(CacheState { pointer: None, index: None, products: LruCache::new(capacity) }) }
+    pub fn new(entries: usize) -> Self {
+        let capacity = NonZeroUsize::new(entries.max(1)).expect("capacity is at least 1");
+        Self { state: Mutex::new(CacheState { pointer: None, values: LruCache::new(capacity) }) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
@@ -158,7 +184,7 @@ impl CatalogCache {
 
 impl Default for CatalogCache {
     fn default() -> Self {
-        Self::new(PRODUCT_CACHE_ENTRIES)
+        Self::new(CACHE_ENTRIES)
     }
 }
 
@@ -223,43 +249,68 @@ impl<K: KvRead> SnapshotCatalog<K> {
         Ok(pinned.map(|p| p.version))
     }
 
-    async fn product_arc(&self, sku: &Sku) -> Result<Option<Arc<Product>>, StoreError> {
+    /// The decoded value under `key` of the pinned version, from the cache or KV.
+    async fn cached<T>(&self, key: impl FnOnce(u64) -> String) -> Result<Option<Arc<T>>, StoreError>
+    where
+        T: serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
         let Some(version) = self.version().await? else { return Ok(None) };
-        let cache_key = (version, sku.clone());
-        if let Some(hit) = self.cache.lock().products.get(&cache_key) {
-            return Ok(hit.clone());
+        let key = key(version);
+        if let Some(hit) = self.cache.lock().values.get(&key) {
+            return Ok(hit.clone().and_then(|v| v.downcast::<T>().ok()));
         }
-        let product: Option<Product> = self.read(&product_key(version, sku)).await?;
-        let product = product.map(Arc::new);
-        self.cache.lock().products.put(cache_key, product.clone());
-        Ok(product)
+        let value: Option<Arc<T>> = self.read::<T>(&key).await?.map(Arc::new);
+        let erased: CachedValue = value.clone().map(|v| v as Arc<dyn Any + Send + Sync>);
+        self.cache.lock().values.put(key, erased);
+        Ok(value)
     }
 
-    async fn index(&self) -> Result<Arc<Vec<ProductSummary>>, StoreError> {
-        let Some(version) = self.version().await? else { return Ok(Arc::default()) };
-        if let Some((v, index)) = &self.cache.lock().index {
-            if *v == version {
-                return Ok(index.clone());
-            }
+    /// A value every published snapshot has; its absence means the snapshot is broken.
+    async fn required<T>(&self, key: impl Fn(u64) -> String) -> Result<Arc<T>, StoreError>
+    where
+        T: serde::de::DeserializeOwned + Send + Sync + Default + 'static,
+    {
+        match self.version().await? {
+            None => Ok(Arc::default()),
+            Some(version) => self.cached::<T>(&key).await?.ok_or_else(|| StoreError::Corrupt {
+                key: key(version),
+                reason: "missing from the published snapshot".into(),
+            }),
         }
-        let key = index_key(version);
-        let index: Vec<ProductSummary> = self
-            .read(&key)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt { key, reason: "the snapshot has no product index".into() })?;
-        let index = Arc::new(index);
-        self.cache.lock().index = Some((version, index.clone()));
-        Ok(index)
     }
 }
 
 impl<K: KvRead> CatalogStore for SnapshotCatalog<K> {
     fn product<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<Product>, StoreError>> {
-        Box::pin(async move { Ok(self.product_arc(sku).await?.map(|p| (*p).clone())) })
+        Box::pin(async move {
+            let product = self.cached::<Product>(|v| product_key(v, sku)).await?;
+            Ok(product.map(|p| (*p).clone()))
+        })
     }
 
-    fn products(&self) -> BoxFuture<'_, Result<Vec<ProductSummary>, StoreError>> {
-        Box::pin(async move { Ok(self.index().await?.as_ref().clone()) })
+    fn products(&self) -> BoxFuture<'_, Result<Arc<Vec<ProductSummary>>, StoreError>> {
+        Box::pin(self.required(index_key))
+    }
+
+    fn categories(&self) -> BoxFuture<'_, Result<Arc<Vec<CategoryInfo>>, StoreError>> {
+        Box::pin(self.required(categories_key))
+    }
+
+    fn category<'a>(&'a self, slug: &'a str) -> BoxFuture<'a, Result<Option<Arc<CategoryListing>>, StoreError>> {
+        Box::pin(self.cached(move |v| category_key(v, slug)))
+    }
+
+    fn search<'a>(&'a self, query: &'a str) -> BoxFuture<'a, Result<Vec<ProductSummary>, StoreError>> {
+        Box::pin(async move {
+            let index = self.required::<SearchIndex>(search_key).await?;
+            let products = self.products().await?;
+            Ok(index
+                .search(query)
+                .into_iter()
+                .filter_map(|position| products.get(position as usize).cloned())
+                .take(SEARCH_RESULTS_MAX)
+                .collect())
+        })
     }
 }
 
@@ -277,6 +328,8 @@ mod tests {
             price: Money::new(100, "USD"),
             category: "c".into(),
             image: "/i.svg".into(),
+            vendor: String::new(),
+            tags: vec![],
         }
     }
 
@@ -307,7 +360,7 @@ mod tests {
         let host = Host::new();
         let req = host.request();
         block_on(async {
-            assert_eq!(req.products().await.unwrap(), vec![]);
+            assert!(req.products().await.unwrap().is_empty());
             assert_eq!(req.product(&Sku::parse("A").unwrap()).await.unwrap(), None);
         });
         assert_eq!(req.pinned_version(), None);
@@ -386,7 +439,10 @@ mod tests {
     fn snapshot_entries_cover_every_product_manifest_and_index_last() {
         let entries = snapshot_entries(&[product("A", "Apple"), product("B", "Banana")], 7);
         let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["v7/product/A", "v7/product/B", "v7/manifest", "v7/index/products"]);
+        assert_eq!(
+            keys,
+            ["v7/product/A", "v7/product/B", "v7/manifest", "v7/categories", "v7/category/c", "v7/search", "v7/index/products"]
+        );
         assert!(keys.iter().all(|k| k.starts_with(&version_prefix(7))));
     }
 

@@ -3,6 +3,7 @@
 //! Futures are boxed and `Send` so the traits are object-safe and work inside axum handlers. On
 //! Cloudflare (single-threaded wasm) the host wraps its non-`Send` JS futures to satisfy the bound.
 
+use crate::listing::{CategoryInfo, CategoryListing};
 use crate::product::{Product, ProductSummary, Sku};
 use crate::shard::SkuShard;
 use crate::stock::{ReserveOutcome, ShardReply, ShardRequest};
@@ -32,8 +33,14 @@ pub enum StoreError {
 pub trait CatalogStore: Send + Sync {
     /// The product, or `None` when the catalog has no such SKU.
     fn product<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<Product>, StoreError>>;
-    /// Summaries of every product, for grids. Empty when nothing is published yet.
-    fn products(&self) -> BoxFuture<'_, Result<Vec<ProductSummary>, StoreError>>;
+    /// Summaries of every product, in catalog order. Empty when nothing is published yet.
+    fn products(&self) -> BoxFuture<'_, Result<Arc<Vec<ProductSummary>>, StoreError>>;
+    /// Categories with their product counts, by name.
+    fn categories(&self) -> BoxFuture<'_, Result<Arc<Vec<CategoryInfo>>, StoreError>>;
+    /// A category's products and facets, or `None` for an unknown slug.
+    fn category<'a>(&'a self, slug: &'a str) -> BoxFuture<'a, Result<Option<Arc<CategoryListing>>, StoreError>>;
+    /// Products matching a text query, best match first.
+    fn search<'a>(&'a self, query: &'a str) -> BoxFuture<'a, Result<Vec<ProductSummary>, StoreError>>;
 }
 
 /// Sends one request to one shard and returns its reply. Hosts implement this; the SKU routing

@@ -255,3 +255,35 @@ async fn admin_kv_writes_batches_and_reads_values_back() {
     }
     assert_eq!(host.kv.keys(), ["v1/x", "v1/y"], "rejected batches write nothing");
 }
+
+#[tokio::test]
+async fn browse_categories_filters_and_search() {
+    let host = published().await;
+    let (status, body) = call(&host, "GET", "/api/categories", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["categories"], json!([{"slug": "kitchen", "name": "kitchen", "products": 2}]));
+
+    let (status, body) = call(&host, "GET", "/api/products?category=kitchen&sort=price-desc", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let skus: Vec<&str> = body["products"].as_array().unwrap().iter().map(|p| p["sku"].as_str().unwrap()).collect();
+    assert_eq!(skus, ["POT-2", "MUG-1"]);
+    assert_eq!((body["total"].as_u64(), body["pages"].as_u64()), (Some(2), Some(1)));
+
+    let (_, body) = call(&host, "GET", "/api/products?category=kitchen&price=0-25", None, None).await;
+    assert_eq!(body["total"], 1, "only the 12.00 mug is under 25: {body}");
+
+    let (_, body) = call(&host, "GET", "/api/products?q=teapot", None, None).await;
+    assert_eq!(body["products"][0]["sku"], "POT-2");
+    assert_eq!(body["total"], 1);
+
+    for (uri, expected) in [
+        ("/api/products?category=garden", StatusCode::NOT_FOUND),
+        ("/api/products?price=cheap", StatusCode::BAD_REQUEST),
+        ("/api/products?page=0", StatusCode::BAD_REQUEST),
+    ] {
+        let (status, body) = call(&host, "GET", uri, None, None).await;
+        assert_eq!(status, expected, "{uri}: {body}");
+    }
+    let long = format!("/api/products?q={}", "a".repeat(201));
+    assert_eq!(call(&host, "GET", &long, None, None).await.0, StatusCode::BAD_REQUEST);
+}
