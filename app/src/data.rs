@@ -4,7 +4,8 @@
 //! same call becomes a POST to `/_sfn/...` on the worker. Store failures come back as errors that
 //! pages turn into a notice, never as a crash.
 
-use edge_core::{Product, ProductSummary};
+use edge_core::listing::{CategoryInfo, ListingPage};
+use edge_core::Product;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -36,11 +37,38 @@ mod ssr {
     }
 }
 
-/// Every product, for the home page grid.
-#[server(prefix = "/_sfn", endpoint = "products")]
-pub async fn list_products() -> Result<Vec<ProductSummary>, ServerFnError> {
+/// Categories with their product counts, for navigation.
+#[server(prefix = "/_sfn", endpoint = "categories")]
+pub async fn list_categories() -> Result<Vec<CategoryInfo>, ServerFnError> {
     let shop = ssr::shop()?;
-    shop.catalog.products().await.map_err(ssr::unavailable)
+    Ok(shop.catalog.categories().await.map_err(ssr::unavailable)?.as_ref().clone())
+}
+
+/// Why a listing could not be shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BrowseError {
+    /// Bad filter, sort or page in the URL (400).
+    BadQuery(String),
+    /// No such category (404).
+    NoSuchCategory,
+}
+
+/// A listing page: all products, a category (`category`), or search results (`q`), filtered,
+/// sorted and paged by the other URL parameters.
+#[server(prefix = "/_sfn", endpoint = "browse")]
+pub async fn browse(
+    params: std::collections::BTreeMap<String, String>,
+) -> Result<Result<ListingPage, BrowseError>, ServerFnError> {
+    use edge_core::api::{browse, ApiError};
+    let shop = ssr::shop()?;
+    let params: Vec<(String, String)> = params.into_iter().collect();
+    match browse(&shop, &params).await {
+        Ok(page) => Ok(Ok(page)),
+        Err(ApiError::BadRequest(message)) => Ok(Err(BrowseError::BadQuery(message))),
+        Err(ApiError::NotFound(_)) => Ok(Err(BrowseError::NoSuchCategory)),
+        Err(ApiError::Store(e)) => Err(ssr::unavailable(e)),
+        Err(other) => Err(ServerFnError::new(format!("{other:?}"))),
+    }
 }
 
 /// A product and its live stock, or `None` for an unknown SKU.

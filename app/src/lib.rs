@@ -59,11 +59,17 @@ pub fn App() -> impl IntoView {
         <Router>
             <header class="site-header">
                 <A href="/" attr:class="brand">"Edge Shop"</A>
+                <form class="header-search" action="/search" method="get" role="search">
+                    <input type="search" name="q" placeholder="Search" aria-label="Search products" />
+                </form>
                 <cart::CartBadge />
             </header>
+            <routes::CategoryNav />
             <main>
                 <Routes fallback=routes::NotFound>
                     <Route path=path!("/") view=routes::HomePage ssr=SsrMode::Async />
+                    <Route path=path!("/c/:slug") view=routes::CategoryPage ssr=SsrMode::Async />
+                    <Route path=path!("/search") view=routes::SearchPage ssr=SsrMode::Async />
                     <Route path=path!("/p/:sku") view=routes::ProductPage ssr=SsrMode::Async />
                 </Routes>
             </main>

@@ -2,6 +2,9 @@
 //! JSON API, for any host that can supply a [`Shop`].
 
 use crate::{shell, App, BUNDLE_NAME};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::Router;
 use edge_core::Shop;
 use leptos::config::LeptosOptions;
@@ -21,7 +24,8 @@ pub fn leptos_options() -> LeptosOptions {
 /// step; registering twice is harmless.
 pub fn register_server_functions() {
     use leptos::server_fn::axum::register_explicit;
-    register_explicit::<crate::data::ListProducts>();
+    register_explicit::<crate::data::ListCategories>();
+    register_explicit::<crate::data::Browse>();
     register_explicit::<crate::data::ProductDetail>();
     register_explicit::<crate::data::StockLevel>();
 }
@@ -40,9 +44,70 @@ pub fn storefront_router(shop: Shop, options: LeptosOptions) -> Router {
         move || shell(options.clone())
     };
     let not_found = render_app_async_with_context(context.clone(), app_shell.clone());
-    Router::new()
+    let pages = Router::new()
         .leptos_routes_with_context(&options, routes, context, app_shell)
         .fallback(move |req| not_found(req))
         .with_state(options)
+        .layer(axum::middleware::map_response(html_cache_headers));
+    let sitemap_shop = shop.clone();
+    pages
+        .route("/sitemap.xml", get(move |headers: HeaderMap| sitemap(sitemap_shop.clone(), headers)))
+        .route("/robots.txt", get(robots))
         .merge(edge_core::api::router(shop))
+}
+
+/// Pages may be served from an edge cache for a short while and revalidated in the background;
+/// the live parts (stock, cart) refresh in the browser.
+pub const HTML_CACHE_CONTROL: &str = "public, max-age=0, s-maxage=30, stale-while-revalidate=300";
+
+async fn html_cache_headers(mut response: Response) -> Response {
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if is_html && response.status() == StatusCode::OK && !response.headers().contains_key(header::CACHE_CONTROL) {
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(HTML_CACHE_CONTROL));
+    }
+    response
+}
+
+/// URLs one sitemap file may list (the sitemaps.org limit).
+const SITEMAP_URLS_MAX: usize = 50_000;
+
+fn origin_of(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let scheme = if host.starts_with("127.0.0.1") || host.starts_with("localhost") { "http" } else { "https" };
+    format!("{scheme}://{host}")
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The home page, every category and every product of the live snapshot.
+async fn sitemap(shop: Shop, headers: HeaderMap) -> Response {
+    let origin = origin_of(&headers);
+    let (categories, products) = futures::join!(shop.catalog.categories(), shop.catalog.products());
+    let (Ok(categories), Ok(products)) = (categories, products) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "30")], "catalog unavailable").into_response();
+    };
+    let paths = std::iter::once("/".to_string())
+        .chain(categories.iter().map(|c| format!("/c/{}", c.slug)))
+        .chain(products.iter().map(|p| format!("/p/{}", p.sku)))
+        .take(SITEMAP_URLS_MAX);
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n");
+    for path in paths {
+        xml.push_str(&format!("  <url><loc>{}</loc></url>\n", xml_escape(&format!("{origin}{path}"))));
+    }
+    xml.push_str("</urlset>\n");
+    ([(header::CONTENT_TYPE, "application/xml"), (header::CACHE_CONTROL, "public, max-age=300")], xml).into_response()
+}
+
+async fn robots(headers: HeaderMap) -> Response {
+    let body = format!(
+        "User-agent: *\nDisallow: /api/\nDisallow: /_sfn/\nDisallow: /_admin/\nDisallow: /search\nSitemap: {}/sitemap.xml\n",
+        origin_of(&headers)
+    );
+    ([(header::CONTENT_TYPE, "text/plain"), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
 }

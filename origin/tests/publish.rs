@@ -91,7 +91,8 @@ async fn large_catalogs_go_in_batches() {
     let batches = std::sync::Mutex::new(Vec::new());
     let report = publish(&edge, &catalog(&entries), |done, total| batches.lock().unwrap().push((done, total))).await.unwrap();
     assert_eq!(report.products, 1_203);
-    // 1203 products + manifest + index = 1205 keys in batches of 500.
-    assert_eq!(*batches.lock().unwrap(), vec![(500, 1205), (1000, 1205), (1205, 1205)]);
-    assert_eq!(kv.keys().len(), 1206, "1205 version keys + the pointer");
+    // 1203 products + manifest + categories + 1 category listing + search + index = 1208 keys,
+    // in batches of 500.
+    assert_eq!(*batches.lock().unwrap(), vec![(500, 1208), (1000, 1208), (1208, 1208)]);
+    assert_eq!(kv.keys().len(), 1209, "1208 version keys + the pointer");
 }

@@ -82,18 +82,134 @@ fn html_text(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-async fn home_page_is_server_rendered_with_every_product(ctx: &Ctx) -> CheckResult {
+/// SKUs of the product cards in a listing page, in order.
+fn listed_skus(html: &str) -> Vec<String> {
+    html.split("<li data-sku=\"").skip(1).filter_map(|rest| rest.split('"').next()).map(str::to_owned).collect()
+}
+
+/// The `rel="next"` link of a listing page, if any.
+fn next_link(html: &str) -> Option<String> {
+    let at = html.find("rel=\"next\" href=\"")? + "rel=\"next\" href=\"".len();
+    Some(html[at..].split('"').next()?.replace("&amp;", "&"))
+}
+
+/// Follows a listing's pages from `path`, returning every SKU listed.
+async fn all_listed(ctx: &Ctx, path: &str) -> Result<Vec<String>, String> {
+    let mut skus = Vec::new();
+    let mut next = Some(path.to_owned());
+    for _ in 0..100 {
+        let Some(path) = next.take() else { return Ok(skus) };
+        let (status, html) = ctx.get(&path).await?;
+        ensure!(status == StatusCode::OK, "{path} answered {status}");
+        skus.extend(listed_skus(&html));
+        next = next_link(&html);
+    }
+    Err(format!("{path}: more than 100 pages"))
+}
+
+async fn home_page_is_server_rendered_with_products_and_categories(ctx: &Ctx) -> CheckResult {
     let (status, html) = ctx.get("/").await?;
     ensure!(status == StatusCode::OK, "GET / answered {status}");
-    for product in &ctx.catalog.products {
+    let first_page: Vec<String> = ctx.catalog.products.iter().take(24).map(|p| p.sku.to_string()).collect();
+    ensure!(listed_skus(&html) == first_page, "home page lists {:?}", listed_skus(&html));
+    for product in ctx.catalog.products.iter().take(24) {
         let title = html_text(&product.title);
         ensure!(html.contains(&title), "home page lacks {title:?}");
-        let card = format!("href=\"/p/{}\"", product.sku);
-        ensure!(html.contains(&card), "home page lacks a link {card}");
+        ensure!(html.contains(&product.price.to_string()), "home page lacks the price of {}", product.sku);
     }
-    let prices = ctx.catalog.products.iter().filter(|p| html.contains(&p.price.to_string())).count();
-    ensure!(prices == ctx.catalog.products.len(), "only {prices} prices shown");
+    let categories: BTreeSet<String> = ctx.catalog.products.iter().map(|p| edge_core::listing::slug(&p.category)).collect();
+    for slug in &categories {
+        ensure!(html.contains(&format!("href=\"/c/{slug}\"")), "home page has no link to category {slug}");
+    }
+    ensure!(next_link(&html).as_deref() == Some("/?page=2"), "home page next link {:?}", next_link(&html));
     ensure!(html.contains("/pkg/shop.js"), "home page does not load the hydrate bundle");
+    let all = all_listed(ctx, "/").await?;
+    let expected: Vec<String> = ctx.catalog.products.iter().map(|p| p.sku.to_string()).collect();
+    ensure!(all == expected, "paging through / lists {} of {} products", all.len(), expected.len());
+    Ok(())
+}
+
+async fn every_product_is_listed_in_its_category(ctx: &Ctx) -> CheckResult {
+    let categories: BTreeSet<String> = ctx.catalog.products.iter().map(|p| edge_core::listing::slug(&p.category)).collect();
+    for slug in categories {
+        let listed = all_listed(ctx, &format!("/c/{slug}")).await?;
+        let expected: Vec<String> = ctx.catalog.products.iter().filter(|p| edge_core::listing::slug(&p.category) == slug).map(|p| p.sku.to_string()).collect();
+        ensure!(listed == expected, "/c/{slug} lists {listed:?}, expected {expected:?}");
+    }
+    let (status, _) = ctx.get("/c/no-such-category").await?;
+    ensure!(status == StatusCode::NOT_FOUND, "unknown category answered {status}");
+    let (status, _) = ctx.get("/c/kitchen?price=cheap").await?;
+    ensure!(status == StatusCode::BAD_REQUEST, "bad facet value answered {status}");
+    Ok(())
+}
+
+async fn facets_filter_and_sort_listings(ctx: &Ctx) -> CheckResult {
+    use edge_core::listing::{slug, PriceBand};
+    let in_apparel = |p: &&edge_core::Product| slug(&p.category) == "apparel";
+    let band = PriceBand::From100To200;
+    let (status, html) = ctx.get(&format!("/c/apparel?price={}", band.slug())).await?;
+    ensure!(status == StatusCode::OK, "price facet answered {status}");
+    let expected: Vec<String> = ctx.catalog.products.iter().filter(in_apparel).filter(|p| PriceBand::of(p.price.minor) == band).map(|p| p.sku.to_string()).collect();
+    ensure!(!expected.is_empty(), "the demo has apparel at 100-200");
+    ensure!(listed_skus(&html) == expected, "price facet lists {:?}, expected {expected:?}", listed_skus(&html));
+    ensure!(html.contains(&format!("data-total=\"{}\"", expected.len())), "price facet total");
+
+    let vendor = "Northline";
+    let (_, html) = ctx.get(&format!("/c/apparel?vendor={vendor}&sort=price-asc")).await?;
+    let mut expected: Vec<&edge_core::Product> = ctx.catalog.products.iter().filter(in_apparel).filter(|p| p.vendor == vendor).collect();
+    expected.sort_by_key(|p| p.price.minor);
+    let expected: Vec<String> = expected.iter().map(|p| p.sku.to_string()).collect();
+    ensure!(listed_skus(&html) == expected, "vendor facet sorted by price lists {:?}, expected {expected:?}", listed_skus(&html));
+
+    let (status, body) = ctx.json("GET", "/api/products?category=apparel&tag=gift&sort=price-desc", None).await?;
+    ensure!(status == StatusCode::OK, "API listing {status}");
+    let prices: Vec<u64> = body["products"].as_array().into_iter().flatten().filter_map(|p| p["price"]["minor"].as_u64()).collect();
+    ensure!(!prices.is_empty() && prices.windows(2).all(|w| w[0] >= w[1]), "API price-desc order {prices:?}");
+    Ok(())
+}
+
+async fn search_finds_and_ranks_products(ctx: &Ctx) -> CheckResult {
+    let (status, html) = ctx.get("/search?q=mug").await?;
+    ensure!(status == StatusCode::OK, "search answered {status}");
+    let mug = ctx.catalog.products.iter().find(|p| p.title == "Stoneware Mug").ok_or("demo has the mug")?;
+    ensure!(listed_skus(&html).first() == Some(&mug.sku.to_string()), "search for mug lists {:?}", listed_skus(&html));
+    let (_, body) = ctx.json("GET", "/api/products?q=wireless%20headphones", None).await?;
+    ensure!(body["products"][0]["title"] == "Wireless Headphones", "API search: {}", body["products"][0]);
+    let (_, html) = ctx.get("/search?q=zzzzqqq").await?;
+    ensure!(listed_skus(&html).is_empty() && html.contains("data-total=\"0\""), "a search without hits lists products");
+    Ok(())
+}
+
+async fn seo_tags_sitemap_robots_and_cache_headers(ctx: &Ctx) -> CheckResult {
+    let product = &ctx.catalog.products[2];
+    let path = format!("/p/{}", product.sku);
+    let res = ctx.http.get(ctx.url(&path)).send().await.map_err(|e| e.to_string())?;
+    let cache = res.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    ensure!(cache.contains("stale-while-revalidate") && cache.contains("s-maxage"), "{path} Cache-Control {cache:?}");
+    let html = res.text().await.map_err(|e| e.to_string())?;
+    let href = format!("href=\"{}\"", ctx.url(&path));
+    let canonical = html.split("<link ").any(|tag| {
+        let tag = tag.split('>').next().unwrap_or_default();
+        tag.contains("rel=\"canonical\"") && tag.contains(&href)
+    });
+    ensure!(canonical, "{path} lacks a canonical link with {href}");
+    ensure!(html.contains(&format!("<meta property=\"og:title\" content=\"{}\"", html_text(&product.title))), "{path} lacks og:title");
+    let ld_start = html.find("<script type=\"application/ld+json\">").ok_or(format!("{path} has no JSON-LD"))?;
+    let ld = &html[ld_start..];
+    let ld = &ld[ld.find('>').unwrap() + 1..ld.find("</script>").unwrap()];
+    let ld: Value = serde_json::from_str(ld).map_err(|e| format!("JSON-LD does not parse: {e}"))?;
+    ensure!(ld["@type"] == "Product" && ld["sku"] == product.sku.as_str(), "JSON-LD {ld}");
+    let price = format!("{}.{:02}", product.price.minor / 100, product.price.minor % 100);
+    ensure!(ld["offers"]["price"] == price.as_str() && ld["offers"]["priceCurrency"] == "USD", "JSON-LD offer {}", ld["offers"]);
+
+    let (status, sitemap) = ctx.get("/sitemap.xml").await?;
+    ensure!(status == StatusCode::OK, "sitemap {status}");
+    for p in &ctx.catalog.products {
+        let loc = format!("<loc>{}</loc>", ctx.url(&format!("/p/{}", p.sku)));
+        ensure!(sitemap.contains(&loc), "sitemap lacks {loc}");
+    }
+    let (status, robots) = ctx.get("/robots.txt").await?;
+    ensure!(status == StatusCode::OK && robots.contains(&format!("Sitemap: {}", ctx.url("/sitemap.xml"))), "robots.txt: {robots}");
     Ok(())
 }
 
@@ -146,10 +262,17 @@ async fn unknown_pages_answer_404_with_a_page(ctx: &Ctx) -> CheckResult {
 }
 
 async fn json_api_follows_its_contract(ctx: &Ctx) -> CheckResult {
-    let (status, body) = ctx.json("GET", "/api/products", None).await?;
-    ensure!(status == StatusCode::OK, "/api/products: {status}");
-    let listed: BTreeSet<&str> = body["products"].as_array().into_iter().flatten().filter_map(|p| p["sku"].as_str()).collect();
-    let expected: BTreeSet<&str> = ctx.catalog.products.iter().map(|p| p.sku.as_str()).collect();
+    let mut listed: BTreeSet<String> = BTreeSet::new();
+    for page in 1.. {
+        let (status, body) = ctx.json("GET", &format!("/api/products?page={page}"), None).await?;
+        ensure!(status == StatusCode::OK, "/api/products: {status}");
+        listed.extend(body["products"].as_array().into_iter().flatten().filter_map(|p| p["sku"].as_str().map(str::to_owned)));
+        if body["page"] == body["pages"] {
+            break;
+        }
+        ensure!(page < 10, "/api/products pages never end");
+    }
+    let expected: BTreeSet<String> = ctx.catalog.products.iter().map(|p| p.sku.to_string()).collect();
     ensure!(listed == expected, "/api/products lists {} of {} SKUs", listed.len(), expected.len());
 
     let first = &ctx.catalog.products[0];
@@ -315,9 +438,10 @@ async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
                 // occurrence of its title (markup and hydration data alike) marked.
                 let marked = body.matches(MARK).count();
                 if version == "2" {
+                    ensure!(marked > 0, "{path} at version 2 shows no version-2 title");
                     for p in &ctx.catalog.products {
                         let (all, v2) = (body.matches(&p.title).count(), body.matches(&format!("{}{MARK}", p.title)).count());
-                        ensure!(v2 > 0 && all == v2, "{path} at version 2 shows {:?} {all} times, {v2} of them from version 2", p.title);
+                        ensure!(all == v2, "{path} at version 2 shows {:?} {all} times, {v2} of them from version 2", p.title);
                     }
                 } else {
                     ensure!(marked == 0, "{path} at version {version} shows {marked} version-2 titles");
@@ -345,6 +469,46 @@ async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
     Ok(())
 }
 
+/// A shopper searches from the header, narrows by a facet, and pages through a category.
+async fn browser_searches_filters_and_pages(ctx: &Ctx) -> CheckResult {
+    let browser = Browser::start().await?;
+    let c = &browser.client;
+    let result: CheckResult = async {
+        let err = |e: fantoccini::error::CmdError| e.to_string();
+        c.goto(&ctx.url("/")).await.map_err(err)?;
+        let search = c.find(Locator::Css(".header-search input[name=q]")).await.map_err(err)?;
+        search.send_keys("coffee\n").await.map_err(err)?;
+        wait_for("search results", Duration::from_secs(15), || async {
+            Ok(c.current_url().await.map_err(err)?.path() == "/search" && text_of(c, "li.card .title").await.unwrap_or_default() == "Pour-Over Coffee Dripper")
+        })
+        .await?;
+
+        c.goto(&ctx.url("/c/apparel")).await.map_err(err)?;
+        let total = |c: &fantoccini::Client| {
+            let c = c.clone();
+            async move { c.find(Locator::Css(".total")).await.map_err(err)?.attr("data-total").await.map_err(err) }
+        };
+        let all = total(c).await?.ok_or("no total")?;
+        c.find(Locator::Css(".facet-vendor a")).await.map_err(err)?.click().await.map_err(err)?;
+        wait_for("the vendor facet to narrow the listing", Duration::from_secs(15), || async {
+            Ok(c.current_url().await.map_err(err)?.query().is_some_and(|q| q.contains("vendor=")) && total(c).await?.is_some_and(|t| t != all))
+        })
+        .await?;
+
+        // Page through all products on the home listing by its "Next" link.
+        c.goto(&ctx.url("/")).await.map_err(err)?;
+        let first = text_of(c, "li.card .title").await?;
+        c.find(Locator::Css("a[rel=next]")).await.map_err(err)?.click().await.map_err(err)?;
+        wait_for("page 2", Duration::from_secs(15), || async {
+            Ok(text_of(c, ".page-of").await.unwrap_or_default().starts_with("Page 2") && text_of(c, "li.card .title").await.unwrap_or_default() != first)
+        })
+        .await
+    }
+    .await;
+    let _ = browser.client.clone().close().await;
+    result
+}
+
 type Check = for<'a> fn(&'a Ctx) -> BoxFuture<'a, CheckResult>;
 
 macro_rules! checks {
@@ -358,7 +522,11 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let code = runtime.block_on(async move {
         let checks: Vec<(&str, Check)> = checks![
-            home_page_is_server_rendered_with_every_product,
+            home_page_is_server_rendered_with_products_and_categories,
+            every_product_is_listed_in_its_category,
+            facets_filter_and_sort_listings,
+            search_finds_and_ranks_products,
+            seo_tags_sitemap_robots_and_cache_headers,
             product_pages_show_title_price_description_and_stock,
             warm_product_page_makes_no_kv_reads,
             unknown_pages_answer_404_with_a_page,
@@ -366,6 +534,7 @@ fn main() {
             concurrent_reserves_on_one_sku_never_oversell,
             concurrent_reserves_across_three_shards_never_oversell,
             browser_adds_to_cart_without_reload_and_sees_live_stock,
+            browser_searches_filters_and_pages,
             // Last: it changes the live catalog the checks above compare against.
             republish_is_atomic_for_readers,
         ];

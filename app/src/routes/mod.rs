@@ -1,10 +1,12 @@
 //! One module per page.
 
-mod home;
+mod browse;
+mod listing;
 mod not_found;
 mod product;
+pub mod seo;
 
-pub use home::HomePage;
+pub use browse::{CategoryNav, CategoryPage, HomePage, SearchPage};
 pub use not_found::NotFound;
 pub use product::ProductPage;
 

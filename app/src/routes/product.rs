@@ -68,6 +68,7 @@ fn ProductView(detail: ProductWithStock) -> impl IntoView {
     view! {
         <Title text=product.title.clone() />
         <Meta name="description" content=description />
+        <super::seo::ProductSeo product=product.clone() available />
         <article class="product" data-sku=sku>
             <img src=product.image.clone() alt=product.title.clone() width="480" height="360" />
             <div class="details">
