@@ -76,8 +76,9 @@ pub async fn browse(
 pub async fn product_detail(sku: String) -> Result<Option<ProductWithStock>, ServerFnError> {
     let shop = ssr::shop()?;
     let Some(sku) = ssr::sku(&sku) else { return Ok(None) };
-    // Catalog (KV) and stock (shard) are independent: ask both at once.
-    let (product, stock) = futures::join!(shop.catalog.product(&sku), shop.stock.level(&sku));
+    // Catalog (KV) and stock (shard) are independent: ask both at once. The page shows a level
+    // at most a couple of seconds old; the browser then refreshes it live.
+    let (product, stock) = futures::join!(shop.catalog.product(&sku), shop.display_level(&sku));
     let Some(product) = product.map_err(ssr::unavailable)? else { return Ok(None) };
     let available = match stock {
         Ok(level) => level,

@@ -1,6 +1,7 @@
 //! Workers KV as the raw key-value store under the snapshot catalog, plus the isolate-wide cache
 //! and clock the catalog reader needs.
 
+use edge_core::levels::LevelCache;
 use edge_core::snapshot::{CatalogCache, Clock, KvRead, KvWrite};
 use edge_core::store::BoxFuture;
 use edge_core::StoreError;
@@ -39,6 +40,12 @@ impl KvWrite for WorkersKv {
 pub fn isolate_cache() -> Arc<CatalogCache> {
     static CACHE: OnceLock<Arc<CatalogCache>> = OnceLock::new();
     CACHE.get_or_init(Arc::default).clone()
+}
+
+/// Recently read stock levels of this isolate, for display.
+pub fn isolate_levels() -> Arc<LevelCache> {
+    static LEVELS: OnceLock<Arc<LevelCache>> = OnceLock::new();
+    LEVELS.get_or_init(Arc::default).clone()
 }
 
 /// Wall-clock time from the JS `Date` (`SystemTime::now` panics in workers).

@@ -42,9 +42,11 @@ type Catalog = SnapshotCatalog<kv_catalog::WorkersKv>;
 /// The shop for one request; the catalog reader is returned too, to report its KV reads.
 fn shop(env: &Env) -> worker::Result<(Shop, Arc<Catalog>)> {
     let kv = kv_catalog::WorkersKv::new(env.kv(CATALOG_BINDING)?);
-    let catalog = Arc::new(SnapshotCatalog::new(kv, kv_catalog::isolate_cache(), Arc::new(kv_catalog::WorkerClock)));
+    let clock = Arc::new(kv_catalog::WorkerClock);
+    let catalog = Arc::new(SnapshotCatalog::new(kv, kv_catalog::isolate_cache(), clock.clone()));
     let stock = ShardedStock::new(shard_stub::DurableShards::new(env.durable_object(STOCK_BINDING)?));
-    Ok((Shop { catalog: catalog.clone(), stock: Arc::new(stock) }, catalog))
+    let shop = Shop { catalog: catalog.clone(), stock: Arc::new(stock), levels: kv_catalog::isolate_levels(), clock };
+    Ok((shop, catalog))
 }
 
 /// The admin token, from a secret (production) or a plain var (`wrangler dev --var`).

@@ -12,6 +12,7 @@ use edge_core::snapshot::{
 };
 use edge_core::store::SeedReport;
 use edge_core::Catalog;
+use futures::StreamExt;
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
@@ -21,6 +22,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Entries and bytes per `/_admin/kv` batch (the edge accepts up to 1000 entries, 32 MiB).
 const KV_BATCH_ENTRIES: usize = 500;
 const KV_BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// Batches sent at once.
+const KV_BATCHES_IN_FLIGHT: usize = 4;
 /// SKUs per `/_admin/stock` batch (the edge accepts up to 10k).
 const STOCK_BATCH_SKUS: usize = 5_000;
 
@@ -97,26 +100,31 @@ impl EdgeAdmin {
         }
     }
 
-    /// Writes entries in order, in batches bounded by count and bytes.
+    /// Writes entries in batches bounded by count and bytes, [`KV_BATCHES_IN_FLIGHT`] at a time.
+    /// Batches may land in any order: callers write the pointer in a call of its own, after.
     pub async fn kv_put(&self, entries: Vec<KvEntry>, progress: impl Fn(usize, usize)) -> Result<(), PublishError> {
         let total = entries.len();
-        let mut done = 0;
-        let mut batch: Vec<KvEntry> = Vec::new();
+        let mut batches: Vec<Vec<KvEntry>> = vec![Vec::new()];
         let mut batch_bytes = 0;
-        let mut entries = entries.into_iter().peekable();
-        while let Some(entry) = entries.next() {
-            batch_bytes += entry.key.len() + entry.value.len();
-            batch.push(entry);
-            let full = batch.len() >= KV_BATCH_ENTRIES || batch_bytes >= KV_BATCH_BYTES;
-            if full || entries.peek().is_none() {
-                let url = format!("{}/_admin/kv", self.base_url);
-                let body = to_cbor(&batch);
-                self.send("writing catalog keys", self.http.post(url).header("content-type", "application/cbor").body(body)).await?;
-                done += batch.len();
-                progress(done, total);
-                batch.clear();
+        for entry in entries {
+            let last = batches.last_mut().expect("at least one batch");
+            if !last.is_empty() && (last.len() >= KV_BATCH_ENTRIES || batch_bytes + entry.value.len() > KV_BATCH_BYTES) {
+                batches.push(Vec::new());
                 batch_bytes = 0;
             }
+            batch_bytes += entry.key.len() + entry.value.len();
+            batches.last_mut().expect("at least one batch").push(entry);
+        }
+        let url = format!("{}/_admin/kv", self.base_url);
+        let mut sends = futures::stream::iter(batches.into_iter().filter(|b| !b.is_empty()).map(|batch| {
+            let request = self.http.post(&url).header("content-type", "application/cbor").body(to_cbor(&batch));
+            async move { self.send("writing catalog keys", request).await.map(|_| batch.len()) }
+        }))
+        .buffer_unordered(KV_BATCHES_IN_FLIGHT);
+        let mut done = 0;
+        while let Some(written) = sends.next().await {
+            done += written?;
+            progress(done, total);
         }
         Ok(())
     }

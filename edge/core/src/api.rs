@@ -167,7 +167,10 @@ async fn reserve_stock(
         return Err(ApiError::BadRequest(format!("qty must be 1 to {RESERVE_QTY_MAX}, got {qty}")));
     }
     match shop.stock.reserve(&sku, qty).await? {
-        Some(ReserveOutcome::Reserved { remaining }) => Ok(no_store(json!({ "remaining": remaining }))),
+        Some(ReserveOutcome::Reserved { remaining }) => {
+            shop.levels.record(&sku, Some(remaining), shop.clock.now_ms());
+            Ok(no_store(json!({ "remaining": remaining })))
+        }
         Some(ReserveOutcome::Insufficient { available }) => Err(ApiError::InsufficientStock { available }),
         None => Err(ApiError::NotFound(format!("no stock record for SKU {sku}"))),
     }
@@ -183,6 +186,8 @@ struct AdminState {
 
 /// Entries one `POST /_admin/kv` may carry; publishers send snapshots in batches.
 pub const KV_ENTRIES_PER_REQUEST_MAX: usize = 1_000;
+/// KV puts one admin request keeps in flight.
+const KV_PUTS_IN_FLIGHT: usize = 32;
 
 /// `/_admin/...`, behind `Authorization: Bearer <token>`: stock levels (`/_admin/stock`) and
 /// the raw catalog KV a publisher writes snapshots through (`/_admin/kv`). Without a configured
@@ -278,8 +283,16 @@ async fn put_kv(
         return Err(ApiError::BadRequest(format!("value of {:?} exceeds {KV_VALUE_BYTES_MAX} bytes", bad.key)));
     }
     let written = entries.len();
-    for KvEntry { key, value } in entries {
-        admin.kv.put(&key, value).await?;
+    // Puts of one batch are independent: keep a bounded number in flight.
+    let mut entries = entries.into_iter();
+    loop {
+        let wave: Vec<KvEntry> = entries.by_ref().take(KV_PUTS_IN_FLIGHT).collect();
+        if wave.is_empty() {
+            break;
+        }
+        let kv = &admin.kv;
+        let puts = wave.into_iter().map(|KvEntry { key, value }| async move { kv.put(&key, value).await });
+        futures::future::try_join_all(puts).await?;
     }
     Ok(no_store(json!({ "written": written })))
 }

@@ -7,6 +7,7 @@
 //! - [`money`]: prices as integer minor units with their currency, and how they are shown.
 //! - [`product`]: SKUs, products, the merchant catalog file and its validation.
 //! - [`codec`]: CBOR (ciborium) encoding of everything stored in KV or sent to a shard.
+//! - [`levels`]: recently read stock levels, per isolate, for showing (never deciding).
 //! - [`listing`]: category listings: slugs, facets, filters, sorting, pages.
 //! - [`search`]: the text search index built at publish time and ranked at the edge.
 //! - [`shard`]: the stable SKU -> stock shard mapping.
@@ -23,6 +24,7 @@
 //! SKU to exactly one shard ([`shard::SkuShard::of`]); that shard is the only writer of its stock.
 
 pub mod codec;
+pub mod levels;
 pub mod listing;
 pub mod money;
 pub mod product;

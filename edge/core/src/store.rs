@@ -3,7 +3,9 @@
 //! Futures are boxed and `Send` so the traits are object-safe and work inside axum handlers. On
 //! Cloudflare (single-threaded wasm) the host wraps its non-`Send` JS futures to satisfy the bound.
 
+use crate::levels::LevelCache;
 use crate::listing::{CategoryInfo, CategoryListing};
+use crate::snapshot::Clock;
 use crate::product::{Product, ProductSummary, Sku};
 use crate::shard::SkuShard;
 use crate::stock::{ReserveOutcome, ShardReply, ShardRequest};
@@ -139,4 +141,20 @@ impl<T: ShardTransport> StockCoordinator for ShardedStock<T> {
 pub struct Shop {
     pub catalog: Arc<dyn CatalogStore>,
     pub stock: Arc<dyn StockCoordinator>,
+    /// Per-isolate cache of recently read levels, for display only.
+    pub levels: Arc<LevelCache>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Shop {
+    /// The level to *show* for a SKU: at most [`crate::levels::LEVEL_TTL_MS`] old.
+    pub async fn display_level(&self, sku: &Sku) -> Result<Option<u32>, StoreError> {
+        let now = self.clock.now_ms();
+        if let Some(level) = self.levels.fresh(sku, now) {
+            return Ok(level);
+        }
+        let level = self.stock.level(sku).await?;
+        self.levels.record(sku, level, now);
+        Ok(level)
+    }
 }

@@ -22,12 +22,13 @@ struct Host {
     cache: Arc<CatalogCache>,
     clock: Arc<ManualClock>,
     stock: Arc<MemoryStock>,
+    levels: Arc<edge_core::levels::LevelCache>,
 }
 
 impl Host {
     fn shop(&self) -> Shop {
         let catalog = SnapshotCatalog::new(self.kv.clone(), self.cache.clone(), self.clock.clone());
-        Shop { catalog: Arc::new(catalog), stock: self.stock.clone() }
+        Shop { catalog: Arc::new(catalog), stock: self.stock.clone(), levels: self.levels.clone(), clock: self.clock.clone() }
     }
 
     /// A router for one request (the edge builds one per request too).
@@ -43,6 +44,7 @@ fn host() -> Host {
         cache: Arc::default(),
         clock: Arc::new(ManualClock::default()),
         stock: Arc::new(MemoryStock::in_memory()),
+        levels: Arc::default(),
     }
 }
 
