@@ -252,6 +252,26 @@ async fn warm_product_page_makes_no_kv_reads(ctx: &Ctx) -> CheckResult {
     Ok(())
 }
 
+/// A corrupt KV value degrades the page that needs it (a notice, not cached), never a 5xx.
+async fn corrupt_catalog_value_degrades_its_page_only(ctx: &Ctx) -> CheckResult {
+    use edge_core::snapshot::{product_key, KvEntry};
+    let edge = origin::publish::EdgeAdmin::new(&ctx.edge.base_url, &ctx.edge.admin_token).map_err(|e| e.to_string())?;
+    let sku = Sku::parse("CORRUPT-1").unwrap();
+    let garbage = KvEntry { key: product_key(1, &sku), value: vec![0xa6, 0xff, 0x00, 0x13, 0x37] };
+    edge.kv_put(vec![garbage], |_, _| {}).await.map_err(|e| e.to_string())?;
+    let res = ctx.http.get(ctx.url("/p/CORRUPT-1")).send().await.map_err(|e| e.to_string())?;
+    let (status, cache) = (res.status(), res.headers().get("cache-control").and_then(|v| v.to_str().ok()).map(str::to_owned));
+    let html = res.text().await.map_err(|e| e.to_string())?;
+    ensure!(status == StatusCode::OK, "corrupt product page answered {status}");
+    ensure!(cache.as_deref() == Some("no-store"), "a degraded page must not be cached: {cache:?}");
+    ensure!(html.contains("unavailable right now") && html.contains("site-header"), "no notice inside the normal page");
+    let (status, body) = ctx.json("GET", "/api/products/CORRUPT-1", None).await?;
+    ensure!(status == StatusCode::SERVICE_UNAVAILABLE && body["message"].as_str().is_some_and(|m| m.contains("corrupt")), "API: {status} {body}");
+    let (status, _) = ctx.get(&format!("/p/{}", ctx.catalog.products[0].sku)).await?;
+    ensure!(status == StatusCode::OK, "other products still render: {status}");
+    Ok(())
+}
+
 async fn unknown_pages_answer_404_with_a_page(ctx: &Ctx) -> CheckResult {
     for path in ["/p/NO-SUCH-SKU", "/p/not%20a%20sku", "/no/such/page"] {
         let (status, html) = ctx.get(path).await?;
@@ -529,6 +549,7 @@ fn main() {
             seo_tags_sitemap_robots_and_cache_headers,
             product_pages_show_title_price_description_and_stock,
             warm_product_page_makes_no_kv_reads,
+            corrupt_catalog_value_degrades_its_page_only,
             unknown_pages_answer_404_with_a_page,
             json_api_follows_its_contract,
             concurrent_reserves_on_one_sku_never_oversell,

@@ -38,7 +38,10 @@ fn Browse(base: Signal<String>, scope: Signal<Vec<(String, String)>>) -> impl In
                         }
                         .into_any()
                     }
-                    Err(_) => view! { <p class="notice">"Products are unavailable right now. Please try again shortly."</p> }.into_any(),
+                    Err(_) => {
+                        super::degraded();
+                        view! { <p class="notice">"Products are unavailable right now. Please try again shortly."</p> }.into_any()
+                    }
                 }
             })}
         </Suspense>

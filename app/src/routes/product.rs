@@ -31,7 +31,7 @@ pub fn ProductPage() -> impl IntoView {
                         .into_any()
                     }
                     Err(_) => {
-                        super::set_status(503);
+                        super::degraded();
                         view! {
                             <Title text="Temporarily unavailable" />
                             <p class="notice">"This product is unavailable right now. Please try again shortly."</p>
