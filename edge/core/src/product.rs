@@ -131,12 +131,18 @@ pub struct CatalogFile {
 pub struct CatalogProblem {
     /// Zero-based position in `products`, or `None` for the file as a whole.
     pub entry: Option<usize>,
+    /// 1-based line in the source text where the problem is, when parsed from text.
+    #[serde(default)]
+    pub line: Option<usize>,
     pub field: String,
     pub message: String,
 }
 
 impl fmt::Display for CatalogProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
         match self.entry {
             Some(i) => write!(f, "products[{i}].{}: {}", self.field, self.message),
             None => write!(f, "{}: {}", self.field, self.message),
@@ -160,21 +166,68 @@ pub const CATALOG_PRODUCTS_MAX: usize = 100_000;
 
 impl Catalog {
     /// Parses and validates a catalog file, reporting every problem found, not just the first.
+    /// Parses and validates catalog JSON; every problem carries the line of the entry at fault.
     pub fn from_json(text: &str) -> Result<Self, Vec<CatalogProblem>> {
-        let file: CatalogFile = serde_json::from_str(text).map_err(|e| {
-            vec![CatalogProblem {
-                entry: None,
-                field: "catalog".into(),
-                message: format!("not a valid catalog file: {e}"),
-            }]
-        })?;
-        Self::from_file(file)
+        #[derive(Deserialize)]
+        struct RawFile<'a> {
+            currency: String,
+            #[serde(borrow)]
+            products: Vec<&'a serde_json::value::RawValue>,
+        }
+        let file_problem = |e: serde_json::Error| CatalogProblem {
+            entry: None,
+            line: Some(e.line()),
+            field: "catalog".into(),
+            message: format!("not a valid catalog file: {e}"),
+        };
+        let raw: RawFile = serde_json::from_str(text).map_err(|e| vec![file_problem(e)])?;
+        // Each entry is a slice of `text`: its offset gives its line.
+        let line_of = |raw: &serde_json::value::RawValue| {
+            let offset = (raw.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize).min(text.len());
+            1 + text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count()
+        };
+        let mut problems = Vec::new();
+        let mut entries = Vec::with_capacity(raw.products.len());
+        let mut lines = Vec::with_capacity(raw.products.len());
+        for (i, value) in raw.products.iter().enumerate() {
+            let line = line_of(value);
+            match serde_json::from_str::<CatalogEntry>(value.get()) {
+                Ok(entry) => {
+                    entries.push(entry);
+                    lines.push((i, line));
+                }
+                Err(e) => problems.push(CatalogProblem {
+                    entry: Some(i),
+                    line: Some(line + e.line().saturating_sub(1)),
+                    field: "entry".into(),
+                    message: e.to_string(),
+                }),
+            }
+        }
+        let file = CatalogFile { currency: raw.currency, products: entries };
+        match Self::from_file(file) {
+            Ok(catalog) if problems.is_empty() => Ok(catalog),
+            Ok(_) => Err(problems),
+            Err(mut found) => {
+                // `from_file` numbered the entries it saw; map them back to positions and lines.
+                for p in &mut found {
+                    if let Some(k) = p.entry {
+                        let (i, line) = lines[k];
+                        p.entry = Some(i);
+                        p.line = Some(line);
+                    }
+                }
+                problems.extend(found);
+                problems.sort_by_key(|p| (p.entry, p.line));
+                Err(problems)
+            }
+        }
     }
 
     pub fn from_file(file: CatalogFile) -> Result<Self, Vec<CatalogProblem>> {
         let mut problems = Vec::new();
         let mut file_problem = |field: &str, message: String| {
-            problems.push(CatalogProblem { entry: None, field: field.into(), message })
+            problems.push(CatalogProblem { entry: None, line: None, field: field.into(), message })
         };
         if let Err(e) = Money::new(0, &file.currency).validate() {
             file_problem("currency", e);
@@ -187,7 +240,7 @@ impl Catalog {
         let mut stock = Vec::with_capacity(file.products.len());
         for (i, entry) in file.products.into_iter().enumerate() {
             let mut bad = |field: &str, message: String| {
-                problems.push(CatalogProblem { entry: Some(i), field: field.into(), message })
+                problems.push(CatalogProblem { entry: Some(i), line: None, field: field.into(), message })
             };
             let sku = match Sku::parse(&entry.sku) {
                 Ok(sku) if !seen.insert(sku.clone()) => {
@@ -327,6 +380,22 @@ mod tests {
             ]
         );
         assert!(problems[0].to_string().contains("duplicate SKU A-1"));
+    }
+
+    #[test]
+    fn problems_name_the_line_of_their_entry() {
+        let text = "{\"currency\": \"USD\", \"products\": [\n".to_string()
+            + &entry("A-1").to_string()
+            + ",\n"
+            + &entry("A-1").to_string()
+            + ",\n{\"sku\": \"B\", \"title\": 5}\n]}";
+        let problems = Catalog::from_json(&text).unwrap_err();
+        let found: Vec<(Option<usize>, Option<usize>, &str)> =
+            problems.iter().map(|p| (p.entry, p.line, p.field.as_str())).collect();
+        assert_eq!(found, vec![(Some(1), Some(3), "sku"), (Some(2), Some(4), "entry")]);
+        assert!(problems[0].to_string().starts_with("line 3: products[1].sku: duplicate SKU"), "{}", problems[0]);
+        let broken = Catalog::from_json("{\"currency\": \"USD\",\n\"products\": [\n{]").unwrap_err();
+        assert_eq!(broken[0].line, Some(3));
     }
 
     #[test]
