@@ -34,6 +34,12 @@ impl KvWrite for WorkersKv {
             self.kv.put_bytes(key, &value).map_err(failed)?.execute().await.map_err(failed)
         }))
     }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(SendFuture::new(async move {
+            self.kv.delete(key).await.map_err(|e| StoreError::Unavailable(format!("KV delete {key}: {e}")))
+        }))
+    }
 }
 
 /// The catalog cache of this isolate: created on first use, shared by every request it serves.

@@ -7,8 +7,10 @@
 
 use edge_core::codec::{from_cbor, to_cbor};
 use edge_core::product::CatalogProblem;
+use edge_core::listing::CategoryInfo;
 use edge_core::snapshot::{
-    manifest, manifest_key, snapshot_entries, KvEntry, Manifest, SnapshotDiff, SnapshotPointer, POINTER_KEY,
+    categories_key, manifest, manifest_key, snapshot_entries, version_keys, KvEntry, Manifest, SnapshotDiff,
+    SnapshotPointer, POINTER_KEY,
 };
 use edge_core::store::SeedReport;
 use edge_core::Catalog;
@@ -45,6 +47,10 @@ fn list(problems: &[CatalogProblem]) -> String {
     problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
 }
 
+/// How long a version must have been live before the versions older than it are deleted: by
+/// then no request can still be reading them (pointer cache 5 s, a request well under a minute).
+pub const GC_GRACE_MS: u64 = 10 * 60 * 1000;
+
 /// What a publish did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishReport {
@@ -53,6 +59,20 @@ pub struct PublishReport {
     /// Changes against the version it replaced (`None` for the first publish).
     pub diff: Option<SnapshotDiff>,
     pub stock: SeedReport,
+    pub gc: GcReport,
+}
+
+/// Old snapshot versions deleted, and whether collection waited for the grace period.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    pub deleted_versions: Vec<u64>,
+    pub deleted_keys: usize,
+    /// Set when old versions were kept because the version after them is younger than the grace.
+    pub deferred: bool,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Reads and validates a catalog file, returning the validated catalog.
@@ -150,6 +170,43 @@ impl EdgeAdmin {
         Ok(report)
     }
 
+    /// Deletes keys in batches, in order (a version's manifest goes last, so an interrupted
+    /// collection can be resumed).
+    pub async fn kv_delete(&self, keys: Vec<String>) -> Result<usize, PublishError> {
+        let url = format!("{}/_admin/kv/delete", self.base_url);
+        for batch in keys.chunks(KV_BATCH_ENTRIES) {
+            let request = self.http.post(&url).header("content-type", "application/cbor").body(to_cbor(&batch));
+            self.send("deleting old catalog keys", request).await?;
+        }
+        Ok(keys.len())
+    }
+
+    /// Deletes every snapshot version below `below`, newest first, stopping at the first one
+    /// already gone (older ones were collected before).
+    pub async fn collect_versions_below(&self, below: u64) -> Result<GcReport, PublishError> {
+        let mut report = GcReport::default();
+        for version in (1..below).rev() {
+            let Some(manifest) = self.kv_get(&manifest_key(version)).await? else { break };
+            let manifest: Manifest = from_cbor(&manifest).map_err(|e| PublishError::CorruptLive(format!("manifest of v{version}: {e}")))?;
+            let categories: Vec<CategoryInfo> = match self.kv_get(&categories_key(version)).await? {
+                Some(bytes) => from_cbor(&bytes).map_err(|e| PublishError::CorruptLive(format!("categories of v{version}: {e}")))?,
+                None => Vec::new(),
+            };
+            report.deleted_keys += self.kv_delete(version_keys(version, &manifest, &categories)).await?;
+            report.deleted_versions.push(version);
+        }
+        Ok(report)
+    }
+
+    /// Deletes versions older than the live one once it has been live for `grace_ms`.
+    pub async fn collect_garbage(&self, grace_ms: u64) -> Result<GcReport, PublishError> {
+        let Some((live, _)) = self.live().await? else { return Ok(GcReport::default()) };
+        if now_ms().saturating_sub(live.published_at_ms) < grace_ms {
+            return Ok(GcReport { deferred: true, ..GcReport::default() });
+        }
+        self.collect_versions_below(live.version).await
+    }
+
     /// The live pointer and manifest, or `None` before the first publish.
     pub async fn live(&self) -> Result<Option<(SnapshotPointer, Manifest)>, PublishError> {
         let Some(bytes) = self.kv_get(POINTER_KEY).await? else { return Ok(None) };
@@ -167,19 +224,38 @@ pub async fn diff(edge: &EdgeAdmin, catalog: &Catalog) -> Result<SnapshotDiff, P
     Ok(SnapshotDiff::between(&live, &manifest(&catalog.products)))
 }
 
-/// Publishes `catalog` as the next snapshot version and seeds stock for new SKUs.
+/// Publishes `catalog` as the next snapshot version and seeds stock for new SKUs, then deletes
+/// versions before the one it replaced once that one has been live for [`GC_GRACE_MS`].
 pub async fn publish(edge: &EdgeAdmin, catalog: &Catalog, progress: impl Fn(usize, usize)) -> Result<PublishReport, PublishError> {
+    publish_with_grace(edge, catalog, progress, GC_GRACE_MS).await
+}
+
+/// [`publish`] with an explicit garbage-collection grace period.
+pub async fn publish_with_grace(
+    edge: &EdgeAdmin,
+    catalog: &Catalog,
+    progress: impl Fn(usize, usize),
+    gc_grace_ms: u64,
+) -> Result<PublishReport, PublishError> {
     let live = edge.live().await?;
     let version = live.as_ref().map_or(0, |(p, _)| p.version) + 1;
     let entries = snapshot_entries(&catalog.products, version).into_iter().map(|(key, value)| KvEntry { key, value }).collect();
     edge.kv_put(entries, progress).await?;
-    let published_at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let pointer = SnapshotPointer { version, published_at_ms, products: catalog.products.len() as u32 };
+    let pointer = SnapshotPointer { version, published_at_ms: now_ms(), products: catalog.products.len() as u32 };
     // The flip: one key, written only after every key of the version is in place.
     edge.kv_put(vec![KvEntry { key: POINTER_KEY.into(), value: to_cbor(&pointer) }], |_, _| {}).await?;
     let stock = edge.seed_stock(catalog).await?;
+    // Readers may still be on the replaced version; the ones before it are safe to delete once
+    // the replaced version has itself been live for the grace period.
+    let gc = match &live {
+        Some((replaced, _)) if now_ms().saturating_sub(replaced.published_at_ms) >= gc_grace_ms => {
+            edge.collect_versions_below(replaced.version).await?
+        }
+        Some((replaced, _)) if replaced.version > 1 => GcReport { deferred: true, ..GcReport::default() },
+        _ => GcReport::default(),
+    };
     let diff = live.map(|(_, old)| SnapshotDiff::between(&old, &manifest(&catalog.products)));
-    Ok(PublishReport { version, products: catalog.products.len(), diff, stock })
+    Ok(PublishReport { version, products: catalog.products.len(), diff, stock, gc })
 }
 
 /// Loads, validates and publishes the catalog file at `path` to the edge at `edge_url`.

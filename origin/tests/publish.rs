@@ -5,7 +5,7 @@ use edge_core::api::{admin_router, router};
 use edge_core::memory::{ManualClock, MemoryKv, MemoryStock};
 use edge_core::snapshot::{CatalogCache, SnapshotCatalog};
 use edge_core::{Catalog, Shop};
-use origin::publish::{diff, publish, EdgeAdmin, PublishError};
+use origin::publish::{diff, publish, publish_with_grace, EdgeAdmin, PublishError};
 use std::sync::Arc;
 
 const TOKEN: &str = "publish-test-token";
@@ -100,4 +100,37 @@ async fn large_catalogs_go_in_batches() {
     assert_eq!(progress.last(), Some(&(1208, 1208)));
     assert_eq!(done.len(), 3, "three batches: {progress:?}");
     assert_eq!(kv.keys().len(), 1209, "1208 version keys + the pointer");
+}
+
+#[tokio::test]
+async fn old_versions_are_collected_after_the_grace_period() {
+    let (url, kv) = serve_edge().await;
+    let edge = EdgeAdmin::new(&url, TOKEN).unwrap();
+    let versions = [
+        catalog(&[("A", "Apple", 1), ("B", "Banana", 1)]),
+        catalog(&[("A", "Apple 2", 1)]),
+        catalog(&[("A", "Apple 3", 1), ("C", "Cherry", 1)]),
+    ];
+    // A long grace keeps everything.
+    for c in &versions[..2] {
+        publish_with_grace(&edge, c, |_, _| {}, u64::MAX).await.unwrap();
+    }
+    let report = publish_with_grace(&edge, &versions[2], |_, _| {}, u64::MAX).await.unwrap();
+    assert!(report.gc.deferred && report.gc.deleted_versions.is_empty());
+    assert!(kv.keys().iter().any(|k| k.starts_with("v1/")));
+
+    // With no grace, the next publish (v4) deletes v1 and v2 and keeps v3, the one it replaced.
+    let report = publish_with_grace(&edge, &versions[0], |_, _| {}, 0).await.unwrap();
+    assert_eq!(report.version, 4);
+    assert_eq!(report.gc.deleted_versions, vec![2, 1]);
+    let keys = kv.keys();
+    assert!(keys.iter().all(|k| !k.starts_with("v1/") && !k.starts_with("v2/")), "{keys:?}");
+    assert!(keys.contains(&"v3/product/C".to_string()) && keys.contains(&"v4/product/B".to_string()), "{keys:?}");
+    // Collecting again finds nothing more to do; `shopctl gc` keeps v4 (live) and deletes v3.
+    assert_eq!(edge.collect_versions_below(3).await.unwrap().deleted_versions, Vec::<u64>::new());
+    let report = edge.collect_garbage(0).await.unwrap();
+    assert_eq!(report.deleted_versions, vec![3]);
+    assert!(kv.keys().iter().all(|k| k == "catalog/current" || k.starts_with("v4/")), "{:?}", kv.keys());
+    let level: serde_json::Value = reqwest::get(format!("{url}/api/products/B")).await.unwrap().json().await.unwrap();
+    assert_eq!(level["title"], "Banana", "the live version still serves");
 }

@@ -199,6 +199,7 @@ pub fn admin_router(shop: Shop, kv: Arc<dyn KvWrite>, token: Option<String>) -> 
     Router::new()
         .route("/_admin/stock", post(set_stock))
         .route("/_admin/kv", post(put_kv))
+        .route("/_admin/kv/delete", post(delete_kv))
         .route("/_admin/kv/{*key}", get(get_kv))
         .layer(DefaultBodyLimit::max(ADMIN_BODY_BYTES_MAX))
         .with_state(AdminState { shop, kv, token })
@@ -308,4 +309,28 @@ async fn get_kv(
         Some(bytes) => Ok(([(header::CONTENT_TYPE, "application/cbor"), (header::CACHE_CONTROL, "no-store")], bytes).into_response()),
         None => Err(ApiError::NotFound(format!("no KV value under {key:?}"))),
     }
+}
+
+/// Deletes a batch of raw KV keys (CBOR `[key]`): publishers collecting old snapshot versions.
+async fn delete_kv(
+    State(admin): State<AdminState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&headers, &admin.token)?;
+    let body = body.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
+    let keys: Vec<String> =
+        from_cbor(&body).map_err(|e| ApiError::BadRequest(format!("body is not a CBOR list of keys: {e}")))?;
+    if keys.len() > KV_ENTRIES_PER_REQUEST_MAX {
+        return Err(ApiError::BadRequest(format!("at most {KV_ENTRIES_PER_REQUEST_MAX} keys per request")));
+    }
+    if keys.iter().any(|k| k == crate::snapshot::POINTER_KEY) {
+        return Err(ApiError::BadRequest("the live pointer cannot be deleted".into()));
+    }
+    let deleted = keys.len();
+    let kv = &admin.kv;
+    for wave in keys.chunks(KV_PUTS_IN_FLIGHT) {
+        futures::future::try_join_all(wave.iter().map(|key| kv.delete(key))).await?;
+    }
+    Ok(no_store(json!({ "deleted": deleted })))
 }

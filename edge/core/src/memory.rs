@@ -63,6 +63,13 @@ impl KvWrite for MemoryKv {
             Ok(())
         })
     }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.values.write().expect("kv lock").remove(key);
+            Ok(())
+        })
+    }
 }
 
 impl<T: KvRead> KvRead for Arc<T> {

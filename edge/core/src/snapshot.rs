@@ -148,6 +148,17 @@ pub trait KvRead: Send + Sync {
 /// Writing raw values: what a publisher needs of a key-value store.
 pub trait KvWrite: KvRead {
     fn put<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Removes a key; removing an absent key is not an error.
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// Every key of snapshot `version`, given its manifest and categories (garbage collection).
+pub fn version_keys(version: u64, manifest: &Manifest, categories: &[CategoryInfo]) -> Vec<String> {
+    let mut keys: Vec<String> = manifest.iter().map(|(sku, _)| product_key(version, sku)).collect();
+    keys.extend(categories.iter().map(|c| category_key(version, &c.slug)));
+    // The manifest goes last: while it exists, a collector can still find the other keys.
+    keys.extend([categories_key(version), search_key(version), index_key(version), manifest_key(version)]);
+    keys
 }
 
 /// Milliseconds since the Unix epoch, from the host (workers have no `SystemTime`).
@@ -444,6 +455,18 @@ mod tests {
             ["v7/product/A", "v7/product/B", "v7/manifest", "v7/categories", "v7/category/c", "v7/search", "v7/index/products"]
         );
         assert!(keys.iter().all(|k| k.starts_with(&version_prefix(7))));
+    }
+
+    #[test]
+    fn version_keys_are_exactly_the_keys_a_publish_writes() {
+        let products = [product("A", "Apple"), product("B", "Banana")];
+        let mut written: Vec<String> = snapshot_entries(&products, 4).into_iter().map(|(k, _)| k).collect();
+        let summaries: Vec<ProductSummary> = products.iter().map(ProductSummary::from).collect();
+        let mut listed = version_keys(4, &manifest(&products), &listing::categories(&summaries));
+        assert_eq!(listed.last().map(String::as_str), Some("v4/manifest"));
+        written.sort();
+        listed.sort();
+        assert_eq!(written, listed);
     }
 
     #[test]

@@ -46,6 +46,14 @@ enum Command {
         #[command(flatten)]
         edge: EdgeArgs,
     },
+    /// Delete snapshot versions older than the live one, once it has been live for the grace period.
+    Gc {
+        #[command(flatten)]
+        edge: EdgeArgs,
+        /// Minutes the live version must have been live.
+        #[arg(long, default_value_t = publish::GC_GRACE_MS / 60_000)]
+        grace_minutes: u64,
+    },
 }
 
 fn fail(e: PublishError) -> ExitCode {
@@ -61,6 +69,14 @@ fn print_diff(diff: &edge_core::snapshot::SnapshotDiff) {
     println!("  added:   {} {}", diff.added.len(), names(&diff.added));
     println!("  removed: {} {}", diff.removed.len(), names(&diff.removed));
     println!("  changed: {} {}", diff.changed.len(), names(&diff.changed));
+}
+
+fn print_gc(gc: &publish::GcReport) {
+    if gc.deferred {
+        println!("  old versions kept: the version after them is younger than the grace period");
+    } else if !gc.deleted_versions.is_empty() {
+        println!("  deleted old versions {:?} ({} keys)", gc.deleted_versions, gc.deleted_keys);
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -107,6 +123,17 @@ async fn main() -> ExitCode {
                     if let Some(diff) = &report.diff {
                         print_diff(diff);
                     }
+                    print_gc(&report.gc);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Gc { edge, grace_minutes } => {
+            let result = async { EdgeAdmin::new(&edge.edge, &edge.token)?.collect_garbage(grace_minutes * 60_000).await };
+            match result.await {
+                Ok(report) => {
+                    print_gc(&report);
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),
