@@ -3,8 +3,10 @@
 //!
 //! # Layout
 //! - [`server`]: the axum router of the origin server.
-//! - [`publish`]: validates a catalog file and publishes it to an edge's admin API, which writes
-//!   the products to KV and seeds stock in the shards.
+//! - [`publish`]: validates a catalog file and publishes it as a versioned snapshot to the catalog
+//!   KV (through an edge's admin API, or [`cloudflare`]'s API), seeding stock through the edge.
+//! - [`cloudflare`]: the Cloudflare API as a catalog KV target.
 
+pub mod cloudflare;
 pub mod publish;
 pub mod server;

@@ -111,8 +111,32 @@ impl EdgeAdmin {
         Ok((status, body))
     }
 
+    /// Gives stock to SKUs that have none; SKUs with live stock keep it.
+    pub async fn seed_stock(&self, catalog: &Catalog) -> Result<SeedReport, PublishError> {
+        let mut report = SeedReport::default();
+        let levels: Vec<(String, u32)> =
+            catalog.products.iter().map(|p| p.sku.to_string()).zip(catalog.stock.iter().copied()).collect();
+        for chunk in levels.chunks(STOCK_BATCH_SKUS) {
+            let levels: serde_json::Map<String, serde_json::Value> = chunk.iter().map(|(s, l)| (s.clone(), json!(l))).collect();
+            let body = json!({ "levels": levels, "mode": "seed" }).to_string();
+            let url = format!("{}/_admin/stock", self.base_url);
+            let (status, reply) = self.send("seeding stock", self.http.post(url).body(body)).await?;
+            let reply: SeedReport = serde_json::from_slice(&reply).map_err(|e| PublishError::Refused {
+                what: "seeding stock".into(),
+                status,
+                body: format!("unexpected reply: {e}"),
+            })?;
+            report.written += reply.written;
+            report.kept += reply.kept;
+        }
+        Ok(report)
+    }
+
+}
+
+impl CatalogKv for EdgeAdmin {
     /// One raw KV value, or `None` when the key is absent.
-    pub async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, PublishError> {
+    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, PublishError> {
         let url = format!("{}/_admin/kv/{key}", self.base_url);
         match self.send(&format!("reading {key}"), self.http.get(url)).await? {
             (404, _) => Ok(None),
@@ -122,7 +146,7 @@ impl EdgeAdmin {
 
     /// Writes entries in batches bounded by count and bytes, [`KV_BATCHES_IN_FLIGHT`] at a time.
     /// Batches may land in any order: callers write the pointer in a call of its own, after.
-    pub async fn kv_put(&self, entries: Vec<KvEntry>, progress: impl Fn(usize, usize)) -> Result<(), PublishError> {
+    async fn kv_put(&self, entries: Vec<KvEntry>, progress: impl Fn(usize, usize)) -> Result<(), PublishError> {
         let total = entries.len();
         let mut batches: Vec<Vec<KvEntry>> = vec![Vec::new()];
         let mut batch_bytes = 0;
@@ -149,30 +173,9 @@ impl EdgeAdmin {
         Ok(())
     }
 
-    /// Gives stock to SKUs that have none; SKUs with live stock keep it.
-    pub async fn seed_stock(&self, catalog: &Catalog) -> Result<SeedReport, PublishError> {
-        let mut report = SeedReport::default();
-        let levels: Vec<(String, u32)> =
-            catalog.products.iter().map(|p| p.sku.to_string()).zip(catalog.stock.iter().copied()).collect();
-        for chunk in levels.chunks(STOCK_BATCH_SKUS) {
-            let levels: serde_json::Map<String, serde_json::Value> = chunk.iter().map(|(s, l)| (s.clone(), json!(l))).collect();
-            let body = json!({ "levels": levels, "mode": "seed" }).to_string();
-            let url = format!("{}/_admin/stock", self.base_url);
-            let (status, reply) = self.send("seeding stock", self.http.post(url).body(body)).await?;
-            let reply: SeedReport = serde_json::from_slice(&reply).map_err(|e| PublishError::Refused {
-                what: "seeding stock".into(),
-                status,
-                body: format!("unexpected reply: {e}"),
-            })?;
-            report.written += reply.written;
-            report.kept += reply.kept;
-        }
-        Ok(report)
-    }
-
     /// Deletes keys in batches, in order (a version's manifest goes last, so an interrupted
     /// collection can be resumed).
-    pub async fn kv_delete(&self, keys: Vec<String>) -> Result<usize, PublishError> {
+    async fn kv_delete(&self, keys: Vec<String>) -> Result<usize, PublishError> {
         let url = format!("{}/_admin/kv/delete", self.base_url);
         for batch in keys.chunks(KV_BATCH_ENTRIES) {
             let request = self.http.post(&url).header("content-type", "application/cbor").body(to_cbor(&batch));
@@ -181,9 +184,22 @@ impl EdgeAdmin {
         Ok(keys.len())
     }
 
+}
+
+/// The catalog's key-value store as a publisher sees it: the edge's admin API (local dev, any
+/// worker with an admin token) or the Cloudflare API (a real account).
+#[allow(async_fn_in_trait)]
+pub trait CatalogKv {
+    /// One raw value, or `None` when the key is absent.
+    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, PublishError>;
+    /// Writes entries in batches; batches may land in any order (write the pointer in a call of its own).
+    async fn kv_put(&self, entries: Vec<KvEntry>, progress: impl Fn(usize, usize)) -> Result<(), PublishError>;
+    /// Deletes keys in order, in batches.
+    async fn kv_delete(&self, keys: Vec<String>) -> Result<usize, PublishError>;
+
     /// Deletes every snapshot version below `below`, newest first, stopping at the first one
     /// already gone (older ones were collected before).
-    pub async fn collect_versions_below(&self, below: u64) -> Result<GcReport, PublishError> {
+    async fn collect_versions_below(&self, below: u64) -> Result<GcReport, PublishError> {
         let mut report = GcReport::default();
         for version in (1..below).rev() {
             let Some(manifest) = self.kv_get(&manifest_key(version)).await? else { break };
@@ -199,7 +215,7 @@ impl EdgeAdmin {
     }
 
     /// Deletes versions older than the live one once it has been live for `grace_ms`.
-    pub async fn collect_garbage(&self, grace_ms: u64) -> Result<GcReport, PublishError> {
+    async fn collect_garbage(&self, grace_ms: u64) -> Result<GcReport, PublishError> {
         let Some((live, _)) = self.live().await? else { return Ok(GcReport::default()) };
         if now_ms().saturating_sub(live.published_at_ms) < grace_ms {
             return Ok(GcReport { deferred: true, ..GcReport::default() });
@@ -208,7 +224,7 @@ impl EdgeAdmin {
     }
 
     /// The live pointer and manifest, or `None` before the first publish.
-    pub async fn live(&self) -> Result<Option<(SnapshotPointer, Manifest)>, PublishError> {
+    async fn live(&self) -> Result<Option<(SnapshotPointer, Manifest)>, PublishError> {
         let Some(bytes) = self.kv_get(POINTER_KEY).await? else { return Ok(None) };
         let pointer: SnapshotPointer = from_cbor(&bytes).map_err(|e| PublishError::CorruptLive(format!("{POINTER_KEY}: {e}")))?;
         let key = manifest_key(pointer.version);
@@ -218,8 +234,9 @@ impl EdgeAdmin {
     }
 }
 
+
 /// What publishing `catalog` would change on the edge (everything is "added" on a first publish).
-pub async fn diff(edge: &EdgeAdmin, catalog: &Catalog) -> Result<SnapshotDiff, PublishError> {
+pub async fn diff(edge: &impl CatalogKv, catalog: &Catalog) -> Result<SnapshotDiff, PublishError> {
     let live = edge.live().await?.map(|(_, m)| m).unwrap_or_default();
     Ok(SnapshotDiff::between(&live, &manifest(&catalog.products)))
 }
@@ -227,29 +244,31 @@ pub async fn diff(edge: &EdgeAdmin, catalog: &Catalog) -> Result<SnapshotDiff, P
 /// Publishes `catalog` as the next snapshot version and seeds stock for new SKUs, then deletes
 /// versions before the one it replaced once that one has been live for [`GC_GRACE_MS`].
 pub async fn publish(edge: &EdgeAdmin, catalog: &Catalog, progress: impl Fn(usize, usize)) -> Result<PublishReport, PublishError> {
-    publish_with_grace(edge, catalog, progress, GC_GRACE_MS).await
+    publish_with_grace(edge, edge, catalog, progress, GC_GRACE_MS).await
 }
 
-/// [`publish`] with an explicit garbage-collection grace period.
+/// [`publish`] to any catalog KV (`kv`), seeding stock through `edge`, with an explicit
+/// garbage-collection grace period.
 pub async fn publish_with_grace(
+    kv: &impl CatalogKv,
     edge: &EdgeAdmin,
     catalog: &Catalog,
     progress: impl Fn(usize, usize),
     gc_grace_ms: u64,
 ) -> Result<PublishReport, PublishError> {
-    let live = edge.live().await?;
+    let live = kv.live().await?;
     let version = live.as_ref().map_or(0, |(p, _)| p.version) + 1;
     let entries = snapshot_entries(&catalog.products, version).into_iter().map(|(key, value)| KvEntry { key, value }).collect();
-    edge.kv_put(entries, progress).await?;
+    kv.kv_put(entries, progress).await?;
     let pointer = SnapshotPointer { version, published_at_ms: now_ms(), products: catalog.products.len() as u32 };
     // The flip: one key, written only after every key of the version is in place.
-    edge.kv_put(vec![KvEntry { key: POINTER_KEY.into(), value: to_cbor(&pointer) }], |_, _| {}).await?;
+    kv.kv_put(vec![KvEntry { key: POINTER_KEY.into(), value: to_cbor(&pointer) }], |_, _| {}).await?;
     let stock = edge.seed_stock(catalog).await?;
     // Readers may still be on the replaced version; the ones before it are safe to delete once
     // the replaced version has itself been live for the grace period.
     let gc = match &live {
         Some((replaced, _)) if now_ms().saturating_sub(replaced.published_at_ms) >= gc_grace_ms => {
-            edge.collect_versions_below(replaced.version).await?
+            kv.collect_versions_below(replaced.version).await?
         }
         Some((replaced, _)) if replaced.version > 1 => GcReport { deferred: true, ..GcReport::default() },
         _ => GcReport::default(),

@@ -255,6 +255,7 @@ async fn warm_product_page_makes_no_kv_reads(ctx: &Ctx) -> CheckResult {
 /// A corrupt KV value degrades the page that needs it (a notice, not cached), never a 5xx.
 async fn corrupt_catalog_value_degrades_its_page_only(ctx: &Ctx) -> CheckResult {
     use edge_core::snapshot::{product_key, KvEntry};
+    use origin::publish::CatalogKv;
     let edge = origin::publish::EdgeAdmin::new(&ctx.edge.base_url, &ctx.edge.admin_token).map_err(|e| e.to_string())?;
     let sku = Sku::parse("CORRUPT-1").unwrap();
     let garbage = KvEntry { key: product_key(1, &sku), value: vec![0xa6, 0xff, 0x00, 0x13, 0x37] };

@@ -8,7 +8,8 @@
 //! Exit codes: 0 success, 2 invalid catalog or refused publish, 1 anything else.
 
 use clap::{Parser, Subcommand};
-use origin::publish::{self, EdgeAdmin, PublishError};
+use origin::cloudflare::CloudflareKv;
+use origin::publish::{self, CatalogKv, EdgeAdmin, PublishError};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,8 +21,21 @@ struct Cli {
     command: Command,
 }
 
+/// Where the catalog's key-value store is written.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Target {
+    /// Through the edge worker's admin API (`wrangler dev` locally, or any deployed worker).
+    Edge,
+    /// Through the Cloudflare API (CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN,
+    /// CLOUDFLARE_KV_NAMESPACE_ID); stock is still seeded through the edge.
+    Cloudflare,
+}
+
 #[derive(clap::Args)]
 struct EdgeArgs {
+    /// Catalog KV target.
+    #[arg(long, value_enum, default_value = "edge")]
+    target: Target,
     /// Base URL of the edge worker (its admin API writes the catalog KV and seeds stock).
     #[arg(long, default_value = "http://127.0.0.1:8787")]
     edge: String,
@@ -92,7 +106,10 @@ async fn main() -> ExitCode {
         Command::Diff { catalog: path, edge } => {
             let result = async {
                 let catalog = publish::load_catalog(&path)?;
-                publish::diff(&EdgeAdmin::new(&edge.edge, &edge.token)?, &catalog).await
+                match edge.target {
+                    Target::Edge => publish::diff(&EdgeAdmin::new(&edge.edge, &edge.token)?, &catalog).await,
+                    Target::Cloudflare => publish::diff(&CloudflareKv::from_env()?, &catalog).await,
+                }
             };
             match result.await {
                 Ok(diff) => {
@@ -107,11 +124,17 @@ async fn main() -> ExitCode {
             let result = async {
                 let catalog = publish::load_catalog(&path)?;
                 let admin = EdgeAdmin::new(&edge.edge, &edge.token)?;
-                publish::publish(&admin, &catalog, |done, total| {
+                let progress = |done: usize, total: usize| {
                     eprint!("\rshopctl: wrote {done}/{total} keys");
                     let _ = std::io::stderr().flush();
-                })
-                .await
+                };
+                let grace = publish::GC_GRACE_MS;
+                match edge.target {
+                    Target::Edge => publish::publish_with_grace(&admin, &admin, &catalog, progress, grace).await,
+                    Target::Cloudflare => {
+                        publish::publish_with_grace(&CloudflareKv::from_env()?, &admin, &catalog, progress, grace).await
+                    }
+                }
             };
             match result.await {
                 Ok(report) => {
@@ -130,7 +153,13 @@ async fn main() -> ExitCode {
             }
         }
         Command::Gc { edge, grace_minutes } => {
-            let result = async { EdgeAdmin::new(&edge.edge, &edge.token)?.collect_garbage(grace_minutes * 60_000).await };
+            let grace = grace_minutes * 60_000;
+            let result = async {
+                match edge.target {
+                    Target::Edge => EdgeAdmin::new(&edge.edge, &edge.token)?.collect_garbage(grace).await,
+                    Target::Cloudflare => CloudflareKv::from_env()?.collect_garbage(grace).await,
+                }
+            };
             match result.await {
                 Ok(report) => {
                     print_gc(&report);
