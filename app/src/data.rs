@@ -9,12 +9,13 @@ use edge_core::Product;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// A product with its stock, for the product page.
+/// A product with the stock of each of its stock units, for the product page.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ProductWithStock {
     pub product: Product,
-    /// `None` when stock could not be read (the page says so instead of failing).
-    pub available: Option<u32>,
+    /// (SKU, units available) for each stock unit; `None` when that level could not be read
+    /// (the page says so instead of failing).
+    pub levels: Vec<(String, Option<u32>)>,
 }
 
 #[cfg(feature = "ssr")]
@@ -76,18 +77,22 @@ pub async fn browse(
 pub async fn product_detail(sku: String) -> Result<Option<ProductWithStock>, ServerFnError> {
     let shop = ssr::shop()?;
     let Some(sku) = ssr::sku(&sku) else { return Ok(None) };
-    // Catalog (KV) and stock (shard) are independent: ask both at once. The page shows a level
-    // at most a couple of seconds old; the browser then refreshes it live.
-    let (product, stock) = futures::join!(shop.catalog.product(&sku), shop.display_level(&sku));
-    let Some(product) = product.map_err(ssr::unavailable)? else { return Ok(None) };
-    let available = match stock {
-        Ok(level) => level,
-        Err(e) => {
-            leptos::logging::error!("stock level for {sku} unavailable: {e}");
-            None
+    let Some(product) = shop.catalog.product(&sku).await.map_err(ssr::unavailable)? else { return Ok(None) };
+    // Levels of all stock units at once. A page shows levels at most a couple of seconds old;
+    // the browser then refreshes the selected one live.
+    let reads = product.stock_units().into_iter().map(|unit| {
+        let shop = shop.clone();
+        let unit = unit.clone();
+        async move {
+            let level = shop.display_level(&unit).await.unwrap_or_else(|e| {
+                leptos::logging::error!("stock level for {unit} unavailable: {e}");
+                None
+            });
+            (unit.to_string(), level)
         }
-    };
-    Ok(Some(ProductWithStock { product, available }))
+    });
+    let levels = futures::future::join_all(reads).await;
+    Ok(Some(ProductWithStock { product, levels }))
 }
 
 /// Units available now, for the live stock line; `None` for a SKU without stock.

@@ -115,7 +115,7 @@ impl EdgeAdmin {
     pub async fn seed_stock(&self, catalog: &Catalog) -> Result<SeedReport, PublishError> {
         let mut report = SeedReport::default();
         let levels: Vec<(String, u32)> =
-            catalog.products.iter().map(|p| p.sku.to_string()).zip(catalog.stock.iter().copied()).collect();
+            catalog.levels.iter().map(|(sku, n)| (sku.to_string(), *n)).collect();
         for chunk in levels.chunks(STOCK_BATCH_SKUS) {
             let levels: serde_json::Map<String, serde_json::Value> = chunk.iter().map(|(s, l)| (s.clone(), json!(l))).collect();
             let body = json!({ "levels": levels, "mode": "seed" }).to_string();
@@ -294,8 +294,9 @@ mod tests {
         assert!(catalog.products.len() >= 40);
         let categories: std::collections::BTreeSet<_> = catalog.products.iter().map(|p| &p.category).collect();
         assert!(categories.len() >= 5, "{categories:?}");
-        assert!(catalog.stock.iter().any(|&s| s == 0), "the demo shows an out-of-stock product");
-        assert!(catalog.stock.iter().all(|&s| s <= 1000));
+        assert!(catalog.levels.iter().any(|&(_, s)| s == 0), "the demo shows an out-of-stock product");
+        assert!(catalog.levels.iter().all(|&(_, s)| s <= 1000));
+        assert!(catalog.products.iter().any(|p| p.variants.len() > 1), "the demo shows a product with variants");
     }
 
     #[test]

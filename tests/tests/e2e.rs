@@ -215,13 +215,15 @@ async fn seo_tags_sitemap_robots_and_cache_headers(ctx: &Ctx) -> CheckResult {
 
 async fn product_pages_show_title_price_description_and_stock(ctx: &Ctx) -> CheckResult {
     // Every product: the pages are cheap, and a broken entry anywhere should fail.
-    for (product, &stock) in ctx.catalog.products.iter().zip(&ctx.catalog.stock) {
+    for product in &ctx.catalog.products {
+        // The page opens on the first stock unit (the first variant, or the product itself).
+        let stock = ctx.catalog.initial_stock(product.stock_units()[0]).ok_or("a unit without stock")?;
         let path = format!("/p/{}", product.sku);
         let (status, html) = ctx.get(&path).await?;
         ensure!(status == StatusCode::OK, "{path} answered {status}");
         for (what, text) in [
             ("title", html_text(&product.title)),
-            ("price", product.price.to_string()),
+            ("price", product.price_of(product.stock_units()[0]).ok_or("a unit without a price")?.to_string()),
             ("description", html_text(&product.description)),
             ("image", format!("src=\"{}\"", product.image)),
             ("stock", format!("data-available=\"{stock}\"")),
@@ -231,6 +233,30 @@ async fn product_pages_show_title_price_description_and_stock(ctx: &Ctx) -> Chec
         let stock_line = if stock == 0 { "Out of stock".to_string() } else if stock <= 5 { format!("Only {stock} left") } else { format!("{stock} in stock") };
         ensure!(html.contains(&stock_line), "{path} lacks {stock_line:?}");
         ensure!(html.contains(&format!("<title>{} · Edge Shop</title>", html_text(&product.title))), "{path} has no <title>");
+    }
+    Ok(())
+}
+
+/// A product with variants: one page, a link per variant, each with its own price and stock.
+async fn variant_pages_show_each_variants_price_and_stock(ctx: &Ctx) -> CheckResult {
+    let product = ctx.catalog.products.iter().find(|p| p.variants.len() > 2).ok_or("demo has a product with variants")?;
+    for variant in &product.variants {
+        let path = format!("/p/{}?variant={}", product.sku, variant.sku);
+        let (status, html) = ctx.get(&path).await?;
+        ensure!(status == StatusCode::OK, "{path}: {status}");
+        let stock = ctx.catalog.initial_stock(&variant.sku).ok_or("variant without stock")?;
+        let stock_line = html.split("<p ").find(|tag| tag.contains("class=\"stock\"")).unwrap_or_default();
+        ensure!(
+            stock_line.contains(&format!("data-sku=\"{}\"", variant.sku)) && stock_line.contains(&format!("data-available=\"{stock}\"")),
+            "{path}: stock line {stock_line:?} is not the variant's ({stock})"
+        );
+        ensure!(html.contains(&format!("<p class=\"price\">{}</p>", variant.price)), "{path} lacks the variant's price {}", variant.price);
+        for other in &product.variants {
+            ensure!(html.contains(&format!("href=\"/p/{}?variant={}\"", product.sku, other.sku)), "{path} lacks a link to {}", other.sku);
+        }
+        if stock == 0 {
+            ensure!(html.contains("disabled") && html.contains("Out of stock"), "{path}: a sold-out variant can be added");
+        }
     }
     Ok(())
 }
@@ -301,7 +327,7 @@ async fn json_api_follows_its_contract(ctx: &Ctx) -> CheckResult {
     ensure!(status == StatusCode::OK && body["title"] == first.title.as_str(), "product {}: {status} {body}", first.sku);
     ensure!(body["price"]["minor"] == first.price.minor, "product price {body}");
 
-    let out_of_stock = ctx.catalog.products.iter().zip(&ctx.catalog.stock).find(|(_, &s)| s == 0).map(|(p, _)| p.sku.to_string()).ok_or("demo has no sold-out SKU")?;
+    let out_of_stock = ctx.catalog.levels.iter().find(|(_, s)| *s == 0).map(|(sku, _)| sku.to_string()).ok_or("demo has no sold-out SKU")?;
     let reserve = |sku: &str| format!("/api/stock/{sku}/reserve");
     let cases = [
         ("POST", reserve(&out_of_stock), Some(json!({"qty": 1})), StatusCode::CONFLICT, "insufficient_stock"),
@@ -393,7 +419,14 @@ async fn text_of(client: &fantoccini::Client, css: &str) -> Result<String, Strin
 }
 
 async fn browser_adds_to_cart_without_reload_and_sees_live_stock(ctx: &Ctx) -> CheckResult {
-    let (product, &stock) = ctx.catalog.products.iter().zip(&ctx.catalog.stock).find(|(_, &s)| s > 5).ok_or("no product with stock > 5")?;
+    let (product, stock) = ctx
+        .catalog
+        .products
+        .iter()
+        .filter(|p| p.variants.is_empty())
+        .filter_map(|p| Some((p, ctx.catalog.initial_stock(&p.sku)?)))
+        .find(|(_, s)| *s > 5)
+        .ok_or("no product with stock > 5")?;
     let sku = product.sku.to_string();
     let browser = Browser::start().await?;
     let c = &browser.client;
@@ -549,6 +582,7 @@ fn main() {
             search_finds_and_ranks_products,
             seo_tags_sitemap_robots_and_cache_headers,
             product_pages_show_title_price_description_and_stock,
+            variant_pages_show_each_variants_price_and_stock,
             warm_product_page_makes_no_kv_reads,
             corrupt_catalog_value_degrades_its_page_only,
             unknown_pages_answer_404_with_a_page,

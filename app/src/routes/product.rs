@@ -1,8 +1,10 @@
 use crate::cart::use_cart;
 use crate::data::{product_detail, stock_level, ProductWithStock};
+use edge_core::Sku;
 use leptos::prelude::*;
 use leptos_meta::{Meta, Title};
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use std::collections::BTreeMap;
 
 /// How often the browser refreshes the stock line.
 const STOCK_REFRESH_MS: u64 = 5_000;
@@ -46,37 +48,70 @@ pub fn ProductPage() -> impl IntoView {
 
 #[component]
 fn ProductView(detail: ProductWithStock) -> impl IntoView {
-    let ProductWithStock { product, available } = detail;
+    let ProductWithStock { product, levels } = detail;
     let cart = use_cart();
-    let stock = RwSignal::new(available);
-    let sku = product.sku.to_string();
-    poll_stock(sku.clone(), stock);
+    let units: Vec<String> = product.stock_units().iter().map(|s| s.to_string()).collect();
+    let levels = RwSignal::new(levels.into_iter().collect::<BTreeMap<String, Option<u32>>>());
+    // The selected stock unit comes from `?variant=`, so each variant has a URL and choosing one
+    // is a client-side navigation after hydration (a plain link before).
+    let query = use_query_map();
+    let selected = {
+        let units = units.clone();
+        Memo::new(move |_| {
+            let wanted = query.read().get("variant");
+            wanted.filter(|w| units.contains(w)).unwrap_or_else(|| units[0].clone())
+        })
+    };
+    poll_stock(selected, levels);
 
-    let in_cart = {
-        let sku = sku.clone();
-        move || cart.units_of(&sku)
+    let level = move || levels.with(|l| l.get(&selected.get()).copied().flatten());
+    let in_cart = move || cart.units_of(&selected.get());
+    let can_add = move || level().is_some_and(|units| units > in_cart());
+    let add = move |_| cart.add(&selected.get_untracked(), 1);
+    let price = {
+        let product = product.clone();
+        move || {
+            let sku = Sku::parse(&selected.get()).ok();
+            sku.and_then(|s| product.price_of(&s).map(ToString::to_string)).unwrap_or_default()
+        }
     };
-    let can_add = {
-        let in_cart = in_cart.clone();
-        move || stock.get().is_some_and(|units| units > in_cart())
-    };
-    let add = {
-        let sku = sku.clone();
-        move |_| cart.add(&sku, 1)
-    };
+    let variant_links = (!product.variants.is_empty()).then(|| {
+        let names = product.options.join(" / ");
+        let links = product
+            .variants
+            .iter()
+            .map(|v| {
+                let sku = v.sku.to_string();
+                let href = format!("/p/{}?variant={sku}", product.sku);
+                let active = {
+                    let sku = sku.clone();
+                    Signal::derive(move || selected.get() == sku)
+                };
+                view! {
+                    <a class="variant" href=href data-sku=sku.clone() aria-current=move || active.get().then_some("true") class:active=active>
+                        {v.label()}
+                    </a>
+                }
+            })
+            .collect_view();
+        let label = names.clone();
+        view! { <div class="variants" role="group" aria-label=label><span class="variant-name">{names}</span>{links}</div> }
+    });
     let description = product.description.chars().take(160).collect::<String>();
+    let first_level = levels.with_untracked(|l| l.get(&units[0]).copied().flatten());
     view! {
         <Title text=product.title.clone() />
         <Meta name="description" content=description />
-        <super::seo::ProductSeo product=product.clone() available />
-        <article class="product" data-sku=sku>
+        <super::seo::ProductSeo product=product.clone() available=first_level />
+        <article class="product" data-sku=product.sku.to_string()>
             <img src=product.image.clone() alt=product.title.clone() width="480" height="360" />
             <div class="details">
                 <span class="category">{product.category.clone()}</span>
                 <h1 class="title">{product.title.clone()}</h1>
-                <p class="price">{product.price.to_string()}</p>
-                <p class="stock" data-available=move || stock.get().map(|u| u.to_string())>
-                    {move || stock_text(stock.get())}
+                <p class="price">{price}</p>
+                {variant_links}
+                <p class="stock" data-sku=move || selected.get() data-available=move || level().map(|u| u.to_string())>
+                    {move || stock_text(level())}
                 </p>
                 <button class="add-to-cart" on:click=add disabled=move || !can_add()>
                     "Add to cart"
@@ -100,17 +135,18 @@ fn stock_text(available: Option<u32>) -> String {
     }
 }
 
-/// Keeps `stock` fresh in the browser: re-reads the level every few seconds while the page is open.
-fn poll_stock(sku: String, stock: RwSignal<Option<u32>>) {
+/// Keeps the selected unit's level fresh in the browser: re-reads it every few seconds.
+fn poll_stock(selected: Memo<String>, levels: RwSignal<BTreeMap<String, Option<u32>>>) {
     Effect::new(move |_| {
-        let sku = sku.clone();
         let interval = set_interval_with_handle(
             move || {
-                let sku = sku.clone();
+                let sku = selected.get_untracked();
                 leptos::task::spawn_local(async move {
                     // A failed refresh keeps the last known level on screen.
-                    if let Ok(level) = stock_level(sku).await {
-                        stock.set(level);
+                    if let Ok(level) = stock_level(sku.clone()).await {
+                        levels.update(|l| {
+                            l.insert(sku, level);
+                        });
                     }
                 });
             },

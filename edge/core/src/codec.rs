@@ -42,6 +42,8 @@ mod tests {
             image: "/images/kitchen.svg".into(),
             vendor: "Potter & Co".into(),
             tags: vec!["ceramic".into()],
+            options: vec![],
+            variants: vec![],
         }
     }
 

@@ -67,6 +67,49 @@ pub struct Product {
     /// Lower-case tags, sorted and unique.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Option names (`["Size", "Color"]`) when the product comes in variants.
+    #[serde(default)]
+    pub options: Vec<String>,
+    /// The variants, each its own stock unit. Empty: the product is its only stock unit, and
+    /// `price` is its price; otherwise `price` is the lowest variant price.
+    #[serde(default)]
+    pub variants: Vec<Variant>,
+}
+
+/// One purchasable version of a product: its own SKU, stock and price.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variant {
+    pub sku: Sku,
+    /// One value per product option, in the product's option order.
+    pub options: Vec<String>,
+    pub price: Money,
+}
+
+impl Variant {
+    /// "M / Blue".
+    pub fn label(&self) -> String {
+        self.options.join(" / ")
+    }
+}
+
+impl Product {
+    /// The SKUs stock is kept for: the variants', or the product's own.
+    pub fn stock_units(&self) -> Vec<&Sku> {
+        if self.variants.is_empty() {
+            vec![&self.sku]
+        } else {
+            self.variants.iter().map(|v| &v.sku).collect()
+        }
+    }
+
+    /// Price of a stock unit of this product.
+    pub fn price_of(&self, sku: &Sku) -> Option<&Money> {
+        if self.variants.is_empty() {
+            (sku == &self.sku).then_some(&self.price)
+        } else {
+            self.variants.iter().find(|v| &v.sku == sku).map(|v| &v.price)
+        }
+    }
 }
 
 /// What a product grid needs of a product; the product index holds one per product.
@@ -98,14 +141,15 @@ impl From<&Product> for ProductSummary {
 }
 
 /// One entry of the merchant catalog file: the product plus the stock it starts with.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct CatalogEntry {
     pub sku: String,
     pub title: String,
     #[serde(default)]
     pub description: String,
-    /// Price in minor units of the catalog's currency.
-    pub price_minor: i64,
+    /// Price in minor units of the catalog's currency (products without variants).
+    #[serde(default)]
+    pub price_minor: Option<i64>,
     #[serde(default)]
     pub currency: Option<String>,
     pub category: String,
@@ -114,9 +158,29 @@ pub struct CatalogEntry {
     pub vendor: String,
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Units on hand at first publish.
+    /// Units on hand at first publish (products without variants).
+    #[serde(default)]
+    pub stock: Option<i64>,
+    /// Option names, when the product has variants.
+    #[serde(default)]
+    pub options: Vec<String>,
+    #[serde(default)]
+    pub variants: Vec<VariantEntry>,
+}
+
+/// A variant in the catalog file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct VariantEntry {
+    pub sku: String,
+    pub options: Vec<String>,
+    pub price_minor: i64,
     pub stock: i64,
 }
+
+/// Option names a product may have (Shopify's limit).
+pub const OPTIONS_PER_PRODUCT_MAX: usize = 3;
+/// Variants a product may have.
+pub const VARIANTS_PER_PRODUCT_MAX: usize = 100;
 
 /// The merchant catalog file as written by hand or exported.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -154,8 +218,15 @@ impl fmt::Display for CatalogProblem {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Catalog {
     pub products: Vec<Product>,
-    /// Initial stock per product, in the same order as `products`.
-    pub stock: Vec<u32>,
+    /// Initial stock of every stock unit (product or variant SKU), in catalog order.
+    pub levels: Vec<(Sku, u32)>,
+}
+
+impl Catalog {
+    /// The initial stock of a stock unit.
+    pub fn initial_stock(&self, sku: &Sku) -> Option<u32> {
+        self.levels.iter().find(|(s, _)| s == sku).map(|(_, n)| *n)
+    }
 }
 
 /// Tags one product may carry.
@@ -237,7 +308,7 @@ impl Catalog {
         }
         let mut seen = HashSet::new();
         let mut products = Vec::with_capacity(file.products.len());
-        let mut stock = Vec::with_capacity(file.products.len());
+        let mut levels = Vec::with_capacity(file.products.len());
         for (i, entry) in file.products.into_iter().enumerate() {
             let mut bad = |field: &str, message: String| {
                 problems.push(CatalogProblem { entry: Some(i), line: None, field: field.into(), message })
@@ -259,10 +330,6 @@ impl Catalog {
             if entry.category.trim().is_empty() {
                 bad("category", "category is empty".into());
             }
-            let price_minor = u64::try_from(entry.price_minor).ok();
-            if price_minor.is_none() {
-                bad("price_minor", format!("price {} is negative", entry.price_minor));
-            }
             let currency = entry.currency.unwrap_or_else(|| file.currency.clone());
             if let Err(e) = Money::new(0, &currency).validate() {
                 bad("currency", e);
@@ -270,17 +337,72 @@ impl Catalog {
             if let Err(e) = check_image_url(&entry.image) {
                 bad("image", e);
             }
-            let units = u32::try_from(entry.stock).ok();
-            if units.is_none() {
-                bad("stock", format!("stock {} is not a count of units", entry.stock));
-            }
             let mut tags: Vec<String> = entry.tags.iter().map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty()).collect();
             tags.sort();
             tags.dedup();
             if tags.len() > TAGS_PER_PRODUCT_MAX {
                 bad("tags", format!("{} tags; at most {TAGS_PER_PRODUCT_MAX}", tags.len()));
             }
-            if let (Some(sku), Some(minor), Some(units)) = (sku, price_minor, units) {
+            let price = |field: &str, minor: Option<i64>, bad: &mut dyn FnMut(&str, String)| match minor {
+                None => {
+                    bad(field, "price is missing".into());
+                    None
+                }
+                Some(m) => u64::try_from(m).map_err(|_| bad(field, format!("price {m} is negative"))).ok(),
+            };
+            let units = |field: &str, stock: Option<i64>, bad: &mut dyn FnMut(&str, String)| match stock {
+                None => {
+                    bad(field, "stock is missing".into());
+                    None
+                }
+                Some(n) => u32::try_from(n).map_err(|_| bad(field, format!("stock {n} is not a count of units"))).ok(),
+            };
+            let mut variants = Vec::with_capacity(entry.variants.len());
+            let mut unit_levels = Vec::new();
+            let product_price;
+            if entry.variants.is_empty() {
+                product_price = price("price_minor", entry.price_minor, &mut bad);
+                if let (Some(sku), Some(n)) = (&sku, units("stock", entry.stock, &mut bad)) {
+                    unit_levels.push((sku.clone(), n));
+                }
+            } else {
+                if entry.options.is_empty() || entry.options.len() > OPTIONS_PER_PRODUCT_MAX {
+                    bad("options", format!("a product with variants needs 1 to {OPTIONS_PER_PRODUCT_MAX} option names"));
+                }
+                if entry.variants.len() > VARIANTS_PER_PRODUCT_MAX {
+                    bad("variants", format!("{} variants; at most {VARIANTS_PER_PRODUCT_MAX}", entry.variants.len()));
+                }
+                let mut combinations = HashSet::new();
+                for (k, v) in entry.variants.into_iter().enumerate() {
+                    let field = |name: &str| format!("variants[{k}].{name}");
+                    // A variant may share the product's SKU (Shopify's first variant does).
+                    let vsku = match Sku::parse(&v.sku) {
+                        Ok(vsku) if Some(&vsku) == sku.as_ref() => Some(vsku),
+                        Ok(vsku) if !seen.insert(vsku.clone()) => {
+                            bad(&field("sku"), format!("duplicate SKU {vsku}"));
+                            None
+                        }
+                        Ok(vsku) => Some(vsku),
+                        Err(e) => {
+                            bad(&field("sku"), e);
+                            None
+                        }
+                    };
+                    if v.options.len() != entry.options.len() {
+                        bad(&field("options"), format!("{} option values for {} options", v.options.len(), entry.options.len()));
+                    } else if !combinations.insert(v.options.clone()) {
+                        bad(&field("options"), format!("{:?} is listed twice", v.options.join(" / ")));
+                    }
+                    let vprice = price(&field("price_minor"), Some(v.price_minor), &mut bad);
+                    let vunits = units(&field("stock"), Some(v.stock), &mut bad);
+                    if let (Some(vsku), Some(minor), Some(n)) = (vsku, vprice, vunits) {
+                        unit_levels.push((vsku.clone(), n));
+                        variants.push(Variant { sku: vsku, options: v.options, price: Money { minor, currency: currency.clone() } });
+                    }
+                }
+                product_price = variants.iter().map(|v| v.price.minor).min();
+            }
+            if let (Some(sku), Some(minor)) = (sku, product_price) {
                 products.push(Product {
                     sku,
                     title: entry.title,
@@ -290,12 +412,14 @@ impl Catalog {
                     image: entry.image,
                     vendor: entry.vendor.trim().to_owned(),
                     tags,
+                    options: if variants.is_empty() { Vec::new() } else { entry.options },
+                    variants,
                 });
-                stock.push(units);
+                levels.extend(unit_levels);
             }
         }
         if problems.is_empty() {
-            Ok(Self { products, stock })
+            Ok(Self { products, levels })
         } else {
             Err(problems)
         }
@@ -347,7 +471,7 @@ mod tests {
         assert_eq!(c.products.len(), 2);
         assert_eq!(c.products[1].sku.as_str(), "B-2");
         assert_eq!(c.products[0].price, Money::new(1200, "USD"));
-        assert_eq!(c.stock, vec![5, 5]);
+        assert_eq!(c.levels.iter().map(|(_, n)| *n).collect::<Vec<_>>(), vec![5, 5]);
     }
 
     #[test]
@@ -396,6 +520,42 @@ mod tests {
         assert!(problems[0].to_string().starts_with("line 3: products[1].sku: duplicate SKU"), "{}", problems[0]);
         let broken = Catalog::from_json("{\"currency\": \"USD\",\n\"products\": [\n{]").unwrap_err();
         assert_eq!(broken[0].line, Some(3));
+    }
+
+    #[test]
+    fn variants_are_stock_units_with_their_own_prices() {
+        let mut tee = entry("TEE");
+        tee["options"] = serde_json::json!(["Size"]);
+        tee["variants"] = serde_json::json!([
+            {"sku": "TEE", "options": ["S"], "price_minor": 2500, "stock": 1},
+            {"sku": "TEE-M", "options": ["M"], "price_minor": 2400, "stock": 2},
+        ]);
+        let c = Catalog::from_json(&catalog(vec![tee, entry("MUG")])).unwrap();
+        let tee = &c.products[0];
+        assert_eq!(tee.price.minor, 2400, "a product with variants shows its lowest price");
+        assert_eq!(tee.stock_units().iter().map(|s| s.as_str()).collect::<Vec<_>>(), ["TEE", "TEE-M"]);
+        assert_eq!(tee.price_of(&Sku::parse("TEE-M").unwrap()).unwrap().minor, 2400);
+        assert_eq!(tee.variants[1].label(), "M");
+        let levels: Vec<(&str, u32)> = c.levels.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+        assert_eq!(levels, [("TEE", 1), ("TEE-M", 2), ("MUG", 5)]);
+    }
+
+    #[test]
+    fn bad_variants_are_reported_by_position() {
+        let mut tee = entry("TEE");
+        tee["options"] = serde_json::json!(["Size"]);
+        tee["variants"] = serde_json::json!([
+            {"sku": "MUG", "options": ["S"], "price_minor": 2500, "stock": 1},
+            {"sku": "TEE-M", "options": ["M", "Red"], "price_minor": -1, "stock": 2},
+            {"sku": "TEE-L", "options": ["S"], "price_minor": 1, "stock": -3},
+        ]);
+        let problems = Catalog::from_json(&catalog(vec![entry("MUG"), tee])).unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["variants[0].sku", "variants[1].options", "variants[1].price_minor", "variants[2].options", "variants[2].stock"]
+        );
+        assert!(problems.iter().all(|p| p.entry == Some(1)));
     }
 
     #[test]

@@ -105,6 +105,8 @@ mod tests {
             image: "/i.svg".into(),
             vendor: "Acme".into(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            options: vec![],
+            variants: vec![],
         }
     }
 

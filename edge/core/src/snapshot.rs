@@ -341,6 +341,8 @@ mod tests {
             image: "/i.svg".into(),
             vendor: String::new(),
             tags: vec![],
+            options: vec![],
+            variants: vec![],
         }
     }
 

@@ -79,7 +79,7 @@ async fn publish(host: &Host) -> Value {
     let catalog = Catalog::from_json(&catalog_json()).unwrap();
     host.kv.publish_snapshot(&catalog.products, host.clock.now_ms());
     let levels: serde_json::Map<String, Value> =
-        catalog.products.iter().zip(&catalog.stock).map(|(p, s)| (p.sku.to_string(), json!(s))).collect();
+        catalog.levels.iter().map(|(sku, n)| (sku.to_string(), json!(n))).collect();
     let body = json!({"levels": levels, "mode": "seed"}).to_string();
     let (status, reply) = call(host, "POST", "/_admin/stock", Some(&body), Some(TOKEN)).await;
     assert_eq!(status, StatusCode::OK, "{reply}");
