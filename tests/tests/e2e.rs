@@ -523,6 +523,44 @@ async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
     Ok(())
 }
 
+/// Choosing a variant after hydration swaps price and stock in place, without a page load, and
+/// adds that variant to the cart.
+async fn browser_chooses_a_variant_without_reload(ctx: &Ctx) -> CheckResult {
+    let product = ctx.catalog.products.iter().find(|p| p.variants.len() > 2).ok_or("demo has a product with variants")?;
+    let target = product.variants.iter().skip(1).find(|v| ctx.catalog.initial_stock(&v.sku).is_some_and(|n| n > 0)).ok_or("no second variant in stock")?;
+    let browser = Browser::start().await?;
+    let c = &browser.client;
+    let result: CheckResult = async {
+        let err = |e: fantoccini::error::CmdError| e.to_string();
+        c.goto(&ctx.url(&format!("/p/{}", product.sku))).await.map_err(err)?;
+        wait_for("hydration", Duration::from_secs(20), || async {
+            Ok(c.execute("return document.body.dataset.hydrated === 'true'", vec![]).await.map_err(err)? == json!(true))
+        })
+        .await?;
+        c.execute("window.__e2eMarker = 'same page'", vec![]).await.map_err(err)?;
+        c.find(Locator::Css(&format!("a.variant[data-sku='{}']", target.sku))).await.map_err(err)?.click().await.map_err(err)?;
+        wait_for("the stock line to follow the variant", Duration::from_secs(10), || async {
+            let el = c.find(Locator::Css("p.stock")).await.map_err(err)?;
+            Ok(el.attr("data-sku").await.map_err(err)?.as_deref() == Some(target.sku.as_str()))
+        })
+        .await?;
+        let price = text_of(c, "p.price").await?;
+        ensure!(price == target.price.to_string(), "price shows {price:?}, expected {}", target.price);
+        let marker = c.execute("return window.__e2eMarker || null", vec![]).await.map_err(err)?;
+        ensure!(marker == json!("same page"), "choosing a variant reloaded the page");
+        ensure!(c.current_url().await.map_err(err)?.query() == Some(&format!("variant={}", target.sku)), "the URL names the variant");
+        c.find(Locator::Css("button.add-to-cart")).await.map_err(err)?.click().await.map_err(err)?;
+        wait_for("the variant in the cart", Duration::from_secs(5), || async {
+            let stored = c.execute("return localStorage.getItem('edge-shop-cart')", vec![]).await.map_err(err)?;
+            Ok(stored.as_str().is_some_and(|s| s.contains(target.sku.as_str())))
+        })
+        .await
+    }
+    .await;
+    let _ = browser.client.clone().close().await;
+    result
+}
+
 /// A shopper searches from the header, narrows by a facet, and pages through a category.
 async fn browser_searches_filters_and_pages(ctx: &Ctx) -> CheckResult {
     let browser = Browser::start().await?;
@@ -591,6 +629,7 @@ fn main() {
             concurrent_reserves_across_three_shards_never_oversell,
             browser_adds_to_cart_without_reload_and_sees_live_stock,
             browser_searches_filters_and_pages,
+            browser_chooses_a_variant_without_reload,
             // Last: it changes the live catalog the checks above compare against.
             republish_is_atomic_for_readers,
         ];
