@@ -6,7 +6,9 @@
 //! - [`publish`]: validates a catalog file and publishes it as a versioned snapshot to the catalog
 //!   KV (through an edge's admin API, or [`cloudflare`]'s API), seeding stock through the edge.
 //! - [`cloudflare`]: the Cloudflare API as a catalog KV target.
+//! - [`shopify`]: importing a Shopify product export (CSV) as a catalog.
 
 pub mod cloudflare;
 pub mod publish;
 pub mod server;
+pub mod shopify;

@@ -75,11 +75,22 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Reads and validates a catalog file, returning the validated catalog.
+/// Reads and validates a catalog file: the project's JSON, or a Shopify export (`.csv`, priced
+/// in USD; see [`load_catalog_in`]).
 pub fn load_catalog(path: &Path) -> Result<Catalog, PublishError> {
+    load_catalog_in(path, "USD")
+}
+
+/// [`load_catalog`], with the currency of a Shopify export's prices (its CSV names none).
+pub fn load_catalog_in(path: &Path, csv_currency: &str) -> Result<Catalog, PublishError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| PublishError::Read { path: path.display().to_string(), source })?;
-    Catalog::from_json(&text).map_err(PublishError::Invalid)
+    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        crate::shopify::import(&text, csv_currency).map(|i| i.catalog).map_err(PublishError::Invalid)
+    } else {
+        Catalog::from_json(&text).map_err(PublishError::Invalid)
+    }
 }
 
 /// An edge's admin API: raw catalog KV and stock seeding.

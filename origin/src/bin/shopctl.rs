@@ -44,19 +44,39 @@ struct EdgeArgs {
     token: String,
 }
 
+/// The catalog file: the project's JSON, or a Shopify product export (`.csv`).
+#[derive(clap::Args)]
+struct CatalogArgs {
+    catalog: PathBuf,
+    /// Currency of a Shopify export's prices (the CSV does not say).
+    #[arg(long, default_value = "USD")]
+    currency: String,
+}
+
+impl CatalogArgs {
+    fn load(&self) -> Result<edge_core::Catalog, PublishError> {
+        publish::load_catalog_in(&self.catalog, &self.currency)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Check a catalog file and list every problem in it.
-    Validate { catalog: PathBuf },
+    /// Check a catalog file and list every problem in it, by line.
+    Validate {
+        #[command(flatten)]
+        file: CatalogArgs,
+    },
     /// Show what publishing the catalog would change: added, removed and changed SKUs.
     Diff {
-        catalog: PathBuf,
+        #[command(flatten)]
+        file: CatalogArgs,
         #[command(flatten)]
         edge: EdgeArgs,
     },
     /// Publish the catalog as the next snapshot version; seed stock for new SKUs only.
     Publish {
-        catalog: PathBuf,
+        #[command(flatten)]
+        file: CatalogArgs,
         #[command(flatten)]
         edge: EdgeArgs,
     },
@@ -96,16 +116,17 @@ fn print_gc(gc: &publish::GcReport) {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Validate { catalog: path } => match publish::load_catalog(&path) {
+        Command::Validate { file } => match file.load() {
             Ok(catalog) => {
-                println!("{}: {} products, valid", path.display(), catalog.products.len());
+                println!("{}: {} products, {} stock units, valid", file.catalog.display(), catalog.products.len(), catalog.levels.len());
                 ExitCode::SUCCESS
             }
             Err(e) => fail(e),
         },
-        Command::Diff { catalog: path, edge } => {
+        Command::Diff { file, edge } => {
+            let path = file.catalog.clone();
             let result = async {
-                let catalog = publish::load_catalog(&path)?;
+                let catalog = file.load()?;
                 match edge.target {
                     Target::Edge => publish::diff(&EdgeAdmin::new(&edge.edge, &edge.token)?, &catalog).await,
                     Target::Cloudflare => publish::diff(&CloudflareKv::from_env()?, &catalog).await,
@@ -120,9 +141,9 @@ async fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        Command::Publish { catalog: path, edge } => {
+        Command::Publish { file, edge } => {
             let result = async {
-                let catalog = publish::load_catalog(&path)?;
+                let catalog = file.load()?;
                 let admin = EdgeAdmin::new(&edge.edge, &edge.token)?;
                 let progress = |done: usize, total: usize| {
                     eprint!("\rshopctl: wrote {done}/{total} keys");
