@@ -82,3 +82,42 @@ fn shopctl_validate_exits_non_zero_with_the_lines_at_fault() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("3 products"));
 }
+
+/// Mutation fuzzing of the importer (cargo-fuzz needs nightly): the sample export and the bad
+/// file, cut, spliced and bit-flipped by a seeded generator; import must return, never panic.
+/// `CSV_FUZZ_CASES=N` runs more.
+#[test]
+fn mutated_exports_never_panic_the_importer() {
+    let cases: u64 = std::env::var("CSV_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3_000);
+    let samples = [read("data/shopify-sample.csv").into_bytes(), read("tests/data/shopify-bad.csv").into_bytes()];
+    let specials: [&[u8]; 8] = [b"\"", b",", b"\n", b"\r\n", b"&#9999999;", b"<p", b"-1", b"\xff\xfe"];
+    for seed in 1..=cases {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        let mut bytes = samples[(next() % 2) as usize].clone();
+        for _ in 0..=(next() % 6) {
+            let at = (next() as usize) % (bytes.len() + 1);
+            match next() % 4 {
+                0 => bytes.truncate(at),
+                1 if at < bytes.len() => bytes[at] ^= 1 << (next() % 8),
+                2 => {
+                    let special = specials[(next() % specials.len() as u64) as usize];
+                    bytes.splice(at..at, special.iter().copied());
+                }
+                _ => {
+                    let end = (at + (next() as usize) % 40).min(bytes.len());
+                    bytes.drain(at..end);
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let outcome = std::panic::catch_unwind(|| import(&text, "USD").map(|i| i.catalog.products.len()));
+        assert!(outcome.is_ok(), "importer panicked on seed {seed}:\n{text}");
+    }
+    println!("csv fuzz: {cases} mutated exports imported without a panic");
+}
