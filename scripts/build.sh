@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the two wasm artifacts, each only when its sources changed:
-#   public/pkg/shop.js + shop_bg.wasm   the hydrate bundle (browser)
+#   public/pkg/shop-HASH.js + _bg.wasm  the hydrate bundle (browser), and style-HASH.css
 #   edge/build/worker/shim.mjs + wasm   the worker (workerd), via worker-build
 # wrangler.toml runs this as its build command; scripts/dev.sh and scripts/test.sh call it first.
 set -euo pipefail
@@ -17,29 +17,39 @@ for tool in "$WASM_BINDGEN_BIN" "$WASM_OPT_BIN" "$ESBUILD_BIN" "$CARGO_BIN/worke
   [ -x "$tool" ] || { echo "build: $tool is missing; run scripts/setup.sh" >&2; exit 1; }
 done
 
-# True when $1 is missing or any Rust source, manifest or lock file is newer than it.
+# True when $1 is missing or any Rust source, style, manifest or lock file is newer than it.
 stale() {
   [ ! -e "$1" ] || [ -n "$(find app edge/src edge/core/src edge/core/Cargo.toml edge/Cargo.toml Cargo.toml Cargo.lock \
     -newer "$1" -type f -print -quit)" ]
 }
 
-BUNDLE=public/pkg/shop_bg.wasm
-if stale "$BUNDLE" || [ "${FORCE_BUILD:-}" = 1 ]; then
+# The browser's files are named by their content hash, so they can be cached forever
+# (public/_headers marks /pkg/* immutable); the names reach the worker at compile time.
+ASSETS=target/hydrate/asset-names.env
+if stale "$ASSETS" || [ "${FORCE_BUILD:-}" = 1 ]; then
   echo "build: hydrate bundle"
   t0=$SECONDS
   # A target dir of its own: worker-build compiles with WASM_BINDGEN_USE_JS_SYS=1, plain cargo
   # without it, and sharing one dir would let the two reuse each other's wasm-bindgen output.
   CARGO_TARGET_DIR=target/hydrate cargo build --quiet -p app-hydrate --lib --release --target wasm32-unknown-unknown
-  mkdir -p public/pkg
-  "$WASM_BINDGEN_BIN" --target web --no-typescript --out-dir public/pkg --out-name shop \
-    target/hydrate/wasm32-unknown-unknown/release/app_hydrate.wasm
-  "$WASM_OPT_BIN" -Oz --strip-debug --strip-producers "$BUNDLE" -o "$BUNDLE.opt"
-  mv "$BUNDLE.opt" "$BUNDLE"
+  raw=target/hydrate/wasm32-unknown-unknown/release/app_hydrate.wasm
+  bundle="shop-$(sha256sum "$raw" | cut -c1-12)"
+  style="style-$(sha256sum app/style.css | cut -c1-12).css"
+  rm -rf public/pkg && mkdir -p public/pkg
+  "$WASM_BINDGEN_BIN" --target web --no-typescript --out-dir public/pkg --out-name "$bundle" "$raw"
+  "$WASM_OPT_BIN" -Oz --strip-debug --strip-producers "public/pkg/${bundle}_bg.wasm" -o "public/pkg/${bundle}_bg.wasm.opt"
+  mv "public/pkg/${bundle}_bg.wasm.opt" "public/pkg/${bundle}_bg.wasm"
+  cp app/style.css "public/pkg/$style"
+  printf 'SHOP_BUNDLE_NAME=%s\nSHOP_STYLE_HREF=/pkg/%s\n' "$bundle" "$style" > "$ASSETS"
   echo "build: hydrate bundle took $((SECONDS - t0)) s"
 fi
+set -a
+# shellcheck source=/dev/null
+. "$ASSETS"
+set +a
 
 WORKER=edge/build/worker/shim.mjs
-if stale "$WORKER" || [ "${FORCE_BUILD:-}" = 1 ]; then
+if stale "$WORKER" || [ "$ASSETS" -nt "$WORKER" ] || [ "${FORCE_BUILD:-}" = 1 ]; then
   echo "build: worker"
   t0=$SECONDS
   (cd edge && "$CARGO_BIN/worker-build" --release)
@@ -49,4 +59,4 @@ fi
 
 size() { printf '%8d raw %8d gzip  %s\n' "$(stat -c %s "$1")" "$(gzip -9 -c "$1" | wc -c)" "$1"; }
 size edge/build/index_bg.wasm
-size "$BUNDLE"
+size "public/pkg/${SHOP_BUNDLE_NAME}_bg.wasm"

@@ -22,8 +22,18 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::{path, SsrMode};
 
-/// Name of the hydrate bundle in `/pkg` (`shop.js`, `shop_bg.wasm`).
-pub const BUNDLE_NAME: &str = "shop";
+/// Name of the hydrate bundle in `/pkg` (`NAME.js`, `NAME_bg.wasm`): content-hashed by
+/// `scripts/build.sh`, which passes it in at compile time.
+pub const BUNDLE_NAME: &str = match option_env!("SHOP_BUNDLE_NAME") {
+    Some(name) => name,
+    None => "shop",
+};
+
+/// The stylesheet's URL, content-hashed the same way.
+pub const STYLE_HREF: &str = match option_env!("SHOP_STYLE_HREF") {
+    Some(href) => href,
+    None => "/pkg/style.css",
+};
 
 /// The whole HTML document around [`App`], rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -54,7 +64,7 @@ pub fn App() -> impl IntoView {
         }
     });
     view! {
-        <Stylesheet href="/style.css" />
+        <Stylesheet href=STYLE_HREF />
         <Title formatter=|page: String| format!("{page} · Edge Shop") />
         <Router>
             <header class="site-header">

@@ -122,7 +122,7 @@ async fn home_page_is_server_rendered_with_products_and_categories(ctx: &Ctx) ->
         ensure!(html.contains(&format!("href=\"/c/{slug}\"")), "home page has no link to category {slug}");
     }
     ensure!(next_link(&html).as_deref() == Some("/?page=2"), "home page next link {:?}", next_link(&html));
-    ensure!(html.contains("/pkg/shop.js"), "home page does not load the hydrate bundle");
+    ensure!(html.contains("/pkg/shop-") && html.contains("/pkg/style-"), "home page does not load the fingerprinted bundle and styles");
     let all = all_listed(ctx, "/").await?;
     let expected: Vec<String> = ctx.catalog.products.iter().map(|p| p.sku.to_string()).collect();
     ensure!(all == expected, "paging through / lists {} of {} products", all.len(), expected.len());
@@ -201,6 +201,16 @@ async fn seo_tags_sitemap_robots_and_cache_headers(ctx: &Ctx) -> CheckResult {
     ensure!(ld["@type"] == "Product" && ld["sku"] == product.sku.as_str(), "JSON-LD {ld}");
     let price = format!("{}.{:02}", product.price.minor / 100, product.price.minor % 100);
     ensure!(ld["offers"]["price"] == price.as_str() && ld["offers"]["priceCurrency"] == "USD", "JSON-LD offer {}", ld["offers"]);
+
+    // Fingerprinted assets are cached for good; the page names them.
+    let (_, home) = ctx.get("/").await?;
+    for prefix in ["/pkg/shop-", "/pkg/style-"] {
+        let at = home.find(prefix).ok_or(format!("home page names no {prefix} asset"))?;
+        let asset = home[at..].split('"').next().unwrap_or_default();
+        let res = ctx.http.get(ctx.url(asset)).send().await.map_err(|e| e.to_string())?;
+        let cache = res.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        ensure!(res.status() == StatusCode::OK && cache.contains("immutable"), "{asset}: {} {cache:?}", res.status());
+    }
 
     let (status, sitemap) = ctx.get("/sitemap.xml").await?;
     ensure!(status == StatusCode::OK, "sitemap {status}");
