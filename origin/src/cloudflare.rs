@@ -5,10 +5,9 @@
 //! `CLOUDFLARE_KV_NAMESPACE_ID`, and `CLOUDFLARE_API_BASE` (default the public API; tests point it
 //! at a local fake). Values are sent base64-encoded in bulk writes of up to 10,000 pairs.
 
-use crate::publish::{CatalogKv, PublishError};
+use crate::publish::{batches, send_batches, CatalogKv, PublishError};
 use base64::Engine;
 use edge_core::snapshot::KvEntry;
-use futures::StreamExt;
 use serde_json::json;
 use std::time::Duration;
 
@@ -86,34 +85,20 @@ impl CatalogKv for CloudflareKv {
     async fn kv_put(&self, entries: Vec<KvEntry>, progress: impl Fn(usize, usize)) -> Result<(), PublishError> {
         let total = entries.len();
         let b64 = base64::engine::general_purpose::STANDARD;
-        let mut bulks: Vec<Vec<serde_json::Value>> = vec![Vec::new()];
-        let mut bytes = 0;
-        for entry in entries {
-            let value = b64.encode(&entry.value);
-            let last = bulks.last_mut().expect("one bulk");
-            if !last.is_empty() && (last.len() >= BULK_PAIRS || bytes + value.len() > BULK_BYTES) {
-                bulks.push(Vec::new());
-                bytes = 0;
-            }
-            bytes += entry.key.len() + value.len();
-            bulks.last_mut().expect("one bulk").push(json!({ "key": entry.key, "value": value, "base64": true }));
-        }
+        let pairs: Vec<(String, String)> = entries.into_iter().map(|e| (e.key, b64.encode(&e.value))).collect();
+        let bulks = batches(pairs, BULK_PAIRS, BULK_BYTES, |(k, v)| k.len() + v.len());
         let url = format!("{}/bulk", self.namespace_url);
-        let mut sends = futures::stream::iter(bulks.into_iter().filter(|b| !b.is_empty()).map(|bulk| {
-            let count = bulk.len();
-            let request = self.http.put(&url).json(&bulk);
+        send_batches(bulks, BULK_IN_FLIGHT, total, progress, |bulk| {
+            let body: Vec<serde_json::Value> =
+                bulk.into_iter().map(|(key, value)| json!({ "key": key, "value": value, "base64": true })).collect();
+            let count = body.len();
+            let request = self.http.put(&url).json(&body);
             async move {
                 let (status, body) = self.send("bulk write", request).await?;
                 Self::ensure_success("bulk write", status, &body).map(|()| count)
             }
-        }))
-        .buffer_unordered(BULK_IN_FLIGHT);
-        let mut done = 0;
-        while let Some(written) = sends.next().await {
-            done += written?;
-            progress(done, total);
-        }
-        Ok(())
+        })
+        .await
     }
 
     async fn kv_delete(&self, keys: Vec<String>) -> Result<usize, PublishError> {

@@ -159,29 +159,13 @@ impl CatalogKv for EdgeAdmin {
     /// Batches may land in any order: callers write the pointer in a call of its own, after.
     async fn kv_put(&self, entries: Vec<KvEntry>, progress: impl Fn(usize, usize)) -> Result<(), PublishError> {
         let total = entries.len();
-        let mut batches: Vec<Vec<KvEntry>> = vec![Vec::new()];
-        let mut batch_bytes = 0;
-        for entry in entries {
-            let last = batches.last_mut().expect("at least one batch");
-            if !last.is_empty() && (last.len() >= KV_BATCH_ENTRIES || batch_bytes + entry.value.len() > KV_BATCH_BYTES) {
-                batches.push(Vec::new());
-                batch_bytes = 0;
-            }
-            batch_bytes += entry.key.len() + entry.value.len();
-            batches.last_mut().expect("at least one batch").push(entry);
-        }
+        let batches = batches(entries, KV_BATCH_ENTRIES, KV_BATCH_BYTES, |e| e.key.len() + e.value.len());
         let url = format!("{}/_admin/kv", self.base_url);
-        let mut sends = futures::stream::iter(batches.into_iter().filter(|b| !b.is_empty()).map(|batch| {
+        send_batches(batches, KV_BATCHES_IN_FLIGHT, total, progress, |batch| {
             let request = self.http.post(&url).header("content-type", "application/cbor").body(to_cbor(&batch));
             async move { self.send("writing catalog keys", request).await.map(|_| batch.len()) }
-        }))
-        .buffer_unordered(KV_BATCHES_IN_FLIGHT);
-        let mut done = 0;
-        while let Some(written) = sends.next().await {
-            done += written?;
-            progress(done, total);
-        }
-        Ok(())
+        })
+        .await
     }
 
     /// Deletes keys in batches, in order (a version's manifest goes last, so an interrupted
@@ -195,6 +179,46 @@ impl CatalogKv for EdgeAdmin {
         Ok(keys.len())
     }
 
+}
+
+/// Splits `items` into batches of at most `max_items` items and (but for a single larger item)
+/// `max_bytes` bytes by `size`.
+pub(crate) fn batches<T>(items: Vec<T>, max_items: usize, max_bytes: usize, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut batches: Vec<Vec<T>> = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let item_bytes = size(&item);
+        match batches.last_mut() {
+            Some(last) if last.len() < max_items && bytes + item_bytes <= max_bytes => last.push(item),
+            _ => {
+                batches.push(vec![item]);
+                bytes = 0;
+            }
+        }
+        bytes += item_bytes;
+    }
+    batches
+}
+
+/// Sends batches `in_flight` at a time, reporting (items done, `total`) as each lands.
+pub(crate) async fn send_batches<T, F, Fut>(
+    batches: Vec<Vec<T>>,
+    in_flight: usize,
+    total: usize,
+    progress: impl Fn(usize, usize),
+    send: F,
+) -> Result<(), PublishError>
+where
+    F: Fn(Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = Result<usize, PublishError>>,
+{
+    let mut sends = futures::stream::iter(batches.into_iter().map(send)).buffer_unordered(in_flight);
+    let mut done = 0;
+    while let Some(sent) = sends.next().await {
+        done += sent?;
+        progress(done, total);
+    }
+    Ok(())
 }
 
 /// The catalog's key-value store as a publisher sees it: the edge's admin API (local dev, any
@@ -308,6 +332,14 @@ mod tests {
         assert!(catalog.levels.iter().any(|&(_, s)| s == 0), "the demo shows an out-of-stock product");
         assert!(catalog.levels.iter().all(|&(_, s)| s <= 1000));
         assert!(catalog.products.iter().any(|p| p.variants.len() > 1), "the demo shows a product with variants");
+    }
+
+    #[test]
+    fn batches_respect_item_and_byte_bounds() {
+        let sizes = |b: &Vec<Vec<usize>>| b.iter().map(Vec::len).collect::<Vec<_>>();
+        assert_eq!(sizes(&batches((0..7).collect(), 3, usize::MAX, |_| 1)), [3, 3, 1]);
+        assert_eq!(sizes(&batches(vec![4, 4, 4, 9, 1], 10, 8, |&n| n)), [2, 1, 1, 1], "a 9-byte item travels alone");
+        assert!(batches(Vec::<u8>::new(), 3, 3, |_| 1).is_empty());
     }
 
     #[test]

@@ -263,6 +263,16 @@ async fn set_stock(
     Ok(no_store(json!({ "written": report.written, "kept": report.kept })))
 }
 
+/// A CBOR list of at most [`KV_ENTRIES_PER_REQUEST_MAX`] `what`s from a request body.
+fn cbor_batch<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>, what: &str) -> Result<Vec<T>, ApiError> {
+    let body = body.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
+    let items: Vec<T> = from_cbor(&body).map_err(|e| ApiError::BadRequest(format!("body is not a CBOR list of {what}: {e}")))?;
+    if items.len() > KV_ENTRIES_PER_REQUEST_MAX {
+        return Err(ApiError::BadRequest(format!("at most {KV_ENTRIES_PER_REQUEST_MAX} {what} per request")));
+    }
+    Ok(items)
+}
+
 /// Writes a batch of raw KV entries (CBOR `[KvEntry]`), in order. Publishers write a snapshot's
 /// keys this way, and its pointer last, in a batch of its own.
 async fn put_kv(
@@ -271,12 +281,7 @@ async fn put_kv(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&headers, &admin.token)?;
-    let body = body.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
-    let entries: Vec<KvEntry> =
-        from_cbor(&body).map_err(|e| ApiError::BadRequest(format!("body is not a CBOR list of entries: {e}")))?;
-    if entries.len() > KV_ENTRIES_PER_REQUEST_MAX {
-        return Err(ApiError::BadRequest(format!("at most {KV_ENTRIES_PER_REQUEST_MAX} entries per request")));
-    }
+    let entries: Vec<KvEntry> = cbor_batch(body, "entries")?;
     if let Some(bad) = entries.iter().find(|e| e.key.is_empty() || e.key.len() > KV_KEY_BYTES_MAX) {
         return Err(ApiError::BadRequest(format!("key {:?} must be 1 to {KV_KEY_BYTES_MAX} bytes", bad.key)));
     }
@@ -318,12 +323,7 @@ async fn delete_kv(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&headers, &admin.token)?;
-    let body = body.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
-    let keys: Vec<String> =
-        from_cbor(&body).map_err(|e| ApiError::BadRequest(format!("body is not a CBOR list of keys: {e}")))?;
-    if keys.len() > KV_ENTRIES_PER_REQUEST_MAX {
-        return Err(ApiError::BadRequest(format!("at most {KV_ENTRIES_PER_REQUEST_MAX} keys per request")));
-    }
+    let keys: Vec<String> = cbor_batch(body, "keys")?;
     if keys.iter().any(|k| k == crate::snapshot::POINTER_KEY) {
         return Err(ApiError::BadRequest("the live pointer cannot be deleted".into()));
     }
