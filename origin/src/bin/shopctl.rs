@@ -10,7 +10,6 @@
 use clap::{Parser, Subcommand};
 use origin::cloudflare::CloudflareKv;
 use origin::publish::{self, CatalogKv, EdgeAdmin, PublishError};
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -98,8 +97,16 @@ fn fail(e: PublishError) -> ExitCode {
     }
 }
 
+/// SKUs listed per kind of change.
+const DIFF_SKUS_SHOWN: usize = 12;
+
 fn print_diff(diff: &edge_core::snapshot::SnapshotDiff) {
-    let names = |skus: &[edge_core::Sku]| skus.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    // The first few SKUs of each kind; a big catalog's full list would bury the summary.
+    let names = |skus: &[edge_core::Sku]| {
+        let shown: Vec<String> = skus.iter().take(DIFF_SKUS_SHOWN).map(ToString::to_string).collect();
+        let more = skus.len().saturating_sub(DIFF_SKUS_SHOWN);
+        if more > 0 { format!("{}, … and {more} more", shown.join(", ")) } else { shown.join(", ") }
+    };
     println!("  added:   {} {}", diff.added.len(), names(&diff.added));
     println!("  removed: {} {}", diff.removed.len(), names(&diff.removed));
     println!("  changed: {} {}", diff.changed.len(), names(&diff.changed));
@@ -145,21 +152,27 @@ async fn main() -> ExitCode {
             let result = async {
                 let catalog = file.load()?;
                 let admin = EdgeAdmin::new(&edge.edge, &edge.token)?;
+                // Drawn on a terminal only; hidden when stderr is a pipe or a CI log.
+                let bar = indicatif::ProgressBar::new(0).with_style(
+                    indicatif::ProgressStyle::with_template("{spinner} writing snapshot {bar:40} {pos}/{len} keys {per_sec} eta {eta}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
                 let progress = |done: usize, total: usize| {
-                    eprint!("\rshopctl: wrote {done}/{total} keys");
-                    let _ = std::io::stderr().flush();
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
                 };
                 let grace = publish::GC_GRACE_MS;
-                match edge.target {
+                let report = match edge.target {
                     Target::Edge => publish::publish_with_grace(&admin, &admin, &catalog, progress, grace).await,
                     Target::Cloudflare => {
                         publish::publish_with_grace(&CloudflareKv::from_env()?, &admin, &catalog, progress, grace).await
                     }
-                }
+                };
+                bar.finish_and_clear();
+                report
             };
             match result.await {
                 Ok(report) => {
-                    eprintln!();
                     println!(
                         "published version {} ({} products) to {}; stock set for {} new SKUs, live stock kept for {}",
                         report.version, report.products, edge.edge, report.stock.written, report.stock.kept
