@@ -92,14 +92,14 @@ async fn large_catalogs_go_in_batches() {
     let batches = std::sync::Mutex::new(Vec::new());
     let report = publish(&edge, &catalog(&entries), |done, total| batches.lock().unwrap().push((done, total))).await.unwrap();
     assert_eq!(report.products, 1_203);
-    // 1203 products + manifest + categories + 1 category listing + search + index = 1208 keys,
-    // in batches of 500.
+    // 1203 products + manifest + categories + 1 category listing + search + facets + index =
+    // 1209 keys, in batches of 500.
     let mut progress = batches.lock().unwrap().clone();
     progress.sort();
     let done: Vec<usize> = progress.iter().map(|(d, _)| *d).collect();
-    assert_eq!(progress.last(), Some(&(1208, 1208)));
+    assert_eq!(progress.last(), Some(&(1209, 1209)));
     assert_eq!(done.len(), 3, "three batches: {progress:?}");
-    assert_eq!(kv.keys().len(), 1209, "1208 version keys + the pointer");
+    assert_eq!(kv.keys().len(), 1210, "1209 version keys + the pointer");
 }
 
 #[tokio::test]

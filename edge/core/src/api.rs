@@ -122,7 +122,10 @@ pub async fn browse(shop: &Shop, params: &[(String, String)]) -> Result<ListingP
         return Ok(listing::page(&listing.products, &query, Some(&listing.facets)));
     }
     let products = shop.catalog.products().await?;
-    Ok(listing::page(products.iter(), &query, None))
+    // Unfiltered, every product's facets are the publish-time counts; filtered, they are
+    // counted over the matches.
+    let facets = if query.is_filtered() { None } else { Some(shop.catalog.facets().await?) };
+    Ok(listing::page(products.iter(), &query, facets.as_deref()))
 }
 
 async fn list_products(State(shop): State<Shop>, Query(params): Query<Vec<(String, String)>>) -> Result<Response, ApiError> {

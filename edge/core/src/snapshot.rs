@@ -13,7 +13,7 @@
 //! no KV read at all; [`SnapshotCatalog::kv_reads`] counts the reads of one request.
 
 use crate::codec::{from_cbor, to_cbor};
-use crate::listing::{self, CategoryInfo, CategoryListing};
+use crate::listing::{self, CategoryInfo, CategoryListing, Facets};
 use crate::product::{Product, ProductSummary, Sku};
 use crate::search::SearchIndex;
 use crate::shard::fnv1a_64;
@@ -53,6 +53,11 @@ pub fn category_key(version: u64, slug: &str) -> String {
 
 pub fn search_key(version: u64) -> String {
     format!("v{version}/search")
+}
+
+/// Facet counts over every product (the unfiltered "all products" listing).
+pub fn facets_key(version: u64) -> String {
+    format!("v{version}/facets")
 }
 
 /// The (SKU, content hash) list of a version, for `diff` and change reports.
@@ -123,6 +128,7 @@ pub fn snapshot_entries(products: &[Product], version: u64) -> Vec<(String, Vec<
         entries.push((category_key(version, &listing.category.slug), to_cbor(&listing)));
     }
     entries.push((search_key(version), to_cbor(&SearchIndex::build(products))));
+    entries.push((facets_key(version), to_cbor(&listing::facets(&index))));
     entries.push((index_key(version), to_cbor(&index)));
     entries
 }
@@ -157,7 +163,7 @@ pub fn version_keys(version: u64, manifest: &Manifest, categories: &[CategoryInf
     let mut keys: Vec<String> = manifest.iter().map(|(sku, _)| product_key(version, sku)).collect();
     keys.extend(categories.iter().map(|c| category_key(version, &c.slug)));
     // The manifest goes last: while it exists, a collector can still find the other keys.
-    keys.extend([categories_key(version), search_key(version), index_key(version), manifest_key(version)]);
+    keys.extend([categories_key(version), search_key(version), facets_key(version), index_key(version), manifest_key(version)]);
     keys
 }
 
@@ -307,6 +313,10 @@ impl<K: KvRead> CatalogStore for SnapshotCatalog<K> {
         Box::pin(self.required(categories_key))
     }
 
+    fn facets(&self) -> BoxFuture<'_, Result<Arc<Facets>, StoreError>> {
+        Box::pin(self.required(facets_key))
+    }
+
     fn category<'a>(&'a self, slug: &'a str) -> BoxFuture<'a, Result<Option<Arc<CategoryListing>>, StoreError>> {
         Box::pin(self.cached(move |v| category_key(v, slug)))
     }
@@ -454,7 +464,7 @@ mod tests {
         let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
-            ["v7/product/A", "v7/product/B", "v7/manifest", "v7/categories", "v7/category/c", "v7/search", "v7/index/products"]
+            ["v7/product/A", "v7/product/B", "v7/manifest", "v7/categories", "v7/category/c", "v7/search", "v7/facets", "v7/index/products"]
         );
         assert!(keys.iter().all(|k| k.starts_with(&version_prefix(7))));
     }

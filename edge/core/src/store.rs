@@ -4,7 +4,7 @@
 //! Cloudflare (single-threaded wasm) the host wraps its non-`Send` JS futures to satisfy the bound.
 
 use crate::levels::LevelCache;
-use crate::listing::{CategoryInfo, CategoryListing};
+use crate::listing::{CategoryInfo, CategoryListing, Facets};
 use crate::snapshot::Clock;
 use crate::product::{Product, ProductSummary, Sku};
 use crate::shard::SkuShard;
@@ -37,6 +37,8 @@ pub trait CatalogStore: Send + Sync {
     fn product<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<Product>, StoreError>>;
     /// Summaries of every product, in catalog order. Empty when nothing is published yet.
     fn products(&self) -> BoxFuture<'_, Result<Arc<Vec<ProductSummary>>, StoreError>>;
+    /// Facet counts over every product, precomputed at publish.
+    fn facets(&self) -> BoxFuture<'_, Result<Arc<Facets>, StoreError>>;
     /// Categories with their product counts, by name.
     fn categories(&self) -> BoxFuture<'_, Result<Arc<Vec<CategoryInfo>>, StoreError>>;
     /// A category's products and facets, or `None` for an unknown slug.
