@@ -586,14 +586,15 @@ async fn browser_searches_filters_and_pages(ctx: &Ctx) -> CheckResult {
         .await?;
 
         c.goto(&ctx.url("/c/apparel")).await.map_err(err)?;
+        // The listing's total, or `None` while it is (re)rendering.
         let total = |c: &fantoccini::Client| {
             let c = c.clone();
-            async move { c.find(Locator::Css(".total")).await.map_err(err)?.attr("data-total").await.map_err(err) }
+            async move { c.find(Locator::Css(".total")).await.ok()?.attr("data-total").await.ok().flatten() }
         };
-        let all = total(c).await?.ok_or("no total")?;
+        let all = total(c).await.ok_or("no total on the category page")?;
         c.find(Locator::Css(".facet-vendor a")).await.map_err(err)?.click().await.map_err(err)?;
         wait_for("the vendor facet to narrow the listing", Duration::from_secs(15), || async {
-            Ok(c.current_url().await.map_err(err)?.query().is_some_and(|q| q.contains("vendor=")) && total(c).await?.is_some_and(|t| t != all))
+            Ok(c.current_url().await.map_err(err)?.query().is_some_and(|q| q.contains("vendor=")) && total(c).await.is_some_and(|t| t != all))
         })
         .await?;
 

@@ -18,8 +18,10 @@ fn Browse(base: Signal<String>, scope: Signal<Vec<(String, String)>>) -> impl In
         all
     };
     let page = Resource::new(request, browse);
+    // A transition keeps the current listing on screen while the next one (another facet, sort
+    // or page) loads, instead of flashing a placeholder.
     view! {
-        <Suspense fallback=|| view! { <p class="loading">"Loading products…"</p> }>
+        <Transition fallback=|| view! { <p class="loading">"Loading products…"</p> }>
             {move || Suspend::new(async move {
                 let params = params.get_untracked();
                 let query = ListingQuery::from_params(params.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap_or_default();
@@ -44,7 +46,7 @@ fn Browse(base: Signal<String>, scope: Signal<Vec<(String, String)>>) -> impl In
                     }
                 }
             })}
-        </Suspense>
+        </Transition>
     }
 }
 
