@@ -22,7 +22,7 @@ pub fn leptos_options() -> LeptosOptions {
 
 /// Registers the server functions. Hosts without static constructors (wasm) need this explicit
 /// step; registering twice is harmless.
-pub fn register_server_functions() {
+fn register_server_functions() {
     use leptos::server_fn::axum::register_explicit;
     register_explicit::<crate::data::ListCategories>();
     register_explicit::<crate::data::Browse>();
@@ -30,11 +30,19 @@ pub fn register_server_functions() {
     register_explicit::<crate::data::StockLevel>();
 }
 
+thread_local! {
+    /// The app's route list, walked once per isolate (or thread) instead of on every request;
+    /// server functions are registered at the same time.
+    static ROUTES: Vec<leptos_axum::AxumRouteListing> = {
+        register_server_functions();
+        generate_route_list(App)
+    };
+}
+
 /// Pages (server-rendered, then hydrated), server functions and `/api/...`. Unknown paths render
 /// the app's "not found" page with status 404.
 pub fn storefront_router(shop: Shop, options: LeptosOptions) -> Router {
-    register_server_functions();
-    let routes = generate_route_list(App);
+    let routes = ROUTES.with(Clone::clone);
     let context = {
         let shop = shop.clone();
         move || provide_context(shop.clone())
