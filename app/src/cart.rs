@@ -28,7 +28,10 @@ pub fn add_line(lines: &mut Vec<CartLine>, sku: &str, qty: u32) -> bool {
     if lines.len() >= CART_LINES_MAX || qty == 0 {
         return false;
     }
-    lines.push(CartLine { sku: sku.to_owned(), qty: qty.min(CART_LINE_QTY_MAX) });
+    lines.push(CartLine {
+        sku: sku.to_owned(),
+        qty: qty.min(CART_LINE_QTY_MAX),
+    });
     true
 }
 
@@ -41,7 +44,9 @@ pub struct Cart {
 impl Cart {
     /// Creates the cart, provides it as context, and loads the stored cart once hydrated.
     pub fn provide() -> Self {
-        let cart = Cart { lines: RwSignal::new(Vec::new()) };
+        let cart = Cart {
+            lines: RwSignal::new(Vec::new()),
+        };
         provide_context(cart);
         Effect::new(move |_| {
             if let Some(stored) = storage::load() {
@@ -56,7 +61,8 @@ impl Cart {
     }
 
     pub fn units_of(&self, sku: &str) -> u32 {
-        self.lines.with(|lines| lines.iter().find(|l| l.sku == sku).map_or(0, |l| l.qty))
+        self.lines
+            .with(|lines| lines.iter().find(|l| l.sku == sku).map_or(0, |l| l.qty))
     }
 
     pub fn add(&self, sku: &str, qty: u32) {
@@ -129,7 +135,13 @@ mod tests {
         let mut lines = Vec::new();
         assert!(add_line(&mut lines, "A", 1));
         assert!(add_line(&mut lines, "A", 2));
-        assert_eq!(lines, vec![CartLine { sku: "A".into(), qty: 3 }]);
+        assert_eq!(
+            lines,
+            vec![CartLine {
+                sku: "A".into(),
+                qty: 3
+            }]
+        );
         assert!(add_line(&mut lines, "A", 500));
         assert_eq!(lines[0].qty, CART_LINE_QTY_MAX);
         assert!(!add_line(&mut lines, "A", 1), "a full line takes no more");

@@ -42,7 +42,13 @@ mod ssr {
 #[server(prefix = "/_sfn", endpoint = "categories")]
 pub async fn list_categories() -> Result<Vec<CategoryInfo>, ServerFnError> {
     let shop = ssr::shop()?;
-    Ok(shop.catalog.categories().await.map_err(ssr::unavailable)?.as_ref().clone())
+    Ok(shop
+        .catalog
+        .categories()
+        .await
+        .map_err(ssr::unavailable)?
+        .as_ref()
+        .clone())
 }
 
 /// Why a listing could not be shown.
@@ -76,8 +82,12 @@ pub async fn browse(
 #[server(prefix = "/_sfn", endpoint = "product")]
 pub async fn product_detail(sku: String) -> Result<Option<ProductWithStock>, ServerFnError> {
     let shop = ssr::shop()?;
-    let Some(sku) = ssr::sku(&sku) else { return Ok(None) };
-    let Some(product) = shop.catalog.product(&sku).await.map_err(ssr::unavailable)? else { return Ok(None) };
+    let Some(sku) = ssr::sku(&sku) else {
+        return Ok(None);
+    };
+    let Some(product) = shop.catalog.product(&sku).await.map_err(ssr::unavailable)? else {
+        return Ok(None);
+    };
     // Levels of all stock units at once. A page shows levels at most a couple of seconds old;
     // the browser then refreshes the selected one live.
     let reads = product.stock_units().into_iter().map(|unit| {
@@ -99,6 +109,8 @@ pub async fn product_detail(sku: String) -> Result<Option<ProductWithStock>, Ser
 #[server(prefix = "/_sfn", endpoint = "stock")]
 pub async fn stock_level(sku: String) -> Result<Option<u32>, ServerFnError> {
     let shop = ssr::shop()?;
-    let Some(sku) = ssr::sku(&sku) else { return Ok(None) };
+    let Some(sku) = ssr::sku(&sku) else {
+        return Ok(None);
+    };
     shop.stock.level(&sku).await.map_err(ssr::unavailable)
 }

@@ -59,7 +59,10 @@ pub fn storefront_router(shop: Shop, options: LeptosOptions) -> Router {
         .layer(axum::middleware::map_response(html_cache_headers));
     let sitemap_shop = shop.clone();
     pages
-        .route("/sitemap.xml", get(move |headers: HeaderMap| sitemap(sitemap_shop.clone(), headers)))
+        .route(
+            "/sitemap.xml",
+            get(move |headers: HeaderMap| sitemap(sitemap_shop.clone(), headers)),
+        )
         .route("/robots.txt", get(robots))
         .merge(edge_core::api::router(shop))
 }
@@ -74,8 +77,14 @@ async fn html_cache_headers(mut response: Response) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
-    if is_html && response.status() == StatusCode::OK && !response.headers().contains_key(header::CACHE_CONTROL) {
-        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(HTML_CACHE_CONTROL));
+    if is_html
+        && response.status() == StatusCode::OK
+        && !response.headers().contains_key(header::CACHE_CONTROL)
+    {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(HTML_CACHE_CONTROL),
+        );
     }
     response
 }
@@ -84,13 +93,23 @@ async fn html_cache_headers(mut response: Response) -> Response {
 const SITEMAP_URLS_MAX: usize = 50_000;
 
 fn origin_of(headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let scheme = if host.starts_with("127.0.0.1") || host.starts_with("localhost") { "http" } else { "https" };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = if host.starts_with("127.0.0.1") || host.starts_with("localhost") {
+        "http"
+    } else {
+        "https"
+    };
     format!("{scheme}://{host}")
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The home page, every category and every product of the live snapshot.
@@ -98,7 +117,12 @@ async fn sitemap(shop: Shop, headers: HeaderMap) -> Response {
     let origin = origin_of(&headers);
     let (categories, products) = futures::join!(shop.catalog.categories(), shop.catalog.products());
     let (Ok(categories), Ok(products)) = (categories, products) else {
-        return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "30")], "catalog unavailable").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "30")],
+            "catalog unavailable",
+        )
+            .into_response();
     };
     let paths = std::iter::once("/".to_string())
         .chain(categories.iter().map(|c| format!("/c/{}", c.slug)))
@@ -106,10 +130,20 @@ async fn sitemap(shop: Shop, headers: HeaderMap) -> Response {
         .take(SITEMAP_URLS_MAX);
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n");
     for path in paths {
-        xml.push_str(&format!("  <url><loc>{}</loc></url>\n", xml_escape(&format!("{origin}{path}"))));
+        xml.push_str(&format!(
+            "  <url><loc>{}</loc></url>\n",
+            xml_escape(&format!("{origin}{path}"))
+        ));
     }
     xml.push_str("</urlset>\n");
-    ([(header::CONTENT_TYPE, "application/xml"), (header::CACHE_CONTROL, "public, max-age=300")], xml).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, "application/xml"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        xml,
+    )
+        .into_response()
 }
 
 async fn robots(headers: HeaderMap) -> Response {
@@ -117,5 +151,12 @@ async fn robots(headers: HeaderMap) -> Response {
         "User-agent: *\nDisallow: /api/\nDisallow: /_sfn/\nDisallow: /_admin/\nDisallow: /search\nSitemap: {}/sitemap.xml\n",
         origin_of(&headers)
     );
-    ([(header::CONTENT_TYPE, "text/plain"), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
 }

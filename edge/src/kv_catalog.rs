@@ -22,7 +22,11 @@ impl WorkersKv {
 impl KvRead for WorkersKv {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         Box::pin(SendFuture::new(async move {
-            self.kv.get(key).bytes().await.map_err(|e| StoreError::Unavailable(format!("KV get {key}: {e}")))
+            self.kv
+                .get(key)
+                .bytes()
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("KV get {key}: {e}")))
         }))
     }
 }
@@ -30,14 +34,23 @@ impl KvRead for WorkersKv {
 impl KvWrite for WorkersKv {
     fn put<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(SendFuture::new(async move {
-            let failed = |e: worker::kv::KvError| StoreError::Unavailable(format!("KV put {key}: {e}"));
-            self.kv.put_bytes(key, &value).map_err(failed)?.execute().await.map_err(failed)
+            let failed =
+                |e: worker::kv::KvError| StoreError::Unavailable(format!("KV put {key}: {e}"));
+            self.kv
+                .put_bytes(key, &value)
+                .map_err(failed)?
+                .execute()
+                .await
+                .map_err(failed)
         }))
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(SendFuture::new(async move {
-            self.kv.delete(key).await.map_err(|e| StoreError::Unavailable(format!("KV delete {key}: {e}")))
+            self.kv
+                .delete(key)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("KV delete {key}: {e}")))
         }))
     }
 }

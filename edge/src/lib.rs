@@ -43,9 +43,20 @@ type Catalog = SnapshotCatalog<kv_catalog::WorkersKv>;
 fn shop(env: &Env) -> worker::Result<(Shop, Arc<Catalog>)> {
     let kv = kv_catalog::WorkersKv::new(env.kv(CATALOG_BINDING)?);
     let clock = Arc::new(kv_catalog::WorkerClock);
-    let catalog = Arc::new(SnapshotCatalog::new(kv, kv_catalog::isolate_cache(), clock.clone()));
-    let stock = ShardedStock::new(shard_stub::DurableShards::new(env.durable_object(STOCK_BINDING)?));
-    let shop = Shop { catalog: catalog.clone(), stock: Arc::new(stock), levels: kv_catalog::isolate_levels(), clock };
+    let catalog = Arc::new(SnapshotCatalog::new(
+        kv,
+        kv_catalog::isolate_cache(),
+        clock.clone(),
+    ));
+    let stock = ShardedStock::new(shard_stub::DurableShards::new(
+        env.durable_object(STOCK_BINDING)?,
+    ));
+    let shop = Shop {
+        catalog: catalog.clone(),
+        stock: Arc::new(stock),
+        levels: kv_catalog::isolate_levels(),
+        clock,
+    };
     Ok((shop, catalog))
 }
 
@@ -65,12 +76,17 @@ async fn fetch(
 ) -> worker::Result<axum::http::Response<axum::body::Body>> {
     let (shop, catalog) = shop(&env)?;
     let mut router = app::ssr::storefront_router(shop.clone(), app::ssr::leptos_options())
-        .merge(edge_core::api::admin_router(shop, Arc::new(kv_catalog::WorkersKv::new(env.kv(CATALOG_BINDING)?)), admin_token(&env)))
+        .merge(edge_core::api::admin_router(
+            shop,
+            Arc::new(kv_catalog::WorkersKv::new(env.kv(CATALOG_BINDING)?)),
+            admin_token(&env),
+        ))
         .route("/healthz", get(|| async { "ok" }));
     let mut response = router.call(req).await?;
     // What the catalog cost this request, for tests and benchmarks: `reads=0` on a warm page.
     let headers = response.headers_mut();
-    if let Ok(timing) = HeaderValue::from_str(&format!("kv;desc=\"reads={}\"", catalog.kv_reads())) {
+    if let Ok(timing) = HeaderValue::from_str(&format!("kv;desc=\"reads={}\"", catalog.kv_reads()))
+    {
         headers.insert("server-timing", timing);
     }
     if let Some(version) = catalog.pinned_version() {

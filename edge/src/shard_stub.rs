@@ -22,20 +22,32 @@ impl DurableShards {
         let unavailable = |e: worker::Error| StoreError::Unavailable(format!("{name}: {e}"));
         let stub = self.namespace.get_by_name(&name).map_err(unavailable)?;
         let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_body(Some(Uint8Array::from(body.as_slice()).into()));
-        let request = Request::new_with_init("https://stock-shard/apply", &init).map_err(unavailable)?;
-        let mut response = stub.fetch_with_request(request).await.map_err(unavailable)?;
+        init.with_method(Method::Post)
+            .with_body(Some(Uint8Array::from(body.as_slice()).into()));
+        let request =
+            Request::new_with_init("https://stock-shard/apply", &init).map_err(unavailable)?;
+        let mut response = stub
+            .fetch_with_request(request)
+            .await
+            .map_err(unavailable)?;
         let bytes = response.bytes().await.map_err(unavailable)?;
         if response.status_code() != 200 {
             let detail = String::from_utf8_lossy(&bytes);
-            return Err(StoreError::Unavailable(format!("{name} answered {}: {detail}", response.status_code())));
+            return Err(StoreError::Unavailable(format!(
+                "{name} answered {}: {detail}",
+                response.status_code()
+            )));
         }
         from_cbor(&bytes).map_err(|e| StoreError::Protocol(format!("{name}: {e}")))
     }
 }
 
 impl ShardTransport for DurableShards {
-    fn call(&self, shard: SkuShard, request: ShardRequest) -> BoxFuture<'_, Result<ShardReply, StoreError>> {
+    fn call(
+        &self,
+        shard: SkuShard,
+        request: ShardRequest,
+    ) -> BoxFuture<'_, Result<ShardReply, StoreError>> {
         let body = to_cbor(&request);
         Box::pin(SendFuture::new(self.call_inner(shard, body)))
     }

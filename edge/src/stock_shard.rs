@@ -58,15 +58,25 @@ impl ShardStorage for SqlShard<'_> {
     fn level(&self, sku: &Sku) -> Result<Option<u32>, StorageFault> {
         let rows: Vec<LevelRow> = self
             .0
-            .exec("SELECT available FROM stock WHERE sku = ?", vec![sku.as_str().into()])
+            .exec(
+                "SELECT available FROM stock WHERE sku = ?",
+                vec![sku.as_str().into()],
+            )
             .and_then(|cursor| cursor.to_array())
             .map_err(|e| StorageFault(e.to_string()))?;
         match rows.first() {
             None => Ok(None),
-            Some(row) if row.available >= 0.0 && row.available <= f64::from(u32::MAX) && row.available.fract() == 0.0 => {
+            Some(row)
+                if row.available >= 0.0
+                    && row.available <= f64::from(u32::MAX)
+                    && row.available.fract() == 0.0 =>
+            {
                 Ok(Some(row.available as u32))
             }
-            Some(row) => Err(StorageFault(format!("stored level {} for {sku} is not a unit count", row.available))),
+            Some(row) => Err(StorageFault(format!(
+                "stored level {} for {sku} is not a unit count",
+                row.available
+            ))),
         }
     }
 

@@ -25,39 +25,84 @@ pub struct CloudflareKv {
 }
 
 impl CloudflareKv {
-    pub fn new(api_base: &str, account_id: &str, namespace_id: &str, token: &str) -> Result<Self, PublishError> {
-        let namespace_url =
-            format!("{}/accounts/{account_id}/storage/kv/namespaces/{namespace_id}", api_base.trim_end_matches('/'));
+    pub fn new(
+        api_base: &str,
+        account_id: &str,
+        namespace_id: &str,
+        token: &str,
+    ) -> Result<Self, PublishError> {
+        let namespace_url = format!(
+            "{}/accounts/{account_id}/storage/kv/namespaces/{namespace_id}",
+            api_base.trim_end_matches('/')
+        );
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()
-            .map_err(|e| PublishError::Unreachable { url: namespace_url.clone(), detail: e.to_string() })?;
-        Ok(Self { namespace_url, token: token.to_owned(), http })
+            .map_err(|e| PublishError::Unreachable {
+                url: namespace_url.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(Self {
+            namespace_url,
+            token: token.to_owned(),
+            http,
+        })
     }
 
     /// From `CLOUDFLARE_*` environment variables; names every missing one.
     pub fn from_env() -> Result<Self, PublishError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let (account, token, namespace) =
-            (var("CLOUDFLARE_ACCOUNT_ID"), var("CLOUDFLARE_API_TOKEN"), var("CLOUDFLARE_KV_NAMESPACE_ID"));
-        let missing: Vec<&str> = [("CLOUDFLARE_ACCOUNT_ID", &account), ("CLOUDFLARE_API_TOKEN", &token), ("CLOUDFLARE_KV_NAMESPACE_ID", &namespace)]
-            .into_iter()
-            .filter(|(_, v)| v.is_none())
-            .map(|(n, _)| n)
-            .collect();
+        let (account, token, namespace) = (
+            var("CLOUDFLARE_ACCOUNT_ID"),
+            var("CLOUDFLARE_API_TOKEN"),
+            var("CLOUDFLARE_KV_NAMESPACE_ID"),
+        );
+        let missing: Vec<&str> = [
+            ("CLOUDFLARE_ACCOUNT_ID", &account),
+            ("CLOUDFLARE_API_TOKEN", &token),
+            ("CLOUDFLARE_KV_NAMESPACE_ID", &namespace),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.is_none())
+        .map(|(n, _)| n)
+        .collect();
         match (account, token, namespace) {
-            (Some(a), Some(t), Some(n)) => Self::new(&var("CLOUDFLARE_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.into()), &a, &n, &t),
-            _ => Err(PublishError::Refused { what: "the Cloudflare target".into(), status: 0, body: format!("set {}", missing.join(", ")) }),
+            (Some(a), Some(t), Some(n)) => Self::new(
+                &var("CLOUDFLARE_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.into()),
+                &a,
+                &n,
+                &t,
+            ),
+            _ => Err(PublishError::Refused {
+                what: "the Cloudflare target".into(),
+                status: 0,
+                body: format!("set {}", missing.join(", ")),
+            }),
         }
     }
 
-    async fn send(&self, what: &str, request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), PublishError> {
-        let unreachable = |e: reqwest::Error| PublishError::Unreachable { url: self.namespace_url.clone(), detail: e.to_string() };
-        let response = request.bearer_auth(&self.token).send().await.map_err(unreachable)?;
+    async fn send(
+        &self,
+        what: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, Vec<u8>), PublishError> {
+        let unreachable = |e: reqwest::Error| PublishError::Unreachable {
+            url: self.namespace_url.clone(),
+            detail: e.to_string(),
+        };
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(unreachable)?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(unreachable)?.to_vec();
         if status >= 400 && status != 404 {
-            return Err(PublishError::Refused { what: what.into(), status, body: String::from_utf8_lossy(&body).into_owned() });
+            return Err(PublishError::Refused {
+                what: what.into(),
+                status,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
         }
         Ok((status, body))
     }
@@ -68,29 +113,49 @@ impl CloudflareKv {
         if reply["success"] == true {
             Ok(())
         } else {
-            Err(PublishError::Refused { what: what.into(), status, body: reply["errors"].to_string() })
+            Err(PublishError::Refused {
+                what: what.into(),
+                status,
+                body: reply["errors"].to_string(),
+            })
         }
     }
 }
 
 impl CatalogKv for CloudflareKv {
     async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, PublishError> {
-        let url = format!("{}/values/{}", self.namespace_url, edge_core::listing::encode(key));
-        match self.send(&format!("reading {key}"), self.http.get(url)).await? {
+        let url = format!(
+            "{}/values/{}",
+            self.namespace_url,
+            edge_core::listing::encode(key)
+        );
+        match self
+            .send(&format!("reading {key}"), self.http.get(url))
+            .await?
+        {
             (404, _) => Ok(None),
             (_, body) => Ok(Some(body)),
         }
     }
 
-    async fn kv_put(&self, entries: Vec<KvEntry>, progress: impl Fn(usize, usize)) -> Result<(), PublishError> {
+    async fn kv_put(
+        &self,
+        entries: Vec<KvEntry>,
+        progress: impl Fn(usize, usize),
+    ) -> Result<(), PublishError> {
         let total = entries.len();
         let b64 = base64::engine::general_purpose::STANDARD;
-        let pairs: Vec<(String, String)> = entries.into_iter().map(|e| (e.key, b64.encode(&e.value))).collect();
+        let pairs: Vec<(String, String)> = entries
+            .into_iter()
+            .map(|e| (e.key, b64.encode(&e.value)))
+            .collect();
         let bulks = batches(pairs, BULK_PAIRS, BULK_BYTES, |(k, v)| k.len() + v.len());
         let url = format!("{}/bulk", self.namespace_url);
         send_batches(bulks, BULK_IN_FLIGHT, total, progress, |bulk| {
-            let body: Vec<serde_json::Value> =
-                bulk.into_iter().map(|(key, value)| json!({ "key": key, "value": value, "base64": true })).collect();
+            let body: Vec<serde_json::Value> = bulk
+                .into_iter()
+                .map(|(key, value)| json!({ "key": key, "value": value, "base64": true }))
+                .collect();
             let count = body.len();
             let request = self.http.put(&url).json(&body);
             async move {
@@ -104,7 +169,9 @@ impl CatalogKv for CloudflareKv {
     async fn kv_delete(&self, keys: Vec<String>) -> Result<usize, PublishError> {
         let url = format!("{}/bulk/delete", self.namespace_url);
         for batch in keys.chunks(BULK_PAIRS) {
-            let (status, body) = self.send("bulk delete", self.http.post(&url).json(&batch)).await?;
+            let (status, body) = self
+                .send("bulk delete", self.http.post(&url).json(&batch))
+                .await?;
             Self::ensure_success("bulk delete", status, &body)?;
         }
         Ok(keys.len())

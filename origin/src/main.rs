@@ -36,7 +36,10 @@ async fn main() -> ExitCode {
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;
             };
-            match axum::serve(listener, origin::server::router()).with_graceful_shutdown(shutdown).await {
+            match axum::serve(listener, origin::server::router())
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("origin: server failed: {e}");

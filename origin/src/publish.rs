@@ -6,11 +6,11 @@
 //! live version untouched; the half-written version is unreachable garbage.
 
 use edge_core::codec::{from_cbor, to_cbor};
-use edge_core::product::CatalogProblem;
 use edge_core::listing::CategoryInfo;
+use edge_core::product::CatalogProblem;
 use edge_core::snapshot::{
-    categories_key, manifest, manifest_key, snapshot_entries, version_keys, KvEntry, Manifest, SnapshotDiff,
-    SnapshotPointer, POINTER_KEY,
+    categories_key, manifest, manifest_key, snapshot_entries, version_keys, KvEntry, Manifest,
+    SnapshotDiff, SnapshotPointer, POINTER_KEY,
 };
 use edge_core::store::SeedReport;
 use edge_core::Catalog;
@@ -32,19 +32,30 @@ const STOCK_BATCH_SKUS: usize = 5_000;
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{} problem(s) in the catalog; nothing was published:\n{}", .0.len(), list(.0))]
     Invalid(Vec<CatalogProblem>),
     #[error("cannot reach the edge at {url}: {detail} (is `wrangler dev` running?)")]
     Unreachable { url: String, detail: String },
     #[error("the edge refused {what} ({status}): {body}")]
-    Refused { what: String, status: u16, body: String },
+    Refused {
+        what: String,
+        status: u16,
+        body: String,
+    },
     #[error("the live snapshot is unreadable: {0}")]
     CorruptLive(String),
 }
 
 fn list(problems: &[CatalogProblem]) -> String {
-    problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// How long a version must have been live before the versions older than it are deleted: by
@@ -72,7 +83,9 @@ pub struct GcReport {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Reads and validates a catalog file: the project's JSON, or a Shopify export (`.csv`, priced
@@ -83,11 +96,17 @@ pub fn load_catalog(path: &Path) -> Result<Catalog, PublishError> {
 
 /// [`load_catalog`], with the currency of a Shopify export's prices (its CSV names none).
 pub fn load_catalog_in(path: &Path, csv_currency: &str) -> Result<Catalog, PublishError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| PublishError::Read { path: path.display().to_string(), source })?;
-    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let text = std::fs::read_to_string(path).map_err(|source| PublishError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if is_csv {
-        crate::shopify::import(&text, csv_currency).map(|i| i.catalog).map_err(PublishError::Invalid)
+        crate::shopify::import(&text, csv_currency)
+            .map(|i| i.catalog)
+            .map_err(PublishError::Invalid)
     } else {
         Catalog::from_json(&text).map_err(PublishError::Invalid)
     }
@@ -106,18 +125,40 @@ impl EdgeAdmin {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()
-            .map_err(|e| PublishError::Unreachable { url: base_url.clone(), detail: e.to_string() })?;
-        Ok(Self { base_url, token: token.to_owned(), http })
+            .map_err(|e| PublishError::Unreachable {
+                url: base_url.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(Self {
+            base_url,
+            token: token.to_owned(),
+            http,
+        })
     }
 
-    async fn send(&self, what: &str, request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), PublishError> {
-        let unreachable = |e: reqwest::Error| PublishError::Unreachable { url: self.base_url.clone(), detail: e.to_string() };
-        let response = request.bearer_auth(&self.token).send().await.map_err(unreachable)?;
+    async fn send(
+        &self,
+        what: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, Vec<u8>), PublishError> {
+        let unreachable = |e: reqwest::Error| PublishError::Unreachable {
+            url: self.base_url.clone(),
+            detail: e.to_string(),
+        };
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(unreachable)?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(unreachable)?.to_vec();
         if status >= 400 && status != 404 {
             let body = String::from_utf8_lossy(&body).into_owned();
-            return Err(PublishError::Refused { what: what.to_owned(), status, body });
+            return Err(PublishError::Refused {
+                what: what.to_owned(),
+                status,
+                body,
+            });
         }
         Ok((status, body))
     }
@@ -125,31 +166,40 @@ impl EdgeAdmin {
     /// Gives stock to SKUs that have none; SKUs with live stock keep it.
     pub async fn seed_stock(&self, catalog: &Catalog) -> Result<SeedReport, PublishError> {
         let mut report = SeedReport::default();
-        let levels: Vec<(String, u32)> =
-            catalog.levels.iter().map(|(sku, n)| (sku.to_string(), *n)).collect();
+        let levels: Vec<(String, u32)> = catalog
+            .levels
+            .iter()
+            .map(|(sku, n)| (sku.to_string(), *n))
+            .collect();
         for chunk in levels.chunks(STOCK_BATCH_SKUS) {
-            let levels: serde_json::Map<String, serde_json::Value> = chunk.iter().map(|(s, l)| (s.clone(), json!(l))).collect();
+            let levels: serde_json::Map<String, serde_json::Value> =
+                chunk.iter().map(|(s, l)| (s.clone(), json!(l))).collect();
             let body = json!({ "levels": levels, "mode": "seed" }).to_string();
             let url = format!("{}/_admin/stock", self.base_url);
-            let (status, reply) = self.send("seeding stock", self.http.post(url).body(body)).await?;
-            let reply: SeedReport = serde_json::from_slice(&reply).map_err(|e| PublishError::Refused {
-                what: "seeding stock".into(),
-                status,
-                body: format!("unexpected reply: {e}"),
-            })?;
+            let (status, reply) = self
+                .send("seeding stock", self.http.post(url).body(body))
+                .await?;
+            let reply: SeedReport =
+                serde_json::from_slice(&reply).map_err(|e| PublishError::Refused {
+                    what: "seeding stock".into(),
+                    status,
+                    body: format!("unexpected reply: {e}"),
+                })?;
             report.written += reply.written;
             report.kept += reply.kept;
         }
         Ok(report)
     }
-
 }
 
 impl CatalogKv for EdgeAdmin {
     /// One raw KV value, or `None` when the key is absent.
     async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, PublishError> {
         let url = format!("{}/_admin/kv/{key}", self.base_url);
-        match self.send(&format!("reading {key}"), self.http.get(url)).await? {
+        match self
+            .send(&format!("reading {key}"), self.http.get(url))
+            .await?
+        {
             (404, _) => Ok(None),
             (_, body) => Ok(Some(body)),
         }
@@ -157,13 +207,27 @@ impl CatalogKv for EdgeAdmin {
 
     /// Writes entries in batches bounded by count and bytes, [`KV_BATCHES_IN_FLIGHT`] at a time.
     /// Batches may land in any order: callers write the pointer in a call of its own, after.
-    async fn kv_put(&self, entries: Vec<KvEntry>, progress: impl Fn(usize, usize)) -> Result<(), PublishError> {
+    async fn kv_put(
+        &self,
+        entries: Vec<KvEntry>,
+        progress: impl Fn(usize, usize),
+    ) -> Result<(), PublishError> {
         let total = entries.len();
-        let batches = batches(entries, KV_BATCH_ENTRIES, KV_BATCH_BYTES, |e| e.key.len() + e.value.len());
+        let batches = batches(entries, KV_BATCH_ENTRIES, KV_BATCH_BYTES, |e| {
+            e.key.len() + e.value.len()
+        });
         let url = format!("{}/_admin/kv", self.base_url);
         send_batches(batches, KV_BATCHES_IN_FLIGHT, total, progress, |batch| {
-            let request = self.http.post(&url).header("content-type", "application/cbor").body(to_cbor(&batch));
-            async move { self.send("writing catalog keys", request).await.map(|_| batch.len()) }
+            let request = self
+                .http
+                .post(&url)
+                .header("content-type", "application/cbor")
+                .body(to_cbor(&batch));
+            async move {
+                self.send("writing catalog keys", request)
+                    .await
+                    .map(|_| batch.len())
+            }
         })
         .await
     }
@@ -173,23 +237,33 @@ impl CatalogKv for EdgeAdmin {
     async fn kv_delete(&self, keys: Vec<String>) -> Result<usize, PublishError> {
         let url = format!("{}/_admin/kv/delete", self.base_url);
         for batch in keys.chunks(KV_BATCH_ENTRIES) {
-            let request = self.http.post(&url).header("content-type", "application/cbor").body(to_cbor(&batch));
+            let request = self
+                .http
+                .post(&url)
+                .header("content-type", "application/cbor")
+                .body(to_cbor(&batch));
             self.send("deleting old catalog keys", request).await?;
         }
         Ok(keys.len())
     }
-
 }
 
 /// Splits `items` into batches of at most `max_items` items and (but for a single larger item)
 /// `max_bytes` bytes by `size`.
-pub(crate) fn batches<T>(items: Vec<T>, max_items: usize, max_bytes: usize, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+pub(crate) fn batches<T>(
+    items: Vec<T>,
+    max_items: usize,
+    max_bytes: usize,
+    size: impl Fn(&T) -> usize,
+) -> Vec<Vec<T>> {
     let mut batches: Vec<Vec<T>> = Vec::new();
     let mut bytes = 0;
     for item in items {
         let item_bytes = size(&item);
         match batches.last_mut() {
-            Some(last) if last.len() < max_items && bytes + item_bytes <= max_bytes => last.push(item),
+            Some(last) if last.len() < max_items && bytes + item_bytes <= max_bytes => {
+                last.push(item)
+            }
             _ => {
                 batches.push(vec![item]);
                 bytes = 0;
@@ -212,7 +286,8 @@ where
     F: Fn(Vec<T>) -> Fut,
     Fut: std::future::Future<Output = Result<usize, PublishError>>,
 {
-    let mut sends = futures::stream::iter(batches.into_iter().map(send)).buffer_unordered(in_flight);
+    let mut sends =
+        futures::stream::iter(batches.into_iter().map(send)).buffer_unordered(in_flight);
     let mut done = 0;
     while let Some(sent) = sends.next().await {
         done += sent?;
@@ -228,7 +303,11 @@ pub trait CatalogKv {
     /// One raw value, or `None` when the key is absent.
     async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, PublishError>;
     /// Writes entries in batches; batches may land in any order (write the pointer in a call of its own).
-    async fn kv_put(&self, entries: Vec<KvEntry>, progress: impl Fn(usize, usize)) -> Result<(), PublishError>;
+    async fn kv_put(
+        &self,
+        entries: Vec<KvEntry>,
+        progress: impl Fn(usize, usize),
+    ) -> Result<(), PublishError>;
     /// Deletes keys in order, in batches.
     async fn kv_delete(&self, keys: Vec<String>) -> Result<usize, PublishError>;
 
@@ -237,13 +316,20 @@ pub trait CatalogKv {
     async fn collect_versions_below(&self, below: u64) -> Result<GcReport, PublishError> {
         let mut report = GcReport::default();
         for version in (1..below).rev() {
-            let Some(manifest) = self.kv_get(&manifest_key(version)).await? else { break };
-            let manifest: Manifest = from_cbor(&manifest).map_err(|e| PublishError::CorruptLive(format!("manifest of v{version}: {e}")))?;
+            let Some(manifest) = self.kv_get(&manifest_key(version)).await? else {
+                break;
+            };
+            let manifest: Manifest = from_cbor(&manifest)
+                .map_err(|e| PublishError::CorruptLive(format!("manifest of v{version}: {e}")))?;
             let categories: Vec<CategoryInfo> = match self.kv_get(&categories_key(version)).await? {
-                Some(bytes) => from_cbor(&bytes).map_err(|e| PublishError::CorruptLive(format!("categories of v{version}: {e}")))?,
+                Some(bytes) => from_cbor(&bytes).map_err(|e| {
+                    PublishError::CorruptLive(format!("categories of v{version}: {e}"))
+                })?,
                 None => Vec::new(),
             };
-            report.deleted_keys += self.kv_delete(version_keys(version, &manifest, &categories)).await?;
+            report.deleted_keys += self
+                .kv_delete(version_keys(version, &manifest, &categories))
+                .await?;
             report.deleted_versions.push(version);
         }
         Ok(report)
@@ -251,24 +337,35 @@ pub trait CatalogKv {
 
     /// Deletes versions older than the live one once it has been live for `grace_ms`.
     async fn collect_garbage(&self, grace_ms: u64) -> Result<GcReport, PublishError> {
-        let Some((live, _)) = self.live().await? else { return Ok(GcReport::default()) };
+        let Some((live, _)) = self.live().await? else {
+            return Ok(GcReport::default());
+        };
         if now_ms().saturating_sub(live.published_at_ms) < grace_ms {
-            return Ok(GcReport { deferred: true, ..GcReport::default() });
+            return Ok(GcReport {
+                deferred: true,
+                ..GcReport::default()
+            });
         }
         self.collect_versions_below(live.version).await
     }
 
     /// The live pointer and manifest, or `None` before the first publish.
     async fn live(&self) -> Result<Option<(SnapshotPointer, Manifest)>, PublishError> {
-        let Some(bytes) = self.kv_get(POINTER_KEY).await? else { return Ok(None) };
-        let pointer: SnapshotPointer = from_cbor(&bytes).map_err(|e| PublishError::CorruptLive(format!("{POINTER_KEY}: {e}")))?;
+        let Some(bytes) = self.kv_get(POINTER_KEY).await? else {
+            return Ok(None);
+        };
+        let pointer: SnapshotPointer = from_cbor(&bytes)
+            .map_err(|e| PublishError::CorruptLive(format!("{POINTER_KEY}: {e}")))?;
         let key = manifest_key(pointer.version);
-        let bytes = self.kv_get(&key).await?.ok_or_else(|| PublishError::CorruptLive(format!("{key} is missing")))?;
-        let manifest = from_cbor(&bytes).map_err(|e| PublishError::CorruptLive(format!("{key}: {e}")))?;
+        let bytes = self
+            .kv_get(&key)
+            .await?
+            .ok_or_else(|| PublishError::CorruptLive(format!("{key} is missing")))?;
+        let manifest =
+            from_cbor(&bytes).map_err(|e| PublishError::CorruptLive(format!("{key}: {e}")))?;
         Ok(Some((pointer, manifest)))
     }
 }
-
 
 /// What publishing `catalog` would change on the edge (everything is "added" on a first publish).
 pub async fn diff(edge: &impl CatalogKv, catalog: &Catalog) -> Result<SnapshotDiff, PublishError> {
@@ -278,7 +375,11 @@ pub async fn diff(edge: &impl CatalogKv, catalog: &Catalog) -> Result<SnapshotDi
 
 /// Publishes `catalog` as the next snapshot version and seeds stock for new SKUs, then deletes
 /// versions before the one it replaced once that one has been live for [`GC_GRACE_MS`].
-pub async fn publish(edge: &EdgeAdmin, catalog: &Catalog, progress: impl Fn(usize, usize)) -> Result<PublishReport, PublishError> {
+pub async fn publish(
+    edge: &EdgeAdmin,
+    catalog: &Catalog,
+    progress: impl Fn(usize, usize),
+) -> Result<PublishReport, PublishError> {
     publish_with_grace(edge, edge, catalog, progress, GC_GRACE_MS).await
 }
 
@@ -293,11 +394,25 @@ pub async fn publish_with_grace(
 ) -> Result<PublishReport, PublishError> {
     let live = kv.live().await?;
     let version = live.as_ref().map_or(0, |(p, _)| p.version) + 1;
-    let entries = snapshot_entries(&catalog.products, version).into_iter().map(|(key, value)| KvEntry { key, value }).collect();
+    let entries = snapshot_entries(&catalog.products, version)
+        .into_iter()
+        .map(|(key, value)| KvEntry { key, value })
+        .collect();
     kv.kv_put(entries, progress).await?;
-    let pointer = SnapshotPointer { version, published_at_ms: now_ms(), products: catalog.products.len() as u32 };
+    let pointer = SnapshotPointer {
+        version,
+        published_at_ms: now_ms(),
+        products: catalog.products.len() as u32,
+    };
     // The flip: one key, written only after every key of the version is in place.
-    kv.kv_put(vec![KvEntry { key: POINTER_KEY.into(), value: to_cbor(&pointer) }], |_, _| {}).await?;
+    kv.kv_put(
+        vec![KvEntry {
+            key: POINTER_KEY.into(),
+            value: to_cbor(&pointer),
+        }],
+        |_, _| {},
+    )
+    .await?;
     let stock = edge.seed_stock(catalog).await?;
     // Readers may still be on the replaced version; the ones before it are safe to delete once
     // the replaced version has itself been live for the grace period.
@@ -305,15 +420,28 @@ pub async fn publish_with_grace(
         Some((replaced, _)) if now_ms().saturating_sub(replaced.published_at_ms) >= gc_grace_ms => {
             kv.collect_versions_below(replaced.version).await?
         }
-        Some((replaced, _)) if replaced.version > 1 => GcReport { deferred: true, ..GcReport::default() },
+        Some((replaced, _)) if replaced.version > 1 => GcReport {
+            deferred: true,
+            ..GcReport::default()
+        },
         _ => GcReport::default(),
     };
     let diff = live.map(|(_, old)| SnapshotDiff::between(&old, &manifest(&catalog.products)));
-    Ok(PublishReport { version, products: catalog.products.len(), diff, stock, gc })
+    Ok(PublishReport {
+        version,
+        products: catalog.products.len(),
+        diff,
+        stock,
+        gc,
+    })
 }
 
 /// Loads, validates and publishes the catalog file at `path` to the edge at `edge_url`.
-pub async fn publish_catalog(edge_url: &str, token: &str, path: &Path) -> Result<PublishReport, PublishError> {
+pub async fn publish_catalog(
+    edge_url: &str,
+    token: &str,
+    path: &Path,
+) -> Result<PublishReport, PublishError> {
     let catalog = load_catalog(path)?;
     publish(&EdgeAdmin::new(edge_url, token)?, &catalog, |_, _| {}).await
 }
@@ -327,18 +455,32 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo-catalog.json");
         let catalog = load_catalog(&path).unwrap();
         assert!(catalog.products.len() >= 40);
-        let categories: std::collections::BTreeSet<_> = catalog.products.iter().map(|p| &p.category).collect();
+        let categories: std::collections::BTreeSet<_> =
+            catalog.products.iter().map(|p| &p.category).collect();
         assert!(categories.len() >= 5, "{categories:?}");
-        assert!(catalog.levels.iter().any(|&(_, s)| s == 0), "the demo shows an out-of-stock product");
+        assert!(
+            catalog.levels.iter().any(|&(_, s)| s == 0),
+            "the demo shows an out-of-stock product"
+        );
         assert!(catalog.levels.iter().all(|&(_, s)| s <= 1000));
-        assert!(catalog.products.iter().any(|p| p.variants.len() > 1), "the demo shows a product with variants");
+        assert!(
+            catalog.products.iter().any(|p| p.variants.len() > 1),
+            "the demo shows a product with variants"
+        );
     }
 
     #[test]
     fn batches_respect_item_and_byte_bounds() {
         let sizes = |b: &Vec<Vec<usize>>| b.iter().map(Vec::len).collect::<Vec<_>>();
-        assert_eq!(sizes(&batches((0..7).collect(), 3, usize::MAX, |_| 1)), [3, 3, 1]);
-        assert_eq!(sizes(&batches(vec![4, 4, 4, 9, 1], 10, 8, |&n| n)), [2, 1, 1, 1], "a 9-byte item travels alone");
+        assert_eq!(
+            sizes(&batches((0..7).collect(), 3, usize::MAX, |_| 1)),
+            [3, 3, 1]
+        );
+        assert_eq!(
+            sizes(&batches(vec![4, 4, 4, 9, 1], 10, 8, |&n| n)),
+            [2, 1, 1, 1],
+            "a 9-byte item travels alone"
+        );
         assert!(batches(Vec::<u8>::new(), 3, 3, |_| 1).is_empty());
     }
 
@@ -363,7 +505,9 @@ mod tests {
     async fn unreachable_edge_is_a_clear_error() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo-catalog.json");
         // Port 9 (discard) on loopback: nothing listens there in a test environment.
-        let err = publish_catalog("http://127.0.0.1:9", "t", &path).await.unwrap_err();
+        let err = publish_catalog("http://127.0.0.1:9", "t", &path)
+            .await
+            .unwrap_err();
         assert!(matches!(err, PublishError::Unreachable { .. }), "{err}");
         assert!(err.to_string().contains("wrangler dev"));
     }

@@ -5,7 +5,10 @@ use axum::{Json, Router};
 use serde_json::json;
 
 pub fn router() -> Router {
-    Router::new().route("/healthz", get(|| async { Json(json!({ "status": "ok", "service": "origin" })) }))
+    Router::new().route(
+        "/healthz",
+        get(|| async { Json(json!({ "status": "ok", "service": "origin" })) }),
+    )
 }
 
 #[cfg(test)]
@@ -18,11 +21,20 @@ mod tests {
 
     #[tokio::test]
     async fn healthz_reports_ok_and_unknown_paths_404() {
-        let res = router().oneshot(Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
+        let res = router()
+            .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         let body = res.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap()["status"], "ok");
-        let res = router().oneshot(Request::get("/nope").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()["status"],
+            "ok"
+        );
+        let res = router()
+            .oneshot(Request::get("/nope").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
     }
 }

@@ -34,25 +34,62 @@ struct Columns(HashMap<String, usize>);
 
 impl Columns {
     fn get<'r>(&self, record: &'r csv::StringRecord, name: &str) -> &'r str {
-        self.0.get(name).and_then(|&i| record.get(i)).map(str::trim).unwrap_or("")
+        self.0
+            .get(name)
+            .and_then(|&i| record.get(i))
+            .map(str::trim)
+            .unwrap_or("")
     }
 }
 
-fn problem(line: usize, entry: Option<usize>, field: &str, message: impl Into<String>) -> CatalogProblem {
-    CatalogProblem { entry, line: Some(line), field: field.into(), message: message.into() }
+fn problem(
+    line: usize,
+    entry: Option<usize>,
+    field: &str,
+    message: impl Into<String>,
+) -> CatalogProblem {
+    CatalogProblem {
+        entry,
+        line: Some(line),
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// Parses a Shopify export into a validated catalog priced in `currency`.
 pub fn import(text: &str, currency: &str) -> Result<Imported, Vec<CatalogProblem>> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
-    let headers = reader.headers().map_err(|e| vec![problem(1, None, "header", format!("unreadable CSV header: {e}"))])?;
-    let columns = Columns(headers.iter().enumerate().map(|(i, h)| (h.trim().to_owned(), i)).collect());
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers = reader.headers().map_err(|e| {
+        vec![problem(
+            1,
+            None,
+            "header",
+            format!("unreadable CSV header: {e}"),
+        )]
+    })?;
+    let columns = Columns(
+        headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.trim().to_owned(), i))
+            .collect(),
+    );
     let missing: Vec<&str> = ["Handle", "Title", "Variant SKU", "Variant Price"]
         .into_iter()
         .filter(|c| !columns.0.contains_key(*c))
         .collect();
     if !missing.is_empty() {
-        return Err(vec![problem(1, None, "header", format!("missing column(s) {}: not a Shopify product export", missing.join(", ")))]);
+        return Err(vec![problem(
+            1,
+            None,
+            "header",
+            format!(
+                "missing column(s) {}: not a Shopify product export",
+                missing.join(", ")
+            ),
+        )]);
     }
 
     let mut problems = Vec::new();
@@ -65,7 +102,12 @@ pub fn import(text: &str, currency: &str) -> Result<Imported, Vec<CatalogProblem
             Ok(record) => record,
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line() as usize);
-                problems.push(problem(line, None, "row", format!("unreadable CSV row: {e}")));
+                problems.push(problem(
+                    line,
+                    None,
+                    "row",
+                    format!("unreadable CSV row: {e}"),
+                ));
                 continue;
             }
         };
@@ -89,12 +131,19 @@ pub fn import(text: &str, currency: &str) -> Result<Imported, Vec<CatalogProblem
                 } else {
                     let category = match (col("Type"), col("Product Category")) {
                         (t, _) if !t.is_empty() => t.to_owned(),
-                        (_, c) if !c.is_empty() => c.rsplit('>').next().unwrap_or(c).trim().to_owned(),
+                        (_, c) if !c.is_empty() => {
+                            c.rsplit('>').next().unwrap_or(c).trim().to_owned()
+                        }
                         _ => DEFAULT_CATEGORY.to_owned(),
                     };
                     let title = col("Title");
                     if title.is_empty() {
-                        problems.push(problem(line, Some(entries.len()), "Title", "the first row of a product has no Title"));
+                        problems.push(problem(
+                            line,
+                            Some(entries.len()),
+                            "Title",
+                            "the first row of a product has no Title",
+                        ));
                     }
                     let options: Vec<String> = ["Option1 Name", "Option2 Name", "Option3 Name"]
                         .iter()
@@ -108,11 +157,18 @@ pub fn import(text: &str, currency: &str) -> Result<Imported, Vec<CatalogProblem
                         category,
                         image: String::new(),
                         vendor: col("Vendor").to_owned(),
-                        tags: col("Tags").split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect(),
+                        tags: col("Tags")
+                            .split(',')
+                            .map(|t| t.trim().to_owned())
+                            .filter(|t| !t.is_empty())
+                            .collect(),
                         options,
                         ..CatalogEntry::default()
                     });
-                    lines.push(Lines { product: line, variants: Vec::new() });
+                    lines.push(Lines {
+                        product: line,
+                        variants: Vec::new(),
+                    });
                     Some(entries.len() - 1)
                 };
                 by_handle.insert(handle.to_owned(), slot);
@@ -124,13 +180,20 @@ pub fn import(text: &str, currency: &str) -> Result<Imported, Vec<CatalogProblem
         if entry.image.is_empty() && !col("Image Src").is_empty() {
             entry.image = col("Image Src").to_owned();
         }
-        let is_variant_row = !col("Variant SKU").is_empty() || !col("Variant Price").is_empty() || !col("Option1 Value").is_empty();
+        let is_variant_row = !col("Variant SKU").is_empty()
+            || !col("Variant Price").is_empty()
+            || !col("Option1 Value").is_empty();
         if !is_variant_row {
             continue; // an image row
         }
         let sku = col("Variant SKU");
         if sku.is_empty() {
-            problems.push(problem(line, Some(index), "Variant SKU", "missing SKU: every variant needs one to hold stock"));
+            problems.push(problem(
+                line,
+                Some(index),
+                "Variant SKU",
+                "missing SKU: every variant needs one to hold stock",
+            ));
             continue;
         }
         let price = match parse_price(col("Variant Price")) {
@@ -145,7 +208,12 @@ pub fn import(text: &str, currency: &str) -> Result<Imported, Vec<CatalogProblem
             qty => match qty.parse::<i64>() {
                 Ok(n) => n,
                 Err(_) => {
-                    problems.push(problem(line, Some(index), "Variant Inventory Qty", format!("{qty:?} is not a whole number")));
+                    problems.push(problem(
+                        line,
+                        Some(index),
+                        "Variant Inventory Qty",
+                        format!("{qty:?} is not a whole number"),
+                    ));
                     continue;
                 }
             },
@@ -155,13 +223,23 @@ pub fn import(text: &str, currency: &str) -> Result<Imported, Vec<CatalogProblem
             .map(|c| col(c).to_owned())
             .take(entry.options.len().max(1))
             .collect();
-        entry.variants.push(VariantEntry { sku: sku.to_owned(), options: values, price_minor: price, stock });
+        entry.variants.push(VariantEntry {
+            sku: sku.to_owned(),
+            options: values,
+            price_minor: price,
+            stock,
+        });
         lines[index].variants.push(line);
     }
 
     // Shopify's single "Default Title" variant is a product without variants.
     for entry in &mut entries {
-        if entry.variants.len() == 1 && entry.variants[0].options.iter().all(|v| v == "Default Title" || v.is_empty()) {
+        if entry.variants.len() == 1
+            && entry.variants[0]
+                .options
+                .iter()
+                .all(|v| v == "Default Title" || v.is_empty())
+        {
             let only = entry.variants.remove(0);
             entry.sku = only.sku;
             entry.price_minor = Some(only.price_minor);
@@ -185,7 +263,10 @@ pub fn import(text: &str, currency: &str) -> Result<Imported, Vec<CatalogProblem
         }
     }
 
-    match Catalog::from_file(CatalogFile { currency: currency.to_owned(), products: kept_entries }) {
+    match Catalog::from_file(CatalogFile {
+        currency: currency.to_owned(),
+        products: kept_entries,
+    }) {
         Ok(catalog) if problems.is_empty() => Ok(Imported { catalog, skipped }),
         Ok(_) => Err(sorted(problems)),
         Err(found) => {
@@ -199,7 +280,15 @@ pub fn import(text: &str, currency: &str) -> Result<Imported, Vec<CatalogProblem
                         .and_then(|k| k.parse::<usize>().ok())
                         .and_then(|k| entry_lines.variants.get(k).copied());
                     // Single-variant products keep their one row's line for every field.
-                    p.line = Some(variant_line.or(entry_lines.variants.first().copied().filter(|_| p.field != "title")).unwrap_or(entry_lines.product));
+                    p.line = Some(
+                        variant_line
+                            .or(entry_lines
+                                .variants
+                                .first()
+                                .copied()
+                                .filter(|_| p.field != "title"))
+                            .unwrap_or(entry_lines.product),
+                    );
                 }
                 problems.push(p);
             }
@@ -236,9 +325,14 @@ pub fn parse_price(text: &str) -> Result<i64, String> {
     if !digits(whole) || !fraction_ok {
         return Err(format!("price {text:?} is not an amount like 12.50"));
     }
-    let whole: i64 = whole.parse().map_err(|_| format!("price {text} is too large"))?;
+    let whole: i64 = whole
+        .parse()
+        .map_err(|_| format!("price {text} is too large"))?;
     let cents: i64 = format!("{fraction:0<2}").parse().unwrap_or(0);
-    whole.checked_mul(100).and_then(|w| w.checked_add(cents)).ok_or_else(|| format!("price {text} is too large"))
+    whole
+        .checked_mul(100)
+        .and_then(|w| w.checked_add(cents))
+        .ok_or_else(|| format!("price {text} is too large"))
 }
 
 /// The text of an HTML fragment: tags dropped (block tags become spaces), common entities
@@ -263,7 +357,14 @@ pub fn html_to_text(html: &str) -> String {
     let words: Vec<&str> = decoded.split_whitespace().collect();
     let mut out = words.join(" ");
     // Tags replaced by spaces leave "word ," and "( word": tidy the common cases.
-    for (from, to) in [(" ,", ","), (" .", "."), (" !", "!"), (" ?", "?"), (" ;", ";"), (" :", ":")] {
+    for (from, to) in [
+        (" ,", ","),
+        (" .", "."),
+        (" !", "!"),
+        (" ?", "?"),
+        (" ;", ";"),
+        (" :", ":"),
+    ] {
         out = out.replace(from, to);
     }
     out
@@ -323,7 +424,10 @@ mod tests {
             "Grippy trail shoe, with a rock plate & a 6 mm drop."
         );
         assert_eq!(html_to_text("<ul><li>One</li><li>Two</li></ul>"), "One Two");
-        assert_eq!(html_to_text("Fish &chips &#233;t&eacute;"), "Fish &chips ét&eacute;");
+        assert_eq!(
+            html_to_text("Fish &chips &#233;t&eacute;"),
+            "Fish &chips ét&eacute;"
+        );
         assert_eq!(html_to_text("unclosed <b"), "unclosed");
     }
 }

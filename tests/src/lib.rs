@@ -13,12 +13,18 @@ const WRANGLER_READY_TIMEOUT: Duration = Duration::from_secs(120);
 const CHROMEDRIVER_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the repo").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the repo")
+        .to_path_buf()
 }
 
 /// A free TCP port on loopback (bound and released; good enough for a test process).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// A child process started in its own process group; the whole group is stopped on drop.
@@ -30,7 +36,9 @@ impl ProcessGroup {
     fn spawn(mut command: Command) -> std::io::Result<Self> {
         use std::os::unix::process::CommandExt;
         command.process_group(0).stdin(Stdio::null());
-        Ok(Self { child: command.spawn()? })
+        Ok(Self {
+            child: command.spawn()?,
+        })
     }
 
     fn exited(&mut self) -> Option<std::process::ExitStatus> {
@@ -53,8 +61,16 @@ impl Drop for ProcessGroup {
 }
 
 /// Polls `url` until it answers 2xx, the process exits, or `timeout` passes.
-async fn wait_ready(url: &str, process: &mut ProcessGroup, timeout: Duration, log: &Path) -> Result<(), String> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().map_err(|e| e.to_string())?;
+async fn wait_ready(
+    url: &str,
+    process: &mut ProcessGroup,
+    timeout: Duration,
+    log: &Path,
+) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| e.to_string())?;
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(res) = client.get(url).send().await {
@@ -62,12 +78,29 @@ async fn wait_ready(url: &str, process: &mut ProcessGroup, timeout: Duration, lo
                 return Ok(());
             }
         }
-        let tail = || std::fs::read_to_string(log).unwrap_or_default().lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        let tail = || {
+            std::fs::read_to_string(log)
+                .unwrap_or_default()
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
         if let Some(status) = process.exited() {
-            return Err(format!("process exited ({status}) before {url} answered; log tail:\n{}", tail()));
+            return Err(format!(
+                "process exited ({status}) before {url} answered; log tail:\n{}",
+                tail()
+            ));
         }
         if Instant::now() > deadline {
-            return Err(format!("{url} did not answer within {timeout:?}; log tail:\n{}", tail()));
+            return Err(format!(
+                "{url} did not answer within {timeout:?}; log tail:\n{}",
+                tail()
+            ));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -86,35 +119,68 @@ impl WranglerDev {
         let root = repo_root();
         let shim = root.join("edge/build/worker/shim.mjs");
         if !shim.exists() {
-            return Err(format!("{} is missing: run scripts/build.sh first", shim.display()));
+            return Err(format!(
+                "{} is missing: run scripts/build.sh first",
+                shim.display()
+            ));
         }
         let wrangler = root.join("node_modules/.bin/wrangler");
         if !wrangler.exists() {
             return Err("node_modules/.bin/wrangler is missing: run scripts/setup.sh".into());
         }
         let port = free_port();
-        let state_dir = std::env::temp_dir().join(format!("edge-shop-e2e-{}-{port}", std::process::id()));
+        let state_dir =
+            std::env::temp_dir().join(format!("edge-shop-e2e-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&state_dir).map_err(|e| e.to_string())?;
         let log_path = state_dir.join("wrangler.log");
         let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
-        let admin_token = format!("e2e-{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+        let admin_token = format!(
+            "e2e-{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        );
         let mut command = Command::new(wrangler);
         command
             .current_dir(&root)
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CI", "true")
             .env("NO_COLOR", "1")
-            .args(["dev", "--local", "--ip", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--inspector-port", "0", "--show-interactive-dev-session=false"])
+            .args([
+                "dev",
+                "--local",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .args([
+                "--inspector-port",
+                "0",
+                "--show-interactive-dev-session=false",
+            ])
             .arg("--persist-to")
             .arg(state_dir.join("state"))
             .args(["--var", &format!("ADMIN_TOKEN:{admin_token}")])
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
-        let mut process = ProcessGroup::spawn(command).map_err(|e| format!("cannot start wrangler: {e}"))?;
+        let mut process =
+            ProcessGroup::spawn(command).map_err(|e| format!("cannot start wrangler: {e}"))?;
         let base_url = format!("http://127.0.0.1:{port}");
-        wait_ready(&format!("{base_url}/healthz"), &mut process, WRANGLER_READY_TIMEOUT, &log_path).await?;
-        Ok(Self { base_url, admin_token, state_dir, _process: process })
+        wait_ready(
+            &format!("{base_url}/healthz"),
+            &mut process,
+            WRANGLER_READY_TIMEOUT,
+            &log_path,
+        )
+        .await?;
+        Ok(Self {
+            base_url,
+            admin_token,
+            state_dir,
+            _process: process,
+        })
     }
 }
 
@@ -130,11 +196,20 @@ impl Browser {
         let log_path = std::env::temp_dir().join(format!("edge-shop-chromedriver-{port}.log"));
         let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
         let mut command = Command::new("chromedriver");
-        command.arg(format!("--port={port}")).stdout(log.try_clone().map_err(|e| e.to_string())?).stderr(log);
+        command
+            .arg(format!("--port={port}"))
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log);
         let mut driver = ProcessGroup::spawn(command)
             .map_err(|e| format!("cannot start chromedriver ({e}): run scripts/setup.sh test"))?;
         let url = format!("http://127.0.0.1:{port}");
-        wait_ready(&format!("{url}/status"), &mut driver, CHROMEDRIVER_READY_TIMEOUT, &log_path).await?;
+        wait_ready(
+            &format!("{url}/status"),
+            &mut driver,
+            CHROMEDRIVER_READY_TIMEOUT,
+            &log_path,
+        )
+        .await?;
 
         let profile = std::env::temp_dir().join(format!("edge-shop-chromium-{port}"));
         let mut caps = serde_json::Map::new();
@@ -156,6 +231,9 @@ impl Browser {
             .connect(&url)
             .await
             .map_err(|e| format!("cannot open a Chromium session: {e}"))?;
-        Ok(Self { client, _driver: driver })
+        Ok(Self {
+            client,
+            _driver: driver,
+        })
     }
 }

@@ -40,20 +40,34 @@ impl Ctx {
     }
 
     async fn get(&self, path: &str) -> Result<(StatusCode, String), String> {
-        let res = self.http.get(self.url(path)).send().await.map_err(|e| format!("GET {path}: {e}"))?;
+        let res = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
         let status = res.status();
         Ok((status, res.text().await.map_err(|e| e.to_string())?))
     }
 
-    async fn json(&self, method: &str, path: &str, body: Option<Value>) -> Result<(StatusCode, Value), String> {
+    async fn json(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Value), String> {
         let mut req = self.http.request(method.parse().unwrap(), self.url(path));
         if let Some(body) = body {
             req = req.body(body.to_string());
         }
-        let res = req.send().await.map_err(|e| format!("{method} {path}: {e}"))?;
+        let res = req
+            .send()
+            .await
+            .map_err(|e| format!("{method} {path}: {e}"))?;
         let status = res.status();
         let text = res.text().await.map_err(|e| e.to_string())?;
-        let value = serde_json::from_str(&text).map_err(|_| format!("{method} {path}: {status} non-JSON body {text:?}"))?;
+        let value = serde_json::from_str(&text)
+            .map_err(|_| format!("{method} {path}: {status} non-JSON body {text:?}"))?;
         Ok((status, value))
     }
 
@@ -66,25 +80,37 @@ impl Ctx {
             .send()
             .await
             .map_err(|e| e.to_string())?;
-        ensure!(res.status() == StatusCode::OK, "set stock: {}", res.status());
+        ensure!(
+            res.status() == StatusCode::OK,
+            "set stock: {}",
+            res.status()
+        );
         Ok(())
     }
 
     async fn level(&self, sku: &str) -> Result<u64, String> {
         let (status, body) = self.json("GET", &format!("/api/stock/{sku}"), None).await?;
         ensure!(status == StatusCode::OK, "stock of {sku}: {status} {body}");
-        body["available"].as_u64().ok_or_else(|| format!("stock of {sku}: {body}"))
+        body["available"]
+            .as_u64()
+            .ok_or_else(|| format!("stock of {sku}: {body}"))
     }
 }
 
 /// Text as Leptos writes it into HTML.
 fn html_text(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// SKUs of the product cards in a listing page, in order.
 fn listed_skus(html: &str) -> Vec<String> {
-    html.split("<li data-sku=\"").skip(1).filter_map(|rest| rest.split('"').next()).map(str::to_owned).collect()
+    html.split("<li data-sku=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The `rel="next"` link of a listing page, if any.
@@ -98,7 +124,9 @@ async fn all_listed(ctx: &Ctx, path: &str) -> Result<Vec<String>, String> {
     let mut skus = Vec::new();
     let mut next = Some(path.to_owned());
     for _ in 0..100 {
-        let Some(path) = next.take() else { return Ok(skus) };
+        let Some(path) = next.take() else {
+            return Ok(skus);
+        };
         let (status, html) = ctx.get(&path).await?;
         ensure!(status == StatusCode::OK, "{path} answered {status}");
         skus.extend(listed_skus(&html));
@@ -110,36 +138,95 @@ async fn all_listed(ctx: &Ctx, path: &str) -> Result<Vec<String>, String> {
 async fn home_page_is_server_rendered_with_products_and_categories(ctx: &Ctx) -> CheckResult {
     let (status, html) = ctx.get("/").await?;
     ensure!(status == StatusCode::OK, "GET / answered {status}");
-    let first_page: Vec<String> = ctx.catalog.products.iter().take(24).map(|p| p.sku.to_string()).collect();
-    ensure!(listed_skus(&html) == first_page, "home page lists {:?}", listed_skus(&html));
+    let first_page: Vec<String> = ctx
+        .catalog
+        .products
+        .iter()
+        .take(24)
+        .map(|p| p.sku.to_string())
+        .collect();
+    ensure!(
+        listed_skus(&html) == first_page,
+        "home page lists {:?}",
+        listed_skus(&html)
+    );
     for product in ctx.catalog.products.iter().take(24) {
         let title = html_text(&product.title);
         ensure!(html.contains(&title), "home page lacks {title:?}");
-        ensure!(html.contains(&product.price.to_string()), "home page lacks the price of {}", product.sku);
+        ensure!(
+            html.contains(&product.price.to_string()),
+            "home page lacks the price of {}",
+            product.sku
+        );
     }
-    let categories: BTreeSet<String> = ctx.catalog.products.iter().map(|p| edge_core::listing::slug(&p.category)).collect();
+    let categories: BTreeSet<String> = ctx
+        .catalog
+        .products
+        .iter()
+        .map(|p| edge_core::listing::slug(&p.category))
+        .collect();
     for slug in &categories {
-        ensure!(html.contains(&format!("href=\"/c/{slug}\"")), "home page has no link to category {slug}");
+        ensure!(
+            html.contains(&format!("href=\"/c/{slug}\"")),
+            "home page has no link to category {slug}"
+        );
     }
-    ensure!(next_link(&html).as_deref() == Some("/?page=2"), "home page next link {:?}", next_link(&html));
-    ensure!(html.contains("/pkg/shop-") && html.contains("/pkg/style-"), "home page does not load the fingerprinted bundle and styles");
+    ensure!(
+        next_link(&html).as_deref() == Some("/?page=2"),
+        "home page next link {:?}",
+        next_link(&html)
+    );
+    ensure!(
+        html.contains("/pkg/shop-") && html.contains("/pkg/style-"),
+        "home page does not load the fingerprinted bundle and styles"
+    );
     let all = all_listed(ctx, "/").await?;
-    let expected: Vec<String> = ctx.catalog.products.iter().map(|p| p.sku.to_string()).collect();
-    ensure!(all == expected, "paging through / lists {} of {} products", all.len(), expected.len());
+    let expected: Vec<String> = ctx
+        .catalog
+        .products
+        .iter()
+        .map(|p| p.sku.to_string())
+        .collect();
+    ensure!(
+        all == expected,
+        "paging through / lists {} of {} products",
+        all.len(),
+        expected.len()
+    );
     Ok(())
 }
 
 async fn every_product_is_listed_in_its_category(ctx: &Ctx) -> CheckResult {
-    let categories: BTreeSet<String> = ctx.catalog.products.iter().map(|p| edge_core::listing::slug(&p.category)).collect();
+    let categories: BTreeSet<String> = ctx
+        .catalog
+        .products
+        .iter()
+        .map(|p| edge_core::listing::slug(&p.category))
+        .collect();
     for slug in categories {
         let listed = all_listed(ctx, &format!("/c/{slug}")).await?;
-        let expected: Vec<String> = ctx.catalog.products.iter().filter(|p| edge_core::listing::slug(&p.category) == slug).map(|p| p.sku.to_string()).collect();
-        ensure!(listed == expected, "/c/{slug} lists {listed:?}, expected {expected:?}");
+        let expected: Vec<String> = ctx
+            .catalog
+            .products
+            .iter()
+            .filter(|p| edge_core::listing::slug(&p.category) == slug)
+            .map(|p| p.sku.to_string())
+            .collect();
+        ensure!(
+            listed == expected,
+            "/c/{slug} lists {listed:?}, expected {expected:?}"
+        );
     }
     let (status, _) = ctx.get("/c/no-such-category").await?;
-    ensure!(status == StatusCode::NOT_FOUND, "unknown category answered {status}");
+    ensure!(
+        status == StatusCode::NOT_FOUND,
+        "unknown category answered {status}"
+    );
     let (status, _) = ctx.get("/c/kitchen?price=cheap").await?;
-    ensure!(status == StatusCode::BAD_REQUEST, "bad facet value answered {status}");
+    ensure!(
+        status == StatusCode::BAD_REQUEST,
+        "bad facet value answered {status}"
+    );
     Ok(())
 }
 
@@ -147,45 +234,118 @@ async fn facets_filter_and_sort_listings(ctx: &Ctx) -> CheckResult {
     use edge_core::listing::{slug, PriceBand};
     let in_apparel = |p: &&edge_core::Product| slug(&p.category) == "apparel";
     let band = PriceBand::From100To200;
-    let (status, html) = ctx.get(&format!("/c/apparel?price={}", band.slug())).await?;
+    let (status, html) = ctx
+        .get(&format!("/c/apparel?price={}", band.slug()))
+        .await?;
     ensure!(status == StatusCode::OK, "price facet answered {status}");
-    let expected: Vec<String> = ctx.catalog.products.iter().filter(in_apparel).filter(|p| PriceBand::of(p.price.minor) == band).map(|p| p.sku.to_string()).collect();
+    let expected: Vec<String> = ctx
+        .catalog
+        .products
+        .iter()
+        .filter(in_apparel)
+        .filter(|p| PriceBand::of(p.price.minor) == band)
+        .map(|p| p.sku.to_string())
+        .collect();
     ensure!(!expected.is_empty(), "the demo has apparel at 100-200");
-    ensure!(listed_skus(&html) == expected, "price facet lists {:?}, expected {expected:?}", listed_skus(&html));
-    ensure!(html.contains(&format!("data-total=\"{}\"", expected.len())), "price facet total");
+    ensure!(
+        listed_skus(&html) == expected,
+        "price facet lists {:?}, expected {expected:?}",
+        listed_skus(&html)
+    );
+    ensure!(
+        html.contains(&format!("data-total=\"{}\"", expected.len())),
+        "price facet total"
+    );
 
     let vendor = "Northline";
-    let (_, html) = ctx.get(&format!("/c/apparel?vendor={vendor}&sort=price-asc")).await?;
-    let mut expected: Vec<&edge_core::Product> = ctx.catalog.products.iter().filter(in_apparel).filter(|p| p.vendor == vendor).collect();
+    let (_, html) = ctx
+        .get(&format!("/c/apparel?vendor={vendor}&sort=price-asc"))
+        .await?;
+    let mut expected: Vec<&edge_core::Product> = ctx
+        .catalog
+        .products
+        .iter()
+        .filter(in_apparel)
+        .filter(|p| p.vendor == vendor)
+        .collect();
     expected.sort_by_key(|p| p.price.minor);
     let expected: Vec<String> = expected.iter().map(|p| p.sku.to_string()).collect();
-    ensure!(listed_skus(&html) == expected, "vendor facet sorted by price lists {:?}, expected {expected:?}", listed_skus(&html));
+    ensure!(
+        listed_skus(&html) == expected,
+        "vendor facet sorted by price lists {:?}, expected {expected:?}",
+        listed_skus(&html)
+    );
 
-    let (status, body) = ctx.json("GET", "/api/products?category=apparel&tag=gift&sort=price-desc", None).await?;
+    let (status, body) = ctx
+        .json(
+            "GET",
+            "/api/products?category=apparel&tag=gift&sort=price-desc",
+            None,
+        )
+        .await?;
     ensure!(status == StatusCode::OK, "API listing {status}");
-    let prices: Vec<u64> = body["products"].as_array().into_iter().flatten().filter_map(|p| p["price"]["minor"].as_u64()).collect();
-    ensure!(!prices.is_empty() && prices.windows(2).all(|w| w[0] >= w[1]), "API price-desc order {prices:?}");
+    let prices: Vec<u64> = body["products"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["price"]["minor"].as_u64())
+        .collect();
+    ensure!(
+        !prices.is_empty() && prices.windows(2).all(|w| w[0] >= w[1]),
+        "API price-desc order {prices:?}"
+    );
     Ok(())
 }
 
 async fn search_finds_and_ranks_products(ctx: &Ctx) -> CheckResult {
     let (status, html) = ctx.get("/search?q=mug").await?;
     ensure!(status == StatusCode::OK, "search answered {status}");
-    let mug = ctx.catalog.products.iter().find(|p| p.title == "Stoneware Mug").ok_or("demo has the mug")?;
-    ensure!(listed_skus(&html).first() == Some(&mug.sku.to_string()), "search for mug lists {:?}", listed_skus(&html));
-    let (_, body) = ctx.json("GET", "/api/products?q=wireless%20headphones", None).await?;
-    ensure!(body["products"][0]["title"] == "Wireless Headphones", "API search: {}", body["products"][0]);
+    let mug = ctx
+        .catalog
+        .products
+        .iter()
+        .find(|p| p.title == "Stoneware Mug")
+        .ok_or("demo has the mug")?;
+    ensure!(
+        listed_skus(&html).first() == Some(&mug.sku.to_string()),
+        "search for mug lists {:?}",
+        listed_skus(&html)
+    );
+    let (_, body) = ctx
+        .json("GET", "/api/products?q=wireless%20headphones", None)
+        .await?;
+    ensure!(
+        body["products"][0]["title"] == "Wireless Headphones",
+        "API search: {}",
+        body["products"][0]
+    );
     let (_, html) = ctx.get("/search?q=zzzzqqq").await?;
-    ensure!(listed_skus(&html).is_empty() && html.contains("data-total=\"0\""), "a search without hits lists products");
+    ensure!(
+        listed_skus(&html).is_empty() && html.contains("data-total=\"0\""),
+        "a search without hits lists products"
+    );
     Ok(())
 }
 
 async fn seo_tags_sitemap_robots_and_cache_headers(ctx: &Ctx) -> CheckResult {
     let product = &ctx.catalog.products[2];
     let path = format!("/p/{}", product.sku);
-    let res = ctx.http.get(ctx.url(&path)).send().await.map_err(|e| e.to_string())?;
-    let cache = res.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    ensure!(cache.contains("stale-while-revalidate") && cache.contains("s-maxage"), "{path} Cache-Control {cache:?}");
+    let res = ctx
+        .http
+        .get(ctx.url(&path))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let cache = res
+        .headers()
+        .get("cache-control")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    ensure!(
+        cache.contains("stale-while-revalidate") && cache.contains("s-maxage"),
+        "{path} Cache-Control {cache:?}"
+    );
     let html = res.text().await.map_err(|e| e.to_string())?;
     let href = format!("href=\"{}\"", ctx.url(&path));
     let canonical = html.split("<link ").any(|tag| {
@@ -193,23 +353,58 @@ async fn seo_tags_sitemap_robots_and_cache_headers(ctx: &Ctx) -> CheckResult {
         tag.contains("rel=\"canonical\"") && tag.contains(&href)
     });
     ensure!(canonical, "{path} lacks a canonical link with {href}");
-    ensure!(html.contains(&format!("<meta property=\"og:title\" content=\"{}\"", html_text(&product.title))), "{path} lacks og:title");
-    let ld_start = html.find("<script type=\"application/ld+json\">").ok_or(format!("{path} has no JSON-LD"))?;
+    ensure!(
+        html.contains(&format!(
+            "<meta property=\"og:title\" content=\"{}\"",
+            html_text(&product.title)
+        )),
+        "{path} lacks og:title"
+    );
+    let ld_start = html
+        .find("<script type=\"application/ld+json\">")
+        .ok_or(format!("{path} has no JSON-LD"))?;
     let ld = &html[ld_start..];
     let ld = &ld[ld.find('>').unwrap() + 1..ld.find("</script>").unwrap()];
     let ld: Value = serde_json::from_str(ld).map_err(|e| format!("JSON-LD does not parse: {e}"))?;
-    ensure!(ld["@type"] == "Product" && ld["sku"] == product.sku.as_str(), "JSON-LD {ld}");
-    let price = format!("{}.{:02}", product.price.minor / 100, product.price.minor % 100);
-    ensure!(ld["offers"]["price"] == price.as_str() && ld["offers"]["priceCurrency"] == "USD", "JSON-LD offer {}", ld["offers"]);
+    ensure!(
+        ld["@type"] == "Product" && ld["sku"] == product.sku.as_str(),
+        "JSON-LD {ld}"
+    );
+    let price = format!(
+        "{}.{:02}",
+        product.price.minor / 100,
+        product.price.minor % 100
+    );
+    ensure!(
+        ld["offers"]["price"] == price.as_str() && ld["offers"]["priceCurrency"] == "USD",
+        "JSON-LD offer {}",
+        ld["offers"]
+    );
 
     // Fingerprinted assets are cached for good; the page names them.
     let (_, home) = ctx.get("/").await?;
     for prefix in ["/pkg/shop-", "/pkg/style-"] {
-        let at = home.find(prefix).ok_or(format!("home page names no {prefix} asset"))?;
+        let at = home
+            .find(prefix)
+            .ok_or(format!("home page names no {prefix} asset"))?;
         let asset = home[at..].split('"').next().unwrap_or_default();
-        let res = ctx.http.get(ctx.url(asset)).send().await.map_err(|e| e.to_string())?;
-        let cache = res.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-        ensure!(res.status() == StatusCode::OK && cache.contains("immutable"), "{asset}: {} {cache:?}", res.status());
+        let res = ctx
+            .http
+            .get(ctx.url(asset))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let cache = res
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        ensure!(
+            res.status() == StatusCode::OK && cache.contains("immutable"),
+            "{asset}: {} {cache:?}",
+            res.status()
+        );
     }
 
     let (status, sitemap) = ctx.get("/sitemap.xml").await?;
@@ -219,7 +414,11 @@ async fn seo_tags_sitemap_robots_and_cache_headers(ctx: &Ctx) -> CheckResult {
         ensure!(sitemap.contains(&loc), "sitemap lacks {loc}");
     }
     let (status, robots) = ctx.get("/robots.txt").await?;
-    ensure!(status == StatusCode::OK && robots.contains(&format!("Sitemap: {}", ctx.url("/sitemap.xml"))), "robots.txt: {robots}");
+    ensure!(
+        status == StatusCode::OK
+            && robots.contains(&format!("Sitemap: {}", ctx.url("/sitemap.xml"))),
+        "robots.txt: {robots}"
+    );
     Ok(())
 }
 
@@ -227,45 +426,92 @@ async fn product_pages_show_title_price_description_and_stock(ctx: &Ctx) -> Chec
     // Every product: the pages are cheap, and a broken entry anywhere should fail.
     for product in &ctx.catalog.products {
         // The page opens on the first stock unit (the first variant, or the product itself).
-        let stock = ctx.catalog.initial_stock(product.stock_units()[0]).ok_or("a unit without stock")?;
+        let stock = ctx
+            .catalog
+            .initial_stock(product.stock_units()[0])
+            .ok_or("a unit without stock")?;
         let path = format!("/p/{}", product.sku);
         let (status, html) = ctx.get(&path).await?;
         ensure!(status == StatusCode::OK, "{path} answered {status}");
         for (what, text) in [
             ("title", html_text(&product.title)),
-            ("price", product.price_of(product.stock_units()[0]).ok_or("a unit without a price")?.to_string()),
+            (
+                "price",
+                product
+                    .price_of(product.stock_units()[0])
+                    .ok_or("a unit without a price")?
+                    .to_string(),
+            ),
             ("description", html_text(&product.description)),
             ("image", format!("src=\"{}\"", product.image)),
             ("stock", format!("data-available=\"{stock}\"")),
         ] {
             ensure!(html.contains(&text), "{path} lacks its {what} {text:?}");
         }
-        let stock_line = if stock == 0 { "Out of stock".to_string() } else if stock <= 5 { format!("Only {stock} left") } else { format!("{stock} in stock") };
+        let stock_line = if stock == 0 {
+            "Out of stock".to_string()
+        } else if stock <= 5 {
+            format!("Only {stock} left")
+        } else {
+            format!("{stock} in stock")
+        };
         ensure!(html.contains(&stock_line), "{path} lacks {stock_line:?}");
-        ensure!(html.contains(&format!("<title>{} · Edge Shop</title>", html_text(&product.title))), "{path} has no <title>");
+        ensure!(
+            html.contains(&format!(
+                "<title>{} · Edge Shop</title>",
+                html_text(&product.title)
+            )),
+            "{path} has no <title>"
+        );
     }
     Ok(())
 }
 
 /// A product with variants: one page, a link per variant, each with its own price and stock.
 async fn variant_pages_show_each_variants_price_and_stock(ctx: &Ctx) -> CheckResult {
-    let product = ctx.catalog.products.iter().find(|p| p.variants.len() > 2).ok_or("demo has a product with variants")?;
+    let product = ctx
+        .catalog
+        .products
+        .iter()
+        .find(|p| p.variants.len() > 2)
+        .ok_or("demo has a product with variants")?;
     for variant in &product.variants {
         let path = format!("/p/{}?variant={}", product.sku, variant.sku);
         let (status, html) = ctx.get(&path).await?;
         ensure!(status == StatusCode::OK, "{path}: {status}");
-        let stock = ctx.catalog.initial_stock(&variant.sku).ok_or("variant without stock")?;
-        let stock_line = html.split("<p ").find(|tag| tag.contains("class=\"stock\"")).unwrap_or_default();
+        let stock = ctx
+            .catalog
+            .initial_stock(&variant.sku)
+            .ok_or("variant without stock")?;
+        let stock_line = html
+            .split("<p ")
+            .find(|tag| tag.contains("class=\"stock\""))
+            .unwrap_or_default();
         ensure!(
-            stock_line.contains(&format!("data-sku=\"{}\"", variant.sku)) && stock_line.contains(&format!("data-available=\"{stock}\"")),
+            stock_line.contains(&format!("data-sku=\"{}\"", variant.sku))
+                && stock_line.contains(&format!("data-available=\"{stock}\"")),
             "{path}: stock line {stock_line:?} is not the variant's ({stock})"
         );
-        ensure!(html.contains(&format!("<p class=\"price\">{}</p>", variant.price)), "{path} lacks the variant's price {}", variant.price);
+        ensure!(
+            html.contains(&format!("<p class=\"price\">{}</p>", variant.price)),
+            "{path} lacks the variant's price {}",
+            variant.price
+        );
         for other in &product.variants {
-            ensure!(html.contains(&format!("href=\"/p/{}?variant={}\"", product.sku, other.sku)), "{path} lacks a link to {}", other.sku);
+            ensure!(
+                html.contains(&format!(
+                    "href=\"/p/{}?variant={}\"",
+                    product.sku, other.sku
+                )),
+                "{path} lacks a link to {}",
+                other.sku
+            );
         }
         if stock == 0 {
-            ensure!(html.contains("disabled") && html.contains("Out of stock"), "{path}: a sold-out variant can be added");
+            ensure!(
+                html.contains("disabled") && html.contains("Out of stock"),
+                "{path}: a sold-out variant can be added"
+            );
         }
     }
     Ok(())
@@ -277,14 +523,31 @@ async fn warm_product_page_makes_no_kv_reads(ctx: &Ctx) -> CheckResult {
     let path = format!("/p/{}", ctx.catalog.products[1].sku);
     let mut reads = Vec::new();
     for _ in 0..3 {
-        let res = ctx.http.get(ctx.url(&path)).send().await.map_err(|e| e.to_string())?;
+        let res = ctx
+            .http
+            .get(ctx.url(&path))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         ensure!(res.status() == StatusCode::OK, "{path}: {}", res.status());
-        let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        ensure!(header("x-catalog-version").as_deref() == Some("1"), "{path}: catalog version {:?}", header("x-catalog-version"));
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        ensure!(
+            header("x-catalog-version").as_deref() == Some("1"),
+            "{path}: catalog version {:?}",
+            header("x-catalog-version")
+        );
         let timing = header("server-timing").ok_or(format!("{path}: no Server-Timing"))?;
         reads.push(timing);
     }
-    ensure!(reads.last().map(String::as_str) == Some("kv;desc=\"reads=0\""), "warm page still reads KV: {reads:?}");
+    ensure!(
+        reads.last().map(String::as_str) == Some("kv;desc=\"reads=0\""),
+        "warm page still reads KV: {reads:?}"
+    );
     Ok(())
 }
 
@@ -292,20 +555,57 @@ async fn warm_product_page_makes_no_kv_reads(ctx: &Ctx) -> CheckResult {
 async fn corrupt_catalog_value_degrades_its_page_only(ctx: &Ctx) -> CheckResult {
     use edge_core::snapshot::{product_key, KvEntry};
     use origin::publish::CatalogKv;
-    let edge = origin::publish::EdgeAdmin::new(&ctx.edge.base_url, &ctx.edge.admin_token).map_err(|e| e.to_string())?;
+    let edge = origin::publish::EdgeAdmin::new(&ctx.edge.base_url, &ctx.edge.admin_token)
+        .map_err(|e| e.to_string())?;
     let sku = Sku::parse("CORRUPT-1").unwrap();
-    let garbage = KvEntry { key: product_key(1, &sku), value: vec![0xa6, 0xff, 0x00, 0x13, 0x37] };
-    edge.kv_put(vec![garbage], |_, _| {}).await.map_err(|e| e.to_string())?;
-    let res = ctx.http.get(ctx.url("/p/CORRUPT-1")).send().await.map_err(|e| e.to_string())?;
-    let (status, cache) = (res.status(), res.headers().get("cache-control").and_then(|v| v.to_str().ok()).map(str::to_owned));
+    let garbage = KvEntry {
+        key: product_key(1, &sku),
+        value: vec![0xa6, 0xff, 0x00, 0x13, 0x37],
+    };
+    edge.kv_put(vec![garbage], |_, _| {})
+        .await
+        .map_err(|e| e.to_string())?;
+    let res = ctx
+        .http
+        .get(ctx.url("/p/CORRUPT-1"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let (status, cache) = (
+        res.status(),
+        res.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    );
     let html = res.text().await.map_err(|e| e.to_string())?;
-    ensure!(status == StatusCode::OK, "corrupt product page answered {status}");
-    ensure!(cache.as_deref() == Some("no-store"), "a degraded page must not be cached: {cache:?}");
-    ensure!(html.contains("unavailable right now") && html.contains("site-header"), "no notice inside the normal page");
+    ensure!(
+        status == StatusCode::OK,
+        "corrupt product page answered {status}"
+    );
+    ensure!(
+        cache.as_deref() == Some("no-store"),
+        "a degraded page must not be cached: {cache:?}"
+    );
+    ensure!(
+        html.contains("unavailable right now") && html.contains("site-header"),
+        "no notice inside the normal page"
+    );
     let (status, body) = ctx.json("GET", "/api/products/CORRUPT-1", None).await?;
-    ensure!(status == StatusCode::SERVICE_UNAVAILABLE && body["message"].as_str().is_some_and(|m| m.contains("corrupt")), "API: {status} {body}");
-    let (status, _) = ctx.get(&format!("/p/{}", ctx.catalog.products[0].sku)).await?;
-    ensure!(status == StatusCode::OK, "other products still render: {status}");
+    ensure!(
+        status == StatusCode::SERVICE_UNAVAILABLE
+            && body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("corrupt")),
+        "API: {status} {body}"
+    );
+    let (status, _) = ctx
+        .get(&format!("/p/{}", ctx.catalog.products[0].sku))
+        .await?;
+    ensure!(
+        status == StatusCode::OK,
+        "other products still render: {status}"
+    );
     Ok(())
 }
 
@@ -313,7 +613,10 @@ async fn unknown_pages_answer_404_with_a_page(ctx: &Ctx) -> CheckResult {
     for path in ["/p/NO-SUCH-SKU", "/p/not%20a%20sku", "/no/such/page"] {
         let (status, html) = ctx.get(path).await?;
         ensure!(status == StatusCode::NOT_FOUND, "{path} answered {status}");
-        ensure!(html.contains("not found"), "{path}: 404 without a not-found page");
+        ensure!(
+            html.contains("not found"),
+            "{path}: 404 without a not-found page"
+        );
     }
     Ok(())
 }
@@ -321,74 +624,192 @@ async fn unknown_pages_answer_404_with_a_page(ctx: &Ctx) -> CheckResult {
 async fn json_api_follows_its_contract(ctx: &Ctx) -> CheckResult {
     let mut listed: BTreeSet<String> = BTreeSet::new();
     for page in 1.. {
-        let (status, body) = ctx.json("GET", &format!("/api/products?page={page}"), None).await?;
+        let (status, body) = ctx
+            .json("GET", &format!("/api/products?page={page}"), None)
+            .await?;
         ensure!(status == StatusCode::OK, "/api/products: {status}");
-        listed.extend(body["products"].as_array().into_iter().flatten().filter_map(|p| p["sku"].as_str().map(str::to_owned)));
+        listed.extend(
+            body["products"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["sku"].as_str().map(str::to_owned)),
+        );
         if body["page"] == body["pages"] {
             break;
         }
         ensure!(page < 10, "/api/products pages never end");
     }
-    let expected: BTreeSet<String> = ctx.catalog.products.iter().map(|p| p.sku.to_string()).collect();
-    ensure!(listed == expected, "/api/products lists {} of {} SKUs", listed.len(), expected.len());
+    let expected: BTreeSet<String> = ctx
+        .catalog
+        .products
+        .iter()
+        .map(|p| p.sku.to_string())
+        .collect();
+    ensure!(
+        listed == expected,
+        "/api/products lists {} of {} SKUs",
+        listed.len(),
+        expected.len()
+    );
 
     let first = &ctx.catalog.products[0];
-    let (status, body) = ctx.json("GET", &format!("/api/products/{}", first.sku), None).await?;
-    ensure!(status == StatusCode::OK && body["title"] == first.title.as_str(), "product {}: {status} {body}", first.sku);
-    ensure!(body["price"]["minor"] == first.price.minor, "product price {body}");
+    let (status, body) = ctx
+        .json("GET", &format!("/api/products/{}", first.sku), None)
+        .await?;
+    ensure!(
+        status == StatusCode::OK && body["title"] == first.title.as_str(),
+        "product {}: {status} {body}",
+        first.sku
+    );
+    ensure!(
+        body["price"]["minor"] == first.price.minor,
+        "product price {body}"
+    );
 
-    let out_of_stock = ctx.catalog.levels.iter().find(|(_, s)| *s == 0).map(|(sku, _)| sku.to_string()).ok_or("demo has no sold-out SKU")?;
+    let out_of_stock = ctx
+        .catalog
+        .levels
+        .iter()
+        .find(|(_, s)| *s == 0)
+        .map(|(sku, _)| sku.to_string())
+        .ok_or("demo has no sold-out SKU")?;
     let reserve = |sku: &str| format!("/api/stock/{sku}/reserve");
     let cases = [
-        ("POST", reserve(&out_of_stock), Some(json!({"qty": 1})), StatusCode::CONFLICT, "insufficient_stock"),
-        ("POST", reserve(first.sku.as_str()), Some(json!({"qty": 0})), StatusCode::BAD_REQUEST, "bad_request"),
-        ("POST", reserve(first.sku.as_str()), Some(json!({"qty": "two"})), StatusCode::BAD_REQUEST, "bad_request"),
-        ("POST", reserve(first.sku.as_str()), None, StatusCode::BAD_REQUEST, "bad_request"),
-        ("POST", reserve("NO-SUCH-SKU"), Some(json!({"qty": 1})), StatusCode::NOT_FOUND, "not_found"),
-        ("POST", reserve("bad%20sku"), Some(json!({"qty": 1})), StatusCode::BAD_REQUEST, "bad_request"),
-        ("GET", "/api/stock/NO-SUCH-SKU".into(), None, StatusCode::NOT_FOUND, "not_found"),
-        ("GET", "/api/products/NO-SUCH-SKU".into(), None, StatusCode::NOT_FOUND, "not_found"),
+        (
+            "POST",
+            reserve(&out_of_stock),
+            Some(json!({"qty": 1})),
+            StatusCode::CONFLICT,
+            "insufficient_stock",
+        ),
+        (
+            "POST",
+            reserve(first.sku.as_str()),
+            Some(json!({"qty": 0})),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "POST",
+            reserve(first.sku.as_str()),
+            Some(json!({"qty": "two"})),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "POST",
+            reserve(first.sku.as_str()),
+            None,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "POST",
+            reserve("NO-SUCH-SKU"),
+            Some(json!({"qty": 1})),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "POST",
+            reserve("bad%20sku"),
+            Some(json!({"qty": 1})),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/stock/NO-SUCH-SKU".into(),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "GET",
+            "/api/products/NO-SUCH-SKU".into(),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
     ];
     for (method, path, body, expected, code) in cases {
         let (status, reply) = ctx.json(method, &path, body.clone()).await?;
-        ensure!(status == expected && reply["error"] == code, "{method} {path} {body:?}: {status} {reply}");
+        ensure!(
+            status == expected && reply["error"] == code,
+            "{method} {path} {body:?}: {status} {reply}"
+        );
     }
-    let (_, reply) = ctx.json("POST", &reserve(&out_of_stock), Some(json!({"qty": 1}))).await?;
-    ensure!(reply["available"] == 0, "409 must say what is available: {reply}");
+    let (_, reply) = ctx
+        .json("POST", &reserve(&out_of_stock), Some(json!({"qty": 1})))
+        .await?;
+    ensure!(
+        reply["available"] == 0,
+        "409 must say what is available: {reply}"
+    );
 
-    let (status, reply) = ctx.json("POST", "/_admin/stock", Some(json!({"levels": {}}))).await?;
-    ensure!(status == StatusCode::UNAUTHORIZED, "admin without token: {status} {reply}");
+    let (status, reply) = ctx
+        .json("POST", "/_admin/stock", Some(json!({"levels": {}})))
+        .await?;
+    ensure!(
+        status == StatusCode::UNAUTHORIZED,
+        "admin without token: {status} {reply}"
+    );
     Ok(())
 }
 
 /// Fires `per_sku` concurrent single-unit reservations at each SKU, all at once, and checks that
 /// exactly `stock` succeed per SKU, each remaining count is handed out once, and the level ends at 0.
 async fn reserve_storm(ctx: &Ctx, skus: &[String], stock: u64, per_sku: usize) -> CheckResult {
-    let levels: serde_json::Map<String, Value> = skus.iter().map(|s| (s.clone(), json!(stock))).collect();
+    let levels: serde_json::Map<String, Value> =
+        skus.iter().map(|s| (s.clone(), json!(stock))).collect();
     ctx.set_stock(Value::Object(levels)).await?;
-    let calls = (0..per_sku).flat_map(|_| skus.iter()).map(|sku| async move {
-        let reply = ctx.json("POST", &format!("/api/stock/{sku}/reserve"), Some(json!({"qty": 1}))).await;
-        (sku.clone(), reply)
-    });
+    let calls = (0..per_sku)
+        .flat_map(|_| skus.iter())
+        .map(|sku| async move {
+            let reply = ctx
+                .json(
+                    "POST",
+                    &format!("/api/stock/{sku}/reserve"),
+                    Some(json!({"qty": 1})),
+                )
+                .await;
+            (sku.clone(), reply)
+        });
     let replies = join_all(calls).await;
     for sku in skus {
         let mut remaining = Vec::new();
         let mut conflicts = 0;
         for (_, reply) in replies.iter().filter(|(s, _)| s == sku) {
             match reply {
-                Ok((StatusCode::OK, body)) => remaining.push(body["remaining"].as_u64().ok_or(format!("{body}"))?),
+                Ok((StatusCode::OK, body)) => {
+                    remaining.push(body["remaining"].as_u64().ok_or(format!("{body}"))?)
+                }
                 Ok((StatusCode::CONFLICT, body)) => {
-                    ensure!(body["available"] == 0, "{sku}: conflict while stock left: {body}");
+                    ensure!(
+                        body["available"] == 0,
+                        "{sku}: conflict while stock left: {body}"
+                    );
                     conflicts += 1;
                 }
                 Ok((status, body)) => return Err(format!("{sku}: unexpected {status} {body}")),
                 Err(e) => return Err(format!("{sku}: {e}")),
             }
         }
-        ensure!(remaining.len() as u64 == stock, "{sku}: {} reservations succeeded, stock was {stock}", remaining.len());
-        ensure!(conflicts == per_sku - stock as usize, "{sku}: {conflicts} conflicts");
+        ensure!(
+            remaining.len() as u64 == stock,
+            "{sku}: {} reservations succeeded, stock was {stock}",
+            remaining.len()
+        );
+        ensure!(
+            conflicts == per_sku - stock as usize,
+            "{sku}: {conflicts} conflicts"
+        );
         remaining.sort_unstable();
-        ensure!(remaining == (0..stock).collect::<Vec<_>>(), "{sku}: a remaining count was handed out twice");
+        ensure!(
+            remaining == (0..stock).collect::<Vec<_>>(),
+            "{sku}: a remaining count was handed out twice"
+        );
         let level = ctx.level(sku).await?;
         ensure!(level == 0, "{sku}: final level {level}");
     }
@@ -419,13 +840,22 @@ where
         if probe().await? {
             return Ok(());
         }
-        ensure!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        ensure!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 async fn text_of(client: &fantoccini::Client, css: &str) -> Result<String, String> {
-    client.find(Locator::Css(css)).await.map_err(|e| format!("{css}: {e}"))?.text().await.map_err(|e| e.to_string())
+    client
+        .find(Locator::Css(css))
+        .await
+        .map_err(|e| format!("{css}: {e}"))?
+        .text()
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn browser_adds_to_cart_without_reload_and_sees_live_stock(ctx: &Ctx) -> CheckResult {
@@ -441,36 +871,96 @@ async fn browser_adds_to_cart_without_reload_and_sees_live_stock(ctx: &Ctx) -> C
     let browser = Browser::start().await?;
     let c = &browser.client;
     let result: CheckResult = async {
-        c.goto(&ctx.url(&format!("/p/{sku}"))).await.map_err(|e| e.to_string())?;
+        c.goto(&ctx.url(&format!("/p/{sku}")))
+            .await
+            .map_err(|e| e.to_string())?;
         wait_for("hydration", Duration::from_secs(20), || async {
-            let v = c.execute("return document.body.dataset.hydrated === 'true'", vec![]).await.map_err(|e| e.to_string())?;
+            let v = c
+                .execute("return document.body.dataset.hydrated === 'true'", vec![])
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(v == json!(true))
         })
         .await?;
         let badge = text_of(c, "[data-testid=cart-badge]").await?;
         ensure!(badge == "0", "cart badge starts at {badge:?}");
         // A marker that a page load would wipe out.
-        c.execute("window.__e2eMarker = 'same page'", vec![]).await.map_err(|e| e.to_string())?;
-        c.find(Locator::Css("button.add-to-cart")).await.map_err(|e| e.to_string())?.click().await.map_err(|e| e.to_string())?;
-        wait_for("the cart badge to show 1", Duration::from_secs(5), || async { Ok(text_of(c, "[data-testid=cart-badge]").await? == "1") }).await?;
-        let marker = c.execute("return window.__e2eMarker || null", vec![]).await.map_err(|e| e.to_string())?;
-        ensure!(marker == json!("same page"), "the page reloaded on add to cart (marker {marker})");
-        let loads = c.execute("return performance.getEntriesByType('navigation').length", vec![]).await.map_err(|e| e.to_string())?;
+        c.execute("window.__e2eMarker = 'same page'", vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        c.find(Locator::Css("button.add-to-cart"))
+            .await
+            .map_err(|e| e.to_string())?
+            .click()
+            .await
+            .map_err(|e| e.to_string())?;
+        wait_for(
+            "the cart badge to show 1",
+            Duration::from_secs(5),
+            || async { Ok(text_of(c, "[data-testid=cart-badge]").await? == "1") },
+        )
+        .await?;
+        let marker = c
+            .execute("return window.__e2eMarker || null", vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        ensure!(
+            marker == json!("same page"),
+            "the page reloaded on add to cart (marker {marker})"
+        );
+        let loads = c
+            .execute(
+                "return performance.getEntriesByType('navigation').length",
+                vec![],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
         ensure!(loads == json!(1), "navigations: {loads}");
 
         // Live stock: another shopper takes units; the open page shows the new level by itself.
-        let (status, body) = ctx.json("POST", &format!("/api/stock/{sku}/reserve"), Some(json!({"qty": 2}))).await?;
-        ensure!(status == StatusCode::OK, "reserve for live stock: {status} {body}");
+        let (status, body) = ctx
+            .json(
+                "POST",
+                &format!("/api/stock/{sku}/reserve"),
+                Some(json!({"qty": 2})),
+            )
+            .await?;
+        ensure!(
+            status == StatusCode::OK,
+            "reserve for live stock: {status} {body}"
+        );
         let expected = (stock - 2).to_string();
-        wait_for("the stock line to update", Duration::from_secs(15), || async {
-            let el = c.find(Locator::Css("p.stock")).await.map_err(|e| e.to_string())?;
-            Ok(el.attr("data-available").await.map_err(|e| e.to_string())?.as_deref() == Some(expected.as_str()))
-        })
+        wait_for(
+            "the stock line to update",
+            Duration::from_secs(15),
+            || async {
+                let el = c
+                    .find(Locator::Css("p.stock"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(el
+                    .attr("data-available")
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .as_deref()
+                    == Some(expected.as_str()))
+            },
+        )
         .await?;
 
         // The cart survives a new page load (kept in local storage).
         c.refresh().await.map_err(|e| e.to_string())?;
-        wait_for("the stored cart after reload", Duration::from_secs(20), || async { Ok(text_of(c, "[data-testid=cart-badge]").await.unwrap_or_default() == "1") }).await
+        wait_for(
+            "the stored cart after reload",
+            Duration::from_secs(20),
+            || async {
+                Ok(text_of(c, "[data-testid=cart-badge]")
+                    .await
+                    .unwrap_or_default()
+                    == "1")
+            },
+        )
+        .await
     }
     .await;
     let _ = browser.client.clone().close().await;
@@ -485,9 +975,13 @@ async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
     for p in &mut next.products {
         p.title.push_str(MARK);
     }
-    let edge = origin::publish::EdgeAdmin::new(&ctx.edge.base_url, &ctx.edge.admin_token).map_err(|e| e.to_string())?;
+    let edge = origin::publish::EdgeAdmin::new(&ctx.edge.base_url, &ctx.edge.admin_token)
+        .map_err(|e| e.to_string())?;
     let live_before = ctx.get("/").await?;
-    ensure!(!live_before.1.contains(MARK), "v2 marker visible before publishing");
+    ensure!(
+        !live_before.1.contains(MARK),
+        "v2 marker visible before publishing"
+    );
 
     let stop = std::sync::atomic::AtomicBool::new(false);
     let reader = async {
@@ -495,8 +989,18 @@ async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             for path in ["/", "/api/products"] {
-                let res = ctx.http.get(ctx.url(path)).send().await.map_err(|e| e.to_string())?;
-                let version = res.headers().get("x-catalog-version").and_then(|v| v.to_str().ok()).unwrap_or("none").to_owned();
+                let res = ctx
+                    .http
+                    .get(ctx.url(path))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let version = res
+                    .headers()
+                    .get("x-catalog-version")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("none")
+                    .to_owned();
                 let body = res.text().await.map_err(|e| e.to_string())?;
                 // Version 1 shows no marked title; version 2 shows every product and every
                 // occurrence of its title (markup and hydration data alike) marked.
@@ -504,15 +1008,23 @@ async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
                 if version == "2" {
                     ensure!(marked > 0, "{path} at version 2 shows no version-2 title");
                     for p in &ctx.catalog.products {
-                        let (all, v2) = (body.matches(&p.title).count(), body.matches(&format!("{}{MARK}", p.title)).count());
+                        let (all, v2) = (
+                            body.matches(&p.title).count(),
+                            body.matches(&format!("{}{MARK}", p.title)).count(),
+                        );
                         ensure!(all == v2, "{path} at version 2 shows {:?} {all} times, {v2} of them from version 2", p.title);
                     }
                 } else {
-                    ensure!(marked == 0, "{path} at version {version} shows {marked} version-2 titles");
+                    ensure!(
+                        marked == 0,
+                        "{path} at version {version} shows {marked} version-2 titles"
+                    );
                 }
                 *seen.entry(version).or_default() += 1;
             }
-            if stop.load(std::sync::atomic::Ordering::Relaxed) && seen.get("2").is_some_and(|&n| n >= 10) {
+            if stop.load(std::sync::atomic::Ordering::Relaxed)
+                && seen.get("2").is_some_and(|&n| n >= 10)
+            {
                 return Ok(seen);
             }
         }
@@ -520,15 +1032,27 @@ async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
     };
     let publisher = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let report = origin::publish::publish(&edge, &next, |_, _| {}).await.map_err(|e| e.to_string());
+        let report = origin::publish::publish(&edge, &next, |_, _| {})
+            .await
+            .map_err(|e| e.to_string());
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         report
     };
     let (seen, report) = tokio::join!(reader, publisher);
     let (seen, report) = (seen?, report?);
     ensure!(report.version == 2, "published version {}", report.version);
-    ensure!(report.diff.as_ref().is_some_and(|d| d.changed.len() == next.products.len()), "diff {:?}", report.diff);
-    ensure!(seen.get("1").is_some_and(|&n| n > 0), "the reader never saw version 1 during the publish: {seen:?}");
+    ensure!(
+        report
+            .diff
+            .as_ref()
+            .is_some_and(|d| d.changed.len() == next.products.len()),
+        "diff {:?}",
+        report.diff
+    );
+    ensure!(
+        seen.get("1").is_some_and(|&n| n > 0),
+        "the reader never saw version 1 during the publish: {seen:?}"
+    );
     println!("    reader saw {seen:?}");
     Ok(())
 }
@@ -536,34 +1060,92 @@ async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
 /// Choosing a variant after hydration swaps price and stock in place, without a page load, and
 /// adds that variant to the cart.
 async fn browser_chooses_a_variant_without_reload(ctx: &Ctx) -> CheckResult {
-    let product = ctx.catalog.products.iter().find(|p| p.variants.len() > 2).ok_or("demo has a product with variants")?;
-    let target = product.variants.iter().skip(1).find(|v| ctx.catalog.initial_stock(&v.sku).is_some_and(|n| n > 0)).ok_or("no second variant in stock")?;
+    let product = ctx
+        .catalog
+        .products
+        .iter()
+        .find(|p| p.variants.len() > 2)
+        .ok_or("demo has a product with variants")?;
+    let target = product
+        .variants
+        .iter()
+        .skip(1)
+        .find(|v| ctx.catalog.initial_stock(&v.sku).is_some_and(|n| n > 0))
+        .ok_or("no second variant in stock")?;
     let browser = Browser::start().await?;
     let c = &browser.client;
     let result: CheckResult = async {
         let err = |e: fantoccini::error::CmdError| e.to_string();
-        c.goto(&ctx.url(&format!("/p/{}", product.sku))).await.map_err(err)?;
+        c.goto(&ctx.url(&format!("/p/{}", product.sku)))
+            .await
+            .map_err(err)?;
         wait_for("hydration", Duration::from_secs(20), || async {
-            Ok(c.execute("return document.body.dataset.hydrated === 'true'", vec![]).await.map_err(err)? == json!(true))
+            Ok(
+                c.execute("return document.body.dataset.hydrated === 'true'", vec![])
+                    .await
+                    .map_err(err)?
+                    == json!(true),
+            )
         })
         .await?;
-        c.execute("window.__e2eMarker = 'same page'", vec![]).await.map_err(err)?;
-        c.find(Locator::Css(&format!("a.variant[data-sku='{}']", target.sku))).await.map_err(err)?.click().await.map_err(err)?;
-        wait_for("the stock line to follow the variant", Duration::from_secs(10), || async {
-            let el = c.find(Locator::Css("p.stock")).await.map_err(err)?;
-            Ok(el.attr("data-sku").await.map_err(err)?.as_deref() == Some(target.sku.as_str()))
-        })
+        c.execute("window.__e2eMarker = 'same page'", vec![])
+            .await
+            .map_err(err)?;
+        c.find(Locator::Css(&format!(
+            "a.variant[data-sku='{}']",
+            target.sku
+        )))
+        .await
+        .map_err(err)?
+        .click()
+        .await
+        .map_err(err)?;
+        wait_for(
+            "the stock line to follow the variant",
+            Duration::from_secs(10),
+            || async {
+                let el = c.find(Locator::Css("p.stock")).await.map_err(err)?;
+                Ok(el.attr("data-sku").await.map_err(err)?.as_deref() == Some(target.sku.as_str()))
+            },
+        )
         .await?;
         let price = text_of(c, "p.price").await?;
-        ensure!(price == target.price.to_string(), "price shows {price:?}, expected {}", target.price);
-        let marker = c.execute("return window.__e2eMarker || null", vec![]).await.map_err(err)?;
-        ensure!(marker == json!("same page"), "choosing a variant reloaded the page");
-        ensure!(c.current_url().await.map_err(err)?.query() == Some(&format!("variant={}", target.sku)), "the URL names the variant");
-        c.find(Locator::Css("button.add-to-cart")).await.map_err(err)?.click().await.map_err(err)?;
-        wait_for("the variant in the cart", Duration::from_secs(5), || async {
-            let stored = c.execute("return localStorage.getItem('edge-shop-cart')", vec![]).await.map_err(err)?;
-            Ok(stored.as_str().is_some_and(|s| s.contains(target.sku.as_str())))
-        })
+        ensure!(
+            price == target.price.to_string(),
+            "price shows {price:?}, expected {}",
+            target.price
+        );
+        let marker = c
+            .execute("return window.__e2eMarker || null", vec![])
+            .await
+            .map_err(err)?;
+        ensure!(
+            marker == json!("same page"),
+            "choosing a variant reloaded the page"
+        );
+        ensure!(
+            c.current_url().await.map_err(err)?.query() == Some(&format!("variant={}", target.sku)),
+            "the URL names the variant"
+        );
+        c.find(Locator::Css("button.add-to-cart"))
+            .await
+            .map_err(err)?
+            .click()
+            .await
+            .map_err(err)?;
+        wait_for(
+            "the variant in the cart",
+            Duration::from_secs(5),
+            || async {
+                let stored = c
+                    .execute("return localStorage.getItem('edge-shop-cart')", vec![])
+                    .await
+                    .map_err(err)?;
+                Ok(stored
+                    .as_str()
+                    .is_some_and(|s| s.contains(target.sku.as_str())))
+            },
+        )
         .await
     }
     .await;
@@ -578,10 +1160,15 @@ async fn browser_searches_filters_and_pages(ctx: &Ctx) -> CheckResult {
     let result: CheckResult = async {
         let err = |e: fantoccini::error::CmdError| e.to_string();
         c.goto(&ctx.url("/")).await.map_err(err)?;
-        let search = c.find(Locator::Css(".header-search input[name=q]")).await.map_err(err)?;
+        let search = c
+            .find(Locator::Css(".header-search input[name=q]"))
+            .await
+            .map_err(err)?;
         search.send_keys("coffee\n").await.map_err(err)?;
         wait_for("search results", Duration::from_secs(15), || async {
-            Ok(c.current_url().await.map_err(err)?.path() == "/search" && text_of(c, "li.card .title").await.unwrap_or_default() == "Pour-Over Coffee Dripper")
+            Ok(c.current_url().await.map_err(err)?.path() == "/search"
+                && text_of(c, "li.card .title").await.unwrap_or_default()
+                    == "Pour-Over Coffee Dripper")
         })
         .await?;
 
@@ -589,21 +1176,52 @@ async fn browser_searches_filters_and_pages(ctx: &Ctx) -> CheckResult {
         // The listing's total, or `None` while it is (re)rendering.
         let total = |c: &fantoccini::Client| {
             let c = c.clone();
-            async move { c.find(Locator::Css(".total")).await.ok()?.attr("data-total").await.ok().flatten() }
+            async move {
+                c.find(Locator::Css(".total"))
+                    .await
+                    .ok()?
+                    .attr("data-total")
+                    .await
+                    .ok()
+                    .flatten()
+            }
         };
         let all = total(c).await.ok_or("no total on the category page")?;
-        c.find(Locator::Css(".facet-vendor a")).await.map_err(err)?.click().await.map_err(err)?;
-        wait_for("the vendor facet to narrow the listing", Duration::from_secs(15), || async {
-            Ok(c.current_url().await.map_err(err)?.query().is_some_and(|q| q.contains("vendor=")) && total(c).await.is_some_and(|t| t != all))
-        })
+        c.find(Locator::Css(".facet-vendor a"))
+            .await
+            .map_err(err)?
+            .click()
+            .await
+            .map_err(err)?;
+        wait_for(
+            "the vendor facet to narrow the listing",
+            Duration::from_secs(15),
+            || async {
+                Ok(c.current_url()
+                    .await
+                    .map_err(err)?
+                    .query()
+                    .is_some_and(|q| q.contains("vendor="))
+                    && total(c).await.is_some_and(|t| t != all))
+            },
+        )
         .await?;
 
         // Page through all products on the home listing by its "Next" link.
         c.goto(&ctx.url("/")).await.map_err(err)?;
         let first = text_of(c, "li.card .title").await?;
-        c.find(Locator::Css("a[rel=next]")).await.map_err(err)?.click().await.map_err(err)?;
+        c.find(Locator::Css("a[rel=next]"))
+            .await
+            .map_err(err)?
+            .click()
+            .await
+            .map_err(err)?;
         wait_for("page 2", Duration::from_secs(15), || async {
-            Ok(text_of(c, ".page-of").await.unwrap_or_default().starts_with("Page 2") && text_of(c, "li.card .title").await.unwrap_or_default() != first)
+            Ok(text_of(c, ".page-of")
+                .await
+                .unwrap_or_default()
+                .starts_with("Page 2")
+                && text_of(c, "li.card .title").await.unwrap_or_default() != first)
         })
         .await
     }
@@ -622,7 +1240,10 @@ macro_rules! checks {
 
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let code = runtime.block_on(async move {
         let checks: Vec<(&str, Check)> = checks![
             home_page_is_server_rendered_with_products_and_categories,
@@ -644,7 +1265,10 @@ fn main() {
             // Last: it changes the live catalog the checks above compare against.
             republish_is_atomic_for_readers,
         ];
-        let selected: Vec<_> = checks.into_iter().filter(|(name, _)| filter.as_deref().is_none_or(|f| name.contains(f))).collect();
+        let selected: Vec<_> = checks
+            .into_iter()
+            .filter(|(name, _)| filter.as_deref().is_none_or(|f| name.contains(f)))
+            .collect();
 
         let started = Instant::now();
         let edge = match WranglerDev::start().await {
@@ -655,9 +1279,19 @@ fn main() {
                 return 1;
             }
         };
-        println!("e2e: wrangler dev ready at {} in {:.1?}", edge.base_url, started.elapsed());
+        println!(
+            "e2e: wrangler dev ready at {} in {:.1?}",
+            edge.base_url,
+            started.elapsed()
+        );
         let catalog_path = demo_catalog_path();
-        let report = match origin::publish::publish_catalog(&edge.base_url, &edge.admin_token, &catalog_path).await {
+        let report = match origin::publish::publish_catalog(
+            &edge.base_url,
+            &edge.admin_token,
+            &catalog_path,
+        )
+        .await
+        {
             Ok(report) => report,
             Err(e) => {
                 eprintln!("e2e: publishing the demo catalog failed: {e}");
@@ -666,9 +1300,19 @@ fn main() {
             }
         };
         let catalog = origin::publish::load_catalog(&catalog_path).expect("demo catalog loads");
-        assert_eq!((report.version, report.products), (1, catalog.products.len()));
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client");
-        let ctx = Ctx { edge, http, catalog };
+        assert_eq!(
+            (report.version, report.products),
+            (1, catalog.products.len())
+        );
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http client");
+        let ctx = Ctx {
+            edge,
+            http,
+            catalog,
+        };
 
         let (mut passed, mut failed) = (0, 0);
         for (name, check) in selected {

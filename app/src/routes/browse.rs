@@ -92,7 +92,15 @@ pub fn CategoryPage() -> impl IntoView {
     let name = move || {
         let slug = slug.get();
         let mut chars = slug.chars();
-        chars.next().map(|c| c.to_uppercase().chain(chars).collect::<String>().replace('-', " ")).unwrap_or_default()
+        chars
+            .next()
+            .map(|c| {
+                c.to_uppercase()
+                    .chain(chars)
+                    .collect::<String>()
+                    .replace('-', " ")
+            })
+            .unwrap_or_default()
     };
     view! {
         <Title text=name />

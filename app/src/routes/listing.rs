@@ -15,7 +15,10 @@ pub fn listing_params() -> Memo<BTreeMap<String, String>> {
     let query = use_query_map();
     Memo::new(move |_| {
         let query = query.read();
-        LISTING_PARAMS.iter().filter_map(|k| query.get(k).map(|v| (k.to_string(), v))).collect()
+        LISTING_PARAMS
+            .iter()
+            .filter_map(|k| query.get(k).map(|v| (k.to_string(), v)))
+            .collect()
     })
 }
 
@@ -45,12 +48,19 @@ pub fn ProductGrid(products: Vec<ProductSummary>) -> impl IntoView {
 
 /// `base?fixed&query`: the link to this listing with `query`.
 fn href(base: &str, fixed: &[(String, String)], query: &ListingQuery) -> String {
-    let mut parts: Vec<String> = fixed.iter().map(|(k, v)| format!("{k}={}", edge_core::listing::encode(v))).collect();
+    let mut parts: Vec<String> = fixed
+        .iter()
+        .map(|(k, v)| format!("{k}={}", edge_core::listing::encode(v)))
+        .collect();
     let q = query.to_query();
     if !q.is_empty() {
         parts.push(q);
     }
-    if parts.is_empty() { base.to_owned() } else { format!("{base}?{}", parts.join("&")) }
+    if parts.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", parts.join("&"))
+    }
 }
 
 /// A facet link: selecting a value goes back to page 1; selecting the active value clears it.
@@ -75,7 +85,10 @@ pub fn ListingView(
     page: ListingPage,
 ) -> impl IntoView {
     let link = |q: ListingQuery| href(&base, &fixed, &q);
-    let first_page = |q: &ListingQuery| ListingQuery { page: 1, ..q.clone() };
+    let first_page = |q: &ListingQuery| ListingQuery {
+        page: 1,
+        ..q.clone()
+    };
 
     let price_links = page
         .facets
@@ -83,7 +96,10 @@ pub fn ListingView(
         .iter()
         .map(|(band, n)| {
             let active = query.price == Some(*band);
-            let q = ListingQuery { price: (!active).then_some(*band), ..first_page(&query) };
+            let q = ListingQuery {
+                price: (!active).then_some(*band),
+                ..first_page(&query)
+            };
             facet_link(price_label(*band, &page), *n, active, link(q))
         })
         .collect_view();
@@ -93,7 +109,10 @@ pub fn ListingView(
         .iter()
         .map(|(vendor, n)| {
             let active = query.vendor.as_deref() == Some(vendor.as_str());
-            let q = ListingQuery { vendor: (!active).then(|| vendor.clone()), ..first_page(&query) };
+            let q = ListingQuery {
+                vendor: (!active).then(|| vendor.clone()),
+                ..first_page(&query)
+            };
             facet_link(vendor.clone(), *n, active, link(q))
         })
         .collect_view();
@@ -103,7 +122,10 @@ pub fn ListingView(
         .iter()
         .map(|(tag, n)| {
             let active = query.tag.as_deref() == Some(tag.as_str());
-            let q = ListingQuery { tag: (!active).then(|| tag.clone()), ..first_page(&query) };
+            let q = ListingQuery {
+                tag: (!active).then(|| tag.clone()),
+                ..first_page(&query)
+            };
             facet_link(tag.clone(), *n, active, link(q))
         })
         .collect_view();
@@ -111,13 +133,31 @@ pub fn ListingView(
         .into_iter()
         .map(|sort| {
             let active = query.sort == sort;
-            let href = link(ListingQuery { sort, ..first_page(&query) });
+            let href = link(ListingQuery {
+                sort,
+                ..first_page(&query)
+            });
             view! { <a href=href rel="nofollow" class:active=active>{sort.label()}</a> }
         })
         .collect_view();
-    let prev = (page.page > 1).then(|| link(ListingQuery { page: page.page - 1, ..query.clone() }));
-    let next = (page.page < page.pages).then(|| link(ListingQuery { page: page.page + 1, ..query.clone() }));
-    let clear = query.is_filtered().then(|| link(ListingQuery { sort: query.sort, ..ListingQuery::default() }));
+    let prev = (page.page > 1).then(|| {
+        link(ListingQuery {
+            page: page.page - 1,
+            ..query.clone()
+        })
+    });
+    let next = (page.page < page.pages).then(|| {
+        link(ListingQuery {
+            page: page.page + 1,
+            ..query.clone()
+        })
+    });
+    let clear = query.is_filtered().then(|| {
+        link(ListingQuery {
+            sort: query.sort,
+            ..ListingQuery::default()
+        })
+    });
 
     view! {
         <div class="listing">
@@ -148,7 +188,17 @@ pub fn ListingView(
 
 /// Price band label in the listing's currency symbol, when the page has products to tell it.
 fn price_label(band: PriceBand, page: &ListingPage) -> String {
-    let symbol = page.products.first().map(|p| p.price.to_string().chars().take_while(|c| !c.is_ascii_digit()).collect::<String>()).unwrap_or_default();
+    let symbol = page
+        .products
+        .first()
+        .map(|p| {
+            p.price
+                .to_string()
+                .chars()
+                .take_while(|c| !c.is_ascii_digit())
+                .collect::<String>()
+        })
+        .unwrap_or_default();
     match band {
         PriceBand::Under25 => format!("Under {symbol}25"),
         PriceBand::From25To50 => format!("{symbol}25 to {symbol}50"),

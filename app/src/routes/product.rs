@@ -50,8 +50,16 @@ pub fn ProductPage() -> impl IntoView {
 fn ProductView(detail: ProductWithStock) -> impl IntoView {
     let ProductWithStock { product, levels } = detail;
     let cart = use_cart();
-    let units: Vec<String> = product.stock_units().iter().map(|s| s.to_string()).collect();
-    let levels = RwSignal::new(levels.into_iter().collect::<BTreeMap<String, Option<u32>>>());
+    let units: Vec<String> = product
+        .stock_units()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let levels = RwSignal::new(
+        levels
+            .into_iter()
+            .collect::<BTreeMap<String, Option<u32>>>(),
+    );
     // The selected stock unit comes from `?variant=`, so each variant has a URL and choosing one
     // is a client-side navigation after hydration (a plain link before).
     let query = use_query_map();
@@ -59,7 +67,9 @@ fn ProductView(detail: ProductWithStock) -> impl IntoView {
         let units = units.clone();
         Memo::new(move |_| {
             let wanted = query.read().get("variant");
-            wanted.filter(|w| units.contains(w)).unwrap_or_else(|| units[0].clone())
+            wanted
+                .filter(|w| units.contains(w))
+                .unwrap_or_else(|| units[0].clone())
         })
     };
     poll_stock(selected, levels);
@@ -72,7 +82,8 @@ fn ProductView(detail: ProductWithStock) -> impl IntoView {
         let product = product.clone();
         move || {
             let sku = Sku::parse(&selected.get()).ok();
-            sku.and_then(|s| product.price_of(&s).map(ToString::to_string)).unwrap_or_default()
+            sku.and_then(|s| product.price_of(&s).map(ToString::to_string))
+                .unwrap_or_default()
         }
     };
     let variant_links = (!product.variants.is_empty()).then(|| {

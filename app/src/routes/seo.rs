@@ -9,7 +9,11 @@ use leptos_meta::{Link, Meta};
 pub fn origin() -> String {
     #[cfg(feature = "ssr")]
     if let Some(parts) = use_context::<axum::http::request::Parts>() {
-        let host = parts.headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
+        let host = parts
+            .headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned);
         let host = host.or_else(|| parts.uri.authority().map(|a| a.to_string()));
         let scheme = parts.uri.scheme_str().unwrap_or("https");
         if let Some(host) = host {
@@ -30,9 +34,17 @@ pub fn Canonical(path: String) -> impl IntoView {
 
 /// `schema.org/Product` with its offer, as JSON-LD.
 pub fn product_json_ld(product: &Product, available: Option<u32>, url: &str) -> String {
-    let decimals = if product.price.to_string().contains('.') { 2 } else { 0 };
+    let decimals = if product.price.to_string().contains('.') {
+        2
+    } else {
+        0
+    };
     let price = if decimals == 2 {
-        format!("{}.{:02}", product.price.minor / 100, product.price.minor % 100)
+        format!(
+            "{}.{:02}",
+            product.price.minor / 100,
+            product.price.minor % 100
+        )
     } else {
         product.price.minor.to_string()
     };
@@ -66,7 +78,11 @@ pub fn product_json_ld(product: &Product, available: Option<u32>, url: &str) -> 
 #[component]
 pub fn ProductSeo(product: Product, available: Option<u32>) -> impl IntoView {
     let url = absolute(&format!("/p/{}", product.sku));
-    let image = if product.image.starts_with("https://") { product.image.clone() } else { absolute(&product.image) };
+    let image = if product.image.starts_with("https://") {
+        product.image.clone()
+    } else {
+        absolute(&product.image)
+    };
     let description: String = product.description.chars().take(200).collect();
     let json_ld = product_json_ld(&product, available, &url);
     view! {

@@ -4,11 +4,13 @@
 //! insufficient stock), with a 4xx status for anything the caller can fix and 503 when a backing
 //! store is down. Nothing here answers 500.
 
+use crate::checkout::{order_id_for_key, price, CheckoutError, CheckoutOutcome};
 use crate::codec::from_cbor;
 use crate::listing::{self, ListingPage, ListingQuery};
+use crate::order::CheckoutRequest;
 use crate::product::Sku;
 use crate::snapshot::{KvEntry, KvWrite, KV_KEY_BYTES_MAX, KV_VALUE_BYTES_MAX};
-use crate::stock::{ReserveOutcome, RESERVE_QTY_MAX};
+use crate::stock::OrderId;
 use crate::store::{Shop, StoreError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -32,7 +34,13 @@ pub const ADMIN_BODY_BYTES_MAX: usize = 32 * 1024 * 1024;
 pub enum ApiError {
     BadRequest(String),
     NotFound(String),
-    InsufficientStock { available: u32 },
+    /// A well-formed request the shop refuses (stock, payment): its status, code and details.
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        details: serde_json::Value,
+    },
     Unauthorized,
     Store(StoreError),
 }
@@ -46,16 +54,28 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match self {
-            ApiError::BadRequest(message) => {
-                (StatusCode::BAD_REQUEST, json!({"error": "bad_request", "message": message}))
-            }
-            ApiError::NotFound(message) => {
-                (StatusCode::NOT_FOUND, json!({"error": "not_found", "message": message}))
-            }
-            ApiError::InsufficientStock { available } => (
-                StatusCode::CONFLICT,
-                json!({"error": "insufficient_stock", "message": "not enough stock", "available": available}),
+            ApiError::BadRequest(message) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "bad_request", "message": message}),
             ),
+            ApiError::NotFound(message) => (
+                StatusCode::NOT_FOUND,
+                json!({"error": "not_found", "message": message}),
+            ),
+            ApiError::Refused {
+                status,
+                code,
+                message,
+                details,
+            } => {
+                let mut body = json!({"error": code, "message": message});
+                if let (Some(body), serde_json::Value::Object(details)) =
+                    (body.as_object_mut(), details)
+                {
+                    body.extend(details);
+                }
+                (status, body)
+            }
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 json!({"error": "unauthorized", "message": "missing or wrong bearer token"}),
@@ -66,7 +86,9 @@ impl IntoResponse for ApiError {
             ),
         };
         let mut response = (status, Json(body)).into_response();
-        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
 }
@@ -75,9 +97,12 @@ fn parse_sku(raw: &str) -> Result<Sku, ApiError> {
     Sku::parse(raw).map_err(|e| ApiError::BadRequest(format!("invalid SKU {raw:?}: {e}")))
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+fn parse_json<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let body = body.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
-    serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))
 }
 
 fn no_store(body: serde_json::Value) -> Response {
@@ -91,7 +116,8 @@ pub fn router(shop: Shop) -> Router {
         .route("/api/categories", get(list_categories))
         .route("/api/products/{sku}", get(get_product))
         .route("/api/stock/{sku}", get(get_stock))
-        .route("/api/stock/{sku}/reserve", post(reserve_stock))
+        .route("/api/checkout", post(checkout))
+        .route("/api/orders/{id}", get(get_order))
         .route("/api/{*rest}", get(unknown_route).post(unknown_route))
         .with_state(shop)
 }
@@ -106,29 +132,57 @@ pub const QUERY_CHARS_MAX: usize = 200;
 /// A page of products: all, one category (`category=`), or search results (`q=`), with the
 /// listing filters, sort and page of [`ListingQuery`].
 pub async fn browse(shop: &Shop, params: &[(String, String)]) -> Result<ListingPage, ApiError> {
-    let query = ListingQuery::from_params(params.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(ApiError::BadRequest)?;
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty());
+    let query = ListingQuery::from_params(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(ApiError::BadRequest)?;
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    };
     let category = param("category").map(listing::slug);
     if let Some(q) = param("q") {
         if q.chars().count() > QUERY_CHARS_MAX {
-            return Err(ApiError::BadRequest(format!("q is longer than {QUERY_CHARS_MAX} characters")));
+            return Err(ApiError::BadRequest(format!(
+                "q is longer than {QUERY_CHARS_MAX} characters"
+            )));
         }
         let hits = shop.catalog.search(q).await?;
-        let in_category = hits.iter().filter(|p| category.as_ref().is_none_or(|c| listing::slug(&p.category) == *c));
+        let in_category = hits.iter().filter(|p| {
+            category
+                .as_ref()
+                .is_none_or(|c| listing::slug(&p.category) == *c)
+        });
         return Ok(listing::page(in_category, &query, None));
     }
     if let Some(slug) = category {
-        let listing = shop.catalog.category(&slug).await?.ok_or_else(|| ApiError::NotFound(format!("no category {slug:?}")))?;
-        return Ok(listing::page(&listing.products, &query, Some(&listing.facets)));
+        let listing = shop
+            .catalog
+            .category(&slug)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no category {slug:?}")))?;
+        return Ok(listing::page(
+            &listing.products,
+            &query,
+            Some(&listing.facets),
+        ));
     }
     let products = shop.catalog.products().await?;
     // Unfiltered, every product's facets are the publish-time counts; filtered, they are
     // counted over the matches.
-    let facets = if query.is_filtered() { None } else { Some(shop.catalog.facets().await?) };
+    let facets = if query.is_filtered() {
+        None
+    } else {
+        Some(shop.catalog.facets().await?)
+    };
     Ok(listing::page(products.iter(), &query, facets.as_deref()))
 }
 
-async fn list_products(State(shop): State<Shop>, Query(params): Query<Vec<(String, String)>>) -> Result<Response, ApiError> {
+async fn list_products(
+    State(shop): State<Shop>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
     Ok(Json(browse(&shop, &params).await?).into_response())
 }
 
@@ -137,7 +191,10 @@ async fn list_categories(State(shop): State<Shop>) -> Result<Response, ApiError>
     Ok(Json(json!({ "categories": categories.as_ref() })).into_response())
 }
 
-async fn get_product(State(shop): State<Shop>, Path(sku): Path<String>) -> Result<Response, ApiError> {
+async fn get_product(
+    State(shop): State<Shop>,
+    Path(sku): Path<String>,
+) -> Result<Response, ApiError> {
     let sku = parse_sku(&sku)?;
     match shop.catalog.product(&sku).await? {
         Some(product) => Ok(Json(product).into_response()),
@@ -145,37 +202,145 @@ async fn get_product(State(shop): State<Shop>, Path(sku): Path<String>) -> Resul
     }
 }
 
-async fn get_stock(State(shop): State<Shop>, Path(sku): Path<String>) -> Result<Response, ApiError> {
-    let sku = parse_sku(&sku)?;
-    match shop.stock.level(&sku).await? {
-        Some(available) => Ok(no_store(json!({ "sku": sku, "available": available }))),
-        None => Err(ApiError::NotFound(format!("no stock record for SKU {sku}"))),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReserveBody {
-    qty: u32,
-}
-
-async fn reserve_stock(
+async fn get_stock(
     State(shop): State<Shop>,
     Path(sku): Path<String>,
-    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let sku = parse_sku(&sku)?;
-    let ReserveBody { qty } = parse_json(body)?;
-    if qty == 0 || qty > RESERVE_QTY_MAX {
-        return Err(ApiError::BadRequest(format!("qty must be 1 to {RESERVE_QTY_MAX}, got {qty}")));
-    }
-    match shop.stock.reserve(&sku, qty).await? {
-        Some(ReserveOutcome::Reserved { remaining }) => {
-            shop.levels.record(&sku, Some(remaining), shop.clock.now_ms());
-            Ok(no_store(json!({ "remaining": remaining })))
+    match shop.stock.level(&sku).await? {
+        Some(level) => {
+            shop.levels
+                .record(&sku, Some(level.available), shop.clock.now_ms());
+            Ok(no_store(
+                json!({ "sku": sku, "available": level.available }),
+            ))
         }
-        Some(ReserveOutcome::Insufficient { available }) => Err(ApiError::InsufficientStock { available }),
         None => Err(ApiError::NotFound(format!("no stock record for SKU {sku}"))),
+    }
+}
+
+/// Longest `Idempotency-Key` accepted.
+pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
+
+/// The order id a checkout runs under: derived from the `Idempotency-Key` (a retry finds the
+/// same order), or random when the client sent none.
+fn checkout_order_id(headers: &HeaderMap) -> Result<OrderId, ApiError> {
+    let Some(key) = headers.get("idempotency-key") else {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| ApiError::Store(StoreError::Unavailable(format!("no randomness: {e}"))))?;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        return Ok(OrderId::parse(&format!("r{hex}")).expect("hex is a valid order id"));
+    };
+    let key = key
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_LEN_MAX)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} visible ASCII characters"
+            ))
+        })?;
+    Ok(order_id_for_key(key))
+}
+
+fn refused(
+    status: StatusCode,
+    code: &'static str,
+    message: impl Into<String>,
+    details: serde_json::Value,
+) -> ApiError {
+    ApiError::Refused {
+        status,
+        code,
+        message: message.into(),
+        details,
+    }
+}
+
+impl From<CheckoutError> for ApiError {
+    fn from(e: CheckoutError) -> Self {
+        match e {
+            CheckoutError::Invalid(message) => ApiError::BadRequest(message),
+            CheckoutError::KeyReused => refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                e.to_string(),
+                json!({}),
+            ),
+            CheckoutError::Store(e) => ApiError::Store(e),
+        }
+    }
+}
+
+/// What a checkout outcome answers: 201 with the order, or the refusal.
+pub fn checkout_response(outcome: CheckoutOutcome) -> Result<Response, ApiError> {
+    match outcome {
+        CheckoutOutcome::Placed(order) => {
+            let body = json!({ "order_id": order.id, "status": order.status, "total": order.total, "order": order });
+            Ok((
+                StatusCode::CREATED,
+                [(header::CACHE_CONTROL, "no-store")],
+                Json(body),
+            )
+                .into_response())
+        }
+        CheckoutOutcome::Insufficient { sku, available } => Err(refused(
+            StatusCode::CONFLICT,
+            "insufficient_stock",
+            format!("only {available} of {sku} left"),
+            json!({ "sku": sku, "available": available }),
+        )),
+        CheckoutOutcome::UnknownSku { sku } => Err(refused(
+            StatusCode::CONFLICT,
+            "insufficient_stock",
+            format!("{sku} is not stocked"),
+            json!({ "sku": sku, "available": 0 }),
+        )),
+        CheckoutOutcome::Declined { reason } => Err(refused(
+            StatusCode::PAYMENT_REQUIRED,
+            "payment_declined",
+            reason,
+            json!({}),
+        )),
+        CheckoutOutcome::PaymentTimeout => Err(refused(
+            StatusCode::GATEWAY_TIMEOUT,
+            "payment_timeout",
+            "the payment provider did not answer in time; you have not been charged",
+            json!({}),
+        )),
+        CheckoutOutcome::HoldExpired => Err(refused(
+            StatusCode::CONFLICT,
+            "hold_expired",
+            "your reservation ran out before the payment finished; nothing was charged",
+            json!({}),
+        )),
+    }
+}
+
+/// `POST /api/checkout`: prices the lines from the catalog and runs the checkout.
+async fn checkout(
+    State(shop): State<Shop>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: CheckoutRequest = parse_json(body)?;
+    request.validate().map_err(ApiError::BadRequest)?;
+    let order_id = checkout_order_id(&headers)?;
+    let (lines, total) = price(shop.catalog.as_ref(), &request.lines).await?;
+    let outcome = shop
+        .orders
+        .checkout(order_id, request, lines, total)
+        .await?;
+    checkout_response(outcome)
+}
+
+async fn get_order(State(shop): State<Shop>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id =
+        OrderId::parse(&id).map_err(|e| ApiError::BadRequest(format!("invalid order id: {e}")))?;
+    match shop.orders.order(&id).await? {
+        Some(order) => Ok(no_store(json!(order))),
+        None => Err(ApiError::NotFound(format!("no order {id}"))),
     }
 }
 
@@ -201,6 +366,8 @@ pub fn admin_router(shop: Shop, kv: Arc<dyn KvWrite>, token: Option<String>) -> 
     };
     Router::new()
         .route("/_admin/stock", post(set_stock))
+        .route("/_admin/stock/{sku}", get(admin_level))
+        .route("/_admin/stock/{sku}/restock", post(restock))
         .route("/_admin/kv", post(put_kv))
         .route("/_admin/kv/delete", post(delete_kv))
         .route("/_admin/kv/{*key}", get(get_kv))
@@ -220,7 +387,10 @@ fn authorize(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
         .ok_or(ApiError::Unauthorized)?;
     // Compare without an early exit so timing does not reveal a matching prefix.
     let same_len = given.len() == token.len();
-    let diff = given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    let diff = given
+        .bytes()
+        .zip(token.bytes())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
     if same_len && diff == 0 {
         Ok(())
     } else {
@@ -256,22 +426,76 @@ async fn set_stock(
     authorize(&headers, &admin.token)?;
     let SetStockBody { levels, mode } = parse_json(body)?;
     if levels.len() > STOCK_LEVELS_PER_REQUEST_MAX {
-        return Err(ApiError::BadRequest(format!("at most {STOCK_LEVELS_PER_REQUEST_MAX} SKUs per request")));
+        return Err(ApiError::BadRequest(format!(
+            "at most {STOCK_LEVELS_PER_REQUEST_MAX} SKUs per request"
+        )));
     }
     let levels = levels
         .into_iter()
         .map(|(sku, level)| Ok((parse_sku(&sku)?, level)))
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let report = admin.shop.stock.seed(levels, matches!(mode, StockMode::Set)).await?;
-    Ok(no_store(json!({ "written": report.written, "kept": report.kept })))
+    let report = admin
+        .shop
+        .stock
+        .seed(levels, matches!(mode, StockMode::Set))
+        .await?;
+    Ok(no_store(
+        json!({ "written": report.written, "kept": report.kept }),
+    ))
+}
+
+/// A SKU's full level: available, held, sold and received (the invariant's terms).
+async fn admin_level(
+    State(admin): State<AdminState>,
+    headers: HeaderMap,
+    Path(sku): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&headers, &admin.token)?;
+    let sku = parse_sku(&sku)?;
+    match admin.shop.stock.level(&sku).await? {
+        Some(level) => Ok(no_store(json!({ "sku": sku, "level": level }))),
+        None => Err(ApiError::NotFound(format!("no stock record for SKU {sku}"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestockBody {
+    qty: u32,
+}
+
+/// Adds units that arrived: `{"qty": n}`.
+async fn restock(
+    State(admin): State<AdminState>,
+    headers: HeaderMap,
+    Path(sku): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&headers, &admin.token)?;
+    let sku = parse_sku(&sku)?;
+    let RestockBody { qty } = parse_json(body)?;
+    if qty == 0 || qty > crate::stock::RESTOCK_QTY_MAX {
+        return Err(ApiError::BadRequest(format!(
+            "qty must be 1 to {}",
+            crate::stock::RESTOCK_QTY_MAX
+        )));
+    }
+    let level = admin.shop.stock.restock(&sku, qty).await?;
+    Ok(no_store(json!({ "sku": sku, "level": level })))
 }
 
 /// A CBOR list of at most [`KV_ENTRIES_PER_REQUEST_MAX`] `what`s from a request body.
-fn cbor_batch<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>, what: &str) -> Result<Vec<T>, ApiError> {
+fn cbor_batch<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    what: &str,
+) -> Result<Vec<T>, ApiError> {
     let body = body.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
-    let items: Vec<T> = from_cbor(&body).map_err(|e| ApiError::BadRequest(format!("body is not a CBOR list of {what}: {e}")))?;
+    let items: Vec<T> = from_cbor(&body)
+        .map_err(|e| ApiError::BadRequest(format!("body is not a CBOR list of {what}: {e}")))?;
     if items.len() > KV_ENTRIES_PER_REQUEST_MAX {
-        return Err(ApiError::BadRequest(format!("at most {KV_ENTRIES_PER_REQUEST_MAX} {what} per request")));
+        return Err(ApiError::BadRequest(format!(
+            "at most {KV_ENTRIES_PER_REQUEST_MAX} {what} per request"
+        )));
     }
     Ok(items)
 }
@@ -285,11 +509,20 @@ async fn put_kv(
 ) -> Result<Response, ApiError> {
     authorize(&headers, &admin.token)?;
     let entries: Vec<KvEntry> = cbor_batch(body, "entries")?;
-    if let Some(bad) = entries.iter().find(|e| e.key.is_empty() || e.key.len() > KV_KEY_BYTES_MAX) {
-        return Err(ApiError::BadRequest(format!("key {:?} must be 1 to {KV_KEY_BYTES_MAX} bytes", bad.key)));
+    if let Some(bad) = entries
+        .iter()
+        .find(|e| e.key.is_empty() || e.key.len() > KV_KEY_BYTES_MAX)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "key {:?} must be 1 to {KV_KEY_BYTES_MAX} bytes",
+            bad.key
+        )));
     }
     if let Some(bad) = entries.iter().find(|e| e.value.len() > KV_VALUE_BYTES_MAX) {
-        return Err(ApiError::BadRequest(format!("value of {:?} exceeds {KV_VALUE_BYTES_MAX} bytes", bad.key)));
+        return Err(ApiError::BadRequest(format!(
+            "value of {:?} exceeds {KV_VALUE_BYTES_MAX} bytes",
+            bad.key
+        )));
     }
     let written = entries.len();
     // Puts of one batch are independent: keep a bounded number in flight.
@@ -300,7 +533,9 @@ async fn put_kv(
             break;
         }
         let kv = &admin.kv;
-        let puts = wave.into_iter().map(|KvEntry { key, value }| async move { kv.put(&key, value).await });
+        let puts = wave
+            .into_iter()
+            .map(|KvEntry { key, value }| async move { kv.put(&key, value).await });
         futures::future::try_join_all(puts).await?;
     }
     Ok(no_store(json!({ "written": written })))
@@ -314,7 +549,14 @@ async fn get_kv(
 ) -> Result<Response, ApiError> {
     authorize(&headers, &admin.token)?;
     match admin.kv.get(&key).await? {
-        Some(bytes) => Ok(([(header::CONTENT_TYPE, "application/cbor"), (header::CACHE_CONTROL, "no-store")], bytes).into_response()),
+        Some(bytes) => Ok((
+            [
+                (header::CONTENT_TYPE, "application/cbor"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            bytes,
+        )
+            .into_response()),
         None => Err(ApiError::NotFound(format!("no KV value under {key:?}"))),
     }
 }
@@ -328,7 +570,9 @@ async fn delete_kv(
     authorize(&headers, &admin.token)?;
     let keys: Vec<String> = cbor_batch(body, "keys")?;
     if keys.iter().any(|k| k == crate::snapshot::POINTER_KEY) {
-        return Err(ApiError::BadRequest("the live pointer cannot be deleted".into()));
+        return Err(ApiError::BadRequest(
+            "the live pointer cannot be deleted".into(),
+        ));
     }
     let deleted = keys.len();
     let kv = &admin.kv;

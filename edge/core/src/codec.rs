@@ -22,7 +22,10 @@ pub fn to_cbor<T: Serialize>(value: &T) -> Vec<u8> {
 
 pub fn from_cbor<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     ciborium::from_reader(bytes).map_err(|e| CodecError {
-        type_name: std::any::type_name::<T>().rsplit("::").next().unwrap_or("value"),
+        type_name: std::any::type_name::<T>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("value"),
         reason: e.to_string(),
     })
 }
@@ -57,7 +60,10 @@ mod tests {
     fn corrupt_or_truncated_bytes_are_errors_not_panics() {
         let bytes = to_cbor(&product());
         for cut in 0..bytes.len() {
-            assert!(from_cbor::<Product>(&bytes[..cut]).is_err(), "truncated at {cut} decoded");
+            assert!(
+                from_cbor::<Product>(&bytes[..cut]).is_err(),
+                "truncated at {cut} decoded"
+            );
         }
         let err = from_cbor::<Product>(b"\xff\x00garbage").unwrap_err();
         assert_eq!(err.type_name, "Product");

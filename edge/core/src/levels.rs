@@ -21,7 +21,9 @@ pub struct LevelCache {
 impl Default for LevelCache {
     fn default() -> Self {
         let capacity = NonZeroUsize::new(LEVEL_CACHE_ENTRIES).expect("non-zero");
-        Self { levels: Mutex::new(LruCache::new(capacity)) }
+        Self {
+            levels: Mutex::new(LruCache::new(capacity)),
+        }
     }
 }
 
@@ -36,7 +38,10 @@ impl LevelCache {
     }
 
     pub fn record(&self, sku: &Sku, level: Option<u32>, now_ms: u64) {
-        self.levels.lock().unwrap_or_else(|p| p.into_inner()).put(sku.clone(), (level, now_ms));
+        self.levels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(sku.clone(), (level, now_ms));
     }
 }
 
@@ -53,6 +58,10 @@ mod tests {
         assert_eq!(cache.fresh(&sku, 1_000 + LEVEL_TTL_MS - 1), Some(Some(4)));
         assert_eq!(cache.fresh(&sku, 1_000 + LEVEL_TTL_MS), None);
         cache.record(&sku, None, 5_000);
-        assert_eq!(cache.fresh(&sku, 5_001), Some(None), "unknown SKUs are remembered too");
+        assert_eq!(
+            cache.fresh(&sku, 5_001),
+            Some(None),
+            "unknown SKUs are remembered too"
+        );
     }
 }

@@ -12,7 +12,11 @@
 //! - [`search`]: the text search index built at publish time and ranked at the edge.
 //! - [`shard`]: the stable SKU -> stock shard mapping.
 //! - [`snapshot`]: versioned catalog snapshots in KV and the cached, version-pinned reader.
-//! - [`stock`]: the per-shard stock state machine and the shard wire protocol.
+//! - [`stock`]: the per-shard stock state machine (holds, commit, release, expiry, restock) and
+//!   the shard wire protocol.
+//! - [`order`]: checkout requests and orders (plain data, also in the browser bundle).
+//! - [`checkout`] (feature `server`): the all-or-nothing checkout across shards, the payment
+//!   gateway and checkout-log traits, the test gateway and the order desk.
 //! - [`store`]: the traits a host implements (catalog store, shard transport) and [`store::Shop`].
 //! - [`memory`] (feature `server`): in-memory stores, the native test host.
 //! - [`api`] (feature `server`): the JSON API and admin routes as an axum router.
@@ -27,6 +31,7 @@ pub mod codec;
 pub mod levels;
 pub mod listing;
 pub mod money;
+pub mod order;
 pub mod product;
 pub mod search;
 pub mod shard;
@@ -37,10 +42,12 @@ pub mod store;
 #[cfg(feature = "server")]
 pub mod api;
 #[cfg(feature = "server")]
+pub mod checkout;
+#[cfg(feature = "server")]
 pub mod memory;
 
 pub use money::Money;
 pub use product::{Catalog, Product, ProductSummary, Sku};
 pub use shard::SkuShard;
-pub use stock::ReserveOutcome;
+pub use stock::{OrderId, StockLevel};
 pub use store::{CatalogStore, Shop, StockCoordinator, StoreError};

@@ -47,7 +47,11 @@ pub fn categories(products: &[ProductSummary]) -> Vec<CategoryInfo> {
         let slug = slug(&p.category);
         by_slug
             .entry(slug.clone())
-            .or_insert_with(|| CategoryInfo { slug, name: p.category.clone(), products: 0 })
+            .or_insert_with(|| CategoryInfo {
+                slug,
+                name: p.category.clone(),
+                products: 0,
+            })
             .products += 1;
     }
     let mut list: Vec<CategoryInfo> = by_slug.into_values().collect();
@@ -66,8 +70,13 @@ pub enum PriceBand {
 }
 
 impl PriceBand {
-    pub const ALL: [PriceBand; 5] =
-        [PriceBand::Under25, PriceBand::From25To50, PriceBand::From50To100, PriceBand::From100To200, PriceBand::Over200];
+    pub const ALL: [PriceBand; 5] = [
+        PriceBand::Under25,
+        PriceBand::From25To50,
+        PriceBand::From50To100,
+        PriceBand::From100To200,
+        PriceBand::Over200,
+    ];
 
     pub fn of(minor: u64) -> Self {
         match minor {
@@ -130,7 +139,10 @@ pub fn facets<'a>(products: impl IntoIterator<Item = &'a ProductSummary>) -> Fac
     tags.truncate(TAG_FACETS_MAX);
     Facets {
         price: price.into_iter().collect(),
-        vendors: vendors.into_iter().map(|(v, n)| (v.to_owned(), n)).collect(),
+        vendors: vendors
+            .into_iter()
+            .map(|(v, n)| (v.to_owned(), n))
+            .collect(),
         tags,
     }
 }
@@ -148,10 +160,17 @@ pub fn category_listings(products: &[ProductSummary]) -> Vec<CategoryListing> {
     categories(products)
         .into_iter()
         .map(|category| {
-            let members: Vec<ProductSummary> =
-                products.iter().filter(|p| slug(&p.category) == category.slug).cloned().collect();
+            let members: Vec<ProductSummary> = products
+                .iter()
+                .filter(|p| slug(&p.category) == category.slug)
+                .cloned()
+                .collect();
             let facets = facets(&members);
-            CategoryListing { category, products: members, facets }
+            CategoryListing {
+                category,
+                products: members,
+                facets,
+            }
         })
         .collect()
 }
@@ -201,8 +220,13 @@ pub struct ListingQuery {
 
 impl ListingQuery {
     /// Parses `price`, `vendor`, `tag`, `sort` and `page` query parameters; others are ignored.
-    pub fn from_params<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
-        let mut q = ListingQuery { page: 1, ..Default::default() };
+    pub fn from_params<'a>(
+        params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, String> {
+        let mut q = ListingQuery {
+            page: 1,
+            ..Default::default()
+        };
         for (key, value) in params {
             let value = value.trim();
             if value.is_empty() {
@@ -212,11 +236,27 @@ impl ListingQuery {
                 return Err(format!("{key} is longer than {FILTER_LEN_MAX} characters"));
             }
             match key {
-                "price" => q.price = Some(PriceBand::from_slug(value).ok_or_else(|| format!("unknown price band {value:?}"))?),
+                "price" => {
+                    q.price = Some(
+                        PriceBand::from_slug(value)
+                            .ok_or_else(|| format!("unknown price band {value:?}"))?,
+                    )
+                }
                 "vendor" => q.vendor = Some(value.to_owned()),
                 "tag" => q.tag = Some(value.to_lowercase()),
-                "sort" => q.sort = Sort::ALL.into_iter().find(|s| s.slug() == value).ok_or_else(|| format!("unknown sort {value:?}"))?,
-                "page" => q.page = value.parse().ok().filter(|&p| p >= 1).ok_or_else(|| format!("page {value:?} is not a page number"))?,
+                "sort" => {
+                    q.sort = Sort::ALL
+                        .into_iter()
+                        .find(|s| s.slug() == value)
+                        .ok_or_else(|| format!("unknown sort {value:?}"))?
+                }
+                "page" => {
+                    q.page = value
+                        .parse()
+                        .ok()
+                        .filter(|&p| p >= 1)
+                        .ok_or_else(|| format!("page {value:?} is not a page number"))?
+                }
                 _ => {}
             }
         }
@@ -249,9 +289,13 @@ impl ListingQuery {
     }
 
     fn matches(&self, p: &ProductSummary) -> bool {
-        self.price.is_none_or(|band| PriceBand::of(p.price.minor) == band)
+        self.price
+            .is_none_or(|band| PriceBand::of(p.price.minor) == band)
             && self.vendor.as_deref().is_none_or(|v| p.vendor == v)
-            && self.tag.as_deref().is_none_or(|t| p.tags.iter().any(|pt| pt == t))
+            && self
+                .tag
+                .as_deref()
+                .is_none_or(|t| p.tags.iter().any(|pt| pt == t))
     }
 }
 
@@ -281,8 +325,13 @@ pub struct ListingPage {
 }
 
 /// Filters `products` (in their given order), sorts and cuts one page.
-pub fn page<'a>(products: impl IntoIterator<Item = &'a ProductSummary>, query: &ListingQuery, precomputed: Option<&Facets>) -> ListingPage {
-    let mut matching: Vec<&ProductSummary> = products.into_iter().filter(|p| query.matches(p)).collect();
+pub fn page<'a>(
+    products: impl IntoIterator<Item = &'a ProductSummary>,
+    query: &ListingQuery,
+    precomputed: Option<&Facets>,
+) -> ListingPage {
+    let mut matching: Vec<&ProductSummary> =
+        products.into_iter().filter(|p| query.matches(p)).collect();
     let facets = match precomputed {
         Some(f) if !query.is_filtered() => f.clone(),
         _ => facets(matching.iter().copied()),
@@ -296,8 +345,19 @@ pub fn page<'a>(products: impl IntoIterator<Item = &'a ProductSummary>, query: &
     let total = matching.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page = (query.page.max(1) as usize).min(pages);
-    let products = matching.into_iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE).cloned().collect();
-    ListingPage { products, total: total as u32, page: page as u32, pages: pages as u32, facets }
+    let products = matching
+        .into_iter()
+        .skip((page - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .cloned()
+        .collect();
+    ListingPage {
+        products,
+        total: total as u32,
+        page: page as u32,
+        pages: pages as u32,
+        facets,
+    }
 }
 
 #[cfg(test)]
@@ -305,7 +365,13 @@ mod tests {
     use super::*;
     use crate::{Money, Sku};
 
-    fn summary(i: usize, category: &str, price: u64, vendor: &str, tags: &[&str]) -> ProductSummary {
+    fn summary(
+        i: usize,
+        category: &str,
+        price: u64,
+        vendor: &str,
+        tags: &[&str],
+    ) -> ProductSummary {
         ProductSummary {
             sku: Sku::parse(&format!("S-{i}")).unwrap(),
             title: format!("Item {i:03}"),
@@ -320,9 +386,17 @@ mod tests {
     fn sample() -> Vec<ProductSummary> {
         (0..60)
             .map(|i| {
-                let category = if i % 3 == 0 { "Home & Living" } else { "Outdoor" };
+                let category = if i % 3 == 0 {
+                    "Home & Living"
+                } else {
+                    "Outdoor"
+                };
                 let vendor = if i % 2 == 0 { "Acme" } else { "Birch" };
-                let tags: &[&str] = if i % 5 == 0 { &["sale", "new"] } else { &["new"] };
+                let tags: &[&str] = if i % 5 == 0 {
+                    &["sale", "new"]
+                } else {
+                    &["new"]
+                };
                 summary(i, category, (i as u64 + 1) * 500, vendor, tags)
             })
             .collect()
@@ -339,7 +413,12 @@ mod tests {
     #[test]
     fn categories_count_their_products() {
         let cats = categories(&sample());
-        assert_eq!(cats.iter().map(|c| (c.slug.as_str(), c.products)).collect::<Vec<_>>(), [("home-living", 20), ("outdoor", 40)]);
+        assert_eq!(
+            cats.iter()
+                .map(|c| (c.slug.as_str(), c.products))
+                .collect::<Vec<_>>(),
+            [("home-living", 20), ("outdoor", 40)]
+        );
     }
 
     #[test]
@@ -348,34 +427,91 @@ mod tests {
         let total: u32 = f.price.iter().map(|(_, n)| n).sum();
         assert_eq!(total, 60);
         assert_eq!(f.price[0], (PriceBand::Under25, 4), "5.00 to 20.00");
-        assert_eq!(f.vendors, vec![("Acme".to_string(), 30), ("Birch".to_string(), 30)]);
-        assert_eq!(f.tags, vec![("new".to_string(), 60), ("sale".to_string(), 12)]);
+        assert_eq!(
+            f.vendors,
+            vec![("Acme".to_string(), 30), ("Birch".to_string(), 30)]
+        );
+        assert_eq!(
+            f.tags,
+            vec![("new".to_string(), 60), ("sale".to_string(), 12)]
+        );
     }
 
     #[test]
     fn filters_sort_and_page() {
         let products = sample();
-        let q = ListingQuery::from_params([("vendor", "Acme"), ("tag", "SALE"), ("sort", "price-desc")]).unwrap();
+        let q = ListingQuery::from_params([
+            ("vendor", "Acme"),
+            ("tag", "SALE"),
+            ("sort", "price-desc"),
+        ])
+        .unwrap();
         let page1 = page(&products, &q, None);
         assert_eq!(page1.total, 6, "even i divisible by 5: 0,10,..,50");
-        assert!(page1.products.windows(2).all(|w| w[0].price.minor >= w[1].price.minor));
-        assert!(page1.products.iter().all(|p| p.vendor == "Acme" && p.tags.contains(&"sale".to_string())));
-        assert_eq!(page1.facets.vendors, vec![("Acme".to_string(), 6)], "facets count the filtered set");
+        assert!(page1
+            .products
+            .windows(2)
+            .all(|w| w[0].price.minor >= w[1].price.minor));
+        assert!(page1
+            .products
+            .iter()
+            .all(|p| p.vendor == "Acme" && p.tags.contains(&"sale".to_string())));
+        assert_eq!(
+            page1.facets.vendors,
+            vec![("Acme".to_string(), 6)],
+            "facets count the filtered set"
+        );
 
-        let all = ListingQuery { page: 3, ..ListingQuery::default() };
+        let all = ListingQuery {
+            page: 3,
+            ..ListingQuery::default()
+        };
         let last = page(&products, &all, None);
-        assert_eq!((last.page, last.pages, last.products.len()), (3, 3, 60 - 2 * PAGE_SIZE));
-        let beyond = page(&products, &ListingQuery { page: 99, ..ListingQuery::default() }, None);
+        assert_eq!(
+            (last.page, last.pages, last.products.len()),
+            (3, 3, 60 - 2 * PAGE_SIZE)
+        );
+        let beyond = page(
+            &products,
+            &ListingQuery {
+                page: 99,
+                ..ListingQuery::default()
+            },
+            None,
+        );
         assert_eq!(beyond.page, 3, "a page past the end shows the last page");
     }
 
     #[test]
     fn query_round_trips_through_the_url() {
-        let q = ListingQuery::from_params([("price", "25-50"), ("vendor", "A & B"), ("sort", "title"), ("page", "2")]).unwrap();
-        assert_eq!(q.to_query(), "price=25-50&vendor=A%20%26%20B&sort=title&page=2");
-        for bad in [("price", "cheap"), ("sort", "random"), ("page", "0"), ("page", "x")] {
-            assert!(ListingQuery::from_params([bad]).is_err(), "{bad:?} accepted");
+        let q = ListingQuery::from_params([
+            ("price", "25-50"),
+            ("vendor", "A & B"),
+            ("sort", "title"),
+            ("page", "2"),
+        ])
+        .unwrap();
+        assert_eq!(
+            q.to_query(),
+            "price=25-50&vendor=A%20%26%20B&sort=title&page=2"
+        );
+        for bad in [
+            ("price", "cheap"),
+            ("sort", "random"),
+            ("page", "0"),
+            ("page", "x"),
+        ] {
+            assert!(
+                ListingQuery::from_params([bad]).is_err(),
+                "{bad:?} accepted"
+            );
         }
-        assert_eq!(ListingQuery::from_params([("utm_source", "x")]).unwrap(), ListingQuery { page: 1, ..Default::default() });
+        assert_eq!(
+            ListingQuery::from_params([("utm_source", "x")]).unwrap(),
+            ListingQuery {
+                page: 1,
+                ..Default::default()
+            }
+        );
     }
 }

@@ -3,12 +3,13 @@
 //! [`MemoryKv`] holds the same keys and CBOR values a KV namespace holds, so the snapshot layout,
 //! its decoding and corrupt values ([`MemoryKv::put`]) are exercised natively.
 
+use crate::checkout::{LocalDesk, MemoryCheckoutLog, TestGateway};
 use crate::codec::{from_cbor, to_cbor};
 use crate::product::Product;
 use crate::shard::{SkuShard, SHARD_COUNT};
 use crate::snapshot::{snapshot_entries, Clock, KvRead, KvWrite, SnapshotPointer, POINTER_KEY};
 use crate::stock::{apply, MemoryShardStorage, ShardReply, ShardRequest};
-use crate::store::{BoxFuture, ShardTransport, ShardedStock, StoreError};
+use crate::store::{BoxFuture, ShardTransport, ShardedStock, StockCoordinator, StoreError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -21,11 +22,20 @@ pub struct MemoryKv {
 
 impl MemoryKv {
     pub fn put(&self, key: &str, bytes: Vec<u8>) {
-        self.values.write().expect("kv lock").insert(key.to_owned(), bytes);
+        self.values
+            .write()
+            .expect("kv lock")
+            .insert(key.to_owned(), bytes);
     }
 
     pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.values.read().expect("kv lock").keys().cloned().collect();
+        let mut keys: Vec<String> = self
+            .values
+            .read()
+            .expect("kv lock")
+            .keys()
+            .cloned()
+            .collect();
         keys.sort();
         keys
     }
@@ -44,7 +54,11 @@ impl MemoryKv {
         for (key, value) in snapshot_entries(products, version) {
             self.put(&key, value);
         }
-        let pointer = SnapshotPointer { version, published_at_ms: now_ms, products: products.len() as u32 };
+        let pointer = SnapshotPointer {
+            version,
+            published_at_ms: now_ms,
+            products: products.len() as u32,
+        };
         self.put(POINTER_KEY, to_cbor(&pointer));
         version
     }
@@ -97,23 +111,42 @@ impl Clock for ManualClock {
 /// All shards in one process, each behind its own lock (one writer per shard, as on the edge).
 pub struct MemoryShards {
     shards: Vec<Mutex<MemoryShardStorage>>,
+    clock: Arc<dyn Clock>,
 }
 
-impl Default for MemoryShards {
-    fn default() -> Self {
-        Self { shards: (0..SHARD_COUNT).map(|_| Mutex::default()).collect() }
+impl MemoryShards {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            shards: (0..SHARD_COUNT).map(|_| Mutex::default()).collect(),
+            clock,
+        }
+    }
+
+    /// A copy of one shard's storage, to check its invariant.
+    pub fn snapshot(&self, shard: SkuShard) -> MemoryShardStorage {
+        self.shards[usize::from(shard.index())]
+            .lock()
+            .expect("shard lock")
+            .clone()
     }
 }
 
 impl ShardTransport for MemoryShards {
-    fn call(&self, shard: SkuShard, request: ShardRequest) -> BoxFuture<'_, Result<ShardReply, StoreError>> {
+    fn call(
+        &self,
+        shard: SkuShard,
+        request: ShardRequest,
+    ) -> BoxFuture<'_, Result<ShardReply, StoreError>> {
         // The request goes through CBOR both ways, as it does between a worker and its shard.
         let wire = to_cbor(&request);
         Box::pin(async move {
             let request: ShardRequest =
                 from_cbor(&wire).map_err(|e| StoreError::Protocol(e.to_string()))?;
-            let mut storage = self.shards[usize::from(shard.index())].lock().expect("shard lock");
-            let reply = apply(&mut *storage, request).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let mut storage = self.shards[usize::from(shard.index())]
+                .lock()
+                .expect("shard lock");
+            let reply = apply(&mut *storage, request, self.clock.now_ms())
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             from_cbor(&to_cbor(&reply)).map_err(|e| StoreError::Protocol(e.to_string()))
         })
     }
@@ -123,7 +156,23 @@ impl ShardTransport for MemoryShards {
 pub type MemoryStock = ShardedStock<MemoryShards>;
 
 impl MemoryStock {
+    /// Shards whose clock stands still at 0 (holds never expire unless a test moves time).
     pub fn in_memory() -> Self {
-        ShardedStock::new(MemoryShards::default())
+        Self::with_clock(Arc::new(ManualClock::default()))
+    }
+
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        ShardedStock::new(MemoryShards::new(clock))
+    }
+}
+
+/// The native host's order desk: checkouts run in process against the test gateway and an
+/// in-memory log; placed orders are kept as "delivered" right away.
+pub fn memory_desk(stock: Arc<dyn StockCoordinator>, clock: Arc<dyn Clock>) -> LocalDesk {
+    LocalDesk {
+        stock,
+        payments: Arc::new(TestGateway::default()),
+        log: Arc::new(MemoryCheckoutLog::default()),
+        clock,
     }
 }

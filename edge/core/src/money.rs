@@ -17,7 +17,10 @@ const ZERO_DECIMAL_CURRENCIES: [&str; 3] = ["JPY", "KRW", "VND"];
 
 impl Money {
     pub fn new(minor: u64, currency: &str) -> Self {
-        Self { minor, currency: currency.to_owned() }
+        Self {
+            minor,
+            currency: currency.to_owned(),
+        }
     }
 
     /// Checks the currency code's form; the amount is unsigned so it cannot be negative.
@@ -26,7 +29,10 @@ impl Money {
         if code.len() == 3 && code.iter().all(u8::is_ascii_uppercase) {
             Ok(())
         } else {
-            Err(format!("currency {:?} is not a three-letter upper-case ISO 4217 code", self.currency))
+            Err(format!(
+                "currency {:?} is not a three-letter upper-case ISO 4217 code",
+                self.currency
+            ))
         }
     }
 
@@ -61,7 +67,13 @@ impl fmt::Display for Money {
             return write!(f, "{}", self.minor);
         }
         let scale = 10u64.pow(decimals);
-        write!(f, "{}.{:0width$}", self.minor / scale, self.minor % scale, width = decimals as usize)
+        write!(
+            f,
+            "{}.{:0width$}",
+            self.minor / scale,
+            self.minor % scale,
+            width = decimals as usize
+        )
     }
 }
 

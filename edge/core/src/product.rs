@@ -22,8 +22,13 @@ impl Sku {
         if raw.is_empty() || raw.len() > SKU_LEN_MAX {
             return Err(format!("SKU must be 1 to {SKU_LEN_MAX} characters long"));
         }
-        if let Some(bad) = raw.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_.".contains(*c))) {
-            return Err(format!("SKU contains {bad:?}; allowed are letters, digits, '-', '_' and '.'"));
+        if let Some(bad) = raw
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "-_.".contains(*c)))
+        {
+            return Err(format!(
+                "SKU contains {bad:?}; allowed are letters, digits, '-', '_' and '.'"
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -107,7 +112,10 @@ impl Product {
         if self.variants.is_empty() {
             (sku == &self.sku).then_some(&self.price)
         } else {
-            self.variants.iter().find(|v| &v.sku == sku).map(|v| &v.price)
+            self.variants
+                .iter()
+                .find(|v| &v.sku == sku)
+                .map(|v| &v.price)
         }
     }
 }
@@ -254,8 +262,13 @@ impl Catalog {
         let raw: RawFile = serde_json::from_str(text).map_err(|e| vec![file_problem(e)])?;
         // Each entry is a slice of `text`: its offset gives its line.
         let line_of = |raw: &serde_json::value::RawValue| {
-            let offset = (raw.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize).min(text.len());
-            1 + text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count()
+            let offset = (raw.get().as_ptr() as usize)
+                .saturating_sub(text.as_ptr() as usize)
+                .min(text.len());
+            1 + text.as_bytes()[..offset]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
         };
         let mut problems = Vec::new();
         let mut entries = Vec::with_capacity(raw.products.len());
@@ -275,7 +288,10 @@ impl Catalog {
                 }),
             }
         }
-        let file = CatalogFile { currency: raw.currency, products: entries };
+        let file = CatalogFile {
+            currency: raw.currency,
+            products: entries,
+        };
         match Self::from_file(file) {
             Ok(catalog) if problems.is_empty() => Ok(catalog),
             Ok(_) => Err(problems),
@@ -298,20 +314,33 @@ impl Catalog {
     pub fn from_file(file: CatalogFile) -> Result<Self, Vec<CatalogProblem>> {
         let mut problems = Vec::new();
         let mut file_problem = |field: &str, message: String| {
-            problems.push(CatalogProblem { entry: None, line: None, field: field.into(), message })
+            problems.push(CatalogProblem {
+                entry: None,
+                line: None,
+                field: field.into(),
+                message,
+            })
         };
         if let Err(e) = Money::new(0, &file.currency).validate() {
             file_problem("currency", e);
         }
         if file.products.len() > CATALOG_PRODUCTS_MAX {
-            file_problem("products", format!("more than {CATALOG_PRODUCTS_MAX} products"));
+            file_problem(
+                "products",
+                format!("more than {CATALOG_PRODUCTS_MAX} products"),
+            );
         }
         let mut seen = HashSet::new();
         let mut products = Vec::with_capacity(file.products.len());
         let mut levels = Vec::with_capacity(file.products.len());
         for (i, entry) in file.products.into_iter().enumerate() {
             let mut bad = |field: &str, message: String| {
-                problems.push(CatalogProblem { entry: Some(i), line: None, field: field.into(), message })
+                problems.push(CatalogProblem {
+                    entry: Some(i),
+                    line: None,
+                    field: field.into(),
+                    message,
+                })
             };
             let sku = match Sku::parse(&entry.sku) {
                 Ok(sku) if !seen.insert(sku.clone()) => {
@@ -337,26 +366,40 @@ impl Catalog {
             if let Err(e) = check_image_url(&entry.image) {
                 bad("image", e);
             }
-            let mut tags: Vec<String> = entry.tags.iter().map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty()).collect();
+            let mut tags: Vec<String> = entry
+                .tags
+                .iter()
+                .map(|t| t.trim().to_lowercase())
+                .filter(|t| !t.is_empty())
+                .collect();
             tags.sort();
             tags.dedup();
             if tags.len() > TAGS_PER_PRODUCT_MAX {
-                bad("tags", format!("{} tags; at most {TAGS_PER_PRODUCT_MAX}", tags.len()));
+                bad(
+                    "tags",
+                    format!("{} tags; at most {TAGS_PER_PRODUCT_MAX}", tags.len()),
+                );
             }
-            let price = |field: &str, minor: Option<i64>, bad: &mut dyn FnMut(&str, String)| match minor {
-                None => {
-                    bad(field, "price is missing".into());
-                    None
-                }
-                Some(m) => u64::try_from(m).map_err(|_| bad(field, format!("price {m} is negative"))).ok(),
-            };
-            let units = |field: &str, stock: Option<i64>, bad: &mut dyn FnMut(&str, String)| match stock {
-                None => {
-                    bad(field, "stock is missing".into());
-                    None
-                }
-                Some(n) => u32::try_from(n).map_err(|_| bad(field, format!("stock {n} is not a count of units"))).ok(),
-            };
+            let price =
+                |field: &str, minor: Option<i64>, bad: &mut dyn FnMut(&str, String)| match minor {
+                    None => {
+                        bad(field, "price is missing".into());
+                        None
+                    }
+                    Some(m) => u64::try_from(m)
+                        .map_err(|_| bad(field, format!("price {m} is negative")))
+                        .ok(),
+                };
+            let units =
+                |field: &str, stock: Option<i64>, bad: &mut dyn FnMut(&str, String)| match stock {
+                    None => {
+                        bad(field, "stock is missing".into());
+                        None
+                    }
+                    Some(n) => u32::try_from(n)
+                        .map_err(|_| bad(field, format!("stock {n} is not a count of units")))
+                        .ok(),
+                };
             let mut variants = Vec::with_capacity(entry.variants.len());
             let mut unit_levels = Vec::new();
             let product_price;
@@ -370,7 +413,13 @@ impl Catalog {
                     bad("options", format!("a product with variants needs 1 to {OPTIONS_PER_PRODUCT_MAX} option names"));
                 }
                 if entry.variants.len() > VARIANTS_PER_PRODUCT_MAX {
-                    bad("variants", format!("{} variants; at most {VARIANTS_PER_PRODUCT_MAX}", entry.variants.len()));
+                    bad(
+                        "variants",
+                        format!(
+                            "{} variants; at most {VARIANTS_PER_PRODUCT_MAX}",
+                            entry.variants.len()
+                        ),
+                    );
                 }
                 let mut combinations = HashSet::new();
                 for (k, v) in entry.variants.into_iter().enumerate() {
@@ -389,15 +438,32 @@ impl Catalog {
                         }
                     };
                     if v.options.len() != entry.options.len() {
-                        bad(&field("options"), format!("{} option values for {} options", v.options.len(), entry.options.len()));
+                        bad(
+                            &field("options"),
+                            format!(
+                                "{} option values for {} options",
+                                v.options.len(),
+                                entry.options.len()
+                            ),
+                        );
                     } else if !combinations.insert(v.options.clone()) {
-                        bad(&field("options"), format!("{:?} is listed twice", v.options.join(" / ")));
+                        bad(
+                            &field("options"),
+                            format!("{:?} is listed twice", v.options.join(" / ")),
+                        );
                     }
                     let vprice = price(&field("price_minor"), Some(v.price_minor), &mut bad);
                     let vunits = units(&field("stock"), Some(v.stock), &mut bad);
                     if let (Some(vsku), Some(minor), Some(n)) = (vsku, vprice, vunits) {
                         unit_levels.push((vsku.clone(), n));
-                        variants.push(Variant { sku: vsku, options: v.options, price: Money { minor, currency: currency.clone() } });
+                        variants.push(Variant {
+                            sku: vsku,
+                            options: v.options,
+                            price: Money {
+                                minor,
+                                currency: currency.clone(),
+                            },
+                        });
                     }
                 }
                 product_price = variants.iter().map(|v| v.price.minor).min();
@@ -412,7 +478,11 @@ impl Catalog {
                     image: entry.image,
                     vendor: entry.vendor.trim().to_owned(),
                     tags,
-                    options: if variants.is_empty() { Vec::new() } else { entry.options },
+                    options: if variants.is_empty() {
+                        Vec::new()
+                    } else {
+                        entry.options
+                    },
                     variants,
                 });
                 levels.extend(unit_levels);
@@ -436,7 +506,9 @@ fn check_image_url(url: &str) -> Result<(), String> {
     if well_formed && !url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Ok(())
     } else {
-        Err(format!("image {url:?} is neither a site path (/...) nor an https:// URL"))
+        Err(format!(
+            "image {url:?} is neither a site path (/...) nor an https:// URL"
+        ))
     }
 }
 
@@ -471,7 +543,10 @@ mod tests {
         assert_eq!(c.products.len(), 2);
         assert_eq!(c.products[1].sku.as_str(), "B-2");
         assert_eq!(c.products[0].price, Money::new(1200, "USD"));
-        assert_eq!(c.levels.iter().map(|(_, n)| *n).collect::<Vec<_>>(), vec![5, 5]);
+        assert_eq!(
+            c.levels.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+            vec![5, 5]
+        );
     }
 
     #[test]
@@ -491,8 +566,10 @@ mod tests {
             bad_currency,
         ]))
         .unwrap_err();
-        let found: Vec<(Option<usize>, &str)> =
-            problems.iter().map(|p| (p.entry, p.field.as_str())).collect();
+        let found: Vec<(Option<usize>, &str)> = problems
+            .iter()
+            .map(|p| (p.entry, p.field.as_str()))
+            .collect();
         assert_eq!(
             found,
             vec![
@@ -514,11 +591,23 @@ mod tests {
             + &entry("A-1").to_string()
             + ",\n{\"sku\": \"B\", \"title\": 5}\n]}";
         let problems = Catalog::from_json(&text).unwrap_err();
-        let found: Vec<(Option<usize>, Option<usize>, &str)> =
-            problems.iter().map(|p| (p.entry, p.line, p.field.as_str())).collect();
-        assert_eq!(found, vec![(Some(1), Some(3), "sku"), (Some(2), Some(4), "entry")]);
-        assert!(problems[0].to_string().starts_with("line 3: products[1].sku: duplicate SKU"), "{}", problems[0]);
-        let broken = Catalog::from_json("{\"currency\": \"USD\",\n\"products\": [\n{]").unwrap_err();
+        let found: Vec<(Option<usize>, Option<usize>, &str)> = problems
+            .iter()
+            .map(|p| (p.entry, p.line, p.field.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![(Some(1), Some(3), "sku"), (Some(2), Some(4), "entry")]
+        );
+        assert!(
+            problems[0]
+                .to_string()
+                .starts_with("line 3: products[1].sku: duplicate SKU"),
+            "{}",
+            problems[0]
+        );
+        let broken =
+            Catalog::from_json("{\"currency\": \"USD\",\n\"products\": [\n{]").unwrap_err();
         assert_eq!(broken[0].line, Some(3));
     }
 
@@ -532,9 +621,21 @@ mod tests {
         ]);
         let c = Catalog::from_json(&catalog(vec![tee, entry("MUG")])).unwrap();
         let tee = &c.products[0];
-        assert_eq!(tee.price.minor, 2400, "a product with variants shows its lowest price");
-        assert_eq!(tee.stock_units().iter().map(|s| s.as_str()).collect::<Vec<_>>(), ["TEE", "TEE-M"]);
-        assert_eq!(tee.price_of(&Sku::parse("TEE-M").unwrap()).unwrap().minor, 2400);
+        assert_eq!(
+            tee.price.minor, 2400,
+            "a product with variants shows its lowest price"
+        );
+        assert_eq!(
+            tee.stock_units()
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>(),
+            ["TEE", "TEE-M"]
+        );
+        assert_eq!(
+            tee.price_of(&Sku::parse("TEE-M").unwrap()).unwrap().minor,
+            2400
+        );
         assert_eq!(tee.variants[1].label(), "M");
         let levels: Vec<(&str, u32)> = c.levels.iter().map(|(s, n)| (s.as_str(), *n)).collect();
         assert_eq!(levels, [("TEE", 1), ("TEE-M", 2), ("MUG", 5)]);
@@ -553,7 +654,13 @@ mod tests {
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["variants[0].sku", "variants[1].options", "variants[1].price_minor", "variants[2].options", "variants[2].stock"]
+            [
+                "variants[0].sku",
+                "variants[1].options",
+                "variants[1].price_minor",
+                "variants[2].options",
+                "variants[2].stock"
+            ]
         );
         assert!(problems.iter().all(|p| p.entry == Some(1)));
     }
@@ -569,7 +676,13 @@ mod tests {
     fn image_urls_must_be_site_paths_or_https() {
         assert!(check_image_url("/images/a.svg").is_ok());
         assert!(check_image_url("https://cdn.example.com/a.png").is_ok());
-        for bad in ["images/a.svg", "//evil.example/a.png", "http://x/a.png", "https:///a", "/a b.png"] {
+        for bad in [
+            "images/a.svg",
+            "//evil.example/a.png",
+            "http://x/a.png",
+            "https:///a",
+            "/a b.png",
+        ] {
             assert!(check_image_url(bad).is_err(), "{bad} accepted");
         }
     }

@@ -54,7 +54,10 @@ impl SearchIndex {
             }
             add(&p.description, WEIGHT_DESCRIPTION);
             for (term, weight) in best {
-                index.entry(term).or_default().push((position as u32, weight));
+                index
+                    .entry(term)
+                    .or_default()
+                    .push((position as u32, weight));
             }
         }
         Self { terms: index }
@@ -68,7 +71,8 @@ impl SearchIndex {
             // Best weight per product for this query term, over every index term it matches.
             let mut hits: BTreeMap<u32, u8> = BTreeMap::new();
             let matching = self.terms.range(term.clone()..).take_while(|(t, _)| {
-                *t == term || (term.chars().count() >= PREFIX_MIN_CHARS && t.starts_with(term.as_str()))
+                *t == term
+                    || (term.chars().count() >= PREFIX_MIN_CHARS && t.starts_with(term.as_str()))
             });
             for (_, postings) in matching {
                 for &(position, weight) in postings {
@@ -114,15 +118,28 @@ mod tests {
         SearchIndex::build(&[
             product("A", "Stoneware Mug", "Holds tea or coffee.", &["ceramic"]),
             product("B", "Coffee Grinder", "Burr grinder for beans.", &[]),
-            product("C", "Travel Mugs (pair)", "Steel, keeps coffee hot.", &["travel"]),
+            product(
+                "C",
+                "Travel Mugs (pair)",
+                "Steel, keeps coffee hot.",
+                &["travel"],
+            ),
             product("D", "Linen Towel", "Dries mugs and glasses.", &[]),
         ])
     }
 
     #[test]
     fn title_matches_rank_above_description_matches() {
-        assert_eq!(index().search("coffee"), vec![1, 0, 2], "B has coffee in its title; A, C in the description");
-        assert_eq!(index().search("mug"), vec![0, 2, 3], "prefix: mugs; D only in its description");
+        assert_eq!(
+            index().search("coffee"),
+            vec![1, 0, 2],
+            "B has coffee in its title; A, C in the description"
+        );
+        assert_eq!(
+            index().search("mug"),
+            vec![0, 2, 3],
+            "prefix: mugs; D only in its description"
+        );
     }
 
     #[test]

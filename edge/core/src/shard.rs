@@ -43,7 +43,9 @@ impl SkuShard {
 pub fn fnv1a_64(bytes: &[u8]) -> u64 {
     const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes.iter().fold(OFFSET_BASIS, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(PRIME))
+    bytes.iter().fold(OFFSET_BASIS, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(PRIME)
+    })
 }
 
 #[cfg(test)]
@@ -74,13 +76,19 @@ mod tests {
             counts[SkuShard::of(&sku).index() as usize] += 1;
         }
         // 100 expected per shard; a broken hash would pile them into a few.
-        assert!(counts.iter().all(|&c| (60..=140).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (60..=140).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]
     fn shard_indices_are_bounded() {
         assert_eq!(SkuShard::all().count(), SHARD_COUNT as usize);
         assert!(SkuShard::from_index(SHARD_COUNT).is_none());
-        assert_eq!(SkuShard::from_index(3).unwrap().object_name(), "stock-shard-03");
+        assert_eq!(
+            SkuShard::from_index(3).unwrap().object_name(),
+            "stock-shard-03"
+        );
     }
 }

@@ -39,6 +39,21 @@ pub fn product_key(version: u64, sku: &Sku) -> String {
     format!("v{version}/product/{sku}")
 }
 
+/// Variant SKU -> its product's SKU, for every product with variants (pricing a cart line).
+pub fn units_key(version: u64) -> String {
+    format!("v{version}/units")
+}
+
+/// The value under [`units_key`].
+pub type UnitMap = BTreeMap<Sku, Sku>;
+
+pub fn unit_map(products: &[Product]) -> UnitMap {
+    products
+        .iter()
+        .flat_map(|p| p.variants.iter().map(|v| (v.sku.clone(), p.sku.clone())))
+        .collect()
+}
+
 pub fn index_key(version: u64) -> String {
     format!("v{version}/index/products")
 }
@@ -83,7 +98,10 @@ pub struct SnapshotPointer {
 pub type Manifest = Vec<(Sku, u64)>;
 
 pub fn manifest(products: &[Product]) -> Manifest {
-    products.iter().map(|p| (p.sku.clone(), fnv1a_64(&to_cbor(p)))).collect()
+    products
+        .iter()
+        .map(|p| (p.sku.clone(), fnv1a_64(&to_cbor(p))))
+        .collect()
 }
 
 /// What changes between two snapshots, by SKU.
@@ -106,7 +124,11 @@ impl SnapshotDiff {
                 Some(_) => {}
             }
         }
-        diff.removed = old.keys().filter(|sku| !new.contains_key(*sku)).map(|s| (*s).clone()).collect();
+        diff.removed = old
+            .keys()
+            .filter(|sku| !new.contains_key(*sku))
+            .map(|s| (*s).clone())
+            .collect();
         diff
     }
 
@@ -119,16 +141,25 @@ impl SnapshotDiff {
 /// search index, and the product index last. The pointer is not included: a publisher writes
 /// these first and the pointer after them.
 pub fn snapshot_entries(products: &[Product], version: u64) -> Vec<(String, Vec<u8>)> {
-    let mut entries: Vec<(String, Vec<u8>)> =
-        products.iter().map(|p| (product_key(version, &p.sku), to_cbor(p))).collect();
+    let mut entries: Vec<(String, Vec<u8>)> = products
+        .iter()
+        .map(|p| (product_key(version, &p.sku), to_cbor(p)))
+        .collect();
     entries.push((manifest_key(version), to_cbor(&manifest(products))));
     let index: Vec<ProductSummary> = products.iter().map(ProductSummary::from).collect();
-    entries.push((categories_key(version), to_cbor(&listing::categories(&index))));
+    entries.push((
+        categories_key(version),
+        to_cbor(&listing::categories(&index)),
+    ));
     for listing in listing::category_listings(&index) {
-        entries.push((category_key(version, &listing.category.slug), to_cbor(&listing)));
+        entries.push((
+            category_key(version, &listing.category.slug),
+            to_cbor(&listing),
+        ));
     }
     entries.push((search_key(version), to_cbor(&SearchIndex::build(products))));
     entries.push((facets_key(version), to_cbor(&listing::facets(&index))));
+    entries.push((units_key(version), to_cbor(&unit_map(products))));
     entries.push((index_key(version), to_cbor(&index)));
     entries
 }
@@ -160,10 +191,20 @@ pub trait KvWrite: KvRead {
 
 /// Every key of snapshot `version`, given its manifest and categories (garbage collection).
 pub fn version_keys(version: u64, manifest: &Manifest, categories: &[CategoryInfo]) -> Vec<String> {
-    let mut keys: Vec<String> = manifest.iter().map(|(sku, _)| product_key(version, sku)).collect();
+    let mut keys: Vec<String> = manifest
+        .iter()
+        .map(|(sku, _)| product_key(version, sku))
+        .collect();
     keys.extend(categories.iter().map(|c| category_key(version, &c.slug)));
     // The manifest goes last: while it exists, a collector can still find the other keys.
-    keys.extend([categories_key(version), search_key(version), facets_key(version), index_key(version), manifest_key(version)]);
+    keys.extend([
+        categories_key(version),
+        search_key(version),
+        facets_key(version),
+        units_key(version),
+        index_key(version),
+        manifest_key(version),
+    ]);
     keys
 }
 
@@ -189,13 +230,20 @@ pub struct CatalogCache {
 impl CatalogCache {
     pub fn new(entries: usize) -> Self {
         let capacity = NonZeroUsize::new(entries.max(1)).expect("capacity is at least 1");
-        Self { state: Mutex::new(CacheState { pointer: None, values: LruCache::new(capacity) }) }
+        Self {
+            state: Mutex::new(CacheState {
+                pointer: None,
+                values: LruCache::new(capacity),
+            }),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
         // A panic while holding the lock cannot leave the cache inconsistent in a way that
         // matters (every entry is a complete value), so a poisoned lock is used as is.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -216,7 +264,13 @@ pub struct SnapshotCatalog<K> {
 
 impl<K: KvRead> SnapshotCatalog<K> {
     pub fn new(kv: K, cache: Arc<CatalogCache>, clock: Arc<dyn Clock>) -> Self {
-        Self { kv, cache, clock, pinned: Mutex::new(None), reads: AtomicU32::new(0) }
+        Self {
+            kv,
+            cache,
+            clock,
+            pinned: Mutex::new(None),
+            reads: AtomicU32::new(0),
+        }
     }
 
     /// KV reads this request made so far (0 when everything came from the cache).
@@ -229,13 +283,19 @@ impl<K: KvRead> SnapshotCatalog<K> {
         self.pinned.lock().ok().and_then(|p| p.map(|p| p.version))
     }
 
-    async fn read<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
         self.reads.fetch_add(1, Ordering::Relaxed);
         match self.kv.get(key).await? {
             None => Ok(None),
             Some(bytes) => from_cbor(&bytes)
                 .map(Some)
-                .map_err(|e| StoreError::Corrupt { key: key.to_owned(), reason: e.to_string() }),
+                .map_err(|e| StoreError::Corrupt {
+                    key: key.to_owned(),
+                    reason: e.to_string(),
+                }),
         }
     }
 
@@ -246,7 +306,11 @@ impl<K: KvRead> SnapshotCatalog<K> {
             return Ok(Some(pointer.version));
         }
         let now = self.clock.now_ms();
-        let cached = self.cache.lock().pointer.filter(|(_, at)| now.saturating_sub(*at) < POINTER_TTL_MS);
+        let cached = self
+            .cache
+            .lock()
+            .pointer
+            .filter(|(_, at)| now.saturating_sub(*at) < POINTER_TTL_MS);
         let pointer = match cached {
             Some((pointer, _)) => Some(pointer),
             None => {
@@ -254,7 +318,10 @@ impl<K: KvRead> SnapshotCatalog<K> {
                 if let Some(p) = pointer {
                     let mut cache = self.cache.lock();
                     // Never step back to an older version a slower read returned.
-                    if cache.pointer.is_none_or(|(old, _)| old.version <= p.version) {
+                    if cache
+                        .pointer
+                        .is_none_or(|(old, _)| old.version <= p.version)
+                    {
                         cache.pointer = Some((p, now));
                     }
                 }
@@ -271,7 +338,9 @@ impl<K: KvRead> SnapshotCatalog<K> {
     where
         T: serde::de::DeserializeOwned + Send + Sync + 'static,
     {
-        let Some(version) = self.version().await? else { return Ok(None) };
+        let Some(version) = self.version().await? else {
+            return Ok(None);
+        };
         let key = key(version);
         if let Some(hit) = self.cache.lock().values.get(&key) {
             return Ok(hit.clone().and_then(|v| v.downcast::<T>().ok()));
@@ -289,10 +358,13 @@ impl<K: KvRead> SnapshotCatalog<K> {
     {
         match self.version().await? {
             None => Ok(Arc::default()),
-            Some(version) => self.cached::<T>(&key).await?.ok_or_else(|| StoreError::Corrupt {
-                key: key(version),
-                reason: "missing from the published snapshot".into(),
-            }),
+            Some(version) => self
+                .cached::<T>(&key)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: key(version),
+                    reason: "missing from the published snapshot".into(),
+                }),
         }
     }
 }
@@ -309,6 +381,16 @@ impl<K: KvRead> CatalogStore for SnapshotCatalog<K> {
         Box::pin(self.required(index_key))
     }
 
+    fn unit<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<Product>, StoreError>> {
+        Box::pin(async move {
+            // Snapshots published before variants had a unit map have none: no variants then.
+            let units = self.cached::<UnitMap>(units_key).await?;
+            let product_sku = units.as_ref().and_then(|u| u.get(sku)).unwrap_or(sku);
+            let product = self.product(product_sku).await?;
+            Ok(product.filter(|p| p.price_of(sku).is_some()))
+        })
+    }
+
     fn categories(&self) -> BoxFuture<'_, Result<Arc<Vec<CategoryInfo>>, StoreError>> {
         Box::pin(self.required(categories_key))
     }
@@ -317,11 +399,17 @@ impl<K: KvRead> CatalogStore for SnapshotCatalog<K> {
         Box::pin(self.required(facets_key))
     }
 
-    fn category<'a>(&'a self, slug: &'a str) -> BoxFuture<'a, Result<Option<Arc<CategoryListing>>, StoreError>> {
+    fn category<'a>(
+        &'a self,
+        slug: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Arc<CategoryListing>>, StoreError>> {
         Box::pin(self.cached(move |v| category_key(v, slug)))
     }
 
-    fn search<'a>(&'a self, query: &'a str) -> BoxFuture<'a, Result<Vec<ProductSummary>, StoreError>> {
+    fn search<'a>(
+        &'a self,
+        query: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ProductSummary>, StoreError>> {
         Box::pin(async move {
             let index = self.required::<SearchIndex>(search_key).await?;
             let products = self.products().await?;
@@ -364,7 +452,11 @@ mod tests {
 
     impl Host {
         fn new() -> Self {
-            Self { kv: Arc::default(), cache: Arc::default(), clock: Arc::new(ManualClock::default()) }
+            Self {
+                kv: Arc::default(),
+                cache: Arc::default(),
+                clock: Arc::new(ManualClock::default()),
+            }
         }
         fn request(&self) -> SnapshotCatalog<Arc<MemoryKv>> {
             SnapshotCatalog::new(self.kv.clone(), self.cache.clone(), self.clock.clone())
@@ -375,7 +467,10 @@ mod tests {
     }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
 
     #[test]
@@ -411,7 +506,11 @@ mod tests {
             warmer.product(&Sku::parse("NOPE").unwrap()).await.unwrap();
             warmer.product(&Sku::parse("NOPE").unwrap()).await.unwrap();
         });
-        assert_eq!(warmer.kv_reads(), 1, "the unknown SKU is read once, then cached");
+        assert_eq!(
+            warmer.kv_reads(),
+            1,
+            "the unknown SKU is read once, then cached"
+        );
     }
 
     #[test]
@@ -421,7 +520,10 @@ mod tests {
         let sku = Sku::parse("A").unwrap();
         let during = host.request();
         block_on(async { assert_eq!(during.product(&sku).await.unwrap().unwrap().title, "Old") });
-        assert_eq!(host.publish(&[product("A", "New"), product("B", "Added")]), 2);
+        assert_eq!(
+            host.publish(&[product("A", "New"), product("B", "Added")]),
+            2
+        );
         host.clock.advance(POINTER_TTL_MS);
         block_on(async {
             // The in-flight request still reads version 1 throughout.
@@ -442,14 +544,26 @@ mod tests {
         host.clock.advance(POINTER_TTL_MS - 1);
         let req = host.request();
         block_on(req.products()).unwrap();
-        assert_eq!(req.pinned_version(), Some(1), "within the TTL the cached pointer is used");
+        assert_eq!(
+            req.pinned_version(),
+            Some(1),
+            "within the TTL the cached pointer is used"
+        );
         assert_eq!(req.kv_reads(), 0);
     }
 
     #[test]
     fn diff_reports_added_removed_and_changed_skus() {
-        let old = manifest(&[product("A", "Apple"), product("B", "Banana"), product("C", "Cherry")]);
-        let new = manifest(&[product("A", "Apple"), product("B", "Blueberry"), product("D", "Date")]);
+        let old = manifest(&[
+            product("A", "Apple"),
+            product("B", "Banana"),
+            product("C", "Cherry"),
+        ]);
+        let new = manifest(&[
+            product("A", "Apple"),
+            product("B", "Blueberry"),
+            product("D", "Date"),
+        ]);
         let diff = SnapshotDiff::between(&old, &new);
         let names = |skus: &[Sku]| skus.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(names(&diff.added), ["D"]);
@@ -464,7 +578,17 @@ mod tests {
         let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
-            ["v7/product/A", "v7/product/B", "v7/manifest", "v7/categories", "v7/category/c", "v7/search", "v7/facets", "v7/index/products"]
+            [
+                "v7/product/A",
+                "v7/product/B",
+                "v7/manifest",
+                "v7/categories",
+                "v7/category/c",
+                "v7/search",
+                "v7/facets",
+                "v7/units",
+                "v7/index/products"
+            ]
         );
         assert!(keys.iter().all(|k| k.starts_with(&version_prefix(7))));
     }
@@ -472,7 +596,10 @@ mod tests {
     #[test]
     fn version_keys_are_exactly_the_keys_a_publish_writes() {
         let products = [product("A", "Apple"), product("B", "Banana")];
-        let mut written: Vec<String> = snapshot_entries(&products, 4).into_iter().map(|(k, _)| k).collect();
+        let mut written: Vec<String> = snapshot_entries(&products, 4)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         let summaries: Vec<ProductSummary> = products.iter().map(ProductSummary::from).collect();
         let mut listed = version_keys(4, &manifest(&products), &listing::categories(&summaries));
         assert_eq!(listed.last().map(String::as_str), Some("v4/manifest"));
@@ -485,14 +612,30 @@ mod tests {
     fn corrupt_values_are_errors_for_that_read_only() {
         let host = Host::new();
         host.publish(&[product("A", "Apple"), product("B", "Banana")]);
-        host.kv.put(&product_key(1, &Sku::parse("A").unwrap()), b"\xa1\x00garbage".to_vec());
+        host.kv.put(
+            &product_key(1, &Sku::parse("A").unwrap()),
+            b"\xa1\x00garbage".to_vec(),
+        );
         let req = host.request();
         block_on(async {
-            assert!(matches!(req.product(&Sku::parse("A").unwrap()).await, Err(StoreError::Corrupt { .. })));
-            assert_eq!(req.product(&Sku::parse("B").unwrap()).await.unwrap().unwrap().title, "Banana");
+            assert!(matches!(
+                req.product(&Sku::parse("A").unwrap()).await,
+                Err(StoreError::Corrupt { .. })
+            ));
+            assert_eq!(
+                req.product(&Sku::parse("B").unwrap())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .title,
+                "Banana"
+            );
         });
         host.kv.put(POINTER_KEY, b"not cbor".to_vec());
         host.clock.advance(POINTER_TTL_MS);
-        assert!(matches!(block_on(host.request().products()), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            block_on(host.request().products()),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 }

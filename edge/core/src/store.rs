@@ -5,10 +5,10 @@
 
 use crate::levels::LevelCache;
 use crate::listing::{CategoryInfo, CategoryListing, Facets};
-use crate::snapshot::Clock;
 use crate::product::{Product, ProductSummary, Sku};
 use crate::shard::SkuShard;
-use crate::stock::{ReserveOutcome, ShardReply, ShardRequest};
+use crate::snapshot::Clock;
+use crate::stock::{ShardReply, ShardRequest, StockLevel};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Why a store could not answer. Each variant says what the caller should do about it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The backing service failed or timed out: transient, show a degraded page or retry later.
@@ -35,6 +35,8 @@ pub enum StoreError {
 pub trait CatalogStore: Send + Sync {
     /// The product, or `None` when the catalog has no such SKU.
     fn product<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<Product>, StoreError>>;
+    /// The product a stock unit (a product's own SKU, or one of its variants') belongs to.
+    fn unit<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<Product>, StoreError>>;
     /// Summaries of every product, in catalog order. Empty when nothing is published yet.
     fn products(&self) -> BoxFuture<'_, Result<Arc<Vec<ProductSummary>>, StoreError>>;
     /// Facet counts over every product, precomputed at publish.
@@ -42,15 +44,25 @@ pub trait CatalogStore: Send + Sync {
     /// Categories with their product counts, by name.
     fn categories(&self) -> BoxFuture<'_, Result<Arc<Vec<CategoryInfo>>, StoreError>>;
     /// A category's products and facets, or `None` for an unknown slug.
-    fn category<'a>(&'a self, slug: &'a str) -> BoxFuture<'a, Result<Option<Arc<CategoryListing>>, StoreError>>;
+    fn category<'a>(
+        &'a self,
+        slug: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Arc<CategoryListing>>, StoreError>>;
     /// Products matching a text query, best match first.
-    fn search<'a>(&'a self, query: &'a str) -> BoxFuture<'a, Result<Vec<ProductSummary>, StoreError>>;
+    fn search<'a>(
+        &'a self,
+        query: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ProductSummary>, StoreError>>;
 }
 
 /// Sends one request to one shard and returns its reply. Hosts implement this; the SKU routing
 /// and the meaning of replies live once, in [`ShardedStock`].
 pub trait ShardTransport: Send + Sync {
-    fn call(&self, shard: SkuShard, request: ShardRequest) -> BoxFuture<'_, Result<ShardReply, StoreError>>;
+    fn call(
+        &self,
+        shard: SkuShard,
+        request: ShardRequest,
+    ) -> BoxFuture<'_, Result<ShardReply, StoreError>>;
 }
 
 /// How many SKUs a seed wrote and how many already had live stock (left untouched).
@@ -62,70 +74,69 @@ pub struct SeedReport {
 
 /// Stock operations as the storefront sees them.
 pub trait StockCoordinator: Send + Sync {
-    /// Units available, or `None` for a SKU without a stock record.
-    fn level<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<u32>, StoreError>>;
-    /// Atomically takes `qty` units; `None` for an unknown SKU.
-    fn reserve<'a>(
+    /// One request to the shard that owns the SKUs in it (see [`crate::checkout`] for orders).
+    fn on_shard(
+        &self,
+        shard: SkuShard,
+        request: ShardRequest,
+    ) -> BoxFuture<'_, Result<ShardReply, StoreError>>;
+
+    /// The SKU's stock, or `None` for a SKU without a stock record.
+    fn level<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<StockLevel>, StoreError>> {
+        Box::pin(async move {
+            match self
+                .on_shard(SkuShard::of(sku), ShardRequest::Level { sku: sku.clone() })
+                .await?
+            {
+                ShardReply::Level { level } => Ok(level),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    /// Adds `qty` units of a SKU (creating its record when new); the SKU's level after it.
+    fn restock<'a>(
         &'a self,
         sku: &'a Sku,
         qty: u32,
-    ) -> BoxFuture<'a, Result<Option<ReserveOutcome>, StoreError>>;
+    ) -> BoxFuture<'a, Result<StockLevel, StoreError>> {
+        Box::pin(async move {
+            match self
+                .on_shard(
+                    SkuShard::of(sku),
+                    ShardRequest::Restock {
+                        sku: sku.clone(),
+                        qty,
+                    },
+                )
+                .await?
+            {
+                ShardReply::Restocked { level } => Ok(level),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
     /// Sets stock levels, each on its owning shard (see [`ShardRequest::Seed`]).
-    fn seed(&self, levels: Vec<(Sku, u32)>, overwrite: bool) -> BoxFuture<'_, Result<SeedReport, StoreError>>;
-}
-
-/// A [`StockCoordinator`] over any shard transport: routes each SKU to its shard.
-pub struct ShardedStock<T> {
-    transport: T,
-}
-
-impl<T: ShardTransport> ShardedStock<T> {
-    pub fn new(transport: T) -> Self {
-        Self { transport }
-    }
-}
-
-fn unexpected(reply: ShardReply) -> StoreError {
-    match reply {
-        ShardReply::Rejected { reason } => StoreError::Protocol(format!("shard rejected request: {reason}")),
-        other => StoreError::Protocol(format!("unexpected shard reply {other:?}")),
-    }
-}
-
-impl<T: ShardTransport> StockCoordinator for ShardedStock<T> {
-    fn level<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<u32>, StoreError>> {
-        Box::pin(async move {
-            let request = ShardRequest::Level { sku: sku.clone() };
-            match self.transport.call(SkuShard::of(sku), request).await? {
-                ShardReply::Level { available } => Ok(available),
-                other => Err(unexpected(other)),
-            }
-        })
-    }
-
-    fn reserve<'a>(
-        &'a self,
-        sku: &'a Sku,
-        qty: u32,
-    ) -> BoxFuture<'a, Result<Option<ReserveOutcome>, StoreError>> {
-        Box::pin(async move {
-            let request = ShardRequest::Reserve { sku: sku.clone(), qty };
-            match self.transport.call(SkuShard::of(sku), request).await? {
-                ShardReply::Reserve { outcome } => Ok(outcome),
-                other => Err(unexpected(other)),
-            }
-        })
-    }
-
-    fn seed(&self, levels: Vec<(Sku, u32)>, overwrite: bool) -> BoxFuture<'_, Result<SeedReport, StoreError>> {
+    fn seed(
+        &self,
+        levels: Vec<(Sku, u32)>,
+        overwrite: bool,
+    ) -> BoxFuture<'_, Result<SeedReport, StoreError>> {
         Box::pin(async move {
             let mut by_shard: BTreeMap<SkuShard, Vec<(Sku, u32)>> = BTreeMap::new();
             for (sku, level) in levels {
-                by_shard.entry(SkuShard::of(&sku)).or_default().push((sku, level));
+                by_shard
+                    .entry(SkuShard::of(&sku))
+                    .or_default()
+                    .push((sku, level));
             }
             let mut report = SeedReport::default();
             for (shard, levels) in by_shard {
-                match self.transport.call(shard, ShardRequest::Seed { levels, overwrite }).await? {
+                match self
+                    .on_shard(shard, ShardRequest::Seed { levels, overwrite })
+                    .await?
+                {
                     ShardReply::Seeded { written, kept } => {
                         report.written += written;
                         report.kept += kept;
@@ -138,11 +149,49 @@ impl<T: ShardTransport> StockCoordinator for ShardedStock<T> {
     }
 }
 
+/// A [`StockCoordinator`] over any shard transport: routes each SKU to its shard.
+pub struct ShardedStock<T> {
+    transport: T,
+}
+
+impl<T: ShardTransport> ShardedStock<T> {
+    pub fn new(transport: T) -> Self {
+        Self { transport }
+    }
+
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+}
+
+/// A reply the caller has no use for, as an error that names it.
+pub fn unexpected(reply: ShardReply) -> StoreError {
+    match reply {
+        ShardReply::Rejected { reason } => {
+            StoreError::Protocol(format!("shard rejected request: {reason}"))
+        }
+        other => StoreError::Protocol(format!("unexpected shard reply {other:?}")),
+    }
+}
+
+impl<T: ShardTransport> StockCoordinator for ShardedStock<T> {
+    fn on_shard(
+        &self,
+        shard: SkuShard,
+        request: ShardRequest,
+    ) -> BoxFuture<'_, Result<ShardReply, StoreError>> {
+        self.transport.call(shard, request)
+    }
+}
+
 /// Everything a storefront request needs, cheap to clone and shared by every handler.
 #[derive(Clone)]
 pub struct Shop {
     pub catalog: Arc<dyn CatalogStore>,
     pub stock: Arc<dyn StockCoordinator>,
+    /// Checkouts and orders (feature `server`: the browser bundle never checks out itself).
+    #[cfg(feature = "server")]
+    pub orders: Arc<dyn crate::checkout::OrderDesk>,
     /// Per-isolate cache of recently read levels, for display only.
     pub levels: Arc<LevelCache>,
     pub clock: Arc<dyn Clock>,
@@ -155,7 +204,7 @@ impl Shop {
         if let Some(level) = self.levels.fresh(sku, now) {
             return Ok(level);
         }
-        let level = self.stock.level(sku).await?;
+        let level = self.stock.level(sku).await?.map(|l| l.available);
         self.levels.record(sku, level, now);
         Ok(level)
     }

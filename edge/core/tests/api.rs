@@ -4,9 +4,12 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use edge_core::api::{admin_router, router};
+use edge_core::checkout::LocalDesk;
 use edge_core::codec::to_cbor;
-use edge_core::memory::{ManualClock, MemoryKv, MemoryStock};
-use edge_core::snapshot::{index_key, product_key, CatalogCache, Clock, SnapshotCatalog, POINTER_TTL_MS};
+use edge_core::memory::{memory_desk, ManualClock, MemoryKv, MemoryStock};
+use edge_core::snapshot::{
+    index_key, product_key, CatalogCache, Clock, SnapshotCatalog, POINTER_TTL_MS,
+};
 use edge_core::{Catalog, Shop, Sku};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -23,12 +26,19 @@ struct Host {
     clock: Arc<ManualClock>,
     stock: Arc<MemoryStock>,
     levels: Arc<edge_core::levels::LevelCache>,
+    orders: Arc<LocalDesk>,
 }
 
 impl Host {
     fn shop(&self) -> Shop {
         let catalog = SnapshotCatalog::new(self.kv.clone(), self.cache.clone(), self.clock.clone());
-        Shop { catalog: Arc::new(catalog), stock: self.stock.clone(), levels: self.levels.clone(), clock: self.clock.clone() }
+        Shop {
+            catalog: Arc::new(catalog),
+            stock: self.stock.clone(),
+            levels: self.levels.clone(),
+            clock: self.clock.clone(),
+            orders: self.orders.clone(),
+        }
     }
 
     /// A router for one request (the edge builds one per request too).
@@ -39,11 +49,14 @@ impl Host {
 }
 
 fn host() -> Host {
+    let clock = Arc::new(ManualClock::default());
+    let stock = Arc::new(MemoryStock::with_clock(clock.clone()));
     Host {
         kv: Arc::default(),
         cache: Arc::default(),
-        clock: Arc::new(ManualClock::default()),
-        stock: Arc::new(MemoryStock::in_memory()),
+        orders: Arc::new(memory_desk(stock.clone(), clock.clone())),
+        clock,
+        stock,
         levels: Arc::default(),
     }
 }
@@ -57,29 +70,63 @@ fn catalog_json() -> String {
         .to_string()
 }
 
-async fn call(host: &Host, method: &str, uri: &str, body: Option<&str>, token: Option<&str>) -> (StatusCode, Value) {
+async fn call(
+    host: &Host,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> (StatusCode, Value) {
     call_app(&host.app(), method, uri, body, token).await
 }
 
-async fn call_app(app: &Router, method: &str, uri: &str, body: Option<&str>, token: Option<&str>) -> (StatusCode, Value) {
+async fn call_app(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> (StatusCode, Value) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+    call_with(app, method, uri, body, &headers).await
+}
+
+async fn call_with(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
     let mut req = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
     }
-    let req = req.body(body.map(|b| Body::from(b.to_owned())).unwrap_or_else(Body::empty)).unwrap();
+    let req = req
+        .body(
+            body.map(|b| Body::from(b.to_owned()))
+                .unwrap_or_else(Body::empty),
+        )
+        .unwrap();
     let res = app.clone().oneshot(req).await.unwrap();
     let status = res.status();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)}));
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)}));
     (status, value)
 }
 
 /// Publishes the catalog as a snapshot and seeds its stock, as the merchant CLI does.
 async fn publish(host: &Host) -> Value {
     let catalog = Catalog::from_json(&catalog_json()).unwrap();
-    host.kv.publish_snapshot(&catalog.products, host.clock.now_ms());
-    let levels: serde_json::Map<String, Value> =
-        catalog.levels.iter().map(|(sku, n)| (sku.to_string(), json!(n))).collect();
+    host.kv
+        .publish_snapshot(&catalog.products, host.clock.now_ms());
+    let levels: serde_json::Map<String, Value> = catalog
+        .levels
+        .iter()
+        .map(|(sku, n)| (sku.to_string(), json!(n)))
+        .collect();
     let body = json!({"levels": levels, "mode": "seed"}).to_string();
     let (status, reply) = call(host, "POST", "/_admin/stock", Some(&body), Some(TOKEN)).await;
     assert_eq!(status, StatusCode::OK, "{reply}");
@@ -97,7 +144,12 @@ async fn products_are_listed_and_fetched_after_publish() {
     let host = published().await;
     let (status, body) = call(&host, "GET", "/api/products", None, None).await;
     assert_eq!(status, StatusCode::OK);
-    let titles: Vec<&str> = body["products"].as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap()).collect();
+    let titles: Vec<&str> = body["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
     assert_eq!(titles, ["Blue Mug", "Teapot"]);
 
     let (status, body) = call(&host, "GET", "/api/products/POT-2", None, None).await;
@@ -105,41 +157,134 @@ async fn products_are_listed_and_fetched_after_publish() {
     assert_eq!(body["price"], json!({"minor": 3450, "currency": "USD"}));
 }
 
+fn checkout_body(lines: &[(&str, u32)], token: &str) -> String {
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|(sku, qty)| json!({"sku": sku, "qty": qty}))
+        .collect();
+    json!({"lines": lines, "email": "shopper@example.com", "payment_token": token}).to_string()
+}
+
+/// `POST /api/checkout` with an `Idempotency-Key`.
+async fn buy(app: &Router, key: &str, lines: &[(&str, u32)], token: &str) -> (StatusCode, Value) {
+    call_with(
+        app,
+        "POST",
+        "/api/checkout",
+        Some(&checkout_body(lines, token)),
+        &[("idempotency-key", key)],
+    )
+    .await
+}
+
 #[tokio::test]
-async fn reserve_until_sold_out_then_conflict() {
+async fn checkout_until_sold_out_then_conflict() {
     let host = published().await;
-    for expected in [2, 1, 0] {
-        let (status, body) = call(&host, "POST", "/api/stock/MUG-1/reserve", Some(r#"{"qty":1}"#), None).await;
-        assert_eq!((status, body), (StatusCode::OK, json!({"remaining": expected})));
+    for n in 0..3 {
+        let (status, body) = buy(&host.app(), &format!("k{n}"), &[("MUG-1", 1)], "tok_visa").await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["status"], "paid");
+        assert_eq!(body["total"], json!({"minor": 1200, "currency": "USD"}));
     }
-    let (status, body) = call(&host, "POST", "/api/stock/MUG-1/reserve", Some(r#"{"qty":1}"#), None).await;
+    let (status, body) = buy(&host.app(), "k3", &[("MUG-1", 1)], "tok_visa").await;
     assert_eq!(status, StatusCode::CONFLICT);
-    assert_eq!(body["error"], "insufficient_stock");
-    assert_eq!(body["available"], 0);
+    assert_eq!(
+        (&body["error"], &body["sku"], &body["available"]),
+        (&json!("insufficient_stock"), &json!("MUG-1"), &json!(0))
+    );
     let (_, body) = call(&host, "GET", "/api/stock/MUG-1", None, None).await;
     assert_eq!(body, json!({"sku": "MUG-1", "available": 0}));
 }
 
 #[tokio::test]
+async fn checkout_is_idempotent_by_key_and_orders_can_be_read_back() {
+    let host = published().await;
+    let (status, first) = buy(&host.app(), "same-key", &[("MUG-1", 2)], "tok_visa").await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, again) = buy(&host.app(), "same-key", &[("MUG-1", 2)], "tok_visa").await;
+    assert_eq!(
+        (status, &again["order_id"]),
+        (StatusCode::CREATED, &first["order_id"])
+    );
+    let (_, level) = call(&host, "GET", "/api/stock/MUG-1", None, None).await;
+    assert_eq!(level["available"], 1, "the retry sold nothing more");
+    let (status, body) = buy(&host.app(), "same-key", &[("MUG-1", 1)], "tok_visa").await;
+    assert_eq!(
+        (status, &body["error"]),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!("idempotency_key_reused")
+        )
+    );
+    let id = first["order_id"].as_str().unwrap();
+    let (status, order) = call(&host, "GET", &format!("/api/orders/{id}"), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(order["lines"][0]["title"], "Blue Mug");
+    assert_eq!(order["email"], "shopper@example.com");
+}
+
+#[tokio::test]
+async fn payment_failures_sell_nothing() {
+    let host = published().await;
+    let (status, body) = buy(&host.app(), "d", &[("MUG-1", 1)], "tok_declined").await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::PAYMENT_REQUIRED, &json!("payment_declined"))
+    );
+    let (status, body) = buy(&host.app(), "t", &[("MUG-1", 1)], "tok_timeout").await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::GATEWAY_TIMEOUT, &json!("payment_timeout"))
+    );
+    let (_, level) = call(&host, "GET", "/api/stock/MUG-1", None, None).await;
+    assert_eq!(level["available"], 3);
+}
+
+#[tokio::test]
 async fn malformed_input_is_400_and_unknown_sku_404() {
     let host = published().await;
+    let checkout = |body: &str| {
+        (
+            "POST",
+            "/api/checkout",
+            Some(body.to_owned()),
+            StatusCode::BAD_REQUEST,
+        )
+    };
     let cases = [
-        ("POST", "/api/stock/MUG-1/reserve", Some("{not json"), StatusCode::BAD_REQUEST),
-        ("POST", "/api/stock/MUG-1/reserve", Some(r#"{"qty":-1}"#), StatusCode::BAD_REQUEST),
-        ("POST", "/api/stock/MUG-1/reserve", Some(r#"{"qty":0}"#), StatusCode::BAD_REQUEST),
-        ("POST", "/api/stock/MUG-1/reserve", Some(r#"{"qty":1000000}"#), StatusCode::BAD_REQUEST),
-        ("POST", "/api/stock/MUG-1/reserve", Some(r#"{"qty":1,"price":0}"#), StatusCode::BAD_REQUEST),
-        ("POST", "/api/stock/MUG-1/reserve", None, StatusCode::BAD_REQUEST),
-        ("POST", "/api/stock/bad%20sku/reserve", Some(r#"{"qty":1}"#), StatusCode::BAD_REQUEST),
-        ("POST", "/api/stock/NOPE/reserve", Some(r#"{"qty":1}"#), StatusCode::NOT_FOUND),
+        checkout("{not json"),
+        checkout(
+            r#"{"lines":[{"sku":"MUG-1","qty":-1}],"email":"a@b.co","payment_token":"tok_visa"}"#,
+        ),
+        checkout(&checkout_body(&[("MUG-1", 0)], "tok_visa")),
+        checkout(&checkout_body(&[("MUG-1", 1_000_000)], "tok_visa")),
+        checkout(&checkout_body(&[], "tok_visa")),
+        checkout(&checkout_body(&[("MUG-1", 1), ("MUG-1", 1)], "tok_visa")),
+        checkout(&checkout_body(&[("NOPE", 1)], "tok_visa")),
+        checkout(&checkout_body(&[("MUG-1", 1)], "")),
+        checkout(
+            r#"{"lines":[{"sku":"MUG-1","qty":1}],"email":"not-an-email","payment_token":"tok_visa"}"#,
+        ),
+        checkout(
+            r#"{"lines":[{"sku":"MUG-1","qty":1,"price":0}],"email":"a@b.co","payment_token":"tok_visa"}"#,
+        ),
+        checkout(
+            r#"{"lines":[{"sku":"bad sku","qty":1}],"email":"a@b.co","payment_token":"tok_visa"}"#,
+        ),
+        ("POST", "/api/checkout", None, StatusCode::BAD_REQUEST),
+        ("GET", "/api/stock/bad%20sku", None, StatusCode::BAD_REQUEST),
         ("GET", "/api/stock/NOPE", None, StatusCode::NOT_FOUND),
+        ("GET", "/api/orders/NOPE", None, StatusCode::NOT_FOUND),
         ("GET", "/api/products/NOPE", None, StatusCode::NOT_FOUND),
         ("GET", "/api/nothing/here", None, StatusCode::NOT_FOUND),
     ];
     for (method, uri, body, expected) in cases {
-        let (status, json) = call(&host, method, uri, body, None).await;
+        let (status, json) = call(&host, method, uri, body.as_deref(), None).await;
         assert_eq!(status, expected, "{method} {uri} {body:?}: {json}");
-        assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()), "{method} {uri}: no message in {json}");
+        assert!(
+            json["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{method} {uri}: no message in {json}"
+        );
     }
     // Nothing above took stock.
     let (_, body) = call(&host, "GET", "/api/stock/MUG-1", None, None).await;
@@ -149,10 +294,16 @@ async fn malformed_input_is_400_and_unknown_sku_404() {
 #[tokio::test]
 async fn corrupt_kv_value_is_503_not_a_crash() {
     let host = published().await;
-    host.kv.put(&product_key(1, &Sku::parse("MUG-1").unwrap()), b"\xa1garbage".to_vec());
+    host.kv.put(
+        &product_key(1, &Sku::parse("MUG-1").unwrap()),
+        b"\xa1garbage".to_vec(),
+    );
     let (status, body) = call(&host, "GET", "/api/products/MUG-1", None, None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(body["message"].as_str().unwrap().contains("corrupt"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("corrupt"),
+        "{body}"
+    );
     // A value of the wrong shape is treated the same way.
     host.kv.put(&index_key(1), to_cbor(&"not a list"));
     let (status, _) = call(&host, "GET", "/api/products", None, None).await;
@@ -163,24 +314,45 @@ async fn corrupt_kv_value_is_503_not_a_crash() {
 async fn admin_requires_the_token() {
     let host = host();
     let body = r#"{"levels":{"MUG-1":5}}"#;
-    for token in [None, Some("wrong"), Some("test-admin-token-but-longer"), Some("")] {
+    for token in [
+        None,
+        Some("wrong"),
+        Some("test-admin-token-but-longer"),
+        Some(""),
+    ] {
         let (status, _) = call(&host, "POST", "/_admin/stock", Some(body), token).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "token {token:?}");
     }
     let (_, reply) = call(&host, "GET", "/api/stock/MUG-1", None, None).await;
-    assert_eq!(reply["error"], "not_found", "a refused admin call must change nothing");
+    assert_eq!(
+        reply["error"], "not_found",
+        "a refused admin call must change nothing"
+    );
 }
 
 #[tokio::test]
 async fn republish_keeps_live_stock_and_admin_can_overwrite() {
     let host = published().await;
-    call(&host, "POST", "/api/stock/MUG-1/reserve", Some(r#"{"qty":2}"#), None).await;
+    assert_eq!(
+        buy(&host.app(), "k", &[("MUG-1", 2)], "tok_visa").await.0,
+        StatusCode::CREATED
+    );
     assert_eq!(publish(&host).await, json!({"written": 0, "kept": 2}));
     let (_, body) = call(&host, "GET", "/api/stock/MUG-1", None, None).await;
     assert_eq!(body["available"], 1);
 
-    let (status, body) = call(&host, "POST", "/_admin/stock", Some(r#"{"levels":{"MUG-1":100}}"#), Some(TOKEN)).await;
-    assert_eq!((status, body), (StatusCode::OK, json!({"written": 1, "kept": 0})));
+    let (status, body) = call(
+        &host,
+        "POST",
+        "/_admin/stock",
+        Some(r#"{"levels":{"MUG-1":100}}"#),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"written": 1, "kept": 0}))
+    );
     let (_, body) = call(&host, "GET", "/api/stock/MUG-1", None, None).await;
     assert_eq!(body["available"], 100);
 }
@@ -189,25 +361,43 @@ async fn republish_keeps_live_stock_and_admin_can_overwrite() {
 async fn admin_is_absent_without_a_token() {
     let host = host();
     let app = admin_router(host.shop(), host.kv.clone(), None);
-    let (status, body) = call_app(&app, "POST", "/_admin/stock", Some(r#"{"levels":{}}"#), Some("")).await;
+    let (status, body) = call_app(
+        &app,
+        "POST",
+        "/_admin/stock",
+        Some(r#"{"levels":{}}"#),
+        Some(""),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["message"].as_str().unwrap().contains("ADMIN_TOKEN"));
 }
 
 #[tokio::test]
-async fn concurrent_reservations_never_oversell() {
+async fn concurrent_checkouts_never_oversell() {
     let host = published().await;
-    call(&host, "POST", "/_admin/stock", Some(r#"{"levels":{"MUG-1":100}}"#), Some(TOKEN)).await;
+    call(
+        &host,
+        "POST",
+        "/_admin/stock",
+        Some(r#"{"levels":{"MUG-1":100}}"#),
+        Some(TOKEN),
+    )
+    .await;
     let tasks: Vec<_> = (0..300)
-        .map(|_| {
+        .map(|n| {
             let app = host.app();
-            tokio::spawn(async move { call_app(&app, "POST", "/api/stock/MUG-1/reserve", Some(r#"{"qty":1}"#), None).await.0 })
+            tokio::spawn(async move {
+                buy(&app, &format!("c{n}"), &[("MUG-1", 1)], "tok_visa")
+                    .await
+                    .0
+            })
         })
         .collect();
     let mut ok = 0;
     for task in tasks {
         match task.await.unwrap() {
-            StatusCode::OK => ok += 1,
+            StatusCode::CREATED => ok += 1,
             StatusCode::CONFLICT => {}
             other => panic!("unexpected status {other}"),
         }
@@ -215,6 +405,35 @@ async fn concurrent_reservations_never_oversell() {
     assert_eq!(ok, 100);
     let (_, body) = call(&host, "GET", "/api/stock/MUG-1", None, None).await;
     assert_eq!(body["available"], 0);
+    let (_, body) = call(&host, "GET", "/_admin/stock/MUG-1", None, Some(TOKEN)).await;
+    assert_eq!(
+        body["level"],
+        json!({"available": 0, "held": 0, "sold": 100, "received": 100})
+    );
+    let (status, body) = call(
+        &host,
+        "POST",
+        "/_admin/stock/MUG-1/restock",
+        Some(r#"{"qty":5}"#),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["level"]),
+        (
+            StatusCode::OK,
+            &json!({"available": 5, "held": 0, "sold": 100, "received": 105})
+        )
+    );
+    let (status, _) = call(
+        &host,
+        "POST",
+        "/_admin/stock/MUG-1/restock",
+        Some(r#"{"qty":0}"#),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -224,9 +443,13 @@ async fn a_new_snapshot_shows_after_the_pointer_ttl() {
     assert_eq!(body["title"], "Blue Mug");
     let mut catalog = Catalog::from_json(&catalog_json()).unwrap();
     catalog.products[0].title = "Green Mug".into();
-    host.kv.publish_snapshot(&catalog.products, host.clock.now_ms());
+    host.kv
+        .publish_snapshot(&catalog.products, host.clock.now_ms());
     let (_, body) = call(&host, "GET", "/api/products/MUG-1", None, None).await;
-    assert_eq!(body["title"], "Blue Mug", "the cached pointer holds for its TTL");
+    assert_eq!(
+        body["title"], "Blue Mug",
+        "the cached pointer holds for its TTL"
+    );
     host.clock.advance(POINTER_TTL_MS);
     let (_, body) = call(&host, "GET", "/api/products/MUG-1", None, None).await;
     assert_eq!(body["title"], "Green Mug");
@@ -237,25 +460,66 @@ async fn admin_kv_writes_batches_and_reads_values_back() {
     use edge_core::snapshot::KvEntry;
     let host = host();
     let entries = vec![
-        KvEntry { key: "v1/x".into(), value: vec![0xa6, 0xff, 0x00, 0x80] },
-        KvEntry { key: "v1/y".into(), value: vec![] },
+        KvEntry {
+            key: "v1/x".into(),
+            value: vec![0xa6, 0xff, 0x00, 0x80],
+        },
+        KvEntry {
+            key: "v1/y".into(),
+            value: vec![],
+        },
     ];
     let app = host.app();
     let req = |method: &str, uri: &str, body: Vec<u8>| {
-        Request::builder().method(method).uri(uri).header(header::AUTHORIZATION, format!("Bearer {TOKEN}")).body(Body::from(body)).unwrap()
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .body(Body::from(body))
+            .unwrap()
     };
-    let res = app.clone().oneshot(req("POST", "/_admin/kv", to_cbor(&entries))).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(req("POST", "/_admin/kv", to_cbor(&entries)))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let res = app.clone().oneshot(req("GET", "/_admin/kv/v1/x", vec![])).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(req("GET", "/_admin/kv/v1/x", vec![]))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.into_body().collect().await.unwrap().to_bytes().as_ref(), [0xa6, 0xff, 0x00, 0x80], "bytes round-trip exactly");
-    let res = app.clone().oneshot(req("GET", "/_admin/kv/v1/missing", vec![])).await.unwrap();
+    assert_eq!(
+        res.into_body().collect().await.unwrap().to_bytes().as_ref(),
+        [0xa6, 0xff, 0x00, 0x80],
+        "bytes round-trip exactly"
+    );
+    let res = app
+        .clone()
+        .oneshot(req("GET", "/_admin/kv/v1/missing", vec![]))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    for bad in [b"not cbor".to_vec(), to_cbor(&vec![KvEntry { key: String::new(), value: vec![] }])] {
-        let res = app.clone().oneshot(req("POST", "/_admin/kv", bad)).await.unwrap();
+    for bad in [
+        b"not cbor".to_vec(),
+        to_cbor(&vec![KvEntry {
+            key: String::new(),
+            value: vec![],
+        }]),
+    ] {
+        let res = app
+            .clone()
+            .oneshot(req("POST", "/_admin/kv", bad))
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     }
-    assert_eq!(host.kv.keys(), ["v1/x", "v1/y"], "rejected batches write nothing");
+    assert_eq!(
+        host.kv.keys(),
+        ["v1/x", "v1/y"],
+        "rejected batches write nothing"
+    );
 }
 
 #[tokio::test]
@@ -263,15 +527,40 @@ async fn browse_categories_filters_and_search() {
     let host = published().await;
     let (status, body) = call(&host, "GET", "/api/categories", None, None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["categories"], json!([{"slug": "kitchen", "name": "kitchen", "products": 2}]));
+    assert_eq!(
+        body["categories"],
+        json!([{"slug": "kitchen", "name": "kitchen", "products": 2}])
+    );
 
-    let (status, body) = call(&host, "GET", "/api/products?category=kitchen&sort=price-desc", None, None).await;
+    let (status, body) = call(
+        &host,
+        "GET",
+        "/api/products?category=kitchen&sort=price-desc",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    let skus: Vec<&str> = body["products"].as_array().unwrap().iter().map(|p| p["sku"].as_str().unwrap()).collect();
+    let skus: Vec<&str> = body["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sku"].as_str().unwrap())
+        .collect();
     assert_eq!(skus, ["POT-2", "MUG-1"]);
-    assert_eq!((body["total"].as_u64(), body["pages"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (body["total"].as_u64(), body["pages"].as_u64()),
+        (Some(2), Some(1))
+    );
 
-    let (_, body) = call(&host, "GET", "/api/products?category=kitchen&price=0-25", None, None).await;
+    let (_, body) = call(
+        &host,
+        "GET",
+        "/api/products?category=kitchen&price=0-25",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(body["total"], 1, "only the 12.00 mug is under 25: {body}");
 
     let (_, body) = call(&host, "GET", "/api/products?q=teapot", None, None).await;
@@ -287,5 +576,8 @@ async fn browse_categories_filters_and_search() {
         assert_eq!(status, expected, "{uri}: {body}");
     }
     let long = format!("/api/products?q={}", "a".repeat(201));
-    assert_eq!(call(&host, "GET", &long, None, None).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        call(&host, "GET", &long, None, None).await.0,
+        StatusCode::BAD_REQUEST
+    );
 }

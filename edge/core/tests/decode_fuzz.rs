@@ -8,7 +8,7 @@ use edge_core::listing::{category_listings, CategoryInfo, CategoryListing};
 use edge_core::product::{Catalog, ProductSummary};
 use edge_core::search::SearchIndex;
 use edge_core::snapshot::{manifest, KvEntry, Manifest, SnapshotPointer};
-use edge_core::stock::{ShardReply, ShardRequest};
+use edge_core::stock::{Line, OrderId, ShardReply, ShardRequest};
 use edge_core::{Product, Sku};
 
 /// xorshift64*: tiny, seeded, reproducible.
@@ -46,7 +46,9 @@ fn mutate(rng: &mut Rng, seed_input: &[u8], other: &[u8]) -> Vec<u8> {
                 bytes.splice(at..at, other[from..from + len].iter().copied());
             }
             // Huge length prefixes: decoders must not trust them with allocations.
-            4 => bytes.splice(0..0, [0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).for_each(drop),
+            4 => bytes
+                .splice(0..0, [0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+                .for_each(drop),
             _ => bytes.extend((0..rng.below(16)).map(|_| rng.next() as u8)),
         }
     }
@@ -63,7 +65,8 @@ fn samples() -> Vec<Vec<u8>> {
         .to_string(),
     )
     .unwrap();
-    let summaries: Vec<ProductSummary> = catalog.products.iter().map(ProductSummary::from).collect();
+    let summaries: Vec<ProductSummary> =
+        catalog.products.iter().map(ProductSummary::from).collect();
     let sku = Sku::parse("MUG-1").unwrap();
     vec![
         to_cbor(&catalog.products[0]),
@@ -71,11 +74,32 @@ fn samples() -> Vec<Vec<u8>> {
         to_cbor(&manifest(&catalog.products)),
         to_cbor(&category_listings(&summaries)[0]),
         to_cbor(&SearchIndex::build(&catalog.products)),
-        to_cbor(&SnapshotPointer { version: 3, published_at_ms: 1_700_000_000_000, products: 2 }),
-        to_cbor(&ShardRequest::Seed { levels: vec![(sku.clone(), 4)], overwrite: false }),
-        to_cbor(&ShardRequest::Reserve { sku, qty: 2 }),
-        to_cbor(&ShardReply::Seeded { written: 1, kept: 2 }),
-        to_cbor(&vec![KvEntry { key: "v1/x".into(), value: vec![1, 2, 3] }]),
+        to_cbor(&SnapshotPointer {
+            version: 3,
+            published_at_ms: 1_700_000_000_000,
+            products: 2,
+        }),
+        to_cbor(&ShardRequest::Seed {
+            levels: vec![(sku.clone(), 4)],
+            overwrite: false,
+        }),
+        to_cbor(&ShardRequest::Reserve {
+            order: OrderId::parse("o1").unwrap(),
+            lines: vec![Line {
+                sku: sku.clone(),
+                qty: 2,
+            }],
+            ttl_ms: 60_000,
+        }),
+        to_cbor(&ShardReply::Insufficient { sku, available: 3 }),
+        to_cbor(&ShardReply::Seeded {
+            written: 1,
+            kept: 2,
+        }),
+        to_cbor(&vec![KvEntry {
+            key: "v1/x".into(),
+            value: vec![1, 2, 3],
+        }]),
     ]
 }
 
@@ -95,7 +119,10 @@ fn decode_all(bytes: &[u8]) {
 
 #[test]
 fn mutated_cbor_never_panics_a_decoder() {
-    let cases: u64 = std::env::var("DECODE_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let cases: u64 = std::env::var("DECODE_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     let samples = samples();
     for seed in 1..=cases {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);

@@ -14,7 +14,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "shopctl", about = "Validate, diff and publish catalogs to the edge")]
+#[command(
+    name = "shopctl",
+    about = "Validate, diff and publish catalogs to the edge"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -103,9 +106,17 @@ const DIFF_SKUS_SHOWN: usize = 12;
 fn print_diff(diff: &edge_core::snapshot::SnapshotDiff) {
     // The first few SKUs of each kind; a big catalog's full list would bury the summary.
     let names = |skus: &[edge_core::Sku]| {
-        let shown: Vec<String> = skus.iter().take(DIFF_SKUS_SHOWN).map(ToString::to_string).collect();
+        let shown: Vec<String> = skus
+            .iter()
+            .take(DIFF_SKUS_SHOWN)
+            .map(ToString::to_string)
+            .collect();
         let more = skus.len().saturating_sub(DIFF_SKUS_SHOWN);
-        if more > 0 { format!("{}, … and {more} more", shown.join(", ")) } else { shown.join(", ") }
+        if more > 0 {
+            format!("{}, … and {more} more", shown.join(", "))
+        } else {
+            shown.join(", ")
+        }
     };
     println!("  added:   {} {}", diff.added.len(), names(&diff.added));
     println!("  removed: {} {}", diff.removed.len(), names(&diff.removed));
@@ -116,7 +127,10 @@ fn print_gc(gc: &publish::GcReport) {
     if gc.deferred {
         println!("  old versions kept: the version after them is younger than the grace period");
     } else if !gc.deleted_versions.is_empty() {
-        println!("  deleted old versions {:?} ({} keys)", gc.deleted_versions, gc.deleted_keys);
+        println!(
+            "  deleted old versions {:?} ({} keys)",
+            gc.deleted_versions, gc.deleted_keys
+        );
     }
 }
 
@@ -125,7 +139,12 @@ async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Validate { file } => match file.load() {
             Ok(catalog) => {
-                println!("{}: {} products, {} stock units, valid", file.catalog.display(), catalog.products.len(), catalog.levels.len());
+                println!(
+                    "{}: {} products, {} stock units, valid",
+                    file.catalog.display(),
+                    catalog.products.len(),
+                    catalog.levels.len()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => fail(e),
@@ -135,13 +154,19 @@ async fn main() -> ExitCode {
             let result = async {
                 let catalog = file.load()?;
                 match edge.target {
-                    Target::Edge => publish::diff(&EdgeAdmin::new(&edge.edge, &edge.token)?, &catalog).await,
+                    Target::Edge => {
+                        publish::diff(&EdgeAdmin::new(&edge.edge, &edge.token)?, &catalog).await
+                    }
                     Target::Cloudflare => publish::diff(&CloudflareKv::from_env()?, &catalog).await,
                 }
             };
             match result.await {
                 Ok(diff) => {
-                    println!("{} against the live catalog at {}:", path.display(), edge.edge);
+                    println!(
+                        "{} against the live catalog at {}:",
+                        path.display(),
+                        edge.edge
+                    );
                     print_diff(&diff);
                     ExitCode::SUCCESS
                 }
@@ -154,8 +179,10 @@ async fn main() -> ExitCode {
                 let admin = EdgeAdmin::new(&edge.edge, &edge.token)?;
                 // Drawn on a terminal only; hidden when stderr is a pipe or a CI log.
                 let bar = indicatif::ProgressBar::new(0).with_style(
-                    indicatif::ProgressStyle::with_template("{spinner} writing snapshot {bar:40} {pos}/{len} keys {per_sec} eta {eta}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} writing snapshot {bar:40} {pos}/{len} keys {per_sec} eta {eta}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
                 );
                 let progress = |done: usize, total: usize| {
                     bar.set_length(total as u64);
@@ -163,9 +190,18 @@ async fn main() -> ExitCode {
                 };
                 let grace = publish::GC_GRACE_MS;
                 let report = match edge.target {
-                    Target::Edge => publish::publish_with_grace(&admin, &admin, &catalog, progress, grace).await,
+                    Target::Edge => {
+                        publish::publish_with_grace(&admin, &admin, &catalog, progress, grace).await
+                    }
                     Target::Cloudflare => {
-                        publish::publish_with_grace(&CloudflareKv::from_env()?, &admin, &catalog, progress, grace).await
+                        publish::publish_with_grace(
+                            &CloudflareKv::from_env()?,
+                            &admin,
+                            &catalog,
+                            progress,
+                            grace,
+                        )
+                        .await
                     }
                 };
                 bar.finish_and_clear();
@@ -186,11 +222,18 @@ async fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        Command::Gc { edge, grace_minutes } => {
+        Command::Gc {
+            edge,
+            grace_minutes,
+        } => {
             let grace = grace_minutes * 60_000;
             let result = async {
                 match edge.target {
-                    Target::Edge => EdgeAdmin::new(&edge.edge, &edge.token)?.collect_garbage(grace).await,
+                    Target::Edge => {
+                        EdgeAdmin::new(&edge.edge, &edge.token)?
+                            .collect_garbage(grace)
+                            .await
+                    }
                     Target::Cloudflare => CloudflareKv::from_env()?.collect_garbage(grace).await,
                 }
             };

@@ -20,7 +20,11 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { seconds: 5, concurrency: 16, products: 100_000 };
+    let mut a = Args {
+        seconds: 5,
+        concurrency: 16,
+        products: 100_000,
+    };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
         let value = pair.get(1).and_then(|v| v.parse().ok());
@@ -38,13 +42,19 @@ fn args() -> Args {
 }
 
 /// Requests per second for `path` with `concurrency` loops over `seconds`; every answer must be 200.
-async fn rate(http: &reqwest::Client, url: &str, concurrency: usize, seconds: u64) -> Result<f64, String> {
+async fn rate(
+    http: &reqwest::Client,
+    url: &str,
+    concurrency: usize,
+    seconds: u64,
+) -> Result<f64, String> {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (http, url, done, stop) = (http.clone(), url.to_owned(), done.clone(), stop.clone());
+            let (http, url, done, stop) =
+                (http.clone(), url.to_owned(), done.clone(), stop.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let res = http.get(&url).send().await.map_err(|e| e.to_string())?;
@@ -68,8 +78,12 @@ async fn rate(http: &reqwest::Client, url: &str, concurrency: usize, seconds: u6
 
 /// A deterministic catalog of `n` products over 20 categories.
 fn generated_catalog(n: usize) -> Catalog {
-    let words = ["oak", "linen", "steel", "wool", "cedar", "copper", "slate", "cotton", "glass", "clay"];
-    let things = ["mug", "lamp", "chair", "shirt", "bag", "bowl", "desk", "scarf", "vase", "stool"];
+    let words = [
+        "oak", "linen", "steel", "wool", "cedar", "copper", "slate", "cotton", "glass", "clay",
+    ];
+    let things = [
+        "mug", "lamp", "chair", "shirt", "bag", "bowl", "desk", "scarf", "vase", "stool",
+    ];
     let products: Vec<serde_json::Value> = (0..n)
         .map(|i| {
             let title = format!("{} {} {}", words[i % 10], things[(i / 10) % 10], i);
@@ -82,18 +96,32 @@ fn generated_catalog(n: usize) -> Catalog {
             })
         })
         .collect();
-    Catalog::from_json(&serde_json::json!({"currency": "USD", "products": products}).to_string()).expect("generated catalog is valid")
+    Catalog::from_json(&serde_json::json!({"currency": "USD", "products": products}).to_string())
+        .expect("generated catalog is valid")
 }
 
 fn main() {
     let args = args();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let result: Result<(), String> = runtime.block_on(async {
         let edge = WranglerDev::start().await?;
-        let demo = origin::publish::load_catalog(&shop_e2e::repo_root().join("origin/data/demo-catalog.json")).map_err(|e| e.to_string())?;
-        let admin = origin::publish::EdgeAdmin::new(&edge.base_url, &edge.admin_token).map_err(|e| e.to_string())?;
-        origin::publish::publish(&admin, &demo, |_, _| {}).await.map_err(|e| e.to_string())?;
-        let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build().map_err(|e| e.to_string())?;
+        let demo = origin::publish::load_catalog(
+            &shop_e2e::repo_root().join("origin/data/demo-catalog.json"),
+        )
+        .map_err(|e| e.to_string())?;
+        let admin = origin::publish::EdgeAdmin::new(&edge.base_url, &edge.admin_token)
+            .map_err(|e| e.to_string())?;
+        origin::publish::publish(&admin, &demo, |_, _| {})
+            .await
+            .map_err(|e| e.to_string())?;
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(args.concurrency)
+            .build()
+            .map_err(|e| e.to_string())?;
         let sku = &demo.products[0].sku;
         let routes = [
             ("hello-world /healthz", "/healthz".to_string()),
@@ -104,22 +132,51 @@ fn main() {
         ];
         // Warm every isolate cache first.
         for (_, path) in &routes {
-            rate(&http, &format!("{}{path}", edge.base_url), args.concurrency, 1).await?;
+            rate(
+                &http,
+                &format!("{}{path}", edge.base_url),
+                args.concurrency,
+                1,
+            )
+            .await?;
         }
-        let timing = http.get(format!("{}/p/{sku}", edge.base_url)).send().await.map_err(|e| e.to_string())?;
-        let kv = timing.headers().get("server-timing").and_then(|v| v.to_str().ok()).unwrap_or("none").to_owned();
-        println!("bench: {} s per route, {} concurrent requests, local workerd", args.seconds, args.concurrency);
+        let timing = http
+            .get(format!("{}/p/{sku}", edge.base_url))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let kv = timing
+            .headers()
+            .get("server-timing")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_owned();
+        println!(
+            "bench: {} s per route, {} concurrent requests, local workerd",
+            args.seconds, args.concurrency
+        );
         let mut baseline = None;
         for (name, path) in &routes {
-            let rps = rate(&http, &format!("{}{path}", edge.base_url), args.concurrency, args.seconds).await?;
+            let rps = rate(
+                &http,
+                &format!("{}{path}", edge.base_url),
+                args.concurrency,
+                args.seconds,
+            )
+            .await?;
             let base = *baseline.get_or_insert(rps);
-            println!("  {name:<22} {rps:>8.0} req/s   {:.2}x hello-world", rps / base);
+            println!(
+                "  {name:<22} {rps:>8.0} req/s   {:.2}x hello-world",
+                rps / base
+            );
         }
         println!("  warm product page Server-Timing: {kv}");
 
         let catalog = generated_catalog(args.products);
         let started = Instant::now();
-        let report = origin::publish::publish(&admin, &catalog, |_, _| {}).await.map_err(|e| e.to_string())?;
+        let report = origin::publish::publish(&admin, &catalog, |_, _| {})
+            .await
+            .map_err(|e| e.to_string())?;
         println!(
             "  publish of {} generated products (version {}): {:.1} s",
             report.products,

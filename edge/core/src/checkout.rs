@@ -1,0 +1,811 @@
+//! Checkout across shards: hold every line, take the payment, sell, and record the order so it
+//! reaches the origin.
+//!
+//! A cart may span several shards. [`Checkout::run`] reserves the order's lines on every shard
+//! involved (all-or-nothing per shard, by order id), charges the payment, then commits every
+//! shard. A definite failure (not enough stock, a declined or timed-out payment, a hold that ran
+//! out) releases every hold and refunds a charge; a transient one (a shard or the gateway
+//! unreachable) leaves the checkout open, to be finished by a retry with the same order id or
+//! by the host's recovery timer ([`Checkout::resume`]): every step is idempotent by order id,
+//! so running the whole checkout again from the top is always safe.
+//!
+//! The [`CheckoutRecord`] is written before the first hold and again with the outcome before
+//! the caller acknowledges it, so an acknowledged order is durable in the host's
+//! [`CheckoutLog`] (the order's Durable Object, or the origin's database), and stays in its
+//! outbox until [`Checkout::deliver`] hands it to the origin.
+
+use crate::money::Money;
+use crate::order::{total, CheckoutRequest, Order, OrderLine, OrderStatus, StatusChange};
+use crate::product::Sku;
+use crate::shard::SkuShard;
+use crate::snapshot::Clock;
+use crate::stock::{Line, OrderId, ShardReply, ShardRequest};
+use crate::store::{unexpected, BoxFuture, CatalogStore, StockCoordinator, StoreError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// How long a checkout's holds last: enough for a slow payment, short enough that an abandoned
+/// checkout returns its units soon.
+pub const CHECKOUT_HOLD_TTL_MS: u64 = 10 * 60 * 1_000;
+
+/// How a checkout ended. Every variant but `Placed` sold nothing and charged nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CheckoutOutcome {
+    Placed(Order),
+    Insufficient {
+        sku: Sku,
+        available: u32,
+    },
+    UnknownSku {
+        sku: Sku,
+    },
+    Declined {
+        reason: String,
+    },
+    PaymentTimeout,
+    /// A hold ran out before the order could be sold (a very slow payment): nothing sold,
+    /// any charge refunded.
+    HoldExpired,
+}
+
+/// A checkout as its host keeps it: the request, its prices, and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutRecord {
+    pub order_id: OrderId,
+    pub fingerprint: u64,
+    pub request: CheckoutRequest,
+    pub lines: Vec<OrderLine>,
+    pub total: Money,
+    pub started_at_ms: u64,
+    /// Set before the payment is attempted: a failure after it must refund.
+    pub charging: bool,
+    pub outcome: Option<CheckoutOutcome>,
+    /// The origin has acknowledged the placed order (the outbox entry is done).
+    pub delivered: bool,
+}
+
+/// Why a checkout could not run at all. Its outcomes (stock, payment) are [`CheckoutOutcome`]s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum CheckoutError {
+    /// The request is malformed or names SKUs the catalog does not sell: fix it, do not retry.
+    #[error("{0}")]
+    Invalid(String),
+    /// The idempotency key was used before for a different request.
+    #[error("this Idempotency-Key was already used for a different checkout")]
+    KeyReused,
+    /// A shard, the log or the gateway is unreachable: retry with the same key.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a payment failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    #[error("payment declined: {0}")]
+    Declined(String),
+    #[error("the payment gateway timed out")]
+    Timeout,
+    #[error("the payment gateway is unreachable: {0}")]
+    Unavailable(String),
+}
+
+/// A payment service. Both calls are idempotent by order id, as real gateways' are by key.
+pub trait PaymentGateway: Send + Sync {
+    /// Charges `amount`; the charge id on success. Charging an order again returns its charge.
+    fn charge<'a>(
+        &'a self,
+        order: &'a OrderId,
+        amount: &'a Money,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<String, PaymentError>>;
+    /// Refunds the order's charge in full; nothing to do when it was never charged.
+    fn refund<'a>(&'a self, order: &'a OrderId) -> BoxFuture<'a, Result<(), PaymentError>>;
+}
+
+/// Where a host keeps checkout records. `put` is durable before it returns.
+pub trait CheckoutLog: Send + Sync {
+    fn get<'a>(
+        &'a self,
+        order: &'a OrderId,
+    ) -> BoxFuture<'a, Result<Option<CheckoutRecord>, StoreError>>;
+    fn put<'a>(&'a self, record: &'a CheckoutRecord) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// The origin's order intake, as the outbox sees it. Idempotent by order id.
+pub trait OrderSink: Send + Sync {
+    fn deliver<'a>(&'a self, order: &'a Order) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// Prices an order's lines from the catalog. Unknown SKUs, mixed currencies and overflowing
+/// totals are the caller's error.
+pub async fn price(
+    catalog: &dyn CatalogStore,
+    lines: &[Line],
+) -> Result<(Vec<OrderLine>, Money), CheckoutError> {
+    let mut priced = Vec::with_capacity(lines.len());
+    for line in lines {
+        let product = catalog.unit(&line.sku).await?;
+        let Some((product, unit_price)) = product
+            .as_ref()
+            .and_then(|p| Some((p, p.price_of(&line.sku)?.clone())))
+        else {
+            return Err(CheckoutError::Invalid(format!(
+                "the catalog has no SKU {}",
+                line.sku
+            )));
+        };
+        priced.push(OrderLine {
+            sku: line.sku.clone(),
+            title: product.title.clone(),
+            qty: line.qty,
+            unit_price,
+        });
+    }
+    let total = total(&priced).ok_or_else(|| {
+        CheckoutError::Invalid("the lines' prices cannot be added up (mixed currencies)".into())
+    })?;
+    Ok((priced, total))
+}
+
+/// One checkout's collaborators.
+pub struct Checkout<'a> {
+    pub stock: &'a dyn StockCoordinator,
+    pub payments: &'a dyn PaymentGateway,
+    pub log: &'a dyn CheckoutLog,
+    pub clock: &'a dyn Clock,
+}
+
+/// What every shard said to one round of requests.
+struct Round {
+    replies: Vec<(SkuShard, Result<ShardReply, StoreError>)>,
+}
+
+impl Round {
+    fn transient(&self) -> Option<StoreError> {
+        self.replies
+            .iter()
+            .find_map(|(_, r)| r.as_ref().err().cloned())
+    }
+}
+
+impl Checkout<'_> {
+    /// Starts (or, for a known order id, continues or answers) a checkout.
+    pub async fn run(
+        &self,
+        order_id: OrderId,
+        request: CheckoutRequest,
+        lines: Vec<OrderLine>,
+        total: Money,
+    ) -> Result<CheckoutOutcome, CheckoutError> {
+        let fingerprint = request.fingerprint();
+        let record = match self.log.get(&order_id).await? {
+            Some(record) if record.fingerprint != fingerprint => {
+                return Err(CheckoutError::KeyReused)
+            }
+            Some(record) => record,
+            None => {
+                let record = CheckoutRecord {
+                    order_id,
+                    fingerprint,
+                    request,
+                    lines,
+                    total,
+                    started_at_ms: self.clock.now_ms(),
+                    charging: false,
+                    outcome: None,
+                    delivered: false,
+                };
+                self.log.put(&record).await?;
+                record
+            }
+        };
+        self.advance(record).await
+    }
+
+    /// Finishes a checkout that was left open (the host's timer calls this for open records).
+    pub async fn resume(
+        &self,
+        order_id: &OrderId,
+    ) -> Result<Option<CheckoutOutcome>, CheckoutError> {
+        match self.log.get(order_id).await? {
+            None => Ok(None),
+            Some(record) => self.advance(record).await.map(Some),
+        }
+    }
+
+    /// Hands a placed, undelivered order to the origin and marks it delivered. `Ok(false)` when
+    /// there was nothing to deliver.
+    pub async fn deliver(
+        &self,
+        order_id: &OrderId,
+        sink: &dyn OrderSink,
+    ) -> Result<bool, StoreError> {
+        let Some(mut record) = self.log.get(order_id).await? else {
+            return Ok(false);
+        };
+        let Some(CheckoutOutcome::Placed(order)) = &record.outcome else {
+            return Ok(false);
+        };
+        if record.delivered {
+            return Ok(false);
+        }
+        sink.deliver(order).await?;
+        record.delivered = true;
+        self.log.put(&record).await?;
+        Ok(true)
+    }
+
+    async fn advance(&self, mut record: CheckoutRecord) -> Result<CheckoutOutcome, CheckoutError> {
+        if let Some(outcome) = &record.outcome {
+            return Ok(outcome.clone());
+        }
+        let by_shard = lines_by_shard(&record.lines);
+        let reserves = self
+            .round(
+                &by_shard,
+                |order, lines| ShardRequest::Reserve {
+                    order,
+                    lines,
+                    ttl_ms: CHECKOUT_HOLD_TTL_MS,
+                },
+                &record.order_id,
+            )
+            .await;
+        if let Some(failure) = reserve_failure(&reserves) {
+            return self.fail(record, &by_shard, failure).await;
+        }
+        if let Some(e) = reserves.transient() {
+            // Holds stay (they expire on their own); a retry or the recovery timer continues.
+            return Err(e.into());
+        }
+        // Every shard holds (or, when this is a retry after a crash, already sold) the lines.
+        if !record.charging {
+            record.charging = true;
+            self.log.put(&record).await?;
+        }
+        let charge_id = match self
+            .payments
+            .charge(
+                &record.order_id,
+                &record.total,
+                &record.request.payment_token,
+            )
+            .await
+        {
+            Ok(charge_id) => charge_id,
+            Err(PaymentError::Declined(reason)) => {
+                return self
+                    .fail(record, &by_shard, CheckoutOutcome::Declined { reason })
+                    .await
+            }
+            // Whether money moved is unknown: refund by order id (a no-op if it did not).
+            Err(PaymentError::Timeout | PaymentError::Unavailable(_)) => {
+                return self
+                    .fail(record, &by_shard, CheckoutOutcome::PaymentTimeout)
+                    .await
+            }
+        };
+        let commits = self
+            .round(
+                &by_shard,
+                |order, _| ShardRequest::Commit { order },
+                &record.order_id,
+            )
+            .await;
+        if let Some(e) = commits.transient() {
+            return Err(e.into());
+        }
+        let all_sold = commits
+            .replies
+            .iter()
+            .all(|(_, r)| matches!(r, Ok(ShardReply::Committed)));
+        if !all_sold {
+            // A hold ran out on some shard before its commit: undo the shards that sold.
+            return self
+                .fail(record, &by_shard, CheckoutOutcome::HoldExpired)
+                .await;
+        }
+        let now = self.clock.now_ms();
+        let order = Order {
+            id: record.order_id.clone(),
+            email: record.request.email.trim().to_owned(),
+            lines: record.lines.clone(),
+            total: record.total.clone(),
+            status: OrderStatus::Paid,
+            charge_id,
+            placed_at_ms: now,
+            history: vec![
+                StatusChange {
+                    status: OrderStatus::Placed,
+                    at_ms: record.started_at_ms,
+                },
+                StatusChange {
+                    status: OrderStatus::Paid,
+                    at_ms: now,
+                },
+            ],
+        };
+        record.outcome = Some(CheckoutOutcome::Placed(order));
+        self.log.put(&record).await?;
+        Ok(record.outcome.expect("just set"))
+    }
+
+    /// Returns every hold, refunds a possible charge and records `outcome`.
+    ///
+    /// Holds are returned with `Release`, which cannot undo a sale: a `Release` delayed in the
+    /// network and delivered after a retry of this checkout sold the order is harmless. Only
+    /// when a shard's hold ended for good (`HoldExpired`: released or cancelled, so the order
+    /// can never be placed) are sales on the other shards undone with `Cancel`.
+    async fn fail(
+        &self,
+        mut record: CheckoutRecord,
+        by_shard: &BTreeMap<SkuShard, Vec<Line>>,
+        outcome: CheckoutOutcome,
+    ) -> Result<CheckoutOutcome, CheckoutError> {
+        let undo_sales = outcome == CheckoutOutcome::HoldExpired;
+        let undo = self
+            .round(
+                by_shard,
+                |order, _| {
+                    if undo_sales {
+                        ShardRequest::Cancel { order }
+                    } else {
+                        ShardRequest::Release { order }
+                    }
+                },
+                &record.order_id,
+            )
+            .await;
+        for (_, reply) in undo.replies {
+            match reply? {
+                ShardReply::Released { .. } | ShardReply::Cancelled => {}
+                // Sold by an earlier run of this checkout that then failed to record its outcome:
+                // that run's commit round finished, so the order is placeable; a retry places it.
+                ShardReply::AlreadyCommitted => {
+                    return Err(StoreError::Unavailable(format!(
+                        "order {} was sold on a shard during a retry; retry",
+                        record.order_id
+                    ))
+                    .into())
+                }
+                other => return Err(unexpected(other).into()),
+            }
+        }
+        if record.charging {
+            self.payments
+                .refund(&record.order_id)
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        }
+        record.outcome = Some(outcome);
+        self.log.put(&record).await?;
+        Ok(record.outcome.expect("just set"))
+    }
+
+    /// Sends one request per shard, concurrently.
+    async fn round(
+        &self,
+        by_shard: &BTreeMap<SkuShard, Vec<Line>>,
+        request: impl Fn(OrderId, Vec<Line>) -> ShardRequest,
+        order: &OrderId,
+    ) -> Round {
+        let calls = by_shard.iter().map(|(shard, lines)| {
+            let request = request(order.clone(), lines.clone());
+            async move { (*shard, self.stock.on_shard(*shard, request).await) }
+        });
+        Round {
+            replies: futures::future::join_all(calls).await,
+        }
+    }
+}
+
+/// Checkouts and orders as a storefront request sees them. The host decides where they run:
+/// in process ([`LocalDesk`]: the origin, the native test host) or in the order's Durable
+/// Object on Cloudflare (one single-threaded owner per order, so retries of one key serialize).
+pub trait OrderDesk: Send + Sync {
+    /// Runs, continues or answers the checkout of `order_id` (see [`Checkout::run`]).
+    fn checkout(
+        &self,
+        order_id: OrderId,
+        request: CheckoutRequest,
+        lines: Vec<OrderLine>,
+        total: Money,
+    ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>>;
+    /// A placed order, as the shopper's order page shows it.
+    fn order<'a>(
+        &'a self,
+        order_id: &'a OrderId,
+    ) -> BoxFuture<'a, Result<Option<Order>, StoreError>>;
+}
+
+/// An [`OrderDesk`] that runs checkouts in this process.
+#[derive(Clone)]
+pub struct LocalDesk {
+    pub stock: Arc<dyn StockCoordinator>,
+    pub payments: Arc<dyn PaymentGateway>,
+    pub log: Arc<dyn CheckoutLog>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl LocalDesk {
+    pub fn checkout_with(&self) -> Checkout<'_> {
+        Checkout {
+            stock: &*self.stock,
+            payments: &*self.payments,
+            log: &*self.log,
+            clock: &*self.clock,
+        }
+    }
+}
+
+impl OrderDesk for LocalDesk {
+    fn checkout(
+        &self,
+        order_id: OrderId,
+        request: CheckoutRequest,
+        lines: Vec<OrderLine>,
+        total: Money,
+    ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
+        Box::pin(async move {
+            self.checkout_with()
+                .run(order_id, request, lines, total)
+                .await
+        })
+    }
+
+    fn order<'a>(
+        &'a self,
+        order_id: &'a OrderId,
+    ) -> BoxFuture<'a, Result<Option<Order>, StoreError>> {
+        Box::pin(async move {
+            Ok(self.log.get(order_id).await?.and_then(|r| match r.outcome {
+                Some(CheckoutOutcome::Placed(order)) => Some(order),
+                _ => None,
+            }))
+        })
+    }
+}
+
+/// The definite reason a round of reserves failed, if any shard refused.
+fn reserve_failure(round: &Round) -> Option<CheckoutOutcome> {
+    round.replies.iter().find_map(|(_, reply)| match reply {
+        Ok(ShardReply::Insufficient { sku, available }) => Some(CheckoutOutcome::Insufficient {
+            sku: sku.clone(),
+            available: *available,
+        }),
+        Ok(ShardReply::UnknownSku { sku }) => {
+            Some(CheckoutOutcome::UnknownSku { sku: sku.clone() })
+        }
+        Ok(ShardReply::Released { .. } | ShardReply::Cancelled) => {
+            Some(CheckoutOutcome::HoldExpired)
+        }
+        Ok(ShardReply::Held { .. } | ShardReply::Committed) | Err(_) => None,
+        Ok(ShardReply::Rejected { reason }) => Some(CheckoutOutcome::Declined {
+            reason: format!("rejected: {reason}"),
+        }),
+        Ok(_) => Some(CheckoutOutcome::HoldExpired),
+    })
+}
+
+fn lines_by_shard(lines: &[OrderLine]) -> BTreeMap<SkuShard, Vec<Line>> {
+    let mut by_shard: BTreeMap<SkuShard, Vec<Line>> = BTreeMap::new();
+    for line in lines {
+        by_shard
+            .entry(SkuShard::of(&line.sku))
+            .or_default()
+            .push(line.line());
+    }
+    by_shard
+}
+
+/// A gateway in test mode, like a real one's: `tok_visa` succeeds, `tok_declined` declines,
+/// `tok_timeout` times out (having charged nothing); anything else is declined as unknown.
+/// Charges are kept so tests can check that nothing is charged without an order.
+#[derive(Default)]
+pub struct TestGateway {
+    charges: Mutex<BTreeMap<OrderId, TestCharge>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestCharge {
+    pub id: String,
+    pub amount: Money,
+    pub refunded: bool,
+}
+
+impl TestGateway {
+    pub fn charges(&self) -> BTreeMap<OrderId, TestCharge> {
+        self.charges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The charge decision for a token, without any state (what every call would answer).
+    pub fn decide(token: &str) -> Result<(), PaymentError> {
+        match token {
+            "tok_visa" => Ok(()),
+            "tok_declined" => Err(PaymentError::Declined("your card was declined".into())),
+            "tok_timeout" => Err(PaymentError::Timeout),
+            other => Err(PaymentError::Declined(format!(
+                "unknown test token {other:?}"
+            ))),
+        }
+    }
+}
+
+impl PaymentGateway for TestGateway {
+    fn charge<'a>(
+        &'a self,
+        order: &'a OrderId,
+        amount: &'a Money,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<String, PaymentError>> {
+        Box::pin(async move {
+            let mut charges = self.charges.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(charge) = charges.get(order) {
+                return Ok(charge.id.clone());
+            }
+            Self::decide(token)?;
+            let id = format!("ch_test_{order}");
+            charges.insert(
+                order.clone(),
+                TestCharge {
+                    id: id.clone(),
+                    amount: amount.clone(),
+                    refunded: false,
+                },
+            );
+            Ok(id)
+        })
+    }
+
+    fn refund<'a>(&'a self, order: &'a OrderId) -> BoxFuture<'a, Result<(), PaymentError>> {
+        Box::pin(async move {
+            if let Some(charge) = self
+                .charges
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(order)
+            {
+                charge.refunded = true;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Checkout records in memory: the native test host's log.
+#[derive(Default)]
+pub struct MemoryCheckoutLog {
+    records: Mutex<BTreeMap<OrderId, CheckoutRecord>>,
+}
+
+impl MemoryCheckoutLog {
+    pub fn records(&self) -> BTreeMap<OrderId, CheckoutRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl CheckoutLog for MemoryCheckoutLog {
+    fn get<'a>(
+        &'a self,
+        order: &'a OrderId,
+    ) -> BoxFuture<'a, Result<Option<CheckoutRecord>, StoreError>> {
+        Box::pin(async move {
+            Ok(self
+                .records
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(order)
+                .cloned())
+        })
+    }
+    fn put<'a>(&'a self, record: &'a CheckoutRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.records
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(record.order_id.clone(), record.clone());
+            Ok(())
+        })
+    }
+}
+
+/// Derives an order id from a client's `Idempotency-Key`: the same key always names the same
+/// order. 128 bits of two independent FNV-1a hashes, so ids do not reveal the key.
+pub fn order_id_for_key(key: &str) -> OrderId {
+    let a = crate::shard::fnv1a_64(key.as_bytes());
+    let b = crate::shard::fnv1a_64(&[key.as_bytes(), b"\x00order"].concat());
+    OrderId::parse(&format!("o{a:016x}{b:016x}")).expect("hex is a valid order id")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{ManualClock, MemoryStock};
+    use futures::executor::block_on;
+
+    struct Host {
+        stock: MemoryStock,
+        payments: TestGateway,
+        log: MemoryCheckoutLog,
+        clock: Arc<ManualClock>,
+    }
+
+    impl Host {
+        fn new(levels: &[(&str, u32)]) -> Self {
+            let clock = Arc::new(ManualClock::default());
+            let host = Host {
+                stock: MemoryStock::with_clock(clock.clone()),
+                payments: TestGateway::default(),
+                log: MemoryCheckoutLog::default(),
+                clock,
+            };
+            block_on(
+                host.stock
+                    .seed(levels.iter().map(|(s, n)| (sku(s), *n)).collect(), true),
+            )
+            .unwrap();
+            host
+        }
+
+        fn checkout(&self) -> Checkout<'_> {
+            Checkout {
+                stock: &self.stock,
+                payments: &self.payments,
+                log: &self.log,
+                clock: &*self.clock,
+            }
+        }
+
+        fn run(
+            &self,
+            id: &str,
+            token: &str,
+            lines: &[(&str, u32)],
+        ) -> Result<CheckoutOutcome, CheckoutError> {
+            let request = CheckoutRequest {
+                lines: lines
+                    .iter()
+                    .map(|(s, qty)| Line {
+                        sku: sku(s),
+                        qty: *qty,
+                    })
+                    .collect(),
+                email: "shopper@example.com".into(),
+                payment_token: token.into(),
+            };
+            let priced: Vec<OrderLine> = request
+                .lines
+                .iter()
+                .map(|l| OrderLine {
+                    sku: l.sku.clone(),
+                    title: l.sku.to_string(),
+                    qty: l.qty,
+                    unit_price: Money::new(500, "USD"),
+                })
+                .collect();
+            let total = total(&priced).unwrap();
+            block_on(
+                self.checkout()
+                    .run(OrderId::parse(id).unwrap(), request, priced, total),
+            )
+        }
+
+        fn level(&self, s: &str) -> (u32, u32, u32) {
+            let l = block_on(self.stock.level(&sku(s))).unwrap().unwrap();
+            (l.available, l.held, l.sold)
+        }
+    }
+
+    fn sku(s: &str) -> Sku {
+        Sku::parse(s).unwrap()
+    }
+
+    /// Two SKUs on different shards, so checkouts span shards.
+    fn two_shard_skus() -> (&'static str, &'static str) {
+        let candidates = [
+            "APP-001", "KIT-001", "MUG-001", "TEE-001", "BAG-001", "CAP-001",
+        ];
+        for a in candidates {
+            for b in candidates {
+                if SkuShard::of(&sku(a)) != SkuShard::of(&sku(b)) {
+                    return (a, b);
+                }
+            }
+        }
+        unreachable!("the candidates span shards")
+    }
+
+    #[test]
+    fn a_paid_checkout_sells_on_every_shard_and_is_idempotent() {
+        let (a, b) = two_shard_skus();
+        let host = Host::new(&[(a, 5), (b, 5)]);
+        let CheckoutOutcome::Placed(order) = host.run("o1", "tok_visa", &[(a, 2), (b, 1)]).unwrap()
+        else {
+            panic!("placed")
+        };
+        assert_eq!(order.total, Money::new(1500, "USD"));
+        assert_eq!((host.level(a), host.level(b)), ((3, 0, 2), (4, 0, 1)));
+        let again = host.run("o1", "tok_visa", &[(a, 2), (b, 1)]).unwrap();
+        assert_eq!(
+            again,
+            CheckoutOutcome::Placed(order),
+            "a retry returns the same order"
+        );
+        assert_eq!((host.level(a), host.level(b)), ((3, 0, 2), (4, 0, 1)));
+        assert_eq!(
+            host.run("o1", "tok_visa", &[(a, 1)]),
+            Err(CheckoutError::KeyReused)
+        );
+        assert_eq!(host.payments.charges().len(), 1);
+    }
+
+    #[test]
+    fn any_refusal_releases_every_hold_and_refunds() {
+        let (a, b) = two_shard_skus();
+        let host = Host::new(&[(a, 5), (b, 1)]);
+        assert_eq!(
+            host.run("o1", "tok_visa", &[(a, 2), (b, 2)]).unwrap(),
+            CheckoutOutcome::Insufficient {
+                sku: sku(b),
+                available: 1
+            }
+        );
+        assert!(matches!(
+            host.run("o2", "tok_declined", &[(a, 2), (b, 1)]).unwrap(),
+            CheckoutOutcome::Declined { .. }
+        ));
+        assert_eq!(
+            host.run("o3", "tok_timeout", &[(a, 2)]).unwrap(),
+            CheckoutOutcome::PaymentTimeout
+        );
+        assert_eq!(
+            host.run("o4", "tok_visa", &[(a, 1), ("NOPE", 1)]).unwrap(),
+            CheckoutOutcome::UnknownSku { sku: sku("NOPE") }
+        );
+        assert_eq!((host.level(a), host.level(b)), ((5, 0, 0), (1, 0, 0)));
+        assert!(host.payments.charges().values().all(|c| c.refunded));
+    }
+
+    #[test]
+    fn a_hold_that_ran_out_before_commit_sells_nothing() {
+        let (a, b) = two_shard_skus();
+        let host = Host::new(&[(a, 5), (b, 5)]);
+        let checkout = host.checkout();
+        let id = OrderId::parse("slow").unwrap();
+        // The holds were placed long ago (a crash after reserving), then the checkout resumes.
+        block_on(host.stock.on_shard(
+            SkuShard::of(&sku(a)),
+            ShardRequest::Reserve {
+                order: id.clone(),
+                lines: vec![Line {
+                    sku: sku(a),
+                    qty: 1,
+                }],
+                ttl_ms: CHECKOUT_HOLD_TTL_MS,
+            },
+        ))
+        .unwrap();
+        host.clock.advance(CHECKOUT_HOLD_TTL_MS + 1);
+        let outcome = host.run("slow", "tok_visa", &[(a, 1), (b, 1)]).unwrap();
+        assert_eq!(outcome, CheckoutOutcome::HoldExpired);
+        assert_eq!((host.level(a), host.level(b)), ((5, 0, 0), (5, 0, 0)));
+        assert_eq!(
+            block_on(checkout.resume(&id)).unwrap(),
+            Some(CheckoutOutcome::HoldExpired)
+        );
+    }
+
+    #[test]
+    fn order_ids_from_keys_are_stable_and_distinct() {
+        assert_eq!(order_id_for_key("k1"), order_id_for_key("k1"));
+        assert_ne!(order_id_for_key("k1"), order_id_for_key("k2"));
+        assert_eq!(order_id_for_key("k1").as_str().len(), 33);
+    }
+}
