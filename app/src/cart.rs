@@ -65,6 +65,27 @@ impl Cart {
             .with(|lines| lines.iter().find(|l| l.sku == sku).map_or(0, |l| l.qty))
     }
 
+    pub fn lines(&self) -> Vec<CartLine> {
+        self.lines.get()
+    }
+
+    /// Sets a line's quantity (0 removes it).
+    pub fn set_qty(&self, sku: &str, qty: u32) {
+        self.lines.update(|lines| {
+            if qty == 0 {
+                lines.retain(|l| l.sku != sku);
+            } else if let Some(line) = lines.iter_mut().find(|l| l.sku == sku) {
+                line.qty = qty.min(CART_LINE_QTY_MAX);
+            }
+        });
+        self.lines.with_untracked(|lines| storage::save(lines));
+    }
+
+    pub fn clear(&self) {
+        self.lines.set(Vec::new());
+        storage::save(&[]);
+    }
+
     pub fn add(&self, sku: &str, qty: u32) {
         let mut added = false;
         self.lines.update(|lines| added = add_line(lines, sku, qty));
@@ -82,10 +103,10 @@ pub fn use_cart() -> Cart {
 pub fn CartBadge() -> impl IntoView {
     let cart = use_cart();
     view! {
-        <span class="cart" aria-live="polite">
+        <a class="cart" href="/cart" aria-live="polite">
             "Cart "
             <span class="cart-badge" data-testid="cart-badge">{move || cart.units()}</span>
-        </span>
+        </a>
     }
 }
 

@@ -112,5 +112,92 @@ pub async fn stock_level(sku: String) -> Result<Option<u32>, ServerFnError> {
     let Some(sku) = ssr::sku(&sku) else {
         return Ok(None);
     };
-    shop.stock.level(&sku).await.map_err(ssr::unavailable)
+    Ok(shop.stock.level(&sku).await.map_err(ssr::unavailable)?.map(|l| l.available))
+}
+
+/// One cart line as the cart page shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CartItem {
+    pub sku: String,
+    pub title: String,
+    pub image: String,
+    pub unit_price: edge_core::Money,
+    /// Units available now; `None` when unknown.
+    pub available: Option<u32>,
+}
+
+/// Titles, prices and stock of the cart's SKUs; SKUs the catalog no longer sells are left out.
+#[server(prefix = "/_sfn", endpoint = "cart")]
+pub async fn cart_items(skus: Vec<String>) -> Result<Vec<CartItem>, ServerFnError> {
+    let shop = ssr::shop()?;
+    if skus.len() > crate::cart::CART_LINES_MAX {
+        return Err(ServerFnError::new("too many cart lines"));
+    }
+    let reads = skus.into_iter().filter_map(|raw| ssr::sku(&raw)).map(|sku| {
+        let shop = shop.clone();
+        async move {
+            let product = shop.catalog.unit(&sku).await?;
+            let Some(product) = product else { return Ok(None) };
+            let unit_price = product.price_of(&sku).cloned().unwrap_or_else(|| product.price.clone());
+            let available = shop.display_level(&sku).await.unwrap_or(None);
+            Ok(Some(CartItem { sku: sku.to_string(), title: product.title, image: product.image, unit_price, available }))
+        }
+    });
+    let items: Result<Vec<Option<CartItem>>, edge_core::StoreError> = futures::future::join_all(reads).await.into_iter().collect();
+    Ok(items.map_err(ssr::unavailable)?.into_iter().flatten().collect())
+}
+
+/// How the checkout form's submission ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlaceOrderResult {
+    Placed { order_id: String },
+    /// Refused for a reason the shopper can act on (stock, card, input); nothing was charged.
+    Refused { message: String, sku: Option<String>, available: Option<u32> },
+}
+
+/// Places the order: the same path as `POST /api/checkout`, with the form's idempotency key
+/// (a resubmission after a lost answer finds the same order).
+#[server(prefix = "/_sfn", endpoint = "place-order")]
+pub async fn place_order(
+    lines: Vec<edge_core::stock::Line>,
+    email: String,
+    payment_token: String,
+    idempotency_key: String,
+) -> Result<PlaceOrderResult, ServerFnError> {
+    use edge_core::api::{place, ApiError};
+    use edge_core::checkout::CheckoutOutcome;
+    use edge_core::order::CheckoutRequest;
+    let shop = ssr::shop()?;
+    let request = CheckoutRequest { lines, email, payment_token };
+    let refused = |message: String| Ok(PlaceOrderResult::Refused { message, sku: None, available: None });
+    match place(&shop, Some(&idempotency_key), request).await {
+        Ok(CheckoutOutcome::Placed(order)) => Ok(PlaceOrderResult::Placed { order_id: order.id.to_string() }),
+        Ok(CheckoutOutcome::Insufficient { sku, available }) => Ok(PlaceOrderResult::Refused {
+            message: format!("Only {available} of {sku} left: please lower the quantity."),
+            sku: Some(sku.to_string()),
+            available: Some(available),
+        }),
+        Ok(CheckoutOutcome::UnknownSku { sku }) => Ok(PlaceOrderResult::Refused {
+            message: format!("{sku} is no longer stocked."),
+            sku: Some(sku.to_string()),
+            available: Some(0),
+        }),
+        Ok(CheckoutOutcome::Declined { reason }) => refused(format!("Payment declined: {reason}.")),
+        Ok(CheckoutOutcome::PaymentTimeout) => {
+            refused("The payment provider did not answer in time. You have not been charged; please try again.".into())
+        }
+        Ok(CheckoutOutcome::HoldExpired) => refused("Your reservation ran out before payment finished. Nothing was charged.".into()),
+        Err(ApiError::BadRequest(message)) => refused(message),
+        Err(ApiError::Refused { message, .. }) => refused(message),
+        Err(ApiError::Store(e)) => Err(ssr::unavailable(e)),
+        Err(other) => Err(ServerFnError::new(format!("{other:?}"))),
+    }
+}
+
+/// A placed order, for its page; `None` for an unknown id.
+#[server(prefix = "/_sfn", endpoint = "order")]
+pub async fn order_detail(id: String) -> Result<Option<edge_core::order::Order>, ServerFnError> {
+    let shop = ssr::shop()?;
+    let Ok(id) = edge_core::stock::OrderId::parse(&id) else { return Ok(None) };
+    shop.orders.order(&id).await.map_err(ssr::unavailable)
 }

@@ -9,10 +9,12 @@
 //! - [`data`]: server functions, the only way pages get data. On the server they read the
 //!   [`edge_core::Shop`] provided as context; in the browser they call the worker over HTTP.
 //! - [`cart`]: the shopper's cart, kept in the browser (local storage) and shown in the header.
+//! - [`live`]: WebSocket subscriptions for live stock levels and order status (browser only).
 //! - [`ssr`] (feature `ssr`): the axum router that serves the app and the JSON API.
 
 pub mod cart;
 pub mod data;
+pub mod live;
 pub mod routes;
 #[cfg(feature = "ssr")]
 pub mod ssr;
@@ -81,6 +83,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/c/:slug") view=routes::CategoryPage ssr=SsrMode::Async />
                     <Route path=path!("/search") view=routes::SearchPage ssr=SsrMode::Async />
                     <Route path=path!("/p/:sku") view=routes::ProductPage ssr=SsrMode::Async />
+                    <Route path=path!("/cart") view=routes::CartPage />
+                    <Route path=path!("/orders/:id") view=routes::OrderPage ssr=SsrMode::Async />
                 </Routes>
             </main>
             <footer class="site-footer">"Served from the edge · prices include tax"</footer>

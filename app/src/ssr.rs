@@ -28,6 +28,9 @@ fn register_server_functions() {
     register_explicit::<crate::data::Browse>();
     register_explicit::<crate::data::ProductDetail>();
     register_explicit::<crate::data::StockLevel>();
+    register_explicit::<crate::data::CartItems>();
+    register_explicit::<crate::data::PlaceOrder>();
+    register_explicit::<crate::data::OrderDetail>();
 }
 
 thread_local! {

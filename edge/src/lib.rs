@@ -7,12 +7,20 @@
 //! - [`kv_catalog`]: Workers KV (`CATALOG`) under the snapshot catalog reader, its per-isolate
 //!   cache and clock.
 //! - [`shard_stub`]: [`edge_core::store::ShardTransport`] over the `STOCK` Durable Object namespace.
-//! - [`stock_shard`]: the `StockShard` Durable Object, one per shard, stock in its SQLite storage.
+//! - [`stock_shard`]: the `StockShard` Durable Object, one per shard, stock and holds in its
+//!   SQLite storage, hold expiry by alarm, live levels over WebSocket.
+//! - [`order_stub`]: [`edge_core::checkout::OrderDesk`] over the `ORDERS` namespace.
+//! - [`order_object`]: the `OrderObject` Durable Object, one per order id: runs the checkout,
+//!   keeps the order in its outbox until the origin has it, pushes status changes to the page.
+//! - [`live`]: WebSocket forwarding and the live messages.
 //!
 //! Static files (`public/`, including the hydrate bundle in `public/pkg`) are served by the
 //! Workers assets binding before the worker runs.
 
 mod kv_catalog;
+mod live;
+mod order_object;
+mod order_stub;
 mod shard_stub;
 mod stock_shard;
 
@@ -25,11 +33,13 @@ use std::sync::Arc;
 use tower_service::Service;
 use worker::{event, Context, Env, HttpRequest};
 
+pub use order_object::OrderObject;
 pub use stock_shard::StockShard;
 
 /// Binding names, as declared in `wrangler.toml`.
 const CATALOG_BINDING: &str = "CATALOG";
 const STOCK_BINDING: &str = "STOCK";
+const ORDERS_BINDING: &str = "ORDERS";
 const ADMIN_TOKEN_BINDING: &str = "ADMIN_TOKEN";
 
 #[event(start)]
@@ -56,6 +66,7 @@ fn shop(env: &Env) -> worker::Result<(Shop, Arc<Catalog>)> {
         stock: Arc::new(stock),
         levels: kv_catalog::isolate_levels(),
         clock,
+        orders: Arc::new(order_stub::DurableOrders::new(env.durable_object(ORDERS_BINDING)?)),
     };
     Ok((shop, catalog))
 }
@@ -75,12 +86,14 @@ async fn fetch(
     _ctx: Context,
 ) -> worker::Result<axum::http::Response<axum::body::Body>> {
     let (shop, catalog) = shop(&env)?;
+    let token = admin_token(&env);
     let mut router = app::ssr::storefront_router(shop.clone(), app::ssr::leptos_options())
         .merge(edge_core::api::admin_router(
             shop,
             Arc::new(kv_catalog::WorkersKv::new(env.kv(CATALOG_BINDING)?)),
-            admin_token(&env),
+            token.clone(),
         ))
+        .merge(live_routes(&env, token)?)
         .route("/healthz", get(|| async { "ok" }));
     let mut response = router.call(req).await?;
     // What the catalog cost this request, for tests and benchmarks: `reads=0` on a warm page.
@@ -93,4 +106,91 @@ async fn fetch(
         headers.insert("x-catalog-version", HeaderValue::from(version));
     }
     Ok(response)
+}
+
+/// Routes that reach a Durable Object directly: live WebSockets, and order status changes
+/// (which the origin's admin sends).
+fn live_routes(env: &Env, token: Option<String>) -> worker::Result<axum::Router> {
+    use axum::extract::Path;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::post;
+    use edge_core::stock::OrderId;
+    use edge_core::{Sku, SkuShard};
+
+    let shards = Arc::new(shard_stub::DurableShards::new(env.durable_object(STOCK_BINDING)?));
+    let orders = Arc::new(order_stub::DurableOrders::new(env.durable_object(ORDERS_BINDING)?));
+    let bad = |message: String| (StatusCode::BAD_REQUEST, message).into_response();
+    let unavailable = |e: String| (StatusCode::SERVICE_UNAVAILABLE, e).into_response();
+
+    let stock_live = move |Path(sku): Path<String>, headers: HeaderMap| {
+        let shards = shards.clone();
+        worker::send::SendFuture::new(async move {
+            if !wants_upgrade(&headers) {
+                return live::upgrade_required();
+            }
+            let Ok(sku) = Sku::parse(&sku) else { return bad(format!("invalid SKU {sku:?}")) };
+            let stub = match shards.stub(SkuShard::of(&sku)) {
+                Ok(stub) => stub,
+                Err(e) => return unavailable(e.to_string()),
+            };
+            let url = format!("https://stock-shard/live?sku={sku}");
+            live::forward_upgrade(stub, &url).await.unwrap_or_else(|e| unavailable(e.to_string()))
+        })
+    };
+    let order_orders = orders.clone();
+    let order_live = move |Path(id): Path<String>, headers: HeaderMap| {
+        let orders = order_orders.clone();
+        worker::send::SendFuture::new(async move {
+            if !wants_upgrade(&headers) {
+                return live::upgrade_required();
+            }
+            let Ok(id) = OrderId::parse(&id) else { return bad(format!("invalid order id {id:?}")) };
+            match orders.stub(&id) {
+                Ok(stub) => live::forward_upgrade(stub, "https://order/live").await.unwrap_or_else(|e| unavailable(e.to_string())),
+                Err(e) => unavailable(e.to_string()),
+            }
+        })
+    };
+    let order_status = move |Path(id): Path<String>, headers: HeaderMap, body: axum::body::Bytes| {
+        let orders = orders.clone();
+        let token = token.clone();
+        worker::send::SendFuture::new(async move {
+            if !authorized(&headers, token.as_deref()) {
+                return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
+            }
+            let Ok(id) = OrderId::parse(&id) else { return bad(format!("invalid order id {id:?}")) };
+            let stub = match orders.stub(&id) {
+                Ok(stub) => stub,
+                Err(e) => return unavailable(e.to_string()),
+            };
+            let mut init = worker::RequestInit::new();
+            init.with_method(worker::Method::Post).with_body(Some(worker::js_sys::Uint8Array::from(body.as_ref()).into()));
+            let forwarded = worker::Request::new_with_init("https://order/status", &init);
+            match forwarded {
+                Ok(request) => match stub.fetch_with_request(request).await {
+                    Ok(response) => axum::http::Response::from(response),
+                    Err(e) => unavailable(e.to_string()),
+                },
+                Err(e) => unavailable(e.to_string()),
+            }
+        })
+    };
+    Ok(axum::Router::new()
+        .route("/api/stock/{sku}/live", get(stock_live))
+        .route("/api/orders/{id}/live", get(order_live))
+        .route("/_admin/orders/{id}/status", post(order_status)))
+}
+
+fn wants_upgrade(headers: &axum::http::HeaderMap) -> bool {
+    headers.get("upgrade").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// The bearer token check of the admin routes, for the routes defined here.
+fn authorized(headers: &axum::http::HeaderMap, token: Option<&str>) -> bool {
+    let Some(token) = token.filter(|t| !t.is_empty()) else { return false };
+    let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    given.is_some_and(|given| {
+        given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    })
 }

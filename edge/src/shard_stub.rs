@@ -9,18 +9,30 @@ use worker::send::SendFuture;
 use worker::{js_sys::Uint8Array, Method, ObjectNamespace, Request, RequestInit};
 
 pub struct DurableShards {
-    namespace: ObjectNamespace,
+    /// `None` only when the worker was deployed without the binding: every call then fails.
+    namespace: Option<ObjectNamespace>,
 }
 
 impl DurableShards {
     pub fn new(namespace: ObjectNamespace) -> Self {
-        Self { namespace }
+        Self { namespace: Some(namespace) }
+    }
+
+    pub fn unbound() -> Self {
+        Self { namespace: None }
+    }
+
+    /// The stub of the object that owns `shard`.
+    pub fn stub(&self, shard: SkuShard) -> Result<worker::Stub, StoreError> {
+        let name = shard.object_name();
+        let namespace = self.namespace.as_ref().ok_or_else(|| StoreError::Unavailable("no STOCK binding".into()))?;
+        namespace.get_by_name(&name).map_err(|e| StoreError::Unavailable(format!("{name}: {e}")))
     }
 
     async fn call_inner(&self, shard: SkuShard, body: Vec<u8>) -> Result<ShardReply, StoreError> {
         let name = shard.object_name();
         let unavailable = |e: worker::Error| StoreError::Unavailable(format!("{name}: {e}"));
-        let stub = self.namespace.get_by_name(&name).map_err(unavailable)?;
+        let stub = self.stub(shard)?;
         let mut init = RequestInit::new();
         init.with_method(Method::Post)
             .with_body(Some(Uint8Array::from(body.as_slice()).into()));

@@ -1,13 +1,17 @@
 //! One module per page.
 
 mod browse;
+mod cart;
 mod listing;
 mod not_found;
+mod order;
 mod product;
 pub mod seo;
 
 pub use browse::{CategoryNav, CategoryPage, HomePage, SearchPage};
+pub use cart::CartPage;
 pub use not_found::NotFound;
+pub use order::OrderPage;
 pub use product::ProductPage;
 
 /// Marks the page being rendered as not cacheable: it shows a degraded view (a store was
@@ -19,6 +23,17 @@ pub(crate) fn degraded() {
         response.insert_header(
             axum::http::header::CACHE_CONTROL,
             axum::http::HeaderValue::from_static("no-store"),
+        );
+    }
+}
+
+/// Marks the page being rendered as private to its visitor: never stored by a shared cache.
+pub(crate) fn private() {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        response.insert_header(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("private, no-store"),
         );
     }
 }

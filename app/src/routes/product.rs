@@ -6,8 +6,8 @@ use leptos_meta::{Meta, Title};
 use leptos_router::hooks::{use_params_map, use_query_map};
 use std::collections::BTreeMap;
 
-/// How often the browser refreshes the stock line.
-const STOCK_REFRESH_MS: u64 = 5_000;
+/// How often the browser re-reads the stock line besides the live updates (a safety net).
+const STOCK_POLL_MS: u64 = 30_000;
 /// At or below this many units the page says "only N left".
 const LOW_STOCK_UNITS: u32 = 5;
 
@@ -72,7 +72,7 @@ fn ProductView(detail: ProductWithStock) -> impl IntoView {
                 .unwrap_or_else(|| units[0].clone())
         })
     };
-    poll_stock(selected, levels);
+    live_stock(selected, levels);
 
     let level = move || levels.with(|l| l.get(&selected.get()).copied().flatten());
     let in_cart = move || cart.units_of(&selected.get());
@@ -146,8 +146,24 @@ fn stock_text(available: Option<u32>) -> String {
     }
 }
 
-/// Keeps the selected unit's level fresh in the browser: re-reads it every few seconds.
-fn poll_stock(selected: Memo<String>, levels: RwSignal<BTreeMap<String, Option<u32>>>) {
+/// Keeps the selected unit's level live in the browser: the SKU's stock shard pushes every
+/// change over a WebSocket (see [`crate::live`]); a slow poll covers a socket that cannot connect.
+fn live_stock(selected: Memo<String>, levels: RwSignal<BTreeMap<String, Option<u32>>>) {
+    #[derive(serde::Deserialize)]
+    struct LiveLevel {
+        sku: String,
+        available: u32,
+    }
+    Effect::new(move |_| {
+        let sku = selected.get();
+        crate::live::watch(format!("/api/stock/{sku}/live"), move |text| {
+            if let Ok(live) = serde_json::from_str::<LiveLevel>(&text) {
+                levels.update(|l| {
+                    l.insert(live.sku, Some(live.available));
+                });
+            }
+        });
+    });
     Effect::new(move |_| {
         let interval = set_interval_with_handle(
             move || {
@@ -161,7 +177,7 @@ fn poll_stock(selected: Memo<String>, levels: RwSignal<BTreeMap<String, Option<u
                     }
                 });
             },
-            std::time::Duration::from_millis(STOCK_REFRESH_MS),
+            std::time::Duration::from_millis(STOCK_POLL_MS),
         );
         if let Ok(handle) = interval {
             on_cleanup(move || handle.clear());

@@ -224,17 +224,15 @@ pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
 
 /// The order id a checkout runs under: derived from the `Idempotency-Key` (a retry finds the
 /// same order), or random when the client sent none.
-fn checkout_order_id(headers: &HeaderMap) -> Result<OrderId, ApiError> {
-    let Some(key) = headers.get("idempotency-key") else {
+fn checkout_order_id(key: Option<&str>) -> Result<OrderId, ApiError> {
+    let Some(key) = key else {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes)
             .map_err(|e| ApiError::Store(StoreError::Unavailable(format!("no randomness: {e}"))))?;
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         return Ok(OrderId::parse(&format!("r{hex}")).expect("hex is a valid order id"));
     };
-    let key = key
-        .to_str()
-        .ok()
+    let key = Some(key)
         .filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_LEN_MAX)
         .ok_or_else(|| {
             ApiError::BadRequest(format!(
@@ -318,21 +316,23 @@ pub fn checkout_response(outcome: CheckoutOutcome) -> Result<Response, ApiError>
     }
 }
 
-/// `POST /api/checkout`: prices the lines from the catalog and runs the checkout.
-async fn checkout(
-    State(shop): State<Shop>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let request: CheckoutRequest = parse_json(body)?;
+/// Validates, prices and runs a checkout: the one path behind `POST /api/checkout` and the
+/// storefront's checkout form. `key` is the client's `Idempotency-Key`, if it sent one.
+pub async fn place(shop: &Shop, key: Option<&str>, request: CheckoutRequest) -> Result<CheckoutOutcome, ApiError> {
     request.validate().map_err(ApiError::BadRequest)?;
-    let order_id = checkout_order_id(&headers)?;
+    let order_id = checkout_order_id(key)?;
     let (lines, total) = price(shop.catalog.as_ref(), &request.lines).await?;
-    let outcome = shop
-        .orders
-        .checkout(order_id, request, lines, total)
-        .await?;
-    checkout_response(outcome)
+    Ok(shop.orders.checkout(order_id, request, lines, total).await?)
+}
+
+/// `POST /api/checkout`: prices the lines from the catalog and runs the checkout.
+async fn checkout(State(shop): State<Shop>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let request: CheckoutRequest = parse_json(body)?;
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?),
+    };
+    checkout_response(place(&shop, key, request).await?)
 }
 
 async fn get_order(State(shop): State<Shop>, Path(id): Path<String>) -> Result<Response, ApiError> {

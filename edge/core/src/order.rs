@@ -106,6 +106,48 @@ impl OrderStatus {
     pub fn parse(raw: &str) -> Option<Self> {
         ALL_STATUSES.into_iter().find(|s| s.as_str() == raw)
     }
+
+    /// The order state machine: placed -> paid -> packed -> shipped -> delivered; cancel before
+    /// shipping; refund after a cancel of a paid order or a return received; return requested ->
+    /// received -> restocked or written off.
+    pub fn can_move_to(self, next: OrderStatus) -> bool {
+        use OrderStatus::*;
+        matches!(
+            (self, next),
+            (Placed, Paid)
+                | (Paid, Packed)
+                | (Packed, Shipped)
+                | (Shipped, Delivered)
+                | (Placed | Paid | Packed, Cancelled)
+                | (Cancelled, Refunded)
+                | (Delivered, ReturnRequested)
+                | (ReturnRequested, ReturnReceived)
+                | (ReturnReceived, Restocked | WrittenOff)
+                | (Restocked | WrittenOff, Refunded)
+        )
+    }
+
+    /// Whether the order's units go back to stock on entering this status.
+    pub fn returns_stock(self) -> bool {
+        matches!(self, OrderStatus::Cancelled | OrderStatus::Restocked)
+    }
+
+    /// What the shopper's order page says.
+    pub fn label(self) -> &'static str {
+        match self {
+            OrderStatus::Placed => "Placed",
+            OrderStatus::Paid => "Paid",
+            OrderStatus::Packed => "Packed",
+            OrderStatus::Shipped => "Shipped",
+            OrderStatus::Delivered => "Delivered",
+            OrderStatus::Cancelled => "Cancelled",
+            OrderStatus::Refunded => "Refunded",
+            OrderStatus::ReturnRequested => "Return requested",
+            OrderStatus::ReturnReceived => "Return received",
+            OrderStatus::Restocked => "Returned",
+            OrderStatus::WrittenOff => "Returned",
+        }
+    }
 }
 
 pub const ALL_STATUSES: [OrderStatus; 11] = [
@@ -224,6 +266,10 @@ mod tests {
         assert_eq!(total(&[]), None);
         for status in ALL_STATUSES {
             assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
+            assert!(!status.can_move_to(status), "{status:?} -> itself");
         }
+        assert!(OrderStatus::Paid.can_move_to(OrderStatus::Cancelled));
+        assert!(!OrderStatus::Shipped.can_move_to(OrderStatus::Cancelled), "no cancel after shipping");
+        assert!(!OrderStatus::Delivered.can_move_to(OrderStatus::Paid));
     }
 }

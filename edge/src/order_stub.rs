@@ -1,0 +1,56 @@
+//! Reaching an order: one `OrderObject` per order id, spoken to in CBOR over its `fetch`.
+
+use crate::order_object::CheckoutCall;
+use edge_core::checkout::{CheckoutError, CheckoutOutcome, OrderDesk};
+use edge_core::codec::{from_cbor, to_cbor};
+use edge_core::order::{CheckoutRequest, Order, OrderLine};
+use edge_core::stock::OrderId;
+use edge_core::store::BoxFuture;
+use edge_core::{Money, StoreError};
+use worker::send::SendFuture;
+use worker::{js_sys::Uint8Array, Method, ObjectNamespace, Request, RequestInit, Stub};
+
+pub struct DurableOrders {
+    namespace: ObjectNamespace,
+}
+
+impl DurableOrders {
+    pub fn new(namespace: ObjectNamespace) -> Self {
+        Self { namespace }
+    }
+
+    pub fn stub(&self, order: &OrderId) -> Result<Stub, StoreError> {
+        self.namespace.get_by_name(order.as_str()).map_err(|e| StoreError::Unavailable(format!("order {order}: {e}")))
+    }
+
+    async fn call<T: serde::de::DeserializeOwned>(&self, order: &OrderId, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<T, StoreError> {
+        let unavailable = |e: worker::Error| StoreError::Unavailable(format!("order {order}: {e}"));
+        let mut init = RequestInit::new();
+        init.with_method(method);
+        if let Some(body) = body {
+            init.with_body(Some(Uint8Array::from(body.as_slice()).into()));
+        }
+        let request = Request::new_with_init(&format!("https://order{path}"), &init).map_err(unavailable)?;
+        let mut response = self.stub(order)?.fetch_with_request(request).await.map_err(unavailable)?;
+        let bytes = response.bytes().await.map_err(unavailable)?;
+        if response.status_code() != 200 {
+            let detail = String::from_utf8_lossy(&bytes);
+            return Err(StoreError::Unavailable(format!("order {order} answered {}: {detail}", response.status_code())));
+        }
+        from_cbor(&bytes).map_err(|e| StoreError::Protocol(format!("order {order}: {e}")))
+    }
+}
+
+impl OrderDesk for DurableOrders {
+    fn checkout(&self, order_id: OrderId, request: CheckoutRequest, lines: Vec<OrderLine>, total: Money) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
+        Box::pin(SendFuture::new(async move {
+            let body = to_cbor(&CheckoutCall { order_id: order_id.clone(), request, lines, total });
+            let result: Result<CheckoutOutcome, CheckoutError> = self.call(&order_id, Method::Post, "/checkout", Some(body)).await?;
+            result
+        }))
+    }
+
+    fn order<'a>(&'a self, order_id: &'a OrderId) -> BoxFuture<'a, Result<Option<Order>, StoreError>> {
+        Box::pin(SendFuture::new(self.call(order_id, Method::Get, "/order", None)))
+    }
+}
