@@ -1,14 +1,37 @@
-//! The origin: the server behind the edge (health now; orders, admin and analytics to come) and
-//! the merchant's publish command.
+//! The origin: the server behind the edge (stock coordinator, orders system of record, and a
+//! self-hosted storefront API) and the merchant's publish command.
 //!
 //! # Layout
-//! - [`server`]: the axum router of the origin server.
+//! - [`server`]: [`server::Origin`], which opens the data dir and composes every route; the
+//!   startup steps and errors of `origin serve`.
+//! - [`coordinator`]: the 16 stock shards, each a single writer in its own SQLite file
+//!   ([`coordinator::SqliteShard`]), in process ([`coordinator::OriginStock`]), with the hold
+//!   expiry timer and the CBOR wire route `POST /coordinator/shards/{n}` for remote edges.
+//! - [`orders`]: the orders system of record in `orders.sqlite` ([`orders::OrderBook`]): the
+//!   orders and their status history, the origin's checkout log, and the `/internal/orders`
+//!   intake for edges' outboxes.
+//! - [`desk`]: the origin's own checkouts: run in process, delivered to the order book at once,
+//!   and finished by a recovery loop after a crash.
+//! - [`db`]: opening SQLite files durably (WAL, `synchronous=FULL`), one transaction per call,
+//!   and [`db::Serial`], which drives a connection from async code on blocking threads.
+//! - [`http`]: the JSON error shape and bearer-token check of the origin's own routes.
 //! - [`publish`]: validates a catalog file and publishes it as a versioned snapshot to the catalog
 //!   KV (through an edge's admin API, or [`cloudflare`]'s API), seeding stock through the edge.
 //! - [`cloudflare`]: the Cloudflare API as a catalog KV target.
 //! - [`shopify`]: importing a Shopify product export (CSV) as a catalog.
+//!
+//! # Data flow
+//! A checkout on the origin's storefront (`POST /api/checkout`) is priced from the catalog KV,
+//! holds its lines on the SQLite shards, is charged, sold, recorded in the checkout log, and
+//! written to the orders table, each step fsynced before the next. An edge reaches the same
+//! shards over `/coordinator/shards/{n}` and sends its placed orders to `/internal/orders`.
 
 pub mod cloudflare;
+pub mod coordinator;
+pub mod db;
+pub mod desk;
+pub mod http;
+pub mod orders;
 pub mod publish;
 pub mod server;
 pub mod shopify;

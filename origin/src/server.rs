@@ -1,14 +1,176 @@
-//! The origin's HTTP routes.
+//! The origin server: the SQLite stock coordinator, the orders system of record, and the
+//! storefront API of a self-hosted shop, as one axum router.
+//!
+//! # Routes
+//! - `/healthz`: liveness.
+//! - `/api/...`: the storefront JSON API ([`edge_core::api::router`]) over the catalog in an
+//!   in-process KV and the SQLite coordinator; checkouts run in process ([`OriginDesk`]).
+//! - `/_admin/...`: the edge admin API ([`edge_core::api::admin_router`]): stock levels and the
+//!   raw catalog KV.
+//! - `/coordinator/shards/{n}`: the shard wire protocol for remote edges ([`coordinator`]).
+//! - `/internal/orders...`: the orders intake for edges' outboxes ([`crate::orders`]).
+//!
+//! The last three need `Authorization: Bearer <token>`; an origin started without a token
+//! answers 404 on them.
+//!
+//! # Startup
+//! [`Origin::open`] creates the data dir, opens `shard-00.sqlite` … `shard-15.sqlite` and
+//! `orders.sqlite` in it, and, given a catalog, publishes it into the KV and seeds its stock
+//! *without* overwriting live levels, so a restart keeps what was sold.
+//! [`Origin::spawn_background`] starts the hold-expiry timer and the checkout recovery loop.
 
+use crate::coordinator::{self, OriginShards, OriginStock};
+use crate::db::OpenError;
+use crate::desk::{OriginDesk, SystemClock};
+use crate::orders::{self, OrderBook};
+use crate::publish::{load_catalog, PublishError};
 use axum::routing::get;
 use axum::{Json, Router};
+use edge_core::api::{admin_router, router as api_router};
+use edge_core::checkout::{LocalDesk, TestGateway};
+use edge_core::levels::LevelCache;
+use edge_core::memory::MemoryKv;
+use edge_core::snapshot::{CatalogCache, Clock, SnapshotCatalog};
+use edge_core::store::{SeedReport, StockCoordinator, StoreError};
+use edge_core::Shop;
 use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
 
+/// The health route alone (also part of [`Origin::router`]).
 pub fn router() -> Router {
     Router::new().route(
         "/healthz",
         get(|| async { Json(json!({ "status": "ok", "service": "origin" })) }),
     )
+}
+
+/// What `origin serve` was told.
+#[derive(Clone, Debug)]
+pub struct OriginConfig {
+    pub data_dir: PathBuf,
+    /// A catalog file (JSON, or a Shopify CSV) to publish and seed stock from at startup.
+    pub catalog: Option<PathBuf>,
+    /// Guards `/coordinator`, `/internal` and `/_admin`; `None` disables them.
+    pub token: Option<String>,
+}
+
+/// Why the origin could not start. Each says what to fix; none is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data dir {}: {source} (is it writable?)", path.display())]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("cannot load the catalog {}: {source}", path.display())]
+    Catalog { path: PathBuf, source: PublishError },
+    #[error("cannot seed stock from the catalog: {0}")]
+    Seed(StoreError),
+}
+
+/// A running origin's parts. The router and the background tasks share them.
+pub struct Origin {
+    pub shards: OriginShards,
+    pub stock: Arc<OriginStock>,
+    pub book: OrderBook,
+    pub desk: Arc<OriginDesk>,
+    pub kv: Arc<MemoryKv>,
+    /// Stock written by the catalog seed at startup (`kept` counts SKUs with live stock).
+    pub seeded: SeedReport,
+    cache: Arc<CatalogCache>,
+    levels: Arc<LevelCache>,
+    clock: Arc<dyn Clock>,
+    token: Option<String>,
+}
+
+impl Origin {
+    /// Opens the data dir's databases and publishes the catalog, if any.
+    pub async fn open(config: OriginConfig) -> Result<Self, StartError> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let shards = OriginShards::open(&config.data_dir, clock.clone())?;
+        let book = OrderBook::open(&config.data_dir, clock.clone())?;
+        let stock = Arc::new(OriginStock::new(shards.clone()));
+        let local = LocalDesk {
+            stock: stock.clone(),
+            payments: Arc::new(TestGateway::default()),
+            log: Arc::new(book.clone()),
+            clock: clock.clone(),
+        };
+        let desk = Arc::new(OriginDesk::new(local, book.clone()));
+        let kv = Arc::new(MemoryKv::default());
+        let mut seeded = SeedReport::default();
+        if let Some(path) = &config.catalog {
+            let catalog = load_catalog(path).map_err(|source| StartError::Catalog {
+                path: path.clone(),
+                source,
+            })?;
+            kv.publish_snapshot(&catalog.products, clock.now_ms());
+            // `overwrite = false`: SKUs that already have stock (a restart) keep their levels.
+            seeded = stock
+                .seed(catalog.levels.clone(), false)
+                .await
+                .map_err(StartError::Seed)?;
+        }
+        Ok(Self {
+            shards,
+            stock,
+            book,
+            desk,
+            kv,
+            seeded,
+            cache: Arc::new(CatalogCache::default()),
+            levels: Arc::new(LevelCache::default()),
+            clock,
+            token: config.token.filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// A shop for one request: its catalog reader pins one snapshot version, as on the edge.
+    fn shop(&self) -> Shop {
+        Shop {
+            catalog: Arc::new(SnapshotCatalog::new(
+                self.kv.clone(),
+                self.cache.clone(),
+                self.clock.clone(),
+            )),
+            stock: self.stock.clone(),
+            orders: self.desk.clone(),
+            levels: self.levels.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// Every route of the origin.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let origin = self.clone();
+        // The edge routers take a `Shop`, whose catalog reader is per request: build them per
+        // request, behind the routes that are the same for every request.
+        let storefront = tower::service_fn(move |request: axum::extract::Request| {
+            let shop = origin.shop();
+            let app = api_router(shop.clone()).merge(admin_router(
+                shop,
+                origin.kv.clone(),
+                origin.token.clone(),
+            ));
+            tower::ServiceExt::oneshot(app, request)
+        });
+        router()
+            .merge(coordinator::routes(self.shards.clone(), self.token.clone()))
+            .merge(orders::routes(self.book.clone(), self.token.clone()))
+            .fallback_service(storefront)
+    }
+
+    /// Starts the hold-expiry timer and the checkout recovery loop (which runs once now).
+    pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        vec![self.shards.spawn_expiry(), self.desk.spawn_recovery()]
+    }
 }
 
 #[cfg(test)]
