@@ -149,7 +149,7 @@ impl OrderBook {
     }
 
     /// The stored order, or `None`.
-    pub async fn get(&self, id: &OrderId) -> Result<Option<Order>, OrdersError> {
+    pub async fn order(&self, id: &OrderId) -> Result<Option<Order>, OrdersError> {
         let id = id.clone();
         let body: Option<String> = self
             .conn
@@ -459,7 +459,7 @@ async fn get_order(
 ) -> Result<Response, RouteError> {
     authorize(&headers, &intake.token)?;
     let id = OrderId::parse(&id).map_err(|e| RouteError::BadRequest(format!("order id: {e}")))?;
-    match intake.book.get(&id).await? {
+    match intake.book.order(&id).await? {
         Some(order) => Ok(([(header::CACHE_CONTROL, "no-store")], Json(order)).into_response()),
         None => Err(RouteError::NotFound(format!("no order {id}"))),
     }
