@@ -402,7 +402,16 @@ impl Checkout<'_> {
 
 /// Checkouts and orders as a storefront request sees them. The host decides where they run:
 /// in process ([`LocalDesk`]: the origin, the native test host) or in the order's Durable
-/// Object on Cloudflare (one single-threaded owner per order, so retries of one key serialize).
+/// Object on Cloudflare.
+///
+/// The host must let runs of one order id take turns: a checkout, the recovery timer's
+/// [`Checkout::resume`] and the outbox's [`Checkout::deliver`]. The saga is safe against any
+/// number of retries, but not against two runs at once: a run that read the record earlier
+/// writes it back stale, reopening or replacing a placed order, changing an outcome a client
+/// was already answered, or dropping the `charging` marker, so a charge goes unrefunded
+/// (`tests/simulation.rs`, `Mutant::Unserialized`). A single-threaded owner is not enough
+/// by itself: a Durable Object interleaves requests at every outgoing fetch. [`LocalDesk`]
+/// does not take turns itself; the origin wraps it in per-order locks.
 pub trait OrderDesk: Send + Sync {
     /// Runs, continues or answers the checkout of `order_id` (see [`Checkout::run`]).
     fn checkout(

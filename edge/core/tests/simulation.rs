@@ -8,7 +8,12 @@
 //! which future, so every seed interleaves differently), start an order, let a client retry an
 //! order id, crash a checkout (drop its future: the host died, its record stays in the log),
 //! let the host's recovery timer `resume` an open record, run the outbox (`deliver`), move the
-//! clock (a little, or past `CHECKOUT_HOLD_TTL_MS`), fire a shard's `Expire` alarm, or restock.
+//! clock (a little, or past `CHECKOUT_HOLD_TTL_MS`), fire a shard's `Expire` alarm, restock, or
+//! correct a SKU's count (`Seed` with `overwrite`, while orders hold and sell it).
+//! Checkouts of different orders interleave freely. Runs of one order id take turns, as the
+//! saga's contract asks of hosts (see `OrderDesk`): a retry or the timer starts only when no
+//! other future of that order is live, which includes right after a crash dropped one, while
+//! the crashed run's messages may still be on the wire. `Mutant::Unserialized` shows why.
 //!
 //! # Faults
 //! Per seed, fault rates are drawn at random ("swarm testing": some seeds are calm, some are
@@ -24,7 +29,7 @@
 //! # What is checked
 //! After every step and every message a shard applies: each shard's `MemoryShardStorage::check`
 //! (the stock invariant, counters equal to the hold records) and that no SKU's `received`
-//! changed except by restock. On every log write: an outcome, once recorded, never changes; a
+//! changed except by restock or correction. On every log write: an outcome, once recorded, never changes; a
 //! charge marker and a delivery mark are never taken back. On every answer a client gets: the
 //! same order id never answers two different outcomes. At the end, with faults off, every open
 //! record is resumed, every placed order delivered, late messages are delivered, and then: sold
@@ -32,14 +37,19 @@
 //! left, every placed order reached the sink exactly once by id and as the log has it, every
 //! charge without a placed order is refunded and no placed order's charge is.
 //!
+//! # The checks can fail
+//! `the_checks_catch_broken_components` runs mutants (a shard that applies a duplicated
+//! reserve again, a gateway that ignores refunds, a log that drops acknowledged writes, a host
+//! that overlaps runs of one order) and asserts the simulation reports each.
+//!
 //! # Replaying
 //! `SIM_SEED=S cargo test -p edge-core --test simulation` replays one seed; `SIM_SEEDS=N` runs
 //! seeds `0..N` (default [`SEEDS_DEFAULT`]). A failure prints its seed, this command and the
-//! last steps of the trace.
+//! last steps of the trace (`SIM_TRACE=N` keeps the last N lines instead).
 
 use edge_core::checkout::{
-    Checkout, CheckoutError, CheckoutLog, CheckoutOutcome, CheckoutRecord, OrderSink,
-    PaymentError, PaymentGateway, TestGateway, CHECKOUT_HOLD_TTL_MS,
+    Checkout, CheckoutError, CheckoutLog, CheckoutOutcome, CheckoutRecord, OrderSink, PaymentError,
+    PaymentGateway, TestGateway, CHECKOUT_HOLD_TTL_MS,
 };
 use edge_core::order::{total, CheckoutRequest, Order, OrderLine};
 use edge_core::snapshot::Clock;
@@ -61,7 +71,7 @@ use std::time::Instant;
 const SEEDS_DEFAULT: u64 = 2_000;
 /// Steps with faults on, per seed.
 const STEPS_MAX: u32 = 400;
-/// Orders one seed creates at most; small, so ids get retried, resumed and raced.
+/// Orders one seed creates at most; small, so ids get retried and resumed many times.
 const ORDERS_MAX: usize = 16;
 /// Live checkout, resume and delivery futures at most.
 const TASKS_MAX: usize = 24;
@@ -199,6 +209,11 @@ enum Mutant {
     RefundIgnored,
     /// The log acknowledges some writes it never stored (not durable).
     LogForgets,
+    /// The host does not serialize runs of one order id: a second submit or the recovery timer
+    /// runs while the first run is still going. The saga's contract forbids it (see
+    /// `OrderDesk`): a stale run overwrites the outcome another run answered, or refunds before
+    /// the other run's charge lands.
+    Unserialized,
 }
 
 /// What a run exercised, summed over seeds to show the faults really happen.
@@ -214,7 +229,6 @@ struct Stats {
     hold_expired: u64,
     transient_errors: u64,
     client_retries: u64,
-    overlapping_runs: u64,
     crashes: u64,
     resumes: u64,
     deliveries: u64,
@@ -229,6 +243,7 @@ struct Stats {
     clock_jumps: u64,
     holds_expired_by_alarm: u64,
     restocks: u64,
+    corrections: u64,
 }
 
 impl Stats {
@@ -244,7 +259,6 @@ impl Stats {
             hold_expired,
             transient_errors,
             client_retries,
-            overlapping_runs,
             crashes,
             resumes,
             deliveries,
@@ -259,6 +273,7 @@ impl Stats {
             clock_jumps,
             holds_expired_by_alarm,
             restocks,
+            corrections,
         } = self;
         *seeds += o.seeds;
         *orders += o.orders;
@@ -270,7 +285,6 @@ impl Stats {
         *hold_expired += o.hold_expired;
         *transient_errors += o.transient_errors;
         *client_retries += o.client_retries;
-        *overlapping_runs += o.overlapping_runs;
         *crashes += o.crashes;
         *resumes += o.resumes;
         *deliveries += o.deliveries;
@@ -285,6 +299,7 @@ impl Stats {
         *clock_jumps += o.clock_jumps;
         *holds_expired_by_alarm += o.holds_expired_by_alarm;
         *restocks += o.restocks;
+        *corrections += o.corrections;
     }
 
     /// Every counter, named, for the coverage assertion and the report.
@@ -300,7 +315,6 @@ impl Stats {
             ("hold_expired", self.hold_expired),
             ("transient_errors", self.transient_errors),
             ("client_retries", self.client_retries),
-            ("overlapping_runs", self.overlapping_runs),
             ("crashes", self.crashes),
             ("resumes", self.resumes),
             ("deliveries", self.deliveries),
@@ -315,6 +329,7 @@ impl Stats {
             ("clock_jumps", self.clock_jumps),
             ("holds_expired_by_alarm", self.holds_expired_by_alarm),
             ("restocks", self.restocks),
+            ("corrections", self.corrections),
         ]
     }
 }
@@ -329,17 +344,20 @@ struct Delayed {
     arrives_at_step: u32,
 }
 
+/// The simulated shop: shards, the wire, the log, the sink, the clock and the one PRNG that
+/// decides everything, so a seed replays exactly.
 struct World {
     rng: Rng,
     step: u32,
     now_ms: u64,
     faults: Faults,
     mutant: Mutant,
-    /// Whether a client (or the recovery timer) may run an order id while another run of it is
-    /// still going: a double-submitted form, or a timer that fires during a slow checkout.
+    /// Whether a future of an order id (a run, resume or delivery) may start while another
+    /// one of it is live. Hosts must make them take turns (see `OrderDesk`), so a second
+    /// submit or the recovery timer waits; only `Mutant::Unserialized` overlaps them.
     overlap: bool,
     shards: BTreeMap<SkuShard, MemoryShardStorage>,
-    /// What each SKU's `received` must be: its seed plus every restock.
+    /// What each SKU's `received` must be: its seed, restocks and corrections.
     received: BTreeMap<Sku, u64>,
     in_flight: Vec<Delayed>,
     /// The checkout log's durable contents.
@@ -349,6 +367,8 @@ struct World {
     /// The first broken invariant; the driver stops at the end of the step.
     violation: Option<String>,
     trace: VecDeque<String>,
+    /// Trace lines kept: [`TRACE_LEN`], or `SIM_TRACE` when replaying a seed.
+    trace_len: usize,
     stats: Stats,
 }
 
@@ -360,7 +380,7 @@ impl World {
             // The mutant only shows on duplicated reserves.
             faults.net_duplicate = faults.net_duplicate.max(200);
         }
-        let overlap = rng.chance(500);
+        let overlap = mutant == Mutant::Unserialized;
         World {
             rng,
             step: 0,
@@ -374,7 +394,8 @@ impl World {
             records: BTreeMap::new(),
             sink: BTreeMap::new(),
             violation: None,
-            trace: VecDeque::with_capacity(TRACE_LEN + 1),
+            trace: VecDeque::new(),
+            trace_len: env_u64("SIM_TRACE").map_or(TRACE_LEN, |n| n as usize),
             stats: Stats {
                 seeds: 1,
                 ..Stats::default()
@@ -383,7 +404,7 @@ impl World {
     }
 
     fn note(&mut self, event: impl FnOnce() -> String) {
-        if self.trace.len() == TRACE_LEN {
+        if self.trace.len() >= self.trace_len {
             self.trace.pop_front();
         }
         let line = format!("step {:>3} t={:>9}: {}", self.step, self.now_ms, event());
@@ -410,7 +431,11 @@ impl World {
 
     /// One message reaches one shard: the shard applies it at the simulated time. The
     /// shard's invariants are checked right after, before anything else can look.
-    fn deliver(&mut self, shard: SkuShard, request: ShardRequest) -> Result<ShardReply, StoreError> {
+    fn deliver(
+        &mut self,
+        shard: SkuShard,
+        request: ShardRequest,
+    ) -> Result<ShardReply, StoreError> {
         let now_ms = self.now_ms;
         let what = describe(&request);
         let storage = self.shards.entry(shard).or_default();
@@ -459,7 +484,13 @@ impl World {
         let mut edge = f.net_lose_request;
         if roll < edge {
             self.stats.net_lost += 1;
-            self.note(|| format!("net: lost {} to shard {}", describe(&request), shard.index()));
+            self.note(|| {
+                format!(
+                    "net: lost {} to shard {}",
+                    describe(&request),
+                    shard.index()
+                )
+            });
             return Err(StoreError::Unavailable("request lost".into()));
         }
         edge += f.net_hold_back;
@@ -512,7 +543,11 @@ impl World {
     fn deliver_due(&mut self) {
         let step = self.step;
         for _ in 0..IN_FLIGHT_MAX {
-            let Some(i) = self.in_flight.iter().position(|m| m.arrives_at_step <= step) else {
+            let Some(i) = self
+                .in_flight
+                .iter()
+                .position(|m| m.arrives_at_step <= step)
+            else {
                 break;
             };
             let late = self.in_flight.swap_remove(i);
@@ -571,7 +606,10 @@ impl World {
 fn describe(request: &ShardRequest) -> String {
     match request {
         ShardRequest::Reserve { order, lines, .. } => {
-            let lines: Vec<String> = lines.iter().map(|l| format!("{}x{}", l.sku, l.qty)).collect();
+            let lines: Vec<String> = lines
+                .iter()
+                .map(|l| format!("{}x{}", l.sku, l.qty))
+                .collect();
             format!("Reserve {order} [{}]", lines.join(" "))
         }
         ShardRequest::Commit { order } => format!("Commit {order}"),
@@ -823,7 +861,10 @@ impl OrderSink for SimSink<'_> {
                 1
             };
             for _ in 0..copies {
-                w.sink.entry(order.id.clone()).or_default().push(order.clone());
+                w.sink
+                    .entry(order.id.clone())
+                    .or_default()
+                    .push(order.clone());
             }
             if w.fault(|f| f.sink_fail_after) {
                 w.stats.sink_faults += 1;
@@ -962,6 +1003,7 @@ enum Action {
     ClockJump,
     Expire,
     Restock,
+    Correct,
 }
 
 /// Runs one seed: the clients, the host's timers and the executor.
@@ -1017,6 +1059,7 @@ impl<'a> Driver<'a> {
             (Action::ClockJump, f.clock_jump_weight),
             (Action::Expire, 3),
             (Action::Restock, 1),
+            (Action::Correct, 1),
         ];
         let sum: u32 = weights.iter().map(|(_, w)| w).sum();
         let mut roll = w.rng.below(u64::from(sum)) as u32;
@@ -1050,7 +1093,9 @@ impl<'a> Driver<'a> {
             }
             Action::ClockJump => {
                 let mut w = self.world();
-                let ms = w.rng.between(CHECKOUT_HOLD_TTL_MS / 4, CHECKOUT_HOLD_TTL_MS * 3 / 2);
+                let ms = w
+                    .rng
+                    .between(CHECKOUT_HOLD_TTL_MS / 4, CHECKOUT_HOLD_TTL_MS * 3 / 2);
                 w.now_ms += ms;
                 w.stats.clock_jumps += 1;
                 w.note(|| format!("clock: jumped {ms} ms"));
@@ -1073,8 +1118,31 @@ impl<'a> Driver<'a> {
                 };
                 let _ = w.deliver(SkuShard::of(&sku), restock);
             }
+            Action::Correct => self.correct(),
         }
         self.world().check_shards();
+    }
+
+    /// A stock count corrects a SKU's available units while orders hold and sell it.
+    fn correct(&mut self) {
+        let mut w = self.world();
+        let i = w.rng.index(self.skus.len());
+        let sku = self.skus[i].clone();
+        let available = w.rng.between(0, 8) as u32;
+        let shard = SkuShard::of(&sku);
+        let before = w.shards[&shard]
+            .level(&sku)
+            .expect("memory")
+            .expect("seeded");
+        // What is held or sold stays; `received` follows the counted units.
+        let received = u64::from(available) + u64::from(before.held) + u64::from(before.sold);
+        w.received.insert(sku.clone(), received);
+        w.stats.corrections += 1;
+        let correction = ShardRequest::Seed {
+            levels: vec![(sku, available)],
+            overwrite: true,
+        };
+        let _ = w.deliver(shard, correction);
     }
 
     fn new_order(&mut self) {
@@ -1146,14 +1214,10 @@ impl<'a> Driver<'a> {
         self.spawn_run(i);
     }
 
-    /// Whether another run of `id` may start now; counts the overlapping ones.
-    fn may_start(&mut self, id: &OrderId) -> bool {
-        let busy = self.tasks.iter().any(|t| &t.order == id);
-        let mut w = self.world();
-        if busy && w.overlap {
-            w.stats.overlapping_runs += 1;
-        }
-        !busy || w.overlap
+    /// Whether a future for `id` may start now: it waits for the order's turn (it is skipped
+    /// this step; the client or timer comes back later), unless the host is the mutant.
+    fn may_start(&self, id: &OrderId) -> bool {
+        self.world().overlap || self.tasks.iter().all(|t| &t.order != id)
     }
 
     fn spawn_run(&mut self, i: usize) {
@@ -1170,9 +1234,9 @@ impl<'a> Driver<'a> {
             order: id.clone(),
             kind: "run",
             polls: 0,
-            future: Box::pin(async move {
-                Done::Run(checkout.run(id, request, lines, total).await)
-            }),
+            future: Box::pin(
+                async move { Done::Run(checkout.run(id, request, lines, total).await) },
+            ),
         });
     }
 
@@ -1284,7 +1348,8 @@ impl<'a> Driver<'a> {
         let mut w = self.world();
         let outcome = match done {
             Done::Run(Ok(outcome)) | Done::Resume(Ok(Some(outcome))) => outcome,
-            Done::Run(Err(CheckoutError::Store(e))) | Done::Resume(Err(CheckoutError::Store(e))) => {
+            Done::Run(Err(CheckoutError::Store(e)))
+            | Done::Resume(Err(CheckoutError::Store(e))) => {
                 w.stats.transient_errors += 1;
                 w.note(|| format!("answer: {id} failed transiently: {e}"));
                 return;
@@ -1421,7 +1486,11 @@ fn sku(raw: &str) -> Sku {
 // The end-state checks
 
 /// Every check on the settled world; the first broken one.
-fn check_settled(w: &mut World, orders: &[ClientOrder], gateway: &TestGateway) -> Result<(), String> {
+fn check_settled(
+    w: &mut World,
+    orders: &[ClientOrder],
+    gateway: &TestGateway,
+) -> Result<(), String> {
     let placed: BTreeMap<&OrderId, &Order> = w
         .records
         .values()
@@ -1505,7 +1574,9 @@ fn check_settled(w: &mut World, orders: &[ClientOrder], gateway: &TestGateway) -
     }
     for id in w.sink.keys() {
         if !placed.contains_key(id) {
-            return Err(format!("{id}: the origin received an order that was not placed"));
+            return Err(format!(
+                "{id}: the origin received an order that was not placed"
+            ));
         }
     }
 
@@ -1514,7 +1585,10 @@ fn check_settled(w: &mut World, orders: &[ClientOrder], gateway: &TestGateway) -
     for (id, charge) in &charges {
         match placed.get(id) {
             Some(order) if charge.refunded => {
-                return Err(format!("{id}: placed, but its charge {} was refunded", order.charge_id))
+                return Err(format!(
+                    "{id}: placed, but its charge {} was refunded",
+                    order.charge_id
+                ))
             }
             Some(order) if order.charge_id != charge.id || order.total != charge.amount => {
                 return Err(format!("{id}: the order and its charge disagree"))
@@ -1547,7 +1621,12 @@ fn check_settled(w: &mut World, orders: &[ClientOrder], gateway: &TestGateway) -
             match w.deliver(shard, ShardRequest::Expire) {
                 Ok(ShardReply::Expired { released: 0 }) => break,
                 Ok(ShardReply::Expired { .. }) => continue,
-                other => return Err(format!("shard {}: Expire answered {other:?}", shard.index())),
+                other => {
+                    return Err(format!(
+                        "shard {}: Expire answered {other:?}",
+                        shard.index()
+                    ))
+                }
             }
         }
     }
@@ -1672,6 +1751,7 @@ fn the_checks_catch_broken_components() {
         (Mutant::ReserveTwice, "hold records say"),
         (Mutant::RefundIgnored, "not refunded"),
         (Mutant::LogForgets, ""),
+        (Mutant::Unserialized, ""),
     ] {
         let caught = (0..MUTANT_SEEDS_MAX).find_map(|seed| run_seed(seed, mutant).err());
         let Some(failure) = caught else {
@@ -1682,6 +1762,9 @@ fn the_checks_catch_broken_components() {
             "{mutant:?} was caught for the wrong reason:\n{}",
             failure.report()
         );
-        eprintln!("{mutant:?} caught at seed {}: {}", failure.seed, failure.message);
+        eprintln!(
+            "{mutant:?} caught at seed {}: {}",
+            failure.seed, failure.message
+        );
     }
 }
