@@ -106,6 +106,27 @@ async fn wait_ready(
     }
 }
 
+/// `wrangler.toml` without its `[build]` table, beside it (paths in it stay valid): tests run the
+/// worker that is built, and an edit to a watched source file during a run does not rebuild
+/// and restart it under the tests' feet.
+fn test_config(root: &Path) -> Result<PathBuf, String> {
+    let source = std::fs::read_to_string(root.join("wrangler.toml")).map_err(|e| format!("wrangler.toml: {e}"))?;
+    let mut kept = Vec::new();
+    let mut in_build = false;
+    for line in source.lines() {
+        let header = line.trim_start().starts_with('[');
+        if header {
+            in_build = line.trim() == "[build]";
+        }
+        if !in_build {
+            kept.push(line);
+        }
+    }
+    let path = root.join(".wrangler-test.toml");
+    std::fs::write(&path, kept.join("\n") + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
 /// The storefront worker under `wrangler dev --local`, with fresh state and a random admin token.
 pub struct WranglerDev {
     pub base_url: String,
@@ -141,6 +162,7 @@ impl WranglerDev {
                 .unwrap_or_default()
                 .as_nanos()
         );
+        let config = test_config(&root)?;
         let mut command = Command::new(wrangler);
         command
             .current_dir(&root)
@@ -160,6 +182,8 @@ impl WranglerDev {
                 "0",
                 "--show-interactive-dev-session=false",
             ])
+            .arg("--config")
+            .arg(&config)
             .arg("--persist-to")
             .arg(state_dir.join("state"))
             .args(["--var", &format!("ADMIN_TOKEN:{admin_token}")])
