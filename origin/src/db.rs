@@ -26,6 +26,12 @@ pub enum OpenError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The database's writer thread could not be started (the process is out of threads).
+    #[error("cannot start the writer of {}: {source}", path.display())]
+    Thread {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The file system refused write-ahead logging (read-only or a network mount).
     #[error("database {} cannot use WAL (journal_mode is {mode:?}); put the data dir on a local, writable disk", path.display())]
     NoWal { path: PathBuf, mode: String },
@@ -165,4 +171,229 @@ fn lock<T>(value: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     value
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Writes that may wait for a [`GroupCommit`] writer before more are refused.
+pub const GROUP_QUEUE_MAX: usize = 8_192;
+/// Writes one group commit carries at most: bounds the time one fsync keeps callers waiting.
+pub const GROUP_BATCH_MAX: usize = 256;
+
+/// Why a [`GroupCommit`] write failed. Nothing of it is stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    /// The write's own statement failed (a constraint, a corrupt value): its savepoint was
+    /// rolled back, the rest of the group committed.
+    #[error("{0}")]
+    Write(String),
+    /// The group's transaction failed (disk full, I/O error): transient, retry.
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// The queue is full or the writer has stopped: transient, retry with backoff.
+    #[error("writer unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One queued write: run inside the group's transaction, then told how the commit went.
+trait GroupWrite: Send {
+    /// Runs the write; `false` when it failed (its savepoint is then rolled back).
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Reports the result once the group's commit is known (and durable when `Ok`).
+    fn complete(self: Box<Self>, commit: Result<(), String>);
+}
+
+struct Write<F, R> {
+    write: Option<F>,
+    result: Option<Result<R, String>>,
+    reply: tokio::sync::oneshot::Sender<Result<R, GroupError>>,
+}
+
+impl<F, R> GroupWrite for Write<F, R>
+where
+    F: FnOnce(&Connection) -> rusqlite::Result<R> + Send,
+    R: Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(write) = self.write.take() else {
+            return false;
+        };
+        // A panicking write must not take the writer thread (and every later write) with it.
+        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write(conn))) {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err("the write panicked".to_owned()),
+        };
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn complete(self: Box<Self>, commit: Result<(), String>) {
+        let outcome = match (commit, self.result) {
+            (Err(e), _) => Err(GroupError::Commit(e)),
+            (Ok(()), Some(Ok(value))) => Ok(value),
+            (Ok(()), Some(Err(e))) => Err(GroupError::Write(e)),
+            (Ok(()), None) => Err(GroupError::Commit("the write was not run".into())),
+        };
+        // The caller may have stopped waiting; the write stands either way.
+        let _ = self.reply.send(outcome);
+    }
+}
+
+/// A database connection written by one thread in *group commits*: the writes waiting when
+/// the previous commit finished go into one transaction, each in its own savepoint, and share
+/// one fsync. Every write is still durable before its caller hears `Ok`, and a failed write
+/// leaves nothing behind; under load, one fsync serves many callers instead of each paying one.
+/// With a single caller it is one write, one commit, as before.
+pub struct GroupCommit {
+    queue: tokio::sync::mpsc::Sender<Box<dyn GroupWrite>>,
+}
+
+impl GroupCommit {
+    /// Starts the writer thread on `conn`. It stops when the last handle is dropped.
+    pub fn start(conn: Connection, name: &str) -> std::io::Result<Self> {
+        let (queue, jobs) = tokio::sync::mpsc::channel(GROUP_QUEUE_MAX);
+        std::thread::Builder::new()
+            .name(format!("{name}-writer"))
+            .spawn(move || write_groups(conn, jobs))?;
+        Ok(Self { queue })
+    }
+
+    /// Runs `write` in the next group; its result once the group is committed.
+    pub async fn write<R: Send + 'static>(
+        &self,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, GroupError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Box<dyn GroupWrite> = Box::new(Write {
+            write: Some(write),
+            result: None,
+            reply,
+        });
+        self.queue.try_send(job).map_err(|e| match e {
+            tokio::sync::mpsc::error::TrySendError::Full(_) => {
+                GroupError::Unavailable(format!("{GROUP_QUEUE_MAX} writes already queued"))
+            }
+            tokio::sync::mpsc::error::TrySendError::Closed(_) => {
+                GroupError::Unavailable("the writer has stopped".into())
+            }
+        })?;
+        answer
+            .await
+            .map_err(|_| GroupError::Unavailable("the writer stopped mid-write".into()))?
+    }
+}
+
+/// The writer thread: one transaction per group of queued writes, until every sender is gone.
+fn write_groups(conn: Connection, mut jobs: tokio::sync::mpsc::Receiver<Box<dyn GroupWrite>>) {
+    let mut group: Vec<Box<dyn GroupWrite>> = Vec::with_capacity(GROUP_BATCH_MAX);
+    while let Some(first) = jobs.blocking_recv() {
+        group.push(first);
+        while group.len() < GROUP_BATCH_MAX {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let commit = run_group(&conn, &mut group).map_err(|e| e.to_string());
+        if commit.is_err() && !conn.is_autocommit() {
+            // Its own failure changes nothing: the next group's `begin_immediate` retries it.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for job in group.drain(..) {
+            job.complete(commit.clone());
+        }
+    }
+}
+
+fn run_group(conn: &Connection, group: &mut [Box<dyn GroupWrite>]) -> rusqlite::Result<()> {
+    begin_immediate(conn)?;
+    for job in group.iter_mut() {
+        conn.execute_batch("SAVEPOINT write")?;
+        if !job.run(conn) {
+            conn.execute_batch("ROLLBACK TO write")?;
+        }
+        conn.execute_batch("RELEASE write")?;
+    }
+    conn.execute_batch("COMMIT")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: &str =
+        "CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, v INTEGER NOT NULL CHECK (v >= 0));";
+
+    fn rows(path: &Path) -> Vec<(i64, i64)> {
+        let conn = Connection::open(path).unwrap();
+        let mut select = conn.prepare("SELECT k, v FROM t ORDER BY k").unwrap();
+        select
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_commits_every_good_write_and_nothing_of_a_failed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.sqlite");
+        let writer =
+            Arc::new(GroupCommit::start(open_durable(&path, SCHEMA).unwrap(), "t").unwrap());
+        let writes = (0..200i64).map(|k| {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .write(move |conn| {
+                        conn.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", [k, k])?;
+                        // Every tenth write breaks a CHECK after its first statement succeeded.
+                        if k % 10 == 0 {
+                            conn.execute("UPDATE t SET v = -1 WHERE k = ?1", [k])?;
+                        }
+                        Ok(k)
+                    })
+                    .await
+            })
+        });
+        let results = futures::future::join_all(writes).await;
+        for (k, result) in results.into_iter().enumerate() {
+            let result = result.unwrap();
+            if k % 10 == 0 {
+                assert!(
+                    matches!(result, Err(GroupError::Write(_))),
+                    "{k}: {result:?}"
+                );
+            } else {
+                assert_eq!(result, Ok(k as i64));
+            }
+        }
+        let stored = rows(&path);
+        assert_eq!(
+            stored.len(),
+            180,
+            "the failed writes left nothing, not even their insert"
+        );
+        assert!(stored.iter().all(|(k, v)| k == v && k % 10 != 0));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.sqlite");
+        let writer = GroupCommit::start(open_durable(&path, SCHEMA).unwrap(), "t").unwrap();
+        let panicked = writer
+            .write(|conn| -> rusqlite::Result<()> {
+                conn.execute("INSERT INTO t (k, v) VALUES (1, 1)", [])?;
+                panic!("a bug in a write")
+            })
+            .await;
+        assert_eq!(
+            panicked,
+            Err(GroupError::Write("the write panicked".into()))
+        );
+        writer
+            .write(|conn| conn.execute("INSERT INTO t (k, v) VALUES (2, 2)", []))
+            .await
+            .unwrap();
+        assert_eq!(rows(&path), vec![(2, 2)]);
+    }
 }

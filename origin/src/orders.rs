@@ -11,10 +11,11 @@
 //! # Intake
 //! Orders arrive by [`OrderSink::deliver`] (the origin's own checkouts) or `POST
 //! /internal/orders` (an edge's outbox). Both insert or ignore by id, so a retried delivery is
-//! harmless: the first copy of an order is the record. Every write is one transaction and is
-//! fsynced before the caller hears it succeeded.
+//! harmless: the first copy of an order is the record. Every write is fsynced before the caller
+//! hears it succeeded; concurrent writes share a transaction and its fsync
+//! ([`crate::db::GroupCommit`]), each in its own savepoint.
 
-use crate::db::{self, OpenError, Serial, SerialError};
+use crate::db::{self, GroupCommit, GroupError, OpenError, Serial, SerialError};
 use crate::http::{authorize, RouteError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -93,6 +94,12 @@ impl From<SerialError> for OrdersError {
     }
 }
 
+impl From<GroupError> for OrdersError {
+    fn from(e: GroupError) -> Self {
+        OrdersError::Storage(e.to_string())
+    }
+}
+
 impl From<rusqlite::Error> for OrdersError {
     fn from(e: rusqlite::Error) -> Self {
         OrdersError::Storage(e.to_string())
@@ -114,9 +121,14 @@ pub enum Unfinished {
     Undelivered,
 }
 
-/// The orders database. Cheap to clone: clones share the one connection.
+/// The orders database. Cheap to clone: clones share its two connections.
 #[derive(Clone)]
 pub struct OrderBook {
+    /// Every write goes through one writer thread in group commits: a checkout writes here
+    /// four or five times, so under load the fsyncs of concurrent checkouts are shared.
+    writer: Arc<GroupCommit>,
+    /// Reads use their own connection (WAL: they see every committed write, and never wait
+    /// for a commit in progress).
     conn: Arc<Serial<Connection>>,
     clock: Arc<dyn edge_core::snapshot::Clock>,
 }
@@ -127,9 +139,20 @@ impl OrderBook {
         data_dir: &Path,
         clock: Arc<dyn edge_core::snapshot::Clock>,
     ) -> Result<Self, OpenError> {
-        let conn = db::open_durable(&db::orders_file(data_dir), ORDERS_SCHEMA)?;
+        let path = db::orders_file(data_dir);
+        let writer = db::open_durable(&path, ORDERS_SCHEMA)?;
+        let reader = db::open_durable(&path, ORDERS_SCHEMA)?;
+        reader
+            .pragma_update(None, "query_only", true)
+            .map_err(|source| OpenError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
+        let writer = GroupCommit::start(writer, "orders")
+            .map_err(|e| OpenError::Thread { path, source: e })?;
         Ok(Self {
-            conn: Arc::new(Serial::new(conn, ORDERS_WAITING_MAX)),
+            writer: Arc::new(writer),
+            conn: Arc::new(Serial::new(reader, ORDERS_WAITING_MAX)),
             clock,
         })
     }
@@ -137,15 +160,14 @@ impl OrderBook {
     /// Stores an order unless one with its id is already stored. `Ok(true)` when it was new.
     pub async fn store(&self, order: &Order) -> Result<bool, OrdersError> {
         validate_order(order)?;
+        let body = serde_json::to_string(order)
+            .map_err(|e| OrdersError::Invalid(format!("cannot encode the order: {e}")))?;
         let order = order.clone();
         let received_at_ms = self.clock.now_ms();
-        self.conn
-            .run(move |conn| {
-                db::begin_immediate(conn)?;
-                let result = insert_order(conn, &order, received_at_ms);
-                db::finish(conn, result, OrdersError::from)
-            })
-            .await?
+        self.writer
+            .write(move |conn| insert_order(conn, &order, &body, received_at_ms))
+            .await
+            .map_err(OrdersError::from)
     }
 
     /// The stored order, or `None`.
@@ -240,7 +262,7 @@ impl OrderBook {
             .collect()
     }
 
-    /// Runs `f` on the connection on this thread (tests: inspect the tables).
+    /// Runs `f` on the read connection on this thread (tests: inspect the tables).
     pub fn with_connection<R>(&self, f: impl FnOnce(&Connection) -> R) -> R {
         self.conn.with(|conn| f(conn))
     }
@@ -279,13 +301,13 @@ fn validate_order(order: &Order) -> Result<(), OrdersError> {
     Ok(())
 }
 
+/// Inserts the order and its history unless its id is stored; `true` when it was new.
 fn insert_order(
     conn: &Connection,
     order: &Order,
+    body: &str,
     received_at_ms: u64,
-) -> Result<bool, OrdersError> {
-    let body = serde_json::to_string(order)
-        .map_err(|e| OrdersError::Invalid(format!("cannot encode the order: {e}")))?;
+) -> rusqlite::Result<bool> {
     let inserted = conn
         .prepare_cached(
             "INSERT INTO orders (id, email, status, total_minor, currency, placed_at_ms, \
@@ -376,9 +398,8 @@ impl CheckoutLog for OrderBook {
             let delivered = record.delivered;
             let started_at_ms = record.started_at_ms;
             let bytes = to_cbor(record);
-            self.conn
-                .run(move |conn| {
-                    // One statement is its own transaction: durable (fsynced) when it returns.
+            self.writer
+                .write(move |conn| {
                     conn.prepare_cached(
                         "INSERT INTO checkout_records (order_id, phase, delivered, started_at_ms, \
                          record) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (order_id) DO UPDATE SET \
@@ -394,7 +415,6 @@ impl CheckoutLog for OrderBook {
                     ])
                 })
                 .await
-                .map_err(OrdersError::from)?
                 .map_err(OrdersError::from)?;
             Ok(())
         })

@@ -102,6 +102,7 @@ impl Origin {
             payments: Arc::new(TestGateway::default()),
             log: Arc::new(book.clone()),
             clock: clock.clone(),
+            turns: Arc::default(),
         };
         let desk = Arc::new(OriginDesk::new(local, book.clone()));
         let kv = Arc::new(MemoryKv::default());

@@ -350,13 +350,13 @@ async fn the_checkout_log_round_trips_and_finds_unfinished_checkouts() {
     );
     assert_eq!(book.unfinished(1_000, 0).await.unwrap(), vec![]);
     // A corrupt record is reported as corrupt, not as missing and not as a panic.
-    book.with_connection(|c| {
-        c.execute(
+    rusqlite::Connection::open(origin::db::orders_file(dir.path()))
+        .unwrap()
+        .execute(
             "UPDATE checkout_records SET record = x'ff00' WHERE order_id = 'open1'",
             [],
         )
-        .unwrap()
-    });
+        .unwrap();
     assert!(matches!(
         book.get(&open.order_id).await,
         Err(edge_core::StoreError::Corrupt { .. })
