@@ -10,8 +10,8 @@
 //! - [`stock_shard`]: the `StockShard` Durable Object, one per shard, stock and holds in its
 //!   SQLite storage, hold expiry by alarm, live levels over WebSocket.
 //! - [`order_stub`]: [`edge_core::checkout::OrderDesk`] over the `ORDERS` namespace.
-//! - [`order_object`]: the `OrderObject` Durable Object, one per order id: runs the checkout,
-//!   keeps the order in its outbox until the origin has it, pushes status changes to the page.
+//! - [`order_object`]: the `OrderShard` Durable Object, one per order shard: runs checkouts,
+//!   keeps placed orders in its outbox until the origin has them, pushes status changes.
 //! - [`live`]: WebSocket forwarding and the live messages.
 //!
 //! Static files (`public/`, including the hydrate bundle in `public/pkg`) are served by the
@@ -33,7 +33,7 @@ use std::sync::Arc;
 use tower_service::Service;
 use worker::{event, Context, Env, HttpRequest};
 
-pub use order_object::OrderObject;
+pub use order_object::OrderShard;
 pub use stock_shard::StockShard;
 
 /// Binding names, as declared in `wrangler.toml`.
@@ -147,7 +147,9 @@ fn live_routes(env: &Env, token: Option<String>) -> worker::Result<axum::Router>
             }
             let Ok(id) = OrderId::parse(&id) else { return bad(format!("invalid order id {id:?}")) };
             match orders.stub(&id) {
-                Ok(stub) => live::forward_upgrade(stub, "https://order/live").await.unwrap_or_else(|e| unavailable(e.to_string())),
+                Ok(stub) => live::forward_upgrade(stub, &format!("https://order/live?order={id}"))
+                    .await
+                    .unwrap_or_else(|e| unavailable(e.to_string())),
                 Err(e) => unavailable(e.to_string()),
             }
         })
@@ -166,7 +168,7 @@ fn live_routes(env: &Env, token: Option<String>) -> worker::Result<axum::Router>
             };
             let mut init = worker::RequestInit::new();
             init.with_method(worker::Method::Post).with_body(Some(worker::js_sys::Uint8Array::from(body.as_ref()).into()));
-            let forwarded = worker::Request::new_with_init("https://order/status", &init);
+            let forwarded = worker::Request::new_with_init(&format!("https://order/status?order={id}"), &init);
             match forwarded {
                 Ok(request) => match stub.fetch_with_request(request).await {
                     Ok(response) => axum::http::Response::from(response),

@@ -1,19 +1,24 @@
-//! The `OrderObject` Durable Object: one per order id, the checkout's owner and the order's
-//! outbox.
+//! The `OrderShard` Durable Object: the owner of the checkouts and orders of one order shard,
+//! and their outbox to the origin.
 //!
-//! A checkout runs inside the object named by its order id, so every retry of one
-//! `Idempotency-Key` reaches the same single-threaded owner and its [`CheckoutRecord`]. The
-//! record is written to the object's SQLite storage before any hold is placed and again, with
-//! the outcome, before the 201 leaves (the output gate holds the reply until it is durable).
-//! A placed order stays in this outbox until the origin acknowledges it: the object's alarm
-//! retries delivery with backoff, and also finishes checkouts a client abandoned mid-way.
-//! Browsers on the order page hold a WebSocket here and see status changes as they happen.
+//! An order id maps to one of [`ORDER_SHARD_COUNT`] shards (FNV-1a of the id), so every retry of
+//! one `Idempotency-Key` reaches the same object and its [`CheckoutRecord`]; a shard interleaves
+//! many checkouts while they wait on stock shards (each step is idempotent by order id, so even
+//! two concurrent tries of one order are safe). A record is written to the object's SQLite
+//! storage before any hold is placed and again, with the outcome, before the 201 leaves (the
+//! output gate holds the reply until it is durable). A placed order stays in the outbox until
+//! the origin acknowledges it: the object's alarm retries delivery with backoff, and also
+//! finishes checkouts a client abandoned mid-way. Browsers on an order page hold a WebSocket
+//! here, tagged with the order id, and see status changes as they happen.
+//!
+//! (One object per order would also work on Cloudflare; a bounded set of shards keeps local
+//! `wrangler dev` from creating a database per order, and lets one alarm sweep many orders.)
 
 use crate::live::{is_upgrade, order_message};
 use crate::shard_stub::DurableShards;
 use edge_core::checkout::{
-    Checkout, CheckoutError, CheckoutLog, CheckoutOutcome, CheckoutRecord, OrderSink, PaymentError, PaymentGateway,
-    TestGateway,
+    Checkout, CheckoutError, CheckoutLog, CheckoutOutcome, CheckoutRecord, OrderSink, OrderTurns, PaymentError,
+    PaymentGateway, TestGateway,
 };
 use edge_core::codec::{from_cbor, to_cbor};
 use edge_core::order::{CheckoutRequest, Order, OrderLine, OrderStatus};
@@ -27,18 +32,34 @@ use worker::{
     WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS checkout (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    record BLOB NOT NULL
-)";
+/// Number of order shards. Changing it moves orders between objects: only with a migration.
+pub const ORDER_SHARD_COUNT: u64 = 32;
 
-/// Order-page sockets one order keeps.
-const WATCHERS_MAX: usize = 100;
+/// The name of the object that owns `order`.
+pub fn order_shard_name(order: &OrderId) -> String {
+    format!("order-shard-{:02}", edge_core::shard::fnv1a_64(order.as_str().as_bytes()) % ORDER_SHARD_COUNT)
+}
+
+const SCHEMA: [&str; 2] = [
+    // `due_at_ms` is set while the alarm has work on the row: an open checkout to finish or a
+    // placed order to deliver; NULL once it is settled.
+    "CREATE TABLE IF NOT EXISTS checkouts (
+        order_id TEXT PRIMARY KEY,
+        record BLOB NOT NULL,
+        due_at_ms INTEGER
+    )",
+    "CREATE INDEX IF NOT EXISTS checkouts_due ON checkouts (due_at_ms) WHERE due_at_ms IS NOT NULL",
+];
+
+/// Order-page sockets one shard keeps.
+const WATCHERS_MAX: usize = 2_000;
 /// When an open checkout is looked at again if its client went away.
 const RECOVERY_DELAY_MS: u64 = 30_000;
 /// Bounds of the outbox's retry delay.
 const RETRY_DELAY_MS_MIN: u64 = 1_000;
 const RETRY_DELAY_MS_MAX: u64 = 5 * 60 * 1_000;
+/// Rows one alarm works through before re-arming.
+const ALARM_BATCH_MAX: i64 = 50;
 
 /// What the worker sends to run a checkout.
 #[derive(Serialize, Deserialize)]
@@ -57,39 +78,47 @@ struct StatusChangeBody {
 }
 
 #[durable_object]
-pub struct OrderObject {
+pub struct OrderShard {
     state: State,
     env: Env,
     log: SqlLog,
     /// The stock shards, reached from here for the checkout's holds and for cancels.
     stock: ShardedStock<DurableShards>,
+    /// Runs of one order (checkout, alarm work, status change) take turns: the object
+    /// interleaves requests at every outgoing fetch, and a run that read a record earlier
+    /// must not write it back over another's.
+    turns: OrderTurns,
     schema_fault: Option<String>,
 }
 
-impl DurableObject for OrderObject {
+impl DurableObject for OrderShard {
     fn new(state: State, env: Env) -> Self {
         let sql = state.storage().sql();
-        let mut schema_fault = sql.exec(SCHEMA, None).err().map(|e| e.to_string());
+        let mut schema_fault = SCHEMA.iter().find_map(|s| sql.exec(s, None).err()).map(|e| e.to_string());
         let stock = match env.durable_object(crate::STOCK_BINDING) {
-            Ok(namespace) => Some(ShardedStock::new(DurableShards::new(namespace))),
+            Ok(namespace) => ShardedStock::new(DurableShards::new(namespace)),
             Err(e) => {
                 schema_fault = Some(format!("no {} binding: {e}", crate::STOCK_BINDING));
-                None
+                ShardedStock::new(DurableShards::unbound())
             }
         };
-        let stock = stock.unwrap_or_else(|| ShardedStock::new(DurableShards::unbound()));
-        Self { state, env, log: SqlLog(sql), stock, schema_fault }
+        Self { state, env, log: SqlLog(sql), stock, turns: OrderTurns::default(), schema_fault }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         if let Some(fault) = &self.schema_fault {
             return Response::error(format!("order schema unavailable: {fault}"), 503);
         }
+        let url = req.url()?;
+        let order = url.query_pairs().find(|(k, _)| k == "order").and_then(|(_, v)| OrderId::parse(&v).ok());
         if is_upgrade(&req) {
-            return self.watch();
+            return match order {
+                Some(order) => self.watch(&order),
+                None => Response::error("watching needs ?order=<id>", 400),
+            };
         }
-        match (req.method(), req.path().as_str()) {
-            (Method::Post, "/checkout") => {
+        match (req.method(), req.path().as_str(), order) {
+            (Method::Post, "/checkout", _) => {
                 let call: CheckoutCall = match from_cbor(&req.bytes().await?) {
                     Ok(call) => call,
                     Err(e) => return Response::error(format!("malformed checkout call: {e}"), 400),
@@ -97,43 +126,30 @@ impl DurableObject for OrderObject {
                 let result = self.checkout(call).await;
                 Response::from_bytes(to_cbor(&result))
             }
-            (Method::Get, "/order") => Response::from_bytes(to_cbor(&self.order())),
-            (Method::Post, "/status") => {
+            (Method::Get, "/order", Some(order)) => Response::from_bytes(to_cbor(&self.order(&order))),
+            (Method::Post, "/status", Some(order)) => {
                 let body: StatusChangeBody = match serde_json::from_slice(&req.bytes().await?) {
                     Ok(body) => body,
                     Err(e) => return Response::error(format!("malformed status change: {e}"), 400),
                 };
-                self.change_status(&body.status).await
+                self.turns.run(&order, self.change_status(&order, &body.status)).await
             }
             _ => Response::error("no such order route", 404),
         }
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
-        let Ok(Some(record)) = self.log().read() else { return Response::ok("nothing to do") };
-        let checkout = self.checkout_with();
-        let next = match &record.outcome {
-            None => match checkout.resume(&record.order_id).await {
-                Ok(Some(CheckoutOutcome::Placed(_))) => Some(0),
-                Ok(_) => None,
-                Err(_) => Some(retry_delay_ms(record.started_at_ms)),
-            },
-            Some(CheckoutOutcome::Placed(order)) if !record.delivered => match self.origin() {
-                Some(origin) => match checkout.deliver(&order.id, &origin).await {
-                    Ok(_) => None,
-                    Err(e) => {
-                        worker::console_warn!("order {} not delivered to the origin yet: {e}", order.id);
-                        Some(retry_delay_ms(order.placed_at_ms))
-                    }
-                },
-                // No origin configured (a local demo without one): the order waits here.
-                None => Some(RETRY_DELAY_MS_MAX),
-            },
-            Some(_) => None,
+        let due = match self.log.due(now_ms(), ALARM_BATCH_MAX) {
+            Ok(due) => due,
+            Err(e) => return Response::error(e.to_string(), 503),
         };
-        if let Some(delay_ms) = next {
-            self.state.storage().set_alarm(worker::ScheduledTime::from((now_ms() + delay_ms) as i64)).await?;
+        for record in due {
+            let next = self.turns.run(&record.order_id, self.work_on(&record.order_id)).await;
+            if let Err(e) = self.log.set_due(&record.order_id, next) {
+                worker::console_warn!("order {}: {e}", record.order_id);
+            }
         }
+        self.arm_alarm().await?;
         Response::ok("done")
     }
 
@@ -151,33 +167,78 @@ impl DurableObject for OrderObject {
     }
 }
 
-impl OrderObject {
-    fn log(&self) -> &SqlLog {
-        &self.log
-    }
-
+impl OrderShard {
     fn checkout_with(&self) -> Checkout<'_> {
         Checkout { stock: &self.stock, payments: &TestMode, log: &self.log, clock: &crate::kv_catalog::WorkerClock }
     }
 
     async fn checkout(&self, call: CheckoutCall) -> Result<CheckoutOutcome, CheckoutError> {
-        let result = self.checkout_with().run(call.order_id, call.request, call.lines, call.total).await;
-        let delay_ms = match &result {
-            Ok(CheckoutOutcome::Placed(_)) => Some(0),
+        let order_id = call.order_id.clone();
+        let checkout = self.checkout_with();
+        let run = checkout.run(call.order_id, call.request, call.lines, call.total);
+        let result = self.turns.run(&order_id, run).await;
+        let due = match &result {
+            Ok(CheckoutOutcome::Placed(_)) => self.origin().map(|_| now_ms()),
             Ok(_) => None,
-            Err(_) => Some(RECOVERY_DELAY_MS),
+            Err(_) => Some(now_ms() + RECOVERY_DELAY_MS),
         };
-        if let Some(delay_ms) = delay_ms {
-            let at = worker::ScheduledTime::from((now_ms() + delay_ms) as i64);
-            if let Err(e) = self.state.storage().set_alarm(at).await {
+        if due.is_some() {
+            let armed = self.log.set_due(&order_id, due).map_err(|e| worker::Error::RustError(e.to_string()));
+            if let Err(e) = armed.and(Ok(())) {
+                worker::console_warn!("order {order_id}: {e}");
+            } else if let Err(e) = self.arm_alarm().await {
                 worker::console_warn!("cannot arm the order alarm: {e}");
             }
         }
         result
     }
 
-    fn order(&self) -> Option<Order> {
-        match self.log().read().ok()??.outcome? {
+    /// Finishes an open checkout or delivers a placed order; when to look at it again, if ever.
+    /// Reads the record itself: it runs in the order's turn, after any run before it.
+    async fn work_on(&self, order_id: &OrderId) -> Option<u64> {
+        let record = match self.log.read(order_id) {
+            Ok(Some(record)) => record,
+            Ok(None) => return None,
+            Err(_) => return Some(now_ms() + RETRY_DELAY_MS_MAX),
+        };
+        let record = &record;
+        let checkout = self.checkout_with();
+        match &record.outcome {
+            None => match checkout.resume(&record.order_id).await {
+                Ok(Some(CheckoutOutcome::Placed(_))) => self.origin().map(|_| now_ms()),
+                Ok(_) => None,
+                Err(_) => Some(now_ms() + retry_delay_ms(record.started_at_ms)),
+            },
+            Some(CheckoutOutcome::Placed(order)) if !record.delivered => {
+                // Without an origin (a local demo) the order waits here until one is configured.
+                let origin = self.origin()?;
+                match checkout.deliver(&order.id, &origin).await {
+                    Ok(_) => None,
+                    Err(e) => {
+                        worker::console_warn!("order {} not delivered to the origin yet: {e}", order.id);
+                        Some(now_ms() + retry_delay_ms(order.placed_at_ms))
+                    }
+                }
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// Points the alarm at the earliest due row, if any.
+    async fn arm_alarm(&self) -> worker::Result<()> {
+        let next = self.log.next_due().map_err(|e| worker::Error::RustError(e.to_string()))?;
+        if let Some(next) = next {
+            let storage = self.state.storage();
+            let current = storage.get_alarm().await?.map(|at| at.max(0) as u64);
+            if current.is_none_or(|at| at > next) {
+                storage.set_alarm(worker::ScheduledTime::from(next as i64)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn order(&self, order: &OrderId) -> Option<Order> {
+        match self.log.read(order).ok()??.outcome? {
             CheckoutOutcome::Placed(order) => Some(order),
             _ => None,
         }
@@ -185,11 +246,11 @@ impl OrderObject {
 
     /// Moves the order along its state machine; a cancel or a restocking return gives the units
     /// back through their shards (idempotent: `Cancel` by order id).
-    async fn change_status(&self, raw: &str) -> worker::Result<Response> {
+    async fn change_status(&self, order_id: &OrderId, raw: &str) -> worker::Result<Response> {
         let Some(status) = OrderStatus::parse(raw) else {
             return Response::error(format!("unknown order status {raw:?}"), 400);
         };
-        let Ok(Some(mut record)) = self.log().read() else { return Response::error("no such order", 404) };
+        let Ok(Some(mut record)) = self.log.read(order_id) else { return Response::error("no such order", 404) };
         let Some(CheckoutOutcome::Placed(order)) = &mut record.outcome else {
             return Response::error("no such order", 404);
         };
@@ -198,7 +259,7 @@ impl OrderObject {
         }
         if !order.status.can_move_to(status) {
             let message = format!("an order that is {} cannot become {}", order.status.as_str(), status.as_str());
-            return Ok(Response::error(message, 409)?);
+            return Response::error(message, 409);
         }
         if status.returns_stock() {
             let shards: std::collections::BTreeSet<SkuShard> = order.lines.iter().map(|l| SkuShard::of(&l.sku)).collect();
@@ -211,22 +272,22 @@ impl OrderObject {
         order.set_status(status, now_ms());
         let message = order_message(order);
         let body = serde_json::json!({ "order": order });
-        if let Err(e) = self.log().write(&record) {
+        if let Err(e) = self.log.write(&record) {
             return Response::error(e.to_string(), 503);
         }
-        for socket in self.state.get_websockets() {
+        for socket in self.state.get_websockets_with_tag(order_id.as_str()) {
             let _ = socket.send_with_str(&message);
         }
         Response::from_json(&body)
     }
 
-    fn watch(&self) -> worker::Result<Response> {
-        let Some(order) = self.order() else { return Response::error("no such order", 404) };
+    fn watch(&self, order_id: &OrderId) -> worker::Result<Response> {
+        let Some(order) = self.order(order_id) else { return Response::error("no such order", 404) };
         if self.state.get_websockets().len() >= WATCHERS_MAX {
-            return Response::error("too many watchers on this order", 503);
+            return Response::error("too many watchers on this order shard", 503);
         }
         let pair = WebSocketPair::new()?;
-        self.state.accept_web_socket(&pair.server);
+        self.state.accept_websocket_with_tags(&pair.server, &[order_id.as_str()]);
         let _ = pair.server.send_with_str(order_message(&order));
         Response::from_websocket(pair.client)
     }
@@ -252,36 +313,77 @@ fn now_ms() -> u64 {
     worker::Date::now().as_millis()
 }
 
-/// The checkout record in the object's SQLite storage (one row).
+/// Checkout records in the object's SQLite storage, by order id.
 struct SqlLog(SqlStorage);
 
-impl SqlLog {
-    fn read(&self) -> Result<Option<CheckoutRecord>, StoreError> {
-        let unavailable = |e: worker::Error| StoreError::Unavailable(format!("order storage: {e}"));
-        let cursor = self.0.exec("SELECT record FROM checkout WHERE id = 1", None).map_err(unavailable)?;
-        let Some(row) = cursor.raw().next() else { return Ok(None) };
-        match row.map_err(unavailable)?.into_iter().next() {
-            Some(SqlStorageValue::Blob(bytes)) => from_cbor(&bytes)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt { key: "checkout".into(), reason: e.to_string() }),
-            other => Err(StoreError::Corrupt { key: "checkout".into(), reason: format!("{other:?} is not a blob") }),
+fn unavailable(e: worker::Error) -> StoreError {
+    StoreError::Unavailable(format!("order storage: {e}"))
+}
+
+fn decode(order: &str, row: Vec<SqlStorageValue>) -> Result<CheckoutRecord, StoreError> {
+    match row.into_iter().next() {
+        Some(SqlStorageValue::Blob(bytes)) => {
+            from_cbor(&bytes).map_err(|e| StoreError::Corrupt { key: order.to_owned(), reason: e.to_string() })
         }
+        other => Err(StoreError::Corrupt { key: order.to_owned(), reason: format!("{other:?} is not a blob") }),
+    }
+}
+
+impl SqlLog {
+    fn read(&self, order: &OrderId) -> Result<Option<CheckoutRecord>, StoreError> {
+        let cursor = self
+            .0
+            .exec("SELECT record FROM checkouts WHERE order_id = ?", vec![order.as_str().into()])
+            .map_err(unavailable)?;
+        let Some(row) = cursor.raw().next() else { return Ok(None) };
+        decode(order.as_str(), row.map_err(unavailable)?).map(Some)
     }
 
     fn write(&self, record: &CheckoutRecord) -> Result<(), StoreError> {
         self.0
             .exec(
-                "INSERT INTO checkout (id, record) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET record = excluded.record",
-                vec![SqlStorageValue::Blob(to_cbor(record))],
+                "INSERT INTO checkouts (order_id, record) VALUES (?, ?)
+                 ON CONFLICT (order_id) DO UPDATE SET record = excluded.record",
+                vec![record.order_id.as_str().into(), SqlStorageValue::Blob(to_cbor(record))],
             )
             .map(drop)
-            .map_err(|e| StoreError::Unavailable(format!("order storage: {e}")))
+            .map_err(unavailable)
+    }
+
+    fn set_due(&self, order: &OrderId, due_at_ms: Option<u64>) -> Result<(), StoreError> {
+        let due: SqlStorageValue = due_at_ms.map_or(SqlStorageValue::Null, |at| (at as i64).into());
+        self.0
+            .exec("UPDATE checkouts SET due_at_ms = ? WHERE order_id = ?", vec![due, order.as_str().into()])
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    /// Records whose due time has come, oldest first.
+    fn due(&self, now_ms: u64, limit: i64) -> Result<Vec<CheckoutRecord>, StoreError> {
+        let cursor = self
+            .0
+            .exec(
+                "SELECT record FROM checkouts WHERE due_at_ms <= ? ORDER BY due_at_ms LIMIT ?",
+                vec![(now_ms as i64).into(), limit.into()],
+            )
+            .map_err(unavailable)?;
+        cursor.raw().map(|row| decode("checkouts", row.map_err(unavailable)?)).collect()
+    }
+
+    fn next_due(&self) -> Result<Option<u64>, StoreError> {
+        let cursor = self.0.exec("SELECT MIN(due_at_ms) FROM checkouts", None).map_err(unavailable)?;
+        let Some(row) = cursor.raw().next() else { return Ok(None) };
+        Ok(match row.map_err(unavailable)?.into_iter().next() {
+            Some(SqlStorageValue::Integer(at)) => Some(at.max(0) as u64),
+            Some(SqlStorageValue::Float(at)) => Some(at.max(0.0) as u64),
+            _ => None,
+        })
     }
 }
 
 impl CheckoutLog for SqlLog {
-    fn get<'a>(&'a self, _order: &'a OrderId) -> BoxFuture<'a, Result<Option<CheckoutRecord>, StoreError>> {
-        Box::pin(std::future::ready(self.read()))
+    fn get<'a>(&'a self, order: &'a OrderId) -> BoxFuture<'a, Result<Option<CheckoutRecord>, StoreError>> {
+        Box::pin(std::future::ready(self.read(order)))
     }
 
     fn put<'a>(&'a self, record: &'a CheckoutRecord) -> BoxFuture<'a, Result<(), StoreError>> {

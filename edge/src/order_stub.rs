@@ -1,4 +1,4 @@
-//! Reaching an order: one `OrderObject` per order id, spoken to in CBOR over its `fetch`.
+//! Reaching an order: the `OrderShard` that owns its id, spoken to in CBOR over its `fetch`.
 
 use crate::order_object::CheckoutCall;
 use edge_core::checkout::{CheckoutError, CheckoutOutcome, OrderDesk};
@@ -20,7 +20,8 @@ impl DurableOrders {
     }
 
     pub fn stub(&self, order: &OrderId) -> Result<Stub, StoreError> {
-        self.namespace.get_by_name(order.as_str()).map_err(|e| StoreError::Unavailable(format!("order {order}: {e}")))
+        let name = crate::order_object::order_shard_name(order);
+        self.namespace.get_by_name(&name).map_err(|e| StoreError::Unavailable(format!("order {order}: {e}")))
     }
 
     async fn call<T: serde::de::DeserializeOwned>(&self, order: &OrderId, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<T, StoreError> {
@@ -30,7 +31,8 @@ impl DurableOrders {
         if let Some(body) = body {
             init.with_body(Some(Uint8Array::from(body.as_slice()).into()));
         }
-        let request = Request::new_with_init(&format!("https://order{path}"), &init).map_err(unavailable)?;
+        let url = format!("https://order{path}?order={order}");
+        let request = Request::new_with_init(&url, &init).map_err(unavailable)?;
         let mut response = self.stub(order)?.fetch_with_request(request).await.map_err(unavailable)?;
         let bytes = response.bytes().await.map_err(unavailable)?;
         if response.status_code() != 200 {

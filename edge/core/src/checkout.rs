@@ -410,8 +410,8 @@ impl Checkout<'_> {
 /// writes it back stale, reopening or replacing a placed order, changing an outcome a client
 /// was already answered, or dropping the `charging` marker, so a charge goes unrefunded
 /// (`tests/simulation.rs`, `Mutant::Unserialized`). A single-threaded owner is not enough
-/// by itself: a Durable Object interleaves requests at every outgoing fetch. [`LocalDesk`]
-/// does not take turns itself; the origin wraps it in per-order locks.
+/// by itself: a Durable Object interleaves requests at every outgoing fetch. [`OrderTurns`]
+/// gives the turns; [`LocalDesk`] takes them for its checkouts.
 pub trait OrderDesk: Send + Sync {
     /// Runs, continues or answers the checkout of `order_id` (see [`Checkout::run`]).
     fn checkout(
@@ -428,13 +428,46 @@ pub trait OrderDesk: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<Order>, StoreError>>;
 }
 
-/// An [`OrderDesk`] that runs checkouts in this process.
+/// Turns per order id: runs of one order (checkout, resume, deliver, status change) wait for
+/// each other; runs of different orders do not. Entries live only while someone holds or waits.
+#[derive(Default)]
+pub struct OrderTurns {
+    locks: Mutex<BTreeMap<OrderId, Arc<futures::lock::Mutex<()>>>>,
+}
+
+impl OrderTurns {
+    /// Runs `work` when it is `order`'s turn.
+    pub async fn run<T>(&self, order: &OrderId, work: impl std::future::Future<Output = T>) -> T {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(order.clone()).or_default().clone()
+        };
+        let result = {
+            let _turn = lock.lock().await;
+            work.await
+        };
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // The map's reference and ours: nobody else is waiting, the entry can go.
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(order);
+        }
+        result
+    }
+
+    /// Orders with a run in progress or waiting (bounded by the host's concurrency).
+    pub fn busy(&self) -> usize {
+        self.locks.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// An [`OrderDesk`] that runs checkouts in this process, one run per order id at a time.
 #[derive(Clone)]
 pub struct LocalDesk {
     pub stock: Arc<dyn StockCoordinator>,
     pub payments: Arc<dyn PaymentGateway>,
     pub log: Arc<dyn CheckoutLog>,
     pub clock: Arc<dyn Clock>,
+    pub turns: Arc<OrderTurns>,
 }
 
 impl LocalDesk {
@@ -457,9 +490,8 @@ impl OrderDesk for LocalDesk {
         total: Money,
     ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
         Box::pin(async move {
-            self.checkout_with()
-                .run(order_id, request, lines, total)
-                .await
+            let id = order_id.clone();
+            self.turns.run(&id, self.checkout_with().run(order_id, request, lines, total)).await
         })
     }
 

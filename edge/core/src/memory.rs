@@ -174,5 +174,6 @@ pub fn memory_desk(stock: Arc<dyn StockCoordinator>, clock: Arc<dyn Clock>) -> L
         payments: Arc::new(TestGateway::default()),
         log: Arc::new(MemoryCheckoutLog::default()),
         clock,
+        turns: Arc::default(),
     }
 }
