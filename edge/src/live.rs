@@ -11,6 +11,12 @@ use edge_core::Sku;
 use serde_json::json;
 use worker::{Request, Stub};
 
+/// An alarm time from milliseconds since the epoch. (`ScheduledTime::from(i64)` is an offset
+/// from now, not a time.)
+pub fn alarm_at(ms_since_epoch: u64) -> worker::ScheduledTime {
+    worker::ScheduledTime::new(worker::js_sys::Date::new(&worker::wasm_bindgen::JsValue::from_f64(ms_since_epoch as f64)))
+}
+
 /// Whether a request asks for a WebSocket.
 pub fn is_upgrade(req: &Request) -> bool {
     req.headers().get("upgrade").ok().flatten().is_some_and(|v| v.eq_ignore_ascii_case("websocket"))

@@ -194,7 +194,7 @@ impl StockShard {
             None => storage.get_alarm().await?.map(|at| at.max(0) as u64),
         };
         if current.is_none_or(|at| at > next) {
-            storage.set_alarm(worker::ScheduledTime::from(next as i64)).await?;
+            storage.set_alarm(crate::live::alarm_at(next)).await?;
             self.alarm_at_ms.set(Some(next));
         } else {
             self.alarm_at_ms.set(current);

@@ -136,7 +136,8 @@ pub struct WranglerDev {
 }
 
 impl WranglerDev {
-    pub async fn start() -> Result<Self, String> {
+    /// Starts the worker; `vars` become `--var NAME:VALUE` (e.g. the origin's URL and token).
+    pub async fn start(vars: &[(&str, &str)]) -> Result<Self, String> {
         let root = repo_root();
         let shim = root.join("edge/build/worker/shim.mjs");
         if !shim.exists() {
@@ -187,6 +188,7 @@ impl WranglerDev {
             .arg("--persist-to")
             .arg(state_dir.join("state"))
             .args(["--var", &format!("ADMIN_TOKEN:{admin_token}")])
+            .args(vars.iter().flat_map(|(name, value)| ["--var".to_string(), format!("{name}:{value}")]))
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
         let mut process =
@@ -205,6 +207,74 @@ impl WranglerDev {
             state_dir,
             _process: process,
         })
+    }
+}
+
+/// The origin server, in this process: its SQLite data in a temp dir, its HTTP side on a port
+/// that can be taken down and brought back (an outage) without losing the data.
+pub struct OriginServer {
+    pub base_url: String,
+    pub token: String,
+    addr: std::net::SocketAddr,
+    origin: std::sync::Arc<origin::server::Origin>,
+    serving: Option<tokio::task::JoinHandle<()>>,
+    _background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl OriginServer {
+    pub async fn start() -> Result<Self, String> {
+        let port = free_port();
+        let data_dir = std::env::temp_dir().join(format!("edge-shop-origin-{}-{port}", std::process::id()));
+        let token = format!("origin-{port}-{}", std::process::id());
+        let config = origin::server::OriginConfig { data_dir, catalog: None, token: Some(token.clone()) };
+        let origin = std::sync::Arc::new(origin::server::Origin::open(config).await.map_err(|e| e.to_string())?);
+        let background = origin.spawn_background();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let mut server = Self {
+            base_url: format!("http://{addr}"),
+            token,
+            addr,
+            origin,
+            serving: None,
+            _background: background,
+        };
+        server.resume().await?;
+        Ok(server)
+    }
+
+    /// Stops answering HTTP (connections are refused); the data stays.
+    pub fn outage(&mut self) {
+        if let Some(serving) = self.serving.take() {
+            serving.abort();
+        }
+    }
+
+    /// Answers HTTP again on the same address.
+    pub async fn resume(&mut self) -> Result<(), String> {
+        self.outage();
+        // The aborted listener may take a moment to release the port.
+        let mut tries = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(listener) => break listener,
+                Err(e) if tries >= 50 => return Err(format!("origin cannot listen on {}: {e}", self.addr)),
+                Err(_) => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        let router = self.origin.router();
+        self.serving = Some(tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        }));
+        Ok(())
+    }
+}
+
+impl Drop for OriginServer {
+    fn drop(&mut self) {
+        self.outage();
     }
 }
 

@@ -9,7 +9,7 @@ use fantoccini::Locator;
 use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shop_e2e::{repo_root, Browser, WranglerDev};
+use shop_e2e::{repo_root, Browser, OriginServer, WranglerDev};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ type CheckResult = Result<(), String>;
 
 struct Ctx {
     edge: WranglerDev,
+    origin: tokio::sync::Mutex<OriginServer>,
     http: reqwest::Client,
     catalog: Catalog,
 }
@@ -125,6 +126,39 @@ impl Ctx {
         let body: Value = res.json().await.map_err(|e| format!("level of {sku}: {e}"))?;
         ensure!(status == StatusCode::OK, "level of {sku}: {status} {body}");
         Ok(body["level"].clone())
+    }
+
+    /// Waits until the origin has every one of `ids` (the edge's outbox drained), or `timeout`.
+    async fn origin_has_orders(&self, ids: &[String], timeout: Duration) -> CheckResult {
+        let (base, token) = {
+            let origin = self.origin.lock().await;
+            (origin.base_url.clone(), origin.token.clone())
+        };
+        let deadline = Instant::now() + timeout;
+        let mut missing: Vec<&String> = ids.iter().collect();
+        loop {
+            let mut still = Vec::new();
+            for id in missing {
+                let res = self.http.get(format!("{base}/internal/orders/{id}")).bearer_auth(&token).send().await;
+                match res {
+                    Ok(res) if res.status() == StatusCode::OK => {}
+                    _ => still.push(id),
+                }
+            }
+            missing = still;
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} of {} acknowledged orders never reached the origin, e.g. {:?}",
+                    missing.len(),
+                    ids.len(),
+                    missing.first()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     async fn level(&self, sku: &str) -> Result<u64, String> {
@@ -962,7 +996,34 @@ async fn flash_sale(ctx: &Ctx, skus: &[String], stock: u64, checkouts: usize) ->
             other => return Err(format!("acknowledged order {id} cannot be read back: {other:?}")),
         }
     }
+    let drained = Instant::now();
+    ctx.origin_has_orders(&placed, Duration::from_secs(120)).await?;
+    println!("    outbox: all {} orders at the origin {:.1?} after the sale", placed.len(), drained.elapsed());
     Ok(())
+}
+
+/// With the origin down, checkouts still succeed (201): the orders wait in the edge's outbox and
+/// reach the origin once it is back.
+async fn an_origin_outage_delays_orders_but_loses_none(ctx: &Ctx) -> CheckResult {
+    let sku = sale_skus(ctx, 3).pop().ok_or("no simple product")?;
+    ctx.origin.lock().await.outage();
+    let mut placed = Vec::new();
+    let mut failure = None;
+    for n in 0..5 {
+        match ctx.checkout(&[(sku.as_str(), 1)], "tok_visa", &format!("outage-{n}")).await {
+            Ok((StatusCode::CREATED, body)) => placed.push(body["order_id"].as_str().unwrap_or_default().to_string()),
+            other => failure = Some(format!("checkout during the outage: {other:?}")),
+        }
+    }
+    // Long enough for the outbox to have tried and failed at least once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let resumed = ctx.origin.lock().await.resume().await;
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    resumed?;
+    ensure!(placed.len() == 5, "only {} of 5 checkouts placed", placed.len());
+    ctx.origin_has_orders(&placed, Duration::from_secs(60)).await
 }
 
 /// `count` simple (variant-free) products of the demo catalog, for the sales.
@@ -1551,6 +1612,7 @@ fn main() {
             browser_checks_out_and_follows_the_order_live,
             flash_sale_on_one_sku_never_oversells,
             flash_sale_of_2000_checkouts_across_shards_never_oversells,
+            an_origin_outage_delays_orders_but_loses_none,
             // Last: it changes the live catalog the checks above compare against.
             republish_is_atomic_for_readers,
         ];
@@ -1560,7 +1622,16 @@ fn main() {
             .collect();
 
         let started = Instant::now();
-        let edge = match WranglerDev::start().await {
+        let origin = match OriginServer::start().await {
+            Ok(origin) => origin,
+            Err(e) => {
+                eprintln!("e2e: cannot start the origin: {e}");
+                println!("e2e: 0 passed, {} failed", selected.len());
+                return 1;
+            }
+        };
+        let vars = [("ORIGIN_URL", origin.base_url.as_str()), ("ORIGIN_TOKEN", origin.token.as_str())];
+        let edge = match WranglerDev::start(&vars).await {
             Ok(edge) => edge,
             Err(e) => {
                 eprintln!("e2e: cannot start wrangler dev: {e}");
@@ -1599,6 +1670,7 @@ fn main() {
             .expect("http client");
         let ctx = Ctx {
             edge,
+            origin: tokio::sync::Mutex::new(origin),
             http,
             catalog,
         };

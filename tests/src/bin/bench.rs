@@ -108,7 +108,7 @@ fn main() {
         .build()
         .expect("runtime");
     let result: Result<(), String> = runtime.block_on(async {
-        let edge = WranglerDev::start().await?;
+        let edge = WranglerDev::start(&[]).await?;
         let demo = origin::publish::load_catalog(
             &shop_e2e::repo_root().join("origin/data/demo-catalog.json"),
         )
