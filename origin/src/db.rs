@@ -142,13 +142,14 @@ impl<T: Send + 'static> Serial<T> {
         &self,
         f: impl FnOnce(&mut T) -> R + Send + 'static,
     ) -> Result<R, SerialError> {
-        let queued = self.waiting.fetch_add(1, Ordering::AcqRel);
-        if queued >= self.waiting_max {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(SerialError::Overloaded(queued));
-        }
-        let permit = self.turn.clone().acquire_owned().await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        let permit = {
+            // Counted out on drop, so a caller that gives up while waiting leaves the queue too.
+            let place = InQueue::join(&self.waiting);
+            if place.ahead >= self.waiting_max {
+                return Err(SerialError::Overloaded(place.ahead));
+            }
+            self.turn.clone().acquire_owned().await
+        };
         let permit = permit.map_err(|e| SerialError::Failed(e.to_string()))?;
         let value = self.value.clone();
         tokio::task::spawn_blocking(move || {
@@ -162,6 +163,25 @@ impl<T: Send + 'static> Serial<T> {
     /// Runs `f` on the value on this thread (tests and tools outside the runtime).
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         f(&mut lock(&self.value))
+    }
+}
+
+/// A place in a [`Serial`]'s queue, left when dropped.
+struct InQueue<'a> {
+    waiting: &'a AtomicUsize,
+    ahead: usize,
+}
+
+impl<'a> InQueue<'a> {
+    fn join(waiting: &'a AtomicUsize) -> Self {
+        let ahead = waiting.fetch_add(1, Ordering::AcqRel);
+        Self { waiting, ahead }
+    }
+}
+
+impl Drop for InQueue<'_> {
+    fn drop(&mut self) {
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -331,6 +351,42 @@ mod tests {
             .unwrap()
             .map(Result::unwrap)
             .collect()
+    }
+
+    #[tokio::test]
+    async fn callers_that_give_up_leave_the_queue() {
+        let serial = Arc::new(Serial::new(0u32, 2));
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        // One call holds the turn until released; the queue behind it holds at most 2.
+        let busy = {
+            let serial = serial.clone();
+            tokio::spawn(async move {
+                serial
+                    .run(move |v| {
+                        started_tx.send(()).unwrap();
+                        release_rx.recv().unwrap();
+                        *v += 1;
+                    })
+                    .await
+            })
+        };
+        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+            .await
+            .unwrap();
+        for _ in 0..10 {
+            // Each waits, then gives up: without leaving the queue, the third would be refused.
+            let waiting =
+                tokio::time::timeout(Duration::from_millis(5), serial.run(|v| *v += 1)).await;
+            assert!(waiting.is_err(), "it waited for the busy call");
+        }
+        let queued = serial.clone();
+        let queued = tokio::spawn(async move { queued.run(|v| *v += 1).await });
+        tokio::task::yield_now().await;
+        release_tx.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        queued.await.unwrap().unwrap();
+        assert_eq!(serial.with(|v| *v), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

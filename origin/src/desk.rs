@@ -45,18 +45,22 @@ impl Clock for SystemClock {
 /// One async lock per order id in flight; an entry lives only while someone holds or awaits it.
 #[derive(Default)]
 pub struct OrderLocks {
-    locks: Mutex<HashMap<OrderId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Each order's lock and how many callers hold or await it.
+    locks: Mutex<HashMap<OrderId, (Arc<tokio::sync::Mutex<()>>, usize)>>,
 }
 
-/// Holds an order's lock; dropping it lets the next checkout of that order run.
+/// A caller's claim on an order's lock, from the moment it starts waiting; dropping it (after
+/// the turn, or while still waiting) lets the next checkout of that order run.
 pub struct OrderGuard<'a> {
     locks: &'a OrderLocks,
     id: OrderId,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
+type LockTable = HashMap<OrderId, (Arc<tokio::sync::Mutex<()>>, usize)>;
+
 impl OrderLocks {
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<OrderId, Arc<tokio::sync::Mutex<()>>>> {
+    fn table(&self) -> std::sync::MutexGuard<'_, LockTable> {
         // Nothing panics while the table is locked; a poisoned table is still consistent.
         self.locks.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -70,14 +74,19 @@ impl OrderLocks {
                     "{CHECKOUTS_IN_FLIGHT_MAX} checkouts are in flight; retry shortly"
                 )));
             }
-            table.entry(id.clone()).or_default().clone()
+            let (lock, users) = table.entry(id.clone()).or_default();
+            *users += 1;
+            lock.clone()
         };
-        let guard = lock.lock_owned().await;
-        Ok(OrderGuard {
+        // The claim exists before the wait, so a caller that gives up while waiting still
+        // counts itself out.
+        let mut claim = OrderGuard {
             locks: self,
             id: id.clone(),
-            guard: Some(guard),
-        })
+            turn: None,
+        };
+        claim.turn = Some(lock.lock_owned().await);
+        Ok(claim)
     }
 
     /// Order ids with a checkout in flight (tests: the table empties after use).
@@ -88,15 +97,13 @@ impl OrderLocks {
 
 impl Drop for OrderGuard<'_> {
     fn drop(&mut self) {
+        drop(self.turn.take());
         let mut table = self.locks.table();
-        drop(self.guard.take());
-        // Under the table lock no one can take a new reference, so a count of one (the
-        // table's own) means no one holds or awaits this order's lock any more.
-        if table
-            .get(&self.id)
-            .is_some_and(|l| Arc::strong_count(l) == 1)
-        {
-            table.remove(&self.id);
+        if let Some((_, users)) = table.get_mut(&self.id) {
+            *users -= 1;
+            if *users == 0 {
+                table.remove(&self.id);
+            }
         }
     }
 }
@@ -219,5 +226,27 @@ impl OrderDesk for OriginDesk {
         order_id: &'a OrderId,
     ) -> BoxFuture<'a, Result<Option<Order>, StoreError>> {
         self.local.order(order_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_checkout_per_order_at_a_time_and_no_entry_left_behind() {
+        let locks = OrderLocks::default();
+        let a = OrderId::parse("a").unwrap();
+        let held = locks.lock(&a).await.unwrap();
+        // A second caller for the same order waits; one that gives up leaves no entry.
+        let waited = tokio::time::timeout(Duration::from_millis(10), locks.lock(&a)).await;
+        assert!(waited.is_err(), "the same order must wait its turn");
+        let b = locks.lock(&OrderId::parse("b").unwrap()).await.unwrap();
+        assert_eq!(locks.in_flight(), 2);
+        drop(held);
+        drop(b);
+        assert_eq!(locks.in_flight(), 0, "given-up waiters are counted out");
+        drop(locks.lock(&a).await.unwrap());
+        assert_eq!(locks.in_flight(), 0);
     }
 }
