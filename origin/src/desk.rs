@@ -42,11 +42,13 @@ impl Clock for SystemClock {
     }
 }
 
+type LockTable = HashMap<OrderId, (Arc<tokio::sync::Mutex<()>>, usize)>;
+
 /// One async lock per order id in flight; an entry lives only while someone holds or awaits it.
 #[derive(Default)]
 pub struct OrderLocks {
     /// Each order's lock and how many callers hold or await it.
-    locks: Mutex<HashMap<OrderId, (Arc<tokio::sync::Mutex<()>>, usize)>>,
+    locks: Mutex<LockTable>,
 }
 
 /// A caller's claim on an order's lock, from the moment it starts waiting; dropping it (after
@@ -56,8 +58,6 @@ pub struct OrderGuard<'a> {
     id: OrderId,
     turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
-
-type LockTable = HashMap<OrderId, (Arc<tokio::sync::Mutex<()>>, usize)>;
 
 impl OrderLocks {
     fn table(&self) -> std::sync::MutexGuard<'_, LockTable> {
