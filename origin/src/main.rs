@@ -7,7 +7,8 @@
 //! - `--addr`: where to listen (default `127.0.0.1:8080`).
 //! - `--data-dir` (env `ORIGIN_DATA_DIR`, default `origin-data`): where the stock shards
 //!   (`shard-00.sqlite` … `shard-15.sqlite`) and the orders (`orders.sqlite`) live; created when
-//!   missing. Everything the origin acknowledged is in there, fsynced.
+//!   missing, with a `.gitignore` so it is never committed. Everything the origin acknowledged
+//!   is in there, fsynced.
 //! - `--catalog`: a catalog (JSON, or a Shopify CSV export) to serve: published into the
 //!   origin's in-process catalog KV, and its stock seeded for SKUs that have none yet (a restart
 //!   keeps live stock).

@@ -94,6 +94,15 @@ impl Origin {
             path: config.data_dir.clone(),
             source,
         })?;
+        // The databases hold shoppers' e-mails: a data dir inside a working tree (the default
+        // `origin-data`) must never be committed by accident. Failing to write it is harmless.
+        let ignore = config.data_dir.join(".gitignore");
+        if !ignore.exists() {
+            let _ = std::fs::write(
+                &ignore,
+                "# Written by `origin serve`: databases, never commit.\n*\n",
+            );
+        }
         let shards = OriginShards::open(&config.data_dir, clock.clone())?;
         let book = OrderBook::open(&config.data_dir, clock.clone())?;
         let stock = Arc::new(OriginStock::new(shards.clone()));

@@ -395,6 +395,11 @@ async fn storefront_checkouts_land_in_the_orders_table_and_restarts_keep_stock()
     let dir = tempfile::tempdir().unwrap();
     let origin = origin_with_catalog(&dir).await;
     assert_eq!((origin.seeded.written, origin.seeded.kept), (2, 0));
+    let ignore = std::fs::read_to_string(dir.path().join("data/.gitignore")).unwrap();
+    assert!(
+        ignore.lines().any(|l| l == "*"),
+        "the data dir ignores itself: {ignore}"
+    );
     let app = origin.router();
     let body = json!({"lines": [{"sku": "KIT-001", "qty": 2}, {"sku": "KIT-002", "qty": 1}],
                       "email": "a@b.co", "payment_token": "tok_visa"})
