@@ -45,6 +45,11 @@ impl Clock for SystemClock {
 type LockTable = HashMap<OrderId, (Arc<tokio::sync::Mutex<()>>, usize)>;
 
 /// One async lock per order id in flight; an entry lives only while someone holds or awaits it.
+///
+/// Like `edge_core::checkout::OrderTurns` (which `LocalDesk::checkout` takes, and this desk
+/// bypasses by running the saga itself), plus what a long-running server needs: the table is
+/// bounded, and a caller that gives up (its HTTP request dropped) mid-wait or mid-run is counted
+/// out by a drop guard instead of leaving its entry behind.
 #[derive(Default)]
 pub struct OrderLocks {
     /// Each order's lock and how many callers hold or await it.
