@@ -13,10 +13,12 @@
 //! - [`order_object`]: the `OrderShard` Durable Object, one per order shard: runs checkouts,
 //!   keeps placed orders in its outbox until the origin has them, pushes status changes.
 //! - [`live`]: WebSocket forwarding and the live messages.
+//! - [`bench_counter`]: a bare Durable Object counter, the stock benchmark's baseline.
 //!
 //! Static files (`public/`, including the hydrate bundle in `public/pkg`) are served by the
 //! Workers assets binding before the worker runs.
 
+mod bench_counter;
 mod kv_catalog;
 mod live;
 mod order_object;
@@ -33,6 +35,7 @@ use std::sync::Arc;
 use tower_service::Service;
 use worker::{event, Context, Env, HttpRequest};
 
+pub use bench_counter::BenchCounter;
 pub use order_object::OrderShard;
 pub use stock_shard::StockShard;
 
@@ -40,6 +43,7 @@ pub use stock_shard::StockShard;
 const CATALOG_BINDING: &str = "CATALOG";
 const STOCK_BINDING: &str = "STOCK";
 const ORDERS_BINDING: &str = "ORDERS";
+const BENCH_BINDING: &str = "BENCH";
 const ADMIN_TOKEN_BINDING: &str = "ADMIN_TOKEN";
 
 #[event(start)]
@@ -121,6 +125,7 @@ fn live_routes(env: &Env, token: Option<String>) -> worker::Result<axum::Router>
     let shards = Arc::new(shard_stub::DurableShards::new(env.durable_object(STOCK_BINDING)?));
     let orders = Arc::new(order_stub::DurableOrders::new(env.durable_object(ORDERS_BINDING)?));
     let bad = |message: String| (StatusCode::BAD_REQUEST, message).into_response();
+    let token_for_bench = token.clone();
     let unavailable = |e: String| (StatusCode::SERVICE_UNAVAILABLE, e).into_response();
 
     let stock_live = move |Path(sku): Path<String>, headers: HeaderMap| {
@@ -178,7 +183,27 @@ fn live_routes(env: &Env, token: Option<String>) -> worker::Result<axum::Router>
             }
         })
     };
+    let counters = env.durable_object(BENCH_BINDING)?;
+    let counter_token = token_for_bench;
+    let bench_counter = move |headers: HeaderMap| {
+        let counters = counters.clone();
+        let token = counter_token.clone();
+        worker::send::SendFuture::new(async move {
+            if !authorized(&headers, token.as_deref()) {
+                return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
+            }
+            let stub = match counters.get_by_name("counter") {
+                Ok(stub) => stub,
+                Err(e) => return unavailable(e.to_string()),
+            };
+            match stub.fetch_with_str("https://counter/").await {
+                Ok(response) => axum::http::Response::from(response),
+                Err(e) => unavailable(e.to_string()),
+            }
+        })
+    };
     Ok(axum::Router::new()
+        .route("/_admin/bench/counter", post(bench_counter))
         .route("/api/stock/{sku}/live", get(stock_live))
         .route("/api/orders/{id}/live", get(order_live))
         .route("/_admin/orders/{id}/status", post(order_status)))

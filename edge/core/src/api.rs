@@ -368,6 +368,7 @@ pub fn admin_router(shop: Shop, kv: Arc<dyn KvWrite>, token: Option<String>) -> 
         .route("/_admin/stock", post(set_stock))
         .route("/_admin/stock/{sku}", get(admin_level))
         .route("/_admin/stock/{sku}/restock", post(restock))
+        .route("/_admin/shards/{n}", post(shard_call))
         .route("/_admin/kv", post(put_kv))
         .route("/_admin/kv/delete", post(delete_kv))
         .route("/_admin/kv/{*key}", get(get_kv))
@@ -482,6 +483,24 @@ async fn restock(
     }
     let level = admin.shop.stock.restock(&sku, qty).await?;
     Ok(no_store(json!({ "sku": sku, "level": level })))
+}
+
+/// One raw shard request (CBOR `ShardRequest` in, CBOR `ShardReply` out): the coordinator
+/// protocol itself, for operators and the stock benchmark.
+async fn shard_call(
+    State(admin): State<AdminState>,
+    headers: HeaderMap,
+    Path(n): Path<u16>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&headers, &admin.token)?;
+    let shard = crate::shard::SkuShard::from_index(n)
+        .ok_or_else(|| ApiError::NotFound(format!("no shard {n}; shards are 0 to {}", crate::shard::SHARD_COUNT - 1)))?;
+    let body = body.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
+    let request: crate::stock::ShardRequest =
+        from_cbor(&body).map_err(|e| ApiError::BadRequest(format!("body is not a CBOR shard request: {e}")))?;
+    let reply = admin.shop.stock.on_shard(shard, request).await?;
+    Ok(([(header::CONTENT_TYPE, "application/cbor"), (header::CACHE_CONTROL, "no-store")], crate::codec::to_cbor(&reply)).into_response())
 }
 
 /// A CBOR list of at most [`KV_ENTRIES_PER_REQUEST_MAX`] `what`s from a request body.

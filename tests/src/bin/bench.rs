@@ -5,7 +5,11 @@
 //! 1. Requests per second for `/healthz` (the hello-world baseline, same worker), a product page,
 //!    the home page and a category listing, each with warm caches; prints each as a ratio of the
 //!    baseline and the KV reads a warm product page makes (from `Server-Timing`).
-//! 2. Publish time of a generated catalog of `--products` products through `shopctl`'s publish.
+//! 2. Stock: reserves per second on one stock shard (raw protocol through `/_admin/shards/{n}`,
+//!    one new order per reserve), divided by a bare Durable Object counter's increments per
+//!    second through the same worker path (`/_admin/bench/counter`); then checkout p50/p99 and
+//!    checkouts per second in a flash sale of 1,000 checkouts over 20 SKUs.
+//! 3. Publish time of a generated catalog of `--products` products through `shopctl`'s publish.
 
 use edge_core::Catalog;
 use shop_e2e::WranglerDev;
@@ -74,6 +78,125 @@ async fn rate(
         w.await.map_err(|e| e.to_string())??;
     }
     Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Requests per second of POSTs built by `request(n)` (n counts up across all loops); every
+/// answer must be 200.
+async fn post_rate(
+    http: &reqwest::Client,
+    request: Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync>,
+    concurrency: usize,
+    seconds: u64,
+) -> Result<f64, String> {
+    let done = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (request, done, next, stop) = (request.clone(), done.clone(), next.clone(), stop.clone());
+            let _ = http;
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let res = request(next.fetch_add(1, Ordering::Relaxed)).send().await.map_err(|e| e.to_string())?;
+                    if res.status() != 200 {
+                        return Err(format!("answered {}: {}", res.status(), res.text().await.unwrap_or_default()));
+                    }
+                    res.bytes().await.map_err(|e| e.to_string())?;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok::<(), String>(())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.map_err(|e| e.to_string())??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Reserves/s on one shard over a bare DO counter's increments/s, same run, same worker path.
+async fn stock_ratio(http: &reqwest::Client, base: &str, token: &str, args: &Args) -> Result<(), String> {
+    use edge_core::stock::{Line, OrderId, ShardRequest};
+    let sku = edge_core::Sku::parse("BENCH-SKU").expect("valid SKU");
+    let shard = edge_core::SkuShard::of(&sku).index();
+    let seed = http
+        .post(format!("{base}/_admin/stock"))
+        .bearer_auth(token)
+        .body(serde_json::json!({"levels": {"BENCH-SKU": 10_000_000}}).to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if seed.status() != 200 {
+        return Err(format!("seeding the bench SKU: {}", seed.status()));
+    }
+    let (reserve_http, counter_http) = (http.clone(), http.clone());
+    let (reserve_token, counter_token) = (token.to_owned(), token.to_owned());
+    let reserve_url = format!("{base}/_admin/shards/{shard}");
+    let counter_url = format!("{base}/_admin/bench/counter");
+    let reserve: Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync> = Arc::new(move |n| {
+        let request = ShardRequest::Reserve {
+            order: OrderId::parse(&format!("bench-{n}")).expect("valid order id"),
+            lines: vec![Line { sku: sku.clone(), qty: 1 }],
+            ttl_ms: 60_000,
+        };
+        reserve_http.post(&reserve_url).bearer_auth(&reserve_token).body(edge_core::codec::to_cbor(&request))
+    });
+    let counter: Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync> =
+        Arc::new(move |_| counter_http.post(&counter_url).bearer_auth(&counter_token));
+    // Warm both objects, then measure them alternately so drift hits both alike.
+    post_rate(http, counter.clone(), args.concurrency, 1).await?;
+    post_rate(http, reserve.clone(), args.concurrency, 1).await?;
+    let (mut counted, mut reserved) = (0.0, 0.0);
+    for _ in 0..2 {
+        counted += post_rate(http, counter.clone(), args.concurrency, args.seconds).await?;
+        reserved += post_rate(http, reserve.clone(), args.concurrency, args.seconds).await?;
+    }
+    println!(
+        "  DO counter {:>8.0} incr/s; shard {shard} {:>8.0} reserves/s   {:.2}x the counter",
+        counted / 2.0,
+        reserved / 2.0,
+        reserved / counted
+    );
+    Ok(())
+}
+
+/// Checkout latency and throughput in a flash sale: `checkouts` 1-line checkouts over 20 SKUs.
+async fn checkout_latency(http: &reqwest::Client, base: &str, demo: &Catalog, concurrency: usize) -> Result<(), String> {
+    use futures::stream::{self, StreamExt};
+    let skus: Vec<String> =
+        demo.products.iter().filter(|p| p.variants.is_empty()).take(20).map(|p| p.sku.to_string()).collect();
+    let checkouts = 1_000;
+    let started = Instant::now();
+    let calls: Vec<_> = (0..checkouts)
+        .map(|n| {
+            let body = serde_json::json!({
+                "lines": [{"sku": skus[n % skus.len()], "qty": 1}],
+                "email": "bench@example.com", "payment_token": "tok_visa"
+            });
+            let request = http.post(format!("{base}/api/checkout")).header("idempotency-key", format!("bench-{n}")).body(body.to_string());
+            async move {
+                let t = Instant::now();
+                let status = request.send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+                (t.elapsed(), status)
+            }
+        })
+        .collect();
+    let mut results: Vec<(Duration, u16)> = stream::iter(calls).buffer_unordered(concurrency).collect().await;
+    let elapsed = started.elapsed();
+    results.sort_unstable();
+    let pick = |q: f64| results[((results.len() - 1) as f64 * q) as usize].0;
+    let placed = results.iter().filter(|(_, s)| *s == 201).count();
+    let failed = results.iter().filter(|(_, s)| !matches!(s, 201 | 409)).count();
+    println!(
+        "  checkout: {checkouts} in {elapsed:.1?} ({:.0}/s, {concurrency} in flight), {placed} placed, {failed} errors; p50 {:.1?} p99 {:.1?}",
+        checkouts as f64 / elapsed.as_secs_f64(),
+        pick(0.5),
+        pick(0.99)
+    );
+    Ok(())
 }
 
 /// A deterministic catalog of `n` products over 20 categories.
@@ -171,6 +294,8 @@ fn main() {
             );
         }
         println!("  warm product page Server-Timing: {kv}");
+        stock_ratio(&http, &edge.base_url, &edge.admin_token, &args).await?;
+        checkout_latency(&http, &edge.base_url, &demo, args.concurrency).await?;
 
         let catalog = generated_catalog(args.products);
         let started = Instant::now();
