@@ -436,27 +436,39 @@ pub struct OrderTurns {
 }
 
 impl OrderTurns {
-    /// Runs `work` when it is `order`'s turn.
+    /// Runs `work` when it is `order`'s turn. A caller dropped while waiting or working gives
+    /// its turn back and leaves no entry behind.
     pub async fn run<T>(&self, order: &OrderId, work: impl std::future::Future<Output = T>) -> T {
-        let lock = {
-            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-            locks.entry(order.clone()).or_default().clone()
-        };
-        let result = {
-            let _turn = lock.lock().await;
-            work.await
-        };
+        let entry = TurnEntry { turns: self, order, lock: self.entry(order) };
+        let _turn = entry.lock.lock().await;
+        work.await
+    }
+
+    fn entry(&self, order: &OrderId) -> Arc<futures::lock::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        // The map's reference and ours: nobody else is waiting, the entry can go.
-        if Arc::strong_count(&lock) == 2 {
-            locks.remove(order);
-        }
-        result
+        locks.entry(order.clone()).or_default().clone()
     }
 
     /// Orders with a run in progress or waiting (bounded by the host's concurrency).
     pub fn busy(&self) -> usize {
         self.locks.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// A caller's claim on an order's entry in [`OrderTurns`]; the last one out removes it.
+struct TurnEntry<'a> {
+    turns: &'a OrderTurns,
+    order: &'a OrderId,
+    lock: Arc<futures::lock::Mutex<()>>,
+}
+
+impl Drop for TurnEntry<'_> {
+    fn drop(&mut self) {
+        let mut locks = self.turns.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // The map's reference and ours: nobody else holds or waits, the entry can go.
+        if Arc::strong_count(&self.lock) == 2 {
+            locks.remove(self.order);
+        }
     }
 }
 
@@ -841,6 +853,42 @@ mod tests {
             block_on(checkout.resume(&id)).unwrap(),
             Some(CheckoutOutcome::HoldExpired)
         );
+    }
+
+    #[test]
+    fn runs_of_one_order_take_turns_and_leave_nothing_behind() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let turns = OrderTurns::default();
+        let (inside, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let id = OrderId::parse("o1").unwrap();
+        let run = || async {
+            let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            // Yield once, so the other runs get polled while this one is inside.
+            let mut yielded = false;
+            futures::future::poll_fn(|cx| {
+                if yielded {
+                    std::task::Poll::Ready(())
+                } else {
+                    yielded = true;
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+            inside.fetch_sub(1, Ordering::SeqCst);
+        };
+        let runs = (0..5).map(|_| turns.run(&id, run()));
+        block_on(futures::future::join_all(runs));
+        assert_eq!(most.load(Ordering::SeqCst), 1, "two runs of one order overlapped");
+        assert_eq!(turns.busy(), 0);
+        // A caller dropped mid-run gives its turn back.
+        let mut dropped = Box::pin(turns.run(&id, futures::future::pending::<()>()));
+        assert!(futures::FutureExt::now_or_never(&mut dropped).is_none());
+        assert_eq!(turns.busy(), 1);
+        drop(dropped);
+        assert_eq!(turns.busy(), 0);
+        assert_eq!(block_on(turns.run(&id, async { 7 })), 7);
     }
 
     #[test]
