@@ -201,3 +201,43 @@ pub async fn order_detail(id: String) -> Result<Option<edge_core::order::Order>,
     let Ok(id) = edge_core::stock::OrderId::parse(&id) else { return Ok(None) };
     shop.orders.order(&id).await.map_err(ssr::unavailable)
 }
+
+/// The cart's holds as the cart page shows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CartHoldView {
+    Held { expires_at_ms: u64 },
+    Refused { message: String },
+    /// The key was used up (the order was checked out or given up): hold under a new one.
+    Spent,
+}
+
+/// Holds the cart's lines under the checkout's idempotency key, so the checkout that follows
+/// sells exactly these units; the page shows until when they are held.
+#[server(prefix = "/_sfn", endpoint = "hold-cart")]
+pub async fn hold_cart(lines: Vec<edge_core::stock::Line>, idempotency_key: String) -> Result<CartHoldView, ServerFnError> {
+    use edge_core::checkout::{hold_cart, order_id_for_key, CartHold};
+    let shop = ssr::shop()?;
+    edge_core::stock::validate_lines(&lines).map_err(ServerFnError::new)?;
+    if idempotency_key.is_empty() || idempotency_key.len() > edge_core::api::IDEMPOTENCY_KEY_LEN_MAX {
+        return Err(ServerFnError::new("bad idempotency key"));
+    }
+    let order = order_id_for_key(&idempotency_key);
+    Ok(match hold_cart(shop.stock.as_ref(), &order, &lines).await.map_err(ssr::unavailable)? {
+        CartHold::Held { expires_at_ms } => CartHoldView::Held { expires_at_ms },
+        CartHold::Refused { sku: Some(sku), available } => {
+            CartHoldView::Refused { message: format!("Only {available} of {sku} left: please lower the quantity.") }
+        }
+        CartHold::Refused { sku: None, .. } => CartHoldView::Refused { message: "Some items are no longer available.".into() },
+        CartHold::Spent => CartHoldView::Spent,
+    })
+}
+
+/// Gives back the holds of a cart that changed (its old key is spent).
+#[server(prefix = "/_sfn", endpoint = "release-cart")]
+pub async fn release_cart(lines: Vec<edge_core::stock::Line>, idempotency_key: String) -> Result<(), ServerFnError> {
+    use edge_core::checkout::{order_id_for_key, release_cart};
+    let shop = ssr::shop()?;
+    edge_core::stock::validate_lines(&lines).map_err(ServerFnError::new)?;
+    let order = order_id_for_key(&idempotency_key);
+    release_cart(shop.stock.as_ref(), &order, &lines).await.map_err(ssr::unavailable)
+}

@@ -31,6 +31,8 @@ fn register_server_functions() {
     register_explicit::<crate::data::CartItems>();
     register_explicit::<crate::data::PlaceOrder>();
     register_explicit::<crate::data::OrderDetail>();
+    register_explicit::<crate::data::HoldCart>();
+    register_explicit::<crate::data::ReleaseCart>();
 }
 
 thread_local! {

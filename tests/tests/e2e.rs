@@ -1002,6 +1002,39 @@ async fn flash_sale(ctx: &Ctx, skus: &[String], stock: u64, checkouts: usize) ->
     Ok(())
 }
 
+/// A hold placed with a short TTL (raw shard protocol) returns to stock by the shard's alarm,
+/// with nobody touching the order again.
+async fn holds_run_out_by_the_shards_alarm(ctx: &Ctx) -> CheckResult {
+    use edge_core::codec::{from_cbor, to_cbor};
+    use edge_core::stock::{Line, OrderId, ShardReply, ShardRequest};
+    let sku = sale_skus(ctx, 4).pop().ok_or("no simple product")?;
+    let before = ctx.admin_level(&sku).await?;
+    let parsed = Sku::parse(&sku).map_err(|e| e.to_string())?;
+    let request = ShardRequest::Reserve {
+        order: OrderId::parse("alarm-check").map_err(|e| e.to_string())?,
+        lines: vec![Line { sku: parsed.clone(), qty: 1 }],
+        ttl_ms: 1_500,
+    };
+    let res = ctx
+        .http
+        .post(ctx.url(&format!("/_admin/shards/{}", SkuShard::of(&parsed).index())))
+        .bearer_auth(&ctx.edge.admin_token)
+        .body(to_cbor(&request))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    ensure!(res.status() == StatusCode::OK, "raw reserve: {}", res.status());
+    let reply: ShardReply = from_cbor(&res.bytes().await.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    ensure!(matches!(reply, ShardReply::Held { .. }), "raw reserve: {reply:?}");
+    let held = ctx.admin_level(&sku).await?;
+    ensure!(held["held"] == before["held"].as_u64().unwrap_or(0) + 1, "not held: {held}");
+    wait_for("the alarm to release the hold", Duration::from_secs(15), || async {
+        let level = ctx.admin_level(&sku).await?;
+        Ok(level["held"] == before["held"] && level["available"] == before["available"])
+    })
+    .await
+}
+
 /// With the origin down, checkouts still succeed (201): the orders wait in the edge's outbox and
 /// reach the origin once it is back.
 async fn an_origin_outage_delays_orders_but_loses_none(ctx: &Ctx) -> CheckResult {
@@ -1240,6 +1273,19 @@ async fn browser_checks_out_and_follows_the_order_live(ctx: &Ctx) -> CheckResult
             Ok(js(c, "return document.querySelectorAll('tr.cart-line').length").await? == json!(2))
         })
         .await?;
+        // The cart page holds the lines and says until when.
+        wait_for("the hold notice", Duration::from_secs(10), || async {
+            Ok(js(c, "const h = document.querySelector('[data-testid=hold-expiry]'); return !!h").await? == json!(true))
+        })
+        .await?;
+        let expires = js(c, "return Number(document.querySelector('[data-testid=hold-expiry]').dataset.expiresAt)").await?;
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?.as_millis() as f64;
+        let minutes = (expires.as_f64().unwrap_or(0.0) - now_ms) / 60_000.0;
+        ensure!((8.0..=10.5).contains(&minutes), "the hold runs {minutes:.1} minutes, not about 10");
+        for sku in &picks {
+            let level = ctx.admin_level(sku).await?;
+            ensure!(level["held"] == 1, "{sku} is not held while in the cart: {level}");
+        }
         c.find(Locator::Css("input[name=email]"))
             .await
             .map_err(|e| e.to_string())?
@@ -1278,6 +1324,8 @@ async fn browser_checks_out_and_follows_the_order_live(ctx: &Ctx) -> CheckResult
         for (sku, was) in picks.iter().zip(&before) {
             let now = ctx.level(sku).await?;
             ensure!(now + 1 == *was, "{sku}: level {was} -> {now} after buying one");
+            let level = ctx.admin_level(sku).await?;
+            ensure!(level["held"] == 0, "{sku}: the hold was not turned into the sale: {level}");
         }
 
         // The shop packs the order: the open page shows it without a reload.
@@ -1613,6 +1661,7 @@ fn main() {
             flash_sale_on_one_sku_never_oversells,
             flash_sale_of_2000_checkouts_across_shards_never_oversells,
             an_origin_outage_delays_orders_but_loses_none,
+            holds_run_out_by_the_shards_alarm,
             // Last: it changes the live catalog the checks above compare against.
             republish_is_atomic_for_readers,
         ];

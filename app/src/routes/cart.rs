@@ -1,12 +1,15 @@
 //! The cart page and the checkout form.
 //!
 //! The cart lives in the browser (see [`crate::cart`]); this page prices it from the catalog and
-//! places the order through the `place_order` server function. The idempotency key of a
-//! submission is kept until the order is placed or definitely refused, so pressing the button
-//! again after a lost answer (or reloading) finds the same order instead of buying twice.
+//! places the order through the `place_order` server function. The cart's lines are held for
+//! the shopper under the checkout's idempotency key while they look at the page (the page says
+//! until when); the checkout under that key sells exactly those holds. The key is kept until
+//! the order is placed or definitely refused, so pressing the button again after a lost answer
+//! (or reloading) finds the same order instead of buying twice; a changed cart gets a new key
+//! and gives the old holds back.
 
 use crate::cart::{use_cart, CartLine};
-use crate::data::{cart_items, place_order, CartItem, PlaceOrderResult};
+use crate::data::{cart_items, hold_cart, place_order, release_cart, CartHoldView, CartItem, PlaceOrderResult};
 use edge_core::stock::Line;
 use edge_core::{Money, Sku};
 use leptos::prelude::*;
@@ -93,16 +96,55 @@ fn CartView(items: Vec<CartItem>) -> impl IntoView {
     }
 }
 
+fn to_lines(lines: &[CartLine]) -> Vec<Line> {
+    lines.iter().filter_map(|l| Some(Line { sku: Sku::parse(&l.sku).ok()?, qty: l.qty })).collect()
+}
+
+/// "12:34:56" in the shopper's time zone (UTC on the server, which never shows it).
+fn clock_time(ms: u64) -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+        String::from(date.to_locale_time_string("en-GB"))
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let s = ms / 1000;
+        format!("{:02}:{:02}:{:02} UTC", (s / 3600) % 24, (s / 60) % 60, s % 60)
+    }
+}
+
 #[component]
 fn CheckoutForm() -> impl IntoView {
     let cart = use_cart();
     let email = RwSignal::new(String::new());
     let token = RwSignal::new(TEST_CARDS[0].0.to_string());
     let message = RwSignal::new(None::<String>);
+    // Bumped when a checkout ends without an order: its key is spent, hold again under a new one.
+    let generation = RwSignal::new(0u32);
+    let hold = LocalResource::new(move || {
+        let lines = cart.lines();
+        generation.track();
+        async move {
+            if lines.is_empty() {
+                return None;
+            }
+            let key = checkout_key::for_cart(&lines);
+            if let Some((old_key, old_lines)) = key.replaced {
+                let _ = release_cart(to_lines(&old_lines), old_key).await;
+            }
+            match hold_cart(to_lines(&lines), key.key).await {
+                Ok(CartHoldView::Spent) => {
+                    checkout_key::forget();
+                    hold_cart(to_lines(&lines), checkout_key::for_cart(&lines).key).await.ok()
+                }
+                other => other.ok(),
+            }
+        }
+    });
     let place = Action::new(move |(lines, email, token): &(Vec<CartLine>, String, String)| {
-        let key = checkout_key::for_cart(lines, email, token);
-        let lines: Vec<Line> =
-            lines.iter().filter_map(|l| Some(Line { sku: Sku::parse(&l.sku).ok()?, qty: l.qty })).collect();
+        let key = checkout_key::for_cart(lines).key;
+        let lines = to_lines(lines);
         let (email, token) = (email.clone(), token.clone());
         async move { place_order(lines, email, token, key).await }
     });
@@ -114,8 +156,9 @@ fn CheckoutForm() -> impl IntoView {
             navigate(&format!("/orders/{order_id}"), Default::default());
         }
         Some(Ok(PlaceOrderResult::Refused { message: text, .. })) => {
-            // A definite answer: the next attempt is a new checkout.
+            // A definite answer: nothing is held any more; the next attempt is a new checkout.
             checkout_key::forget();
+            generation.update(|g| *g += 1);
             message.set(Some(text));
         }
         Some(Err(_)) => message.set(Some("We could not reach the shop. Please press the button again: you will not be charged twice.".into())),
@@ -126,8 +169,21 @@ fn CheckoutForm() -> impl IntoView {
         message.set(None);
         place.dispatch((cart.lines(), email.get_untracked(), token.get_untracked()));
     };
+    let hold_notice = move || match hold.get().flatten() {
+        Some(CartHoldView::Held { expires_at_ms }) => view! {
+            <p class="hold" data-testid="hold-expiry" data-expires-at=expires_at_ms.to_string()>
+                "Your items are held for you until " <strong>{clock_time(expires_at_ms)}</strong>
+            </p>
+        }
+        .into_any(),
+        Some(CartHoldView::Refused { message }) => {
+            view! { <p class="hold refused" data-testid="hold-refused">{message}</p> }.into_any()
+        }
+        _ => ().into_any(),
+    };
     let cards = TEST_CARDS.map(|(value, label)| view! { <option value=value>{label}</option> }).to_vec();
     view! {
+        {hold_notice}
         <form class="checkout" on:submit=submit>
             <label>"E-mail"
                 <input type="email" name="email" required=true autocomplete="email"
@@ -144,43 +200,57 @@ fn CheckoutForm() -> impl IntoView {
     }
 }
 
-/// The idempotency key of the checkout in progress, kept in session storage with what it was
-/// made for: the same cart, e-mail and card reuse it; anything else gets a new one.
+/// The idempotency key of the cart's checkout, kept in session storage with the lines it was
+/// made for: the same lines reuse it (their holds, a retried submission); other lines get a new
+/// one, and the caller gives back the old one's holds.
 mod checkout_key {
     use crate::cart::CartLine;
 
     #[cfg(feature = "hydrate")]
     const STORAGE_KEY: &str = "edge-shop-checkout-key";
 
-    fn fingerprint(lines: &[CartLine], email: &str, token: &str) -> String {
-        let lines: Vec<String> = lines.iter().map(|l| format!("{}x{}", l.sku, l.qty)).collect();
-        format!("{}|{email}|{token}", lines.join(","))
+    pub struct CartKey {
+        pub key: String,
+        /// The key (and its lines) this one replaces, when the cart changed.
+        pub replaced: Option<(String, Vec<CartLine>)>,
     }
 
-    pub fn for_cart(lines: &[CartLine], email: &str, token: &str) -> String {
-        let print = fingerprint(lines, email, token);
+    #[cfg(feature = "hydrate")]
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Stored {
+        key: String,
+        lines: Vec<CartLine>,
+    }
+
+    pub fn for_cart(lines: &[CartLine]) -> CartKey {
         #[cfg(feature = "hydrate")]
         {
             let storage = web_sys::window().and_then(|w| w.session_storage().ok().flatten());
-            if let Some(stored) = storage.as_ref().and_then(|s| s.get_item(STORAGE_KEY).ok().flatten()) {
-                if let Some((key, for_print)) = stored.split_once(' ') {
-                    if for_print == print {
-                        return key.to_owned();
-                    }
-                }
-            }
+            let stored: Option<Stored> = storage
+                .as_ref()
+                .and_then(|s| s.get_item(STORAGE_KEY).ok().flatten())
+                .and_then(|text| serde_json::from_str(&text).ok());
+            let replaced = match stored {
+                Some(stored) if stored.lines == lines => return CartKey { key: stored.key, replaced: None },
+                Some(stored) => Some((stored.key, stored.lines)),
+                None => None,
+            };
             let mut bytes = [0u8; 16];
             let key = match getrandom_03::fill(&mut bytes) {
                 Ok(()) => bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
                 Err(_) => format!("{:x}", js_sys::Date::now() as u64),
             };
-            if let Some(storage) = storage {
-                let _ = storage.set_item(STORAGE_KEY, &format!("{key} {print}"));
+            let fresh = Stored { key: key.clone(), lines: lines.to_vec() };
+            if let (Some(storage), Ok(text)) = (storage, serde_json::to_string(&fresh)) {
+                let _ = storage.set_item(STORAGE_KEY, &text);
             }
-            key
+            CartKey { key, replaced }
         }
         #[cfg(not(feature = "hydrate"))]
-        print
+        {
+            let lines: Vec<String> = lines.iter().map(|l| format!("{}x{}", l.sku, l.qty)).collect();
+            CartKey { key: lines.join(","), replaced: None }
+        }
     }
 
     pub fn forget() {

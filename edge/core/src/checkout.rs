@@ -542,14 +542,80 @@ fn reserve_failure(round: &Round) -> Option<CheckoutOutcome> {
 }
 
 fn lines_by_shard(lines: &[OrderLine]) -> BTreeMap<SkuShard, Vec<Line>> {
+    group_by_shard(lines.iter().map(OrderLine::line))
+}
+
+/// Lines grouped by their shard, in the order given: the grouping a checkout reserves with, so
+/// holds placed ahead of it ([`hold_cart`]) match what it reserves.
+fn group_by_shard(lines: impl IntoIterator<Item = Line>) -> BTreeMap<SkuShard, Vec<Line>> {
     let mut by_shard: BTreeMap<SkuShard, Vec<Line>> = BTreeMap::new();
     for line in lines {
-        by_shard
-            .entry(SkuShard::of(&line.sku))
-            .or_default()
-            .push(line.line());
+        by_shard.entry(SkuShard::of(&line.sku)).or_default().push(line);
     }
     by_shard
+}
+
+/// How holding a cart went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CartHold {
+    /// Every line is held for the order until `expires_at_ms`; a checkout under the same
+    /// order id sells these holds.
+    Held { expires_at_ms: u64 },
+    /// Nothing is held: a line cannot be had (`available` of `sku` left).
+    Refused { sku: Option<Sku>, available: u32 },
+    /// The order id was used up (checked out, released or expired): hold under a new one.
+    Spent,
+}
+
+/// Holds a cart's lines for `order` before checkout, so the cart page can show the shopper
+/// their units are reserved and until when. All shards or none: a refusal releases the rest.
+/// Idempotent like every shard operation; [`release_cart`] gives the units back when the
+/// cart changes (and spends the order id).
+pub async fn hold_cart(stock: &dyn StockCoordinator, order: &OrderId, lines: &[Line]) -> Result<CartHold, StoreError> {
+    let by_shard = group_by_shard(lines.iter().cloned());
+    let calls = by_shard.iter().map(|(shard, lines)| {
+        let request = ShardRequest::Reserve { order: order.clone(), lines: lines.clone(), ttl_ms: CHECKOUT_HOLD_TTL_MS };
+        stock.on_shard(*shard, request)
+    });
+    let replies = futures::future::join_all(calls).await;
+    let mut expires_at_ms = u64::MAX;
+    let mut outcome = None;
+    for reply in replies {
+        match reply? {
+            ShardReply::Held { expires_at_ms: at } => expires_at_ms = expires_at_ms.min(at),
+            ShardReply::Insufficient { sku, available } => {
+                outcome.get_or_insert(CartHold::Refused { sku: Some(sku), available });
+            }
+            ShardReply::UnknownSku { sku } => {
+                outcome.get_or_insert(CartHold::Refused { sku: Some(sku), available: 0 });
+            }
+            ShardReply::Rejected { .. } | ShardReply::Released { .. } | ShardReply::Committed | ShardReply::Cancelled => {
+                outcome.get_or_insert(CartHold::Spent);
+            }
+            other => return Err(unexpected(other)),
+        }
+    }
+    match outcome {
+        None => Ok(CartHold::Held { expires_at_ms }),
+        Some(refusal) => {
+            release_cart(stock, order, lines).await?;
+            Ok(refusal)
+        }
+    }
+}
+
+/// Returns a cart's holds for `order` to stock (and spends the order id). Idempotent; a sold
+/// order is left sold.
+pub async fn release_cart(stock: &dyn StockCoordinator, order: &OrderId, lines: &[Line]) -> Result<(), StoreError> {
+    let shards = group_by_shard(lines.iter().cloned()).into_keys();
+    let calls = shards.map(|shard| stock.on_shard(shard, ShardRequest::Release { order: order.clone() }));
+    for reply in futures::future::join_all(calls).await {
+        match reply? {
+            ShardReply::Released { .. } | ShardReply::AlreadyCommitted | ShardReply::Cancelled => {}
+            other => return Err(unexpected(other)),
+        }
+    }
+    Ok(())
 }
 
 /// A gateway in test mode, like a real one's: `tok_visa` succeeds, `tok_declined` declines,
@@ -853,6 +919,32 @@ mod tests {
             block_on(checkout.resume(&id)).unwrap(),
             Some(CheckoutOutcome::HoldExpired)
         );
+    }
+
+    #[test]
+    fn a_held_cart_checks_out_with_its_holds_and_a_changed_cart_gives_them_back() {
+        let (a, b) = two_shard_skus();
+        let host = Host::new(&[(a, 5), (b, 5)]);
+        let lines = |qa: u32, qb: u32| vec![Line { sku: sku(a), qty: qa }, Line { sku: sku(b), qty: qb }];
+        let id = OrderId::parse("cart1").unwrap();
+        let held = block_on(hold_cart(&host.stock, &id, &lines(2, 1))).unwrap();
+        assert_eq!(held, CartHold::Held { expires_at_ms: CHECKOUT_HOLD_TTL_MS });
+        assert_eq!(block_on(hold_cart(&host.stock, &id, &lines(2, 1))).unwrap(), held, "holding again is the same hold");
+        assert_eq!((host.level(a), host.level(b)), ((3, 2, 0), (4, 1, 0)));
+        // Checkout under the same id sells exactly the held units.
+        assert!(matches!(host.run("cart1", "tok_visa", &[(a, 2), (b, 1)]).unwrap(), CheckoutOutcome::Placed(_)));
+        assert_eq!((host.level(a), host.level(b)), ((3, 0, 2), (4, 0, 1)));
+        // A cart that changed: the old holds go back, the old id is spent.
+        let id2 = OrderId::parse("cart2").unwrap();
+        block_on(hold_cart(&host.stock, &id2, &lines(1, 1))).unwrap();
+        block_on(release_cart(&host.stock, &id2, &lines(1, 1))).unwrap();
+        assert_eq!((host.level(a), host.level(b)), ((3, 0, 2), (4, 0, 1)));
+        assert_eq!(block_on(hold_cart(&host.stock, &id2, &lines(1, 1))).unwrap(), CartHold::Spent);
+        // A line that cannot be had holds nothing anywhere.
+        let id3 = OrderId::parse("cart3").unwrap();
+        let refused = block_on(hold_cart(&host.stock, &id3, &lines(1, 9))).unwrap();
+        assert_eq!(refused, CartHold::Refused { sku: Some(sku(b)), available: 4 });
+        assert_eq!((host.level(a), host.level(b)), ((3, 0, 2), (4, 0, 1)));
     }
 
     #[test]

@@ -45,46 +45,19 @@ fn args() -> Args {
     a
 }
 
-/// Requests per second for `path` with `concurrency` loops over `seconds`; every answer must be 200.
-async fn rate(
-    http: &reqwest::Client,
-    url: &str,
-    concurrency: usize,
-    seconds: u64,
-) -> Result<f64, String> {
-    let done = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (http, url, done, stop) =
-                (http.clone(), url.to_owned(), done.clone(), stop.clone());
-            tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    let res = http.get(&url).send().await.map_err(|e| e.to_string())?;
-                    if res.status() != 200 {
-                        return Err(format!("{url} answered {}", res.status()));
-                    }
-                    res.bytes().await.map_err(|e| e.to_string())?;
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok::<(), String>(())
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.await.map_err(|e| e.to_string())??;
-    }
-    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+/// Requests per second of GETs of `url` with `concurrency` loops over `seconds`; every answer
+/// must be 200.
+async fn rate(http: &reqwest::Client, url: &str, concurrency: usize, seconds: u64) -> Result<f64, String> {
+    let (http, url) = (http.clone(), url.to_owned());
+    request_rate(Arc::new(move |_| http.get(&url)), concurrency, seconds).await
 }
 
-/// Requests per second of POSTs built by `request(n)` (n counts up across all loops); every
-/// answer must be 200.
-async fn post_rate(
-    http: &reqwest::Client,
-    request: Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync>,
+/// A request to send, built from a number that counts up across all loops.
+type MakeRequest = Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync>;
+
+/// Requests per second of requests built by `request(n)`; every answer must be 200.
+async fn request_rate(
+    request: MakeRequest,
     concurrency: usize,
     seconds: u64,
 ) -> Result<f64, String> {
@@ -95,7 +68,6 @@ async fn post_rate(
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let (request, done, next, stop) = (request.clone(), done.clone(), next.clone(), stop.clone());
-            let _ = http;
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let res = request(next.fetch_add(1, Ordering::Relaxed)).send().await.map_err(|e| e.to_string())?;
@@ -136,7 +108,7 @@ async fn stock_ratio(http: &reqwest::Client, base: &str, token: &str, args: &Arg
     let (reserve_token, counter_token) = (token.to_owned(), token.to_owned());
     let reserve_url = format!("{base}/_admin/shards/{shard}");
     let counter_url = format!("{base}/_admin/bench/counter");
-    let reserve: Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync> = Arc::new(move |n| {
+    let reserve: MakeRequest = Arc::new(move |n| {
         let request = ShardRequest::Reserve {
             order: OrderId::parse(&format!("bench-{n}")).expect("valid order id"),
             lines: vec![Line { sku: sku.clone(), qty: 1 }],
@@ -144,15 +116,15 @@ async fn stock_ratio(http: &reqwest::Client, base: &str, token: &str, args: &Arg
         };
         reserve_http.post(&reserve_url).bearer_auth(&reserve_token).body(edge_core::codec::to_cbor(&request))
     });
-    let counter: Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync> =
+    let counter: MakeRequest =
         Arc::new(move |_| counter_http.post(&counter_url).bearer_auth(&counter_token));
     // Warm both objects, then measure them alternately so drift hits both alike.
-    post_rate(http, counter.clone(), args.concurrency, 1).await?;
-    post_rate(http, reserve.clone(), args.concurrency, 1).await?;
+    request_rate(counter.clone(), args.concurrency, 1).await?;
+    request_rate(reserve.clone(), args.concurrency, 1).await?;
     let (mut counted, mut reserved) = (0.0, 0.0);
     for _ in 0..2 {
-        counted += post_rate(http, counter.clone(), args.concurrency, args.seconds).await?;
-        reserved += post_rate(http, reserve.clone(), args.concurrency, args.seconds).await?;
+        counted += request_rate(counter.clone(), args.concurrency, args.seconds).await?;
+        reserved += request_rate(reserve.clone(), args.concurrency, args.seconds).await?;
     }
     println!(
         "  DO counter {:>8.0} incr/s; shard {shard} {:>8.0} reserves/s   {:.2}x the counter",
