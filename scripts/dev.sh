@@ -17,6 +17,7 @@ PORT="${PORT:-8787}"
 ORIGIN_ADDR="${ORIGIN_ADDR:-127.0.0.1:8080}"
 ADMIN_TOKEN="${ADMIN_TOKEN:-dev-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')}"
 ORIGIN_TOKEN="${ORIGIN_TOKEN:-origin-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')}"
+PERSONALIZATION_SECRET="${PERSONALIZATION_SECRET:-$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')}"
 export ADMIN_TOKEN ORIGIN_TOKEN
 
 pids=()
@@ -28,7 +29,8 @@ target/release/origin serve --addr "$ORIGIN_ADDR" --data-dir origin-data &
 pids+=($!)
 WRANGLER_SEND_METRICS=false CI=true node_modules/.bin/wrangler dev --local --ip 127.0.0.1 --port "$PORT" \
   --inspector-port 0 --show-interactive-dev-session=false --var "ADMIN_TOKEN:$ADMIN_TOKEN" \
-  --var "ORIGIN_URL:http://$ORIGIN_ADDR" --var "ORIGIN_TOKEN:$ORIGIN_TOKEN" </dev/null &
+  --var "ORIGIN_URL:http://$ORIGIN_ADDR" --var "ORIGIN_TOKEN:$ORIGIN_TOKEN" \
+  --var "PERSONALIZATION_SECRET:$PERSONALIZATION_SECRET" </dev/null &
 pids+=($!)
 set +m
 

@@ -31,6 +31,51 @@ mod ssr {
         Sku::parse(raw).ok()
     }
 
+    fn cookie_header() -> Option<String> {
+        let parts = use_context::<axum::http::request::Parts>()?;
+        parts.headers.get(axum::http::header::COOKIE)?.to_str().ok().map(str::to_owned)
+    }
+
+    fn secret() -> Option<std::sync::Arc<[u8]>> {
+        use_context::<crate::ssr::Personalization>()?.secret
+    }
+
+    /// Whether personalization is on for this request's shopper; `None` when the shop has it off.
+    pub async fn personalization_on() -> Option<bool> {
+        secret()?;
+        let header = cookie_header().unwrap_or_default();
+        Some(edge_core::behaviour::cookie(&header, edge_core::behaviour::OPT_OUT_COOKIE) != Some("1"))
+    }
+
+    /// The shopper's history, when personalization is on and they have one.
+    pub async fn history() -> Option<edge_core::behaviour::History> {
+        if personalization_on().await != Some(true) {
+            return None;
+        }
+        let header = cookie_header()?;
+        let value = edge_core::behaviour::cookie(&header, edge_core::behaviour::HISTORY_COOKIE)?;
+        edge_core::behaviour::History::open(value, &secret()?)
+    }
+
+    /// Records an event in the shopper's history cookie; `false` when nothing was recorded
+    /// (personalization off, or opted out).
+    pub async fn record(sku: Sku, kind: edge_core::behaviour::EventKind) -> bool {
+        let (Some(true), Some(secret)) = (personalization_on().await, secret()) else { return false };
+        let mut history = history().await.unwrap_or_default();
+        let at_s = shop().map(|s| s.clock.now_ms() / 1000).unwrap_or(0);
+        history.record(edge_core::behaviour::Event { sku, kind, at_s });
+        set_cookie(&edge_core::behaviour::history_set_cookie(&history, &secret));
+        true
+    }
+
+    pub fn set_cookie(value: &str) {
+        if let (Some(response), Ok(value)) =
+            (use_context::<leptos_axum::ResponseOptions>(), axum::http::HeaderValue::from_str(value))
+        {
+            response.append_header(axum::http::header::SET_COOKIE, value);
+        }
+    }
+
     /// Store errors are logged with their detail and shown to shoppers in general terms.
     pub fn unavailable(e: edge_core::StoreError) -> ServerFnError {
         leptos::logging::error!("store error: {e}");
@@ -171,7 +216,12 @@ pub async fn place_order(
     let request = CheckoutRequest { lines, email, payment_token };
     let refused = |message: String| Ok(PlaceOrderResult::Refused { message, sku: None, available: None });
     match place(&shop, Some(&idempotency_key), request).await {
-        Ok(CheckoutOutcome::Placed(order)) => Ok(PlaceOrderResult::Placed { order_id: order.id.to_string() }),
+        Ok(CheckoutOutcome::Placed(order)) => {
+            for line in &order.lines {
+                ssr::record(line.sku.clone(), edge_core::behaviour::EventKind::Purchased).await;
+            }
+            Ok(PlaceOrderResult::Placed { order_id: order.id.to_string() })
+        }
         Ok(CheckoutOutcome::Insufficient { sku, available }) => Ok(PlaceOrderResult::Refused {
             message: format!("Only {available} of {sku} left: please lower the quantity."),
             sku: Some(sku.to_string()),
@@ -240,4 +290,50 @@ pub async fn release_cart(lines: Vec<edge_core::stock::Line>, idempotency_key: S
     edge_core::stock::validate_lines(&lines).map_err(ServerFnError::new)?;
     let order = order_id_for_key(&idempotency_key);
     release_cart(shop.stock.as_ref(), &order, &lines).await.map_err(ssr::unavailable)
+}
+
+/// What the shopper did, from the browser: `viewed` (a product page), `carted`.
+#[server(prefix = "/_sfn", endpoint = "record")]
+pub async fn record_event(sku: String, kind: String) -> Result<bool, ServerFnError> {
+    use edge_core::behaviour::EventKind;
+    let kind = match kind.as_str() {
+        "viewed" => EventKind::Viewed,
+        "carted" => EventKind::Carted,
+        _ => return Err(ServerFnError::new(format!("unknown event kind {kind:?}"))),
+    };
+    let Some(sku) = ssr::sku(&sku) else { return Err(ServerFnError::new("invalid SKU")) };
+    Ok(ssr::record(sku, kind).await)
+}
+
+/// Products the shopper looked at lately, newest first (empty when opted out or unknown).
+#[server(prefix = "/_sfn", endpoint = "recent")]
+pub async fn recently_viewed() -> Result<Vec<edge_core::ProductSummary>, ServerFnError> {
+    let shop = ssr::shop()?;
+    let Some(history) = ssr::history().await else { return Ok(Vec::new()) };
+    let products = shop.catalog.products().await.map_err(ssr::unavailable)?;
+    let summaries = history
+        .seen()
+        .into_iter()
+        .filter_map(|sku| products.iter().find(|p| &p.sku == sku).cloned())
+        .take(RECENT_SHOWN)
+        .collect();
+    Ok(summaries)
+}
+
+/// Products a "recently viewed" strip shows.
+pub const RECENT_SHOWN: usize = 8;
+
+/// Whether personalization is on for this shopper (`None`: the shop has it off).
+#[server(prefix = "/_sfn", endpoint = "personalization")]
+pub async fn personalization_state() -> Result<Option<bool>, ServerFnError> {
+    Ok(ssr::personalization_on().await)
+}
+
+/// Turns personalization off (history forgotten) or back on for this shopper.
+#[server(prefix = "/_sfn", endpoint = "set-personalization")]
+pub async fn set_personalization(enabled: bool) -> Result<(), ServerFnError> {
+    for value in edge_core::behaviour::opt_out_set_cookies(!enabled) {
+        ssr::set_cookie(&value);
+    }
+    Ok(())
 }

@@ -87,7 +87,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/orders/:id") view=routes::OrderPage ssr=SsrMode::Async />
                 </Routes>
             </main>
-            <footer class="site-footer">"Served from the edge · prices include tax"</footer>
+            <footer class="site-footer">"Served from the edge · prices include tax · " <routes::PersonalizationToggle /></footer>
         </Router>
     }
 }

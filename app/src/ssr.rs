@@ -33,6 +33,10 @@ fn register_server_functions() {
     register_explicit::<crate::data::OrderDetail>();
     register_explicit::<crate::data::HoldCart>();
     register_explicit::<crate::data::ReleaseCart>();
+    register_explicit::<crate::data::RecordEvent>();
+    register_explicit::<crate::data::RecentlyViewed>();
+    register_explicit::<crate::data::PersonalizationState>();
+    register_explicit::<crate::data::SetPersonalization>();
 }
 
 thread_local! {
@@ -46,11 +50,21 @@ thread_local! {
 
 /// Pages (server-rendered, then hydrated), server functions and `/api/...`. Unknown paths render
 /// the app's "not found" page with status 404.
-pub fn storefront_router(shop: Shop, options: LeptosOptions) -> Router {
+/// The shop's personalization secret (signs the behaviour cookie); `None` turns personalization
+/// off: nothing is recorded, pages show generic lists.
+#[derive(Clone, Default)]
+pub struct Personalization {
+    pub secret: Option<std::sync::Arc<[u8]>>,
+}
+
+pub fn storefront_router(shop: Shop, options: LeptosOptions, personalization: Personalization) -> Router {
     let routes = ROUTES.with(Clone::clone);
     let context = {
         let shop = shop.clone();
-        move || provide_context(shop.clone())
+        move || {
+            provide_context(shop.clone());
+            provide_context(personalization.clone());
+        }
     };
     let app_shell = {
         let options = options.clone();

@@ -75,6 +75,18 @@ fn shop(env: &Env) -> worker::Result<(Shop, Arc<Catalog>)> {
     Ok((shop, catalog))
 }
 
+/// The behaviour cookie's signing secret (`PERSONALIZATION_SECRET`, a secret in production);
+/// without it personalization is off.
+fn personalization(env: &Env) -> app::ssr::Personalization {
+    let secret = env
+        .secret("PERSONALIZATION_SECRET")
+        .map(|s| s.to_string())
+        .or_else(|_| env.var("PERSONALIZATION_SECRET").map(|v| v.to_string()))
+        .ok()
+        .filter(|s| s.len() >= 16);
+    app::ssr::Personalization { secret: secret.map(|s| std::sync::Arc::from(s.into_bytes().into_boxed_slice())) }
+}
+
 /// The admin token, from a secret (production) or a plain var (`wrangler dev --var`).
 fn admin_token(env: &Env) -> Option<String> {
     env.secret(ADMIN_TOKEN_BINDING)
@@ -91,7 +103,7 @@ async fn fetch(
 ) -> worker::Result<axum::http::Response<axum::body::Body>> {
     let (shop, catalog) = shop(&env)?;
     let token = admin_token(&env);
-    let mut router = app::ssr::storefront_router(shop.clone(), app::ssr::leptos_options())
+    let mut router = app::ssr::storefront_router(shop.clone(), app::ssr::leptos_options(), personalization(&env))
         .merge(edge_core::api::admin_router(
             shop,
             Arc::new(kv_catalog::WorkersKv::new(env.kv(CATALOG_BINDING)?)),

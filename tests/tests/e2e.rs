@@ -1364,6 +1364,55 @@ async fn browser_checks_out_and_follows_the_order_live(ctx: &Ctx) -> CheckResult
     result
 }
 
+/// Three product views show up, newest first, in "Recently viewed" on the (publicly cached)
+/// home page; turning personalization off forgets them.
+async fn browser_sees_recently_viewed_and_can_opt_out(ctx: &Ctx) -> CheckResult {
+    let viewed: Vec<String> = ctx.catalog.products.iter().skip(5).take(3).map(|p| p.sku.to_string()).collect();
+    let browser = Browser::start().await?;
+    let c = &browser.client;
+    let result: CheckResult = async {
+        for sku in &viewed {
+            c.goto(&ctx.url(&format!("/p/{sku}"))).await.map_err(|e| e.to_string())?;
+            wait_hydrated(c).await?;
+            // The view is recorded by a request after hydration: wait for the cookie to change.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        c.goto(&ctx.url("/")).await.map_err(|e| e.to_string())?;
+        wait_hydrated(c).await?;
+        let newest_first: Vec<String> = viewed.iter().rev().cloned().collect();
+        wait_for("the recently viewed strip", Duration::from_secs(10), || async {
+            let skus = js(c, "return [...document.querySelectorAll('[data-testid=recently-viewed] li')].map(li => li.dataset.sku)").await?;
+            Ok(skus == json!(newest_first))
+        })
+        .await?;
+        let cookies = js(c, "return document.cookie").await?;
+        ensure!(!cookies.as_str().unwrap_or_default().contains("shop_history"), "the history cookie is readable by scripts: {cookies}");
+        // The home page itself stays the same for everyone: no cookie set, publicly cacheable.
+        let res = ctx.http.get(ctx.url("/")).send().await.map_err(|e| e.to_string())?;
+        ensure!(res.headers().get("set-cookie").is_none(), "the home page sets a cookie");
+        // Opting out forgets the history.
+        c.find(Locator::Css("[data-testid=personalization] button"))
+            .await
+            .map_err(|e| e.to_string())?
+            .click()
+            .await
+            .map_err(|e| e.to_string())?;
+        wait_for("personalization off", Duration::from_secs(10), || async {
+            Ok(js(c, "const p = document.querySelector('[data-testid=personalization]'); return p && p.dataset.on").await? == json!("false"))
+        })
+        .await?;
+        c.refresh().await.map_err(|e| e.to_string())?;
+        wait_hydrated(c).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let strip = js(c, "return !!document.querySelector('[data-testid=recently-viewed]')").await?;
+        ensure!(strip == json!(false), "recently viewed still shown after opting out");
+        Ok(())
+    }
+    .await;
+    let _ = browser.client.clone().close().await;
+    result
+}
+
 /// A reader loops over the home page and the API while a new version is published: every
 /// response is entirely from one version (its `X-Catalog-Version`), never a mix.
 async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
@@ -1658,6 +1707,7 @@ fn main() {
             browser_searches_filters_and_pages,
             browser_chooses_a_variant_without_reload,
             browser_checks_out_and_follows_the_order_live,
+            browser_sees_recently_viewed_and_can_opt_out,
             flash_sale_on_one_sku_never_oversells,
             flash_sale_of_2000_checkouts_across_shards_never_oversells,
             an_origin_outage_delays_orders_but_loses_none,
@@ -1679,7 +1729,11 @@ fn main() {
                 return 1;
             }
         };
-        let vars = [("ORIGIN_URL", origin.base_url.as_str()), ("ORIGIN_TOKEN", origin.token.as_str())];
+        let vars = [
+            ("ORIGIN_URL", origin.base_url.as_str()),
+            ("ORIGIN_TOKEN", origin.token.as_str()),
+            ("PERSONALIZATION_SECRET", "e2e-personalization-secret-0123456789"),
+        ];
         let edge = match WranglerDev::start(&vars).await {
             Ok(edge) => edge,
             Err(e) => {

@@ -1,5 +1,5 @@
 use crate::cart::use_cart;
-use crate::data::{product_detail, stock_level, ProductWithStock};
+use crate::data::{product_detail, record_event, stock_level, ProductWithStock};
 use edge_core::Sku;
 use leptos::prelude::*;
 use leptos_meta::{Meta, Title};
@@ -77,7 +77,24 @@ fn ProductView(detail: ProductWithStock) -> impl IntoView {
     let level = move || levels.with(|l| l.get(&selected.get()).copied().flatten());
     let in_cart = move || cart.units_of(&selected.get());
     let can_add = move || level().is_some_and(|units| units > in_cart());
-    let add = move |_| cart.add(&selected.get_untracked(), 1);
+    // The shopper's behaviour, recorded from the browser (never on the cached page itself).
+    let product_sku = product.sku.to_string();
+    {
+        let sku = product_sku.clone();
+        Effect::new(move |_| {
+            let sku = sku.clone();
+            leptos::task::spawn_local(async move {
+                let _ = record_event(sku, "viewed".into()).await;
+            });
+        });
+    }
+    let add = move |_| {
+        cart.add(&selected.get_untracked(), 1);
+        let sku = product_sku.clone();
+        leptos::task::spawn_local(async move {
+            let _ = record_event(sku, "carted".into()).await;
+        });
+    };
     let price = {
         let product = product.clone();
         move || {

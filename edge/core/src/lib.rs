@@ -18,6 +18,8 @@
 //! - [`checkout`] (feature `server`): the all-or-nothing checkout across shards, the payment
 //!   gateway and checkout-log traits, the test gateway and the order desk.
 //! - [`store`]: the traits a host implements (catalog store, shard transport) and [`store::Shop`].
+//! - [`behaviour`] (feature `server`): the shopper's recent events in a signed, bounded cookie,
+//!   and their recency weights, for personalization at the edge.
 //! - [`memory`] (feature `server`): in-memory stores, the native test host.
 //! - [`api`] (feature `server`): the JSON API and admin routes as an axum router.
 //!
@@ -41,6 +43,8 @@ pub mod store;
 
 #[cfg(feature = "server")]
 pub mod api;
+#[cfg(feature = "server")]
+pub mod behaviour;
 #[cfg(feature = "server")]
 pub mod checkout;
 #[cfg(feature = "server")]

@@ -1,0 +1,63 @@
+//! Personal parts of pages, filled in the browser after hydration: the server-rendered page
+//! stays the same for everyone (so shared caches can keep it), then these ask the edge, with
+//! the shopper's behaviour cookie, what to show.
+
+use crate::data::{personalization_state, recently_viewed, set_personalization};
+use leptos::prelude::*;
+
+/// "Recently viewed": the shopper's last products, newest first; nothing when there are none.
+#[component]
+pub fn RecentlyViewed() -> impl IntoView {
+    let recent = LocalResource::new(recently_viewed);
+    move || {
+        let products = recent.get().and_then(Result::ok).unwrap_or_default();
+        (!products.is_empty()).then(|| {
+            let items = products
+                .into_iter()
+                .map(|p| {
+                    view! {
+                        <li class="strip-item" data-sku=p.sku.to_string()>
+                            <a href=format!("/p/{}", p.sku)>
+                                <img src=p.image alt="" width="120" height="90" loading="lazy" />
+                                <span class="title">{p.title}</span>
+                            </a>
+                        </li>
+                    }
+                })
+                .collect_view();
+            view! {
+                <section class="recent" data-testid="recently-viewed">
+                    <h2>"Recently viewed"</h2>
+                    <ul class="strip">{items}</ul>
+                </section>
+            }
+        })
+    }
+}
+
+/// The footer's switch for personalization (absent when the shop has it off).
+#[component]
+pub fn PersonalizationToggle() -> impl IntoView {
+    let state = LocalResource::new(personalization_state);
+    let toggle = Action::new(move |enabled: &bool| {
+        let enabled = *enabled;
+        async move { set_personalization(enabled).await }
+    });
+    Effect::new(move |_| {
+        if toggle.value().get().is_some() {
+            state.refetch();
+        }
+    });
+    move || match state.get().and_then(Result::ok).flatten() {
+        Some(on) => view! {
+            <span class="personalization" data-testid="personalization" data-on=on.to_string()>
+                {if on { "Recommendations use what you viewed here. " } else { "Personalization is off. " }}
+                <button class="link" on:click=move |_| { toggle.dispatch(!on); }>
+                    {if on { "Turn off" } else { "Turn on" }}
+                </button>
+            </span>
+        }
+        .into_any(),
+        None => ().into_any(),
+    }
+}
