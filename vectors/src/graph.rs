@@ -1,0 +1,212 @@
+//! Graph building shared by both builders: the small exact builder (no hnsw_rs, for tests and
+//! catalogs up to [`SMALL_ITEMS_MAX`] items), neighbour selection and the locality renumbering.
+//!
+//! Why renumber: neighbour ids are stored as varint deltas, so ids that are close in the graph
+//! should be close as numbers. A breadth-first walk from the first entry point gives that
+//! (like Cuthill-McKee), and shrinks the links by about a third on 100k items. The caller gets
+//! the new order ([`BuiltIndex::order`]) and publishes its SKU list in it.
+
+use crate::{CompactIndex, VectorError, VectorSet};
+use std::collections::VecDeque;
+
+/// Largest catalog [`build_small`] accepts: it compares every pair of items
+/// (`count^2 * dim` multiply-adds, ~1 s at 10k x 64 natively).
+pub const SMALL_ITEMS_MAX: usize = 10_000;
+
+/// Knobs for both builders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GraphConfig {
+    /// Neighbours kept per item in the published index (the main size knob: each costs one or
+    /// two bytes per item).
+    pub degree_max: usize,
+    /// hnsw_rs `max_nb_connection` (M; layer 0 holds up to 2M), build feature only.
+    pub hnsw_m: usize,
+    /// hnsw_rs `ef_construction`, build feature only.
+    pub ef_construction: usize,
+    /// Entry points stored (searches score them all first).
+    pub entry_points: usize,
+    /// [`crate::FEATURIZER_VERSION`] of the vectors, or 0 for merchant vectors.
+    pub featurizer_version: u32,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        Self {
+            degree_max: 24,
+            hnsw_m: 16,
+            ef_construction: 100,
+            entry_points: 64,
+            featurizer_version: crate::FEATURIZER_VERSION,
+        }
+    }
+}
+
+/// A built index and the order of its items.
+#[derive(Clone, Debug)]
+pub struct BuiltIndex {
+    pub index: CompactIndex,
+    /// `order[position] = input item`: index position `p` is the `order[p]`-th vector pushed
+    /// into the [`VectorSet`]. Publish the SKU list in this order.
+    pub order: Vec<u32>,
+}
+
+/// Builds an index by comparing every pair of items: exact neighbour candidates, then HNSW's
+/// diversity heuristic and reverse links. For tests and small catalogs.
+pub fn build_small(set: &VectorSet, config: &GraphConfig) -> Result<BuiltIndex, VectorError> {
+    let count = set.len();
+    if count == 0 || count > SMALL_ITEMS_MAX {
+        return Err(VectorError::Invalid(format!(
+            "build_small takes 1..={SMALL_ITEMS_MAX} items, got {count}; use the build feature"
+        )));
+    }
+    let dim = set.dim();
+    let data = set.as_flat();
+    let degree = config.degree_max.clamp(1, crate::index::DEGREE_MAX_LIMIT);
+    let candidates_max = (2 * degree).min(count - 1);
+    let mut neighbours: Vec<Vec<u32>> = Vec::with_capacity(count);
+    let mut sims: Vec<(f32, u32)> = Vec::with_capacity(count);
+    for (i, v) in data.chunks_exact(dim).enumerate() {
+        sims.clear();
+        for (j, w) in data.chunks_exact(dim).enumerate() {
+            if i != j {
+                sims.push((dot(v, w), j as u32));
+            }
+        }
+        if candidates_max > 0 && candidates_max < sims.len() {
+            sims.select_nth_unstable_by(candidates_max - 1, |a, b| b.0.total_cmp(&a.0));
+            sims.truncate(candidates_max);
+        }
+        sims.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        neighbours.push(select_diverse(data, dim, &sims, degree));
+    }
+    add_reverse_links(data, dim, &mut neighbours, degree);
+    let step = count.div_ceil(config.entry_points.clamp(1, crate::ENTRY_POINTS_MAX));
+    let entries: Vec<u32> = (0..count).step_by(step.max(1)).map(|i| i as u32).collect();
+    finish(set, neighbours, entries, degree, config.featurizer_version)
+}
+
+/// HNSW's neighbour heuristic: walking candidates best first, keep one unless it is closer to an
+/// already kept neighbour than to the item (then that neighbour leads to it anyway). Fills up
+/// with the skipped ones, best first, to half the degree, which keeps recall on clustered data.
+pub(crate) fn select_diverse(
+    data: &[f32],
+    dim: usize,
+    sorted: &[(f32, u32)],
+    degree: usize,
+) -> Vec<u32> {
+    let mut kept: Vec<u32> = Vec::with_capacity(degree);
+    let mut skipped: Vec<u32> = Vec::new();
+    let vec_of = |id: u32| &data[id as usize * dim..(id as usize + 1) * dim];
+    for &(sim, c) in sorted {
+        if kept.len() == degree {
+            break;
+        }
+        let cv = vec_of(c);
+        if kept.iter().all(|&r| dot(cv, vec_of(r)) < sim) {
+            kept.push(c);
+        } else {
+            skipped.push(c);
+        }
+    }
+    for c in skipped {
+        if kept.len() >= degree / 2 {
+            break;
+        }
+        kept.push(c);
+    }
+    kept
+}
+
+/// Makes links two-way where room allows (an item that nobody links to cannot be found), then
+/// caps every list at `degree`, keeping the closest.
+pub(crate) fn add_reverse_links(
+    data: &[f32],
+    dim: usize,
+    neighbours: &mut [Vec<u32>],
+    degree: usize,
+) {
+    let count = neighbours.len();
+    let mut incoming: Vec<Vec<u32>> = vec![Vec::new(); count];
+    for (i, list) in neighbours.iter().enumerate() {
+        for &j in list {
+            incoming[j as usize].push(i as u32);
+        }
+    }
+    for (j, list) in neighbours.iter_mut().enumerate() {
+        for &i in &incoming[j] {
+            if !list.contains(&i) {
+                list.push(i);
+            }
+        }
+        if list.len() > degree {
+            let v = &data[j * dim..(j + 1) * dim];
+            list.sort_by(|a, b| {
+                let da = dot(v, &data[*a as usize * dim..(*a as usize + 1) * dim]);
+                let db = dot(v, &data[*b as usize * dim..(*b as usize + 1) * dim]);
+                db.total_cmp(&da).then(a.cmp(b))
+            });
+            list.truncate(degree);
+        }
+    }
+}
+
+/// Renumbers items breadth-first from the first entry point and encodes the index.
+pub(crate) fn finish(
+    set: &VectorSet,
+    neighbours: Vec<Vec<u32>>,
+    entries: Vec<u32>,
+    degree: usize,
+    featurizer_version: u32,
+) -> Result<BuiltIndex, VectorError> {
+    let count = neighbours.len();
+    let dim = set.dim();
+    let order = bfs_order(&neighbours, &entries);
+    let mut position = vec![0u32; count];
+    for (p, &old) in order.iter().enumerate() {
+        position[old as usize] = p as u32;
+    }
+    let mut vectors = Vec::with_capacity(count * dim);
+    let mut lists = Vec::with_capacity(count);
+    for &old in &order {
+        vectors.extend_from_slice(set.get(old as usize).unwrap_or(&[]));
+        lists.push(
+            neighbours[old as usize]
+                .iter()
+                .map(|&j| position[j as usize])
+                .collect::<Vec<u32>>(),
+        );
+    }
+    let entries: Vec<u32> = entries.iter().map(|&e| position[e as usize]).collect();
+    let index =
+        CompactIndex::from_parts(dim, &vectors, &lists, &entries, degree, featurizer_version)?;
+    Ok(BuiltIndex { index, order })
+}
+
+fn bfs_order(neighbours: &[Vec<u32>], entries: &[u32]) -> Vec<u32> {
+    let count = neighbours.len();
+    let mut seen = vec![false; count];
+    let mut order = Vec::with_capacity(count);
+    let mut queue = VecDeque::new();
+    let starts = entries.iter().copied().chain(0..count as u32);
+    for start in starts {
+        if seen[start as usize] {
+            continue;
+        }
+        seen[start as usize] = true;
+        queue.push_back(start);
+        while let Some(i) = queue.pop_front() {
+            order.push(i);
+            for &j in &neighbours[i as usize] {
+                if !seen[j as usize] {
+                    seen[j as usize] = true;
+                    queue.push_back(j);
+                }
+            }
+        }
+    }
+    order
+}
+
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
