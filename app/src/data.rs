@@ -62,8 +62,12 @@ mod ssr {
     pub async fn record(sku: Sku, kind: edge_core::behaviour::EventKind) -> bool {
         let (Some(true), Some(secret)) = (personalization_on().await, secret()) else { return false };
         let mut history = history().await.unwrap_or_default();
-        let at_s = shop().map(|s| s.clock.now_ms() / 1000).unwrap_or(0);
-        history.record(edge_core::behaviour::Event { sku, kind, at_s });
+        let at_ms = shop().map(|s| s.clock.now_ms()).unwrap_or(0);
+        let visitor = history.visitor_id().to_owned();
+        if let Some(personalization) = use_context::<crate::ssr::Personalization>() {
+            personalization.events.push(edge_core::events::AnalyticsEvent { visitor, sku: sku.clone(), kind, at_ms });
+        }
+        history.record(edge_core::behaviour::Event { sku, kind, at_s: at_ms / 1000 });
         set_cookie(&edge_core::behaviour::history_set_cookie(&history, &secret));
         true
     }

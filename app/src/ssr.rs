@@ -55,6 +55,8 @@ thread_local! {
 #[derive(Clone, Default)]
 pub struct Personalization {
     pub secret: Option<std::sync::Arc<[u8]>>,
+    /// Where recorded events wait for the host to send them to the origin's analytics.
+    pub events: std::sync::Arc<edge_core::events::EventQueue>,
 }
 
 pub fn storefront_router(shop: Shop, options: LeptosOptions, personalization: Personalization) -> Router {

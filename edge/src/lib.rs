@@ -84,7 +84,52 @@ fn personalization(env: &Env) -> app::ssr::Personalization {
         .or_else(|_| env.var("PERSONALIZATION_SECRET").map(|v| v.to_string()))
         .ok()
         .filter(|s| s.len() >= 16);
-    app::ssr::Personalization { secret: secret.map(|s| std::sync::Arc::from(s.into_bytes().into_boxed_slice())) }
+    app::ssr::Personalization {
+        secret: secret.map(|s| std::sync::Arc::from(s.into_bytes().into_boxed_slice())),
+        events: isolate_events(),
+    }
+}
+
+/// Behaviour events recorded in this isolate, waiting to go to the origin.
+fn isolate_events() -> Arc<edge_core::events::EventQueue> {
+    static EVENTS: std::sync::OnceLock<Arc<edge_core::events::EventQueue>> = std::sync::OnceLock::new();
+    EVENTS.get_or_init(Arc::default).clone()
+}
+
+/// Sends a due batch of behaviour events to the origin (`POST {ORIGIN_URL}/internal/events`)
+/// after the response, without holding it up; a failed send is counted as dropped.
+fn flush_events(env: &Env, ctx: &Context) {
+    let queue = isolate_events();
+    let Some(batch) = queue.take_due(worker::Date::now().as_millis(), false) else { return };
+    let Some(url) = env.var("ORIGIN_URL").ok().map(|v| v.to_string()).filter(|u| !u.is_empty()) else {
+        queue.lost(&batch);
+        return;
+    };
+    let token = env
+        .secret("ORIGIN_TOKEN")
+        .map(|s| s.to_string())
+        .or_else(|_| env.var("ORIGIN_TOKEN").map(|v| v.to_string()))
+        .unwrap_or_default();
+    ctx.wait_until(async move {
+        let sent = async {
+            let headers = worker::Headers::new();
+            headers.set("content-type", "application/json")?;
+            headers.set("authorization", &format!("Bearer {token}"))?;
+            let body = serde_json::to_string(&batch).map_err(|e| worker::Error::RustError(e.to_string()))?;
+            let mut init = worker::RequestInit::new();
+            init.with_method(worker::Method::Post).with_headers(headers).with_body(Some(body.into()));
+            let request = worker::Request::new_with_init(&format!("{}/internal/events", url.trim_end_matches('/')), &init)?;
+            let response = worker::Fetch::Request(request).send().await?;
+            match response.status_code() {
+                200..=299 => Ok(()),
+                status => Err(worker::Error::RustError(format!("origin answered {status}"))),
+            }
+        };
+        if let Err(e) = sent.await {
+            worker::console_warn!("behaviour events not delivered: {e}");
+            queue.lost(&batch);
+        }
+    });
 }
 
 /// The admin token, from a secret (production) or a plain var (`wrangler dev --var`).
@@ -99,7 +144,7 @@ fn admin_token(env: &Env) -> Option<String> {
 async fn fetch(
     req: HttpRequest,
     env: Env,
-    _ctx: Context,
+    ctx: Context,
 ) -> worker::Result<axum::http::Response<axum::body::Body>> {
     let (shop, catalog) = shop(&env)?;
     let token = admin_token(&env);
@@ -112,6 +157,7 @@ async fn fetch(
         .merge(live_routes(&env, token)?)
         .route("/healthz", get(|| async { "ok" }));
     let mut response = router.call(req).await?;
+    flush_events(&env, &ctx);
     // What the catalog cost this request, for tests and benchmarks: `reads=0` on a warm page.
     let headers = response.headers_mut();
     if let Ok(timing) = HeaderValue::from_str(&format!("kv;desc=\"reads={}\"", catalog.kv_reads()))

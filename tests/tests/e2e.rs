@@ -1406,6 +1406,21 @@ async fn browser_sees_recently_viewed_and_can_opt_out(ctx: &Ctx) -> CheckResult 
         tokio::time::sleep(Duration::from_secs(1)).await;
         let strip = js(c, "return !!document.querySelector('[data-testid=recently-viewed]')").await?;
         ensure!(strip == json!(false), "recently viewed still shown after opting out");
+
+        // The views reach the origin's analytics in a batch (sent after a later response once
+        // the oldest event is 10 s old), and rank as trending there.
+        let (base, token) = {
+            let origin = ctx.origin.lock().await;
+            (origin.base_url.clone(), origin.token.clone())
+        };
+        wait_for("the views in the origin's trending list", Duration::from_secs(40), || async {
+            let _ = ctx.get("/healthz").await;
+            let res = ctx.http.get(format!("{base}/internal/trending?limit=50")).bearer_auth(&token).send().await.map_err(|e| e.to_string())?;
+            let body: Value = res.json().await.map_err(|e| e.to_string())?;
+            let listed: BTreeSet<&str> = body["products"].as_array().into_iter().flatten().filter_map(|p| p["sku"].as_str()).collect();
+            Ok(viewed.iter().all(|sku| listed.contains(sku.as_str())))
+        })
+        .await?;
         Ok(())
     }
     .await;

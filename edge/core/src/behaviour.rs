@@ -63,6 +63,10 @@ pub struct Event {
 /// The shopper's recent events, newest last.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
+    /// A random id, no personal data: ties a visitor's events together in analytics and gives
+    /// them a stable experiment arm.
+    #[serde(default)]
+    pub visitor: String,
     pub events: Vec<Event>,
 }
 
@@ -74,6 +78,17 @@ impl History {
         self.events.push(event);
         let excess = self.events.len().saturating_sub(EVENTS_MAX);
         self.events.drain(..excess);
+    }
+
+    /// The visitor id, made now if the history has none yet (a random 64-bit hex string).
+    pub fn visitor_id(&mut self) -> &str {
+        if self.visitor.is_empty() {
+            let mut bytes = [0u8; 8];
+            // Without randomness the visitor stays anonymous-but-shared ("0"), never an error.
+            let _ = getrandom::fill(&mut bytes);
+            self.visitor = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        }
+        &self.visitor
     }
 
     /// SKUs the shopper has seen (any event), newest first, each once.

@@ -20,6 +20,8 @@
 //! - [`store`]: the traits a host implements (catalog store, shard transport) and [`store::Shop`].
 //! - [`behaviour`] (feature `server`): the shopper's recent events in a signed, bounded cookie,
 //!   and their recency weights, for personalization at the edge.
+//! - [`events`] (feature `server`): the bounded per-isolate queue of behaviour events bound for
+//!   the origin's analytics.
 //! - [`memory`] (feature `server`): in-memory stores, the native test host.
 //! - [`api`] (feature `server`): the JSON API and admin routes as an axum router.
 //!
@@ -45,6 +47,8 @@ pub mod store;
 pub mod api;
 #[cfg(feature = "server")]
 pub mod behaviour;
+#[cfg(feature = "server")]
+pub mod events;
 #[cfg(feature = "server")]
 pub mod checkout;
 #[cfg(feature = "server")]

@@ -1,0 +1,265 @@
+//! Behaviour analytics: the events edges send in batches (`POST /internal/events`), kept in
+//! `analytics.sqlite`, and what is computed from them: popularity ("trending") and a summary.
+//!
+//! Events are best effort (edges drop them when their queue is full or a send fails, and say
+//! how many), so this database is not fsynced per batch like the orders: `synchronous=NORMAL`
+//! under WAL loses at most the last batches on a power cut, never corrupts.
+
+use crate::http::{authorize, RouteError};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use edge_core::behaviour::EventKind;
+use edge_core::events::{EventBatch, BATCH_EVENTS_MAX};
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    visitor TEXT NOT NULL,
+    sku TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (at_ms);
+CREATE TABLE IF NOT EXISTS dropped (id INTEGER PRIMARY KEY CHECK (id = 1), count INTEGER NOT NULL);
+INSERT OR IGNORE INTO dropped (id, count) VALUES (1, 0);
+";
+
+/// Longest visitor id accepted.
+const VISITOR_LEN_MAX: usize = 64;
+/// Most products a trending list returns.
+pub const TRENDING_MAX: usize = 100;
+/// Longest window a trending list looks back over.
+const TRENDING_DAYS_MAX: u64 = 90;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyticsError {
+    #[error("cannot open {path}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("analytics storage: {0}")]
+    Storage(#[from] rusqlite::Error),
+}
+
+/// The analytics database. One connection behind a lock: writes are small batches.
+#[derive(Clone)]
+pub struct Analytics {
+    conn: Arc<Mutex<Connection>>,
+}
+
+/// A product's weight in recent behaviour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trending {
+    pub sku: String,
+    pub views: u64,
+    pub carts: u64,
+    pub purchases: u64,
+    /// views + 2 × carts + 3 × purchases (the edge's event weights).
+    pub score: u64,
+}
+
+fn kind_name(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Viewed => "viewed",
+        EventKind::Carted => "carted",
+        EventKind::Purchased => "purchased",
+    }
+}
+
+impl Analytics {
+    pub fn open(data_dir: &Path) -> Result<Self, AnalyticsError> {
+        let path = data_dir.join("analytics.sqlite");
+        let open = || -> rusqlite::Result<Connection> {
+            let conn = Connection::open(&path)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.execute_batch(SCHEMA)?;
+            Ok(conn)
+        };
+        let conn = open().map_err(|source| AnalyticsError::Open { path: path.display().to_string(), source })?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores a batch in one transaction; the count stored.
+    pub fn ingest(&self, batch: &EventBatch) -> Result<usize, AnalyticsError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached("INSERT INTO events (visitor, sku, kind, at_ms) VALUES (?, ?, ?, ?)")?;
+            for event in &batch.events {
+                insert.execute(params![event.visitor, event.sku.as_str(), kind_name(event.kind), event.at_ms as i64])?;
+            }
+        }
+        tx.execute("UPDATE dropped SET count = count + ? WHERE id = 1", params![batch.dropped as i64])?;
+        tx.commit()?;
+        Ok(batch.events.len())
+    }
+
+    /// The `limit` products with the most weighted events since `since_ms`, best first.
+    pub fn trending(&self, since_ms: u64, limit: usize) -> Result<Vec<Trending>, AnalyticsError> {
+        let conn = self.conn();
+        let mut query = conn.prepare_cached(
+            "SELECT sku,
+                    SUM(kind = 'viewed'), SUM(kind = 'carted'), SUM(kind = 'purchased'),
+                    SUM(CASE kind WHEN 'viewed' THEN 1 WHEN 'carted' THEN 2 ELSE 3 END) AS score
+             FROM events WHERE at_ms >= ? GROUP BY sku ORDER BY score DESC, sku LIMIT ?",
+        )?;
+        let rows = query.query_map(params![since_ms as i64, limit.min(TRENDING_MAX) as i64], |row| {
+            Ok(Trending {
+                sku: row.get(0)?,
+                views: row.get::<_, i64>(1)? as u64,
+                carts: row.get::<_, i64>(2)? as u64,
+                purchases: row.get::<_, i64>(3)? as u64,
+                score: row.get::<_, i64>(4)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Events stored, distinct visitors, and events edges reported dropped.
+    pub fn summary(&self) -> Result<(u64, u64, u64), AnalyticsError> {
+        let conn = self.conn();
+        let (events, visitors): (i64, i64) =
+            conn.query_row("SELECT COUNT(*), COUNT(DISTINCT visitor) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let dropped: i64 = conn.query_row("SELECT count FROM dropped WHERE id = 1", [], |r| r.get(0))?;
+        Ok((events as u64, visitors as u64, dropped as u64))
+    }
+}
+
+#[derive(Clone)]
+struct RouteState {
+    analytics: Analytics,
+    token: String,
+}
+
+/// `/internal/events` (intake), `/internal/trending`, `/internal/events/summary`, behind the
+/// origin token; without one they are absent.
+pub fn routes(analytics: Analytics, token: Option<String>) -> Router {
+    let Some(token) = token.filter(|t| !t.is_empty()) else { return Router::new() };
+    Router::new()
+        .route("/internal/events", post(ingest))
+        .route("/internal/events/summary", get(summary))
+        .route("/internal/trending", get(trending))
+        .with_state(RouteState { analytics, token })
+}
+
+fn storage(e: AnalyticsError) -> RouteError {
+    RouteError::Unavailable(e.to_string())
+}
+
+async fn ingest(
+    State(state): State<RouteState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, RouteError> {
+    authorize(&headers, &state.token)?;
+    let body = body.map_err(|e| RouteError::BadRequest(format!("cannot read the body: {e}")))?;
+    let batch: EventBatch =
+        serde_json::from_slice(&body).map_err(|e| RouteError::BadRequest(format!("not an event batch: {e}")))?;
+    if batch.events.len() > BATCH_EVENTS_MAX {
+        return Err(RouteError::BadRequest(format!("at most {BATCH_EVENTS_MAX} events per batch")));
+    }
+    if let Some(bad) = batch.events.iter().find(|e| e.visitor.is_empty() || e.visitor.len() > VISITOR_LEN_MAX) {
+        return Err(RouteError::BadRequest(format!("visitor id {:?} must be 1 to {VISITOR_LEN_MAX} characters", bad.visitor)));
+    }
+    let analytics = state.analytics.clone();
+    let stored = tokio::task::spawn_blocking(move || analytics.ingest(&batch))
+        .await
+        .map_err(|e| RouteError::Unavailable(e.to_string()))?
+        .map_err(storage)?;
+    Ok(Json(json!({ "stored": stored })))
+}
+
+#[derive(Deserialize)]
+struct TrendingQuery {
+    limit: Option<usize>,
+    days: Option<u64>,
+}
+
+async fn trending(
+    State(state): State<RouteState>,
+    headers: HeaderMap,
+    Query(query): Query<TrendingQuery>,
+) -> Result<Json<serde_json::Value>, RouteError> {
+    authorize(&headers, &state.token)?;
+    let days = query.days.unwrap_or(7).clamp(1, TRENDING_DAYS_MAX);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let since_ms = now_ms.saturating_sub(days * 24 * 60 * 60 * 1_000);
+    let analytics = state.analytics.clone();
+    let limit = query.limit.unwrap_or(10);
+    let list = tokio::task::spawn_blocking(move || analytics.trending(since_ms, limit))
+        .await
+        .map_err(|e| RouteError::Unavailable(e.to_string()))?
+        .map_err(storage)?;
+    Ok(Json(json!({ "days": days, "products": list })))
+}
+
+async fn summary(State(state): State<RouteState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, RouteError> {
+    authorize(&headers, &state.token)?;
+    let analytics = state.analytics.clone();
+    let (events, visitors, dropped) = tokio::task::spawn_blocking(move || analytics.summary())
+        .await
+        .map_err(|e| RouteError::Unavailable(e.to_string()))?
+        .map_err(storage)?;
+    Ok(Json(json!({ "events": events, "visitors": visitors, "dropped": dropped })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use edge_core::events::AnalyticsEvent;
+    use edge_core::Sku;
+    use tower::ServiceExt;
+
+    fn event(visitor: &str, sku: &str, kind: EventKind, at_ms: u64) -> AnalyticsEvent {
+        AnalyticsEvent { visitor: visitor.into(), sku: Sku::parse(sku).unwrap(), kind, at_ms }
+    }
+
+    async fn post(app: &Router, token: &str, body: String) -> StatusCode {
+        let request = Request::post("/internal/events").header("authorization", format!("Bearer {token}")).body(Body::from(body)).unwrap();
+        app.clone().oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn batches_are_stored_and_rank_products_by_weighted_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let analytics = Analytics::open(dir.path()).unwrap();
+        let app = routes(analytics.clone(), Some("t".into()));
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let batch = EventBatch {
+            events: vec![
+                event("v1", "MUG", EventKind::Viewed, now),
+                event("v2", "MUG", EventKind::Viewed, now),
+                event("v1", "TEE", EventKind::Purchased, now),
+                event("v1", "OLD", EventKind::Purchased, now - 30 * 24 * 60 * 60 * 1_000),
+            ],
+            dropped: 3,
+        };
+        assert_eq!(post(&app, "t", serde_json::to_string(&batch).unwrap()).await, StatusCode::OK);
+        assert_eq!(post(&app, "wrong", serde_json::to_string(&batch).unwrap()).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(post(&app, "t", "{not json".into()).await, StatusCode::BAD_REQUEST);
+        let bad = EventBatch { events: vec![event("", "MUG", EventKind::Viewed, now)], dropped: 0 };
+        assert_eq!(post(&app, "t", serde_json::to_string(&bad).unwrap()).await, StatusCode::BAD_REQUEST);
+        let trending = analytics.trending(now - 7 * 24 * 60 * 60 * 1_000, 10).unwrap();
+        let ranked: Vec<(&str, u64)> = trending.iter().map(|t| (t.sku.as_str(), t.score)).collect();
+        assert_eq!(ranked, vec![("TEE", 3), ("MUG", 2)], "the month-old purchase is outside the week");
+        assert_eq!(analytics.summary().unwrap(), (4, 2, 3));
+    }
+}
