@@ -2,6 +2,8 @@
 //! self-hosted storefront API) and the merchant's publish command.
 //!
 //! # Layout
+//! - [`analytics`]: behaviour events from the edges (`POST /internal/events`) in
+//!   `analytics.sqlite`, and trending products computed from them.
 //! - [`server`]: [`server::Origin`], which opens the data dir and composes every route; the
 //!   startup steps and errors of `origin serve`.
 //! - [`coordinator`]: the 16 stock shards, each a single writer in its own SQLite file
@@ -14,6 +16,10 @@
 //!   and finished by a recovery loop after a crash.
 //! - [`db`]: opening SQLite files durably (WAL, `synchronous=FULL`), one transaction per call,
 //!   and [`db::Serial`], which drives a connection from async code on blocking threads.
+//! - [`admin`]: the staff's admin API under `/admin/api/` in `admin.sqlite`: argon2id accounts
+//!   with roles (owner, staff, viewer), session cookies with CSRF tokens, login lockout and
+//!   TOTP, order search and status changes (returning stock, forwarded to the edge through a
+//!   retried outbox), stock restock/adjust, and an append-only audit log; one route table.
 //! - [`http`]: the JSON error shape and bearer-token check of the origin's own routes.
 //! - [`publish`]: validates a catalog file and publishes it as a versioned snapshot to the catalog
 //!   KV (through an edge's admin API, or [`cloudflare`]'s API), seeding stock through the edge.
@@ -26,6 +32,8 @@
 //! written to the orders table, each step fsynced before the next. An edge reaches the same
 //! shards over `/coordinator/shards/{n}` and sends its placed orders to `/internal/orders`.
 
+pub mod admin;
+pub mod analytics;
 pub mod cloudflare;
 pub mod coordinator;
 pub mod db;

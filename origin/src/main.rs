@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! origin serve [--addr 127.0.0.1:8080] [--data-dir DIR] [--catalog FILE.json] [--token TOKEN]
+//!              [--edge-url URL --edge-token TOKEN]
+//! origin admin create-owner --data-dir DIR --email E [--password-stdin]
 //! ```
 //!
 //! - `--addr`: where to listen (default `127.0.0.1:8080`).
@@ -14,12 +16,22 @@
 //!   keeps live stock).
 //! - `--token` (env `ORIGIN_TOKEN`): the bearer token of `/coordinator`, `/internal` and
 //!   `/_admin`. Without one those routes answer 404.
+//! - `--edge-url` (env `EDGE_URL`) and `--edge-token` (env `EDGE_ADMIN_TOKEN`), both or
+//!   neither: the edge an admin's order status changes are forwarded to
+//!   (`POST {EDGE_URL}/_admin/orders/{id}/status`), so the shopper's order page updates live;
+//!   retried from the admin outbox while the edge is unreachable.
+//!
+//! `origin admin create-owner` creates the first admin account (role owner) in the data dir's
+//! `admin.sqlite`, reading the password from stdin (one line; `--password-stdin` says so
+//! explicitly, for scripts). It refuses when an owner exists: further accounts are made by an
+//! owner through `POST /admin/api/users`, with an audit entry.
 //!
 //! A startup problem (an unwritable data dir, an invalid catalog) is printed and the process
 //! exits with status 1. (Catalogs are published to edges with `shopctl`, the other binary of
 //! this package.)
 
 use clap::{Parser, Subcommand};
+use origin::admin::{accounts, AdminConfig, EdgeTarget, HashCost};
 use origin::server::{Origin, OriginConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +60,36 @@ enum Command {
         /// Bearer token of /coordinator, /internal and /_admin.
         #[arg(long, env = "ORIGIN_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// The edge that admin order status changes are forwarded to.
+        #[arg(long, env = "EDGE_URL", requires = "edge_token")]
+        edge_url: Option<String>,
+        /// The edge's admin bearer token.
+        #[arg(
+            long,
+            env = "EDGE_ADMIN_TOKEN",
+            hide_env_values = true,
+            requires = "edge_url"
+        )]
+        edge_token: Option<String>,
+    },
+    /// Admin accounts.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Creates the first owner account; the password is read from stdin.
+    CreateOwner {
+        #[arg(long, env = "ORIGIN_DATA_DIR", default_value = "origin-data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        email: String,
+        /// Read the password from stdin (the default; accepted for scripts that say so).
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
@@ -59,7 +101,19 @@ async fn main() -> ExitCode {
             data_dir,
             catalog,
             token,
+            edge_url,
+            edge_token,
         } => {
+            let edge = match (edge_url, edge_token) {
+                (Some(url), Some(token)) if !url.is_empty() && !token.is_empty() => {
+                    Some(EdgeTarget { url, token })
+                }
+                _ => None,
+            };
+            let admin = AdminConfig {
+                edge,
+                ..AdminConfig::default()
+            };
             serve(
                 addr,
                 OriginConfig {
@@ -67,15 +121,51 @@ async fn main() -> ExitCode {
                     catalog,
                     token,
                 },
+                admin,
             )
             .await
+        }
+        Command::Admin {
+            command:
+                AdminCommand::CreateOwner {
+                    data_dir,
+                    email,
+                    password_stdin: _,
+                },
+        } => create_owner(&data_dir, &email),
+    }
+}
+
+fn create_owner(data_dir: &std::path::Path, email: &str) -> ExitCode {
+    let mut password = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut password) {
+        eprintln!("origin: cannot read the password from stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = password.trim_end_matches(['\r', '\n']);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    match accounts::create_owner(data_dir, email, password, HashCost::Standard, now_ms) {
+        Ok(user) => {
+            println!(
+                "origin: owner {} created (user {}) in {}",
+                user.email,
+                user.id,
+                data_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("origin: {e}");
+            ExitCode::FAILURE
         }
     }
 }
 
-async fn serve(addr: SocketAddr, config: OriginConfig) -> ExitCode {
+async fn serve(addr: SocketAddr, config: OriginConfig, admin: AdminConfig) -> ExitCode {
     let data_dir = config.data_dir.clone();
-    let origin = match Origin::open(config).await {
+    let origin = match Origin::open_with(config, admin).await {
         Ok(origin) => Arc::new(origin),
         Err(e) => {
             eprintln!("origin: {e}");
@@ -99,7 +189,11 @@ async fn serve(addr: SocketAddr, config: OriginConfig) -> ExitCode {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    match axum::serve(listener, origin.router())
+    // With the peer's address: the admin's login throttle counts failures per client IP.
+    let app = origin
+        .router()
+        .into_make_service_with_connect_info::<SocketAddr>();
+    match axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
     {

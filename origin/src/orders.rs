@@ -26,7 +26,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use edge_core::checkout::{CheckoutLog, CheckoutOutcome, CheckoutRecord, OrderSink};
 use edge_core::codec::{from_cbor, to_cbor};
-use edge_core::order::{total, Order, EMAIL_LEN_MAX};
+use edge_core::order::{total, Order, OrderStatus, EMAIL_LEN_MAX};
 use edge_core::stock::{validate_lines, OrderId};
 use edge_core::store::{BoxFuture, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -514,4 +514,206 @@ async fn list_orders(
         Json(json!({ "ids": ids, "next": next })),
     )
         .into_response())
+}
+
+/// Orders one admin search page holds at most.
+pub const SEARCH_PAGE_SIZE_MAX: usize = 100;
+/// Longest free-text search accepted.
+pub const SEARCH_TEXT_LEN_MAX: usize = 200;
+
+/// What the admin's order search filters on; every field narrows, `None` does not.
+#[derive(Clone, Debug, Default)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    /// Placed at or after (ms since the epoch).
+    pub from_ms: Option<u64>,
+    /// Placed before (ms since the epoch).
+    pub to_ms: Option<u64>,
+    /// The shopper's e-mail, exactly (case-insensitive).
+    pub email: Option<String>,
+    /// Orders with a line of this SKU.
+    pub sku: Option<String>,
+    /// Text in the order id, the e-mail or a line's title.
+    pub text: Option<String>,
+    /// Orders to skip (page × page size) and to return.
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// One row of a search result.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct OrderSummary {
+    pub id: String,
+    pub email: String,
+    pub status: String,
+    pub total_minor: u64,
+    pub currency: String,
+    pub placed_at_ms: u64,
+}
+
+/// What [`OrderBook::change_status`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusMove {
+    /// The order moved; it before and after.
+    Moved {
+        before: Box<Order>,
+        after: Box<Order>,
+    },
+    /// The state machine forbids it; nothing changed.
+    Illegal {
+        from: OrderStatus,
+    },
+    NotFound,
+}
+
+/// `LIKE` text matching `text` anywhere, with `%`, `_` and `\` taken literally.
+fn like_anywhere(text: &str) -> String {
+    let escaped: String = text
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("%{escaped}%")
+}
+
+impl OrderBook {
+    /// The orders matching `filter`, newest first, and how many match in all.
+    pub async fn search(
+        &self,
+        filter: OrderFilter,
+    ) -> Result<(Vec<OrderSummary>, u64), OrdersError> {
+        let limit = filter.limit.min(SEARCH_PAGE_SIZE_MAX) as i64;
+        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
+        self.conn
+            .run(move |conn| {
+                let mut clauses: Vec<&str> = Vec::new();
+                let mut values: Vec<rusqlite::types::Value> = Vec::new();
+                use rusqlite::types::Value as V;
+                if let Some(status) = filter.status {
+                    clauses.push("status = ?");
+                    values.push(V::Text(status.as_str().into()));
+                }
+                if let Some(from_ms) = filter.from_ms {
+                    clauses.push("placed_at_ms >= ?");
+                    values.push(V::Integer(i64::try_from(from_ms).unwrap_or(i64::MAX)));
+                }
+                if let Some(to_ms) = filter.to_ms {
+                    clauses.push("placed_at_ms < ?");
+                    values.push(V::Integer(i64::try_from(to_ms).unwrap_or(i64::MAX)));
+                }
+                if let Some(email) = filter.email {
+                    clauses.push("lower(email) = lower(?)");
+                    values.push(V::Text(email.trim().into()));
+                }
+                if let Some(sku) = filter.sku {
+                    clauses.push(
+                        "EXISTS (SELECT 1 FROM json_each(orders.body, '$.lines') AS l \
+                         WHERE json_extract(l.value, '$.sku') = ?)",
+                    );
+                    values.push(V::Text(sku));
+                }
+                if let Some(text) = filter.text {
+                    clauses.push(
+                        "(id LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\' OR EXISTS \
+                         (SELECT 1 FROM json_each(orders.body, '$.lines') AS l \
+                         WHERE json_extract(l.value, '$.title') LIKE ? ESCAPE '\\'))",
+                    );
+                    let pattern = like_anywhere(&text);
+                    values.extend([
+                        V::Text(pattern.clone()),
+                        V::Text(pattern.clone()),
+                        V::Text(pattern),
+                    ]);
+                }
+                let mut clause = String::new();
+                for (i, c) in clauses.iter().enumerate() {
+                    clause.push_str(if i == 0 { " WHERE " } else { " AND " });
+                    clause.push_str(c);
+                }
+                let total: u64 = conn.query_row(
+                    &format!("SELECT COUNT(*) FROM orders{clause}"),
+                    rusqlite::params_from_iter(values.iter()),
+                    |row| row.get(0),
+                )?;
+                values.push(V::Integer(limit));
+                values.push(V::Integer(offset));
+                let mut select = conn.prepare(&format!(
+                    "SELECT id, email, status, total_minor, currency, placed_at_ms FROM orders\
+                     {clause} ORDER BY placed_at_ms DESC, id DESC LIMIT ? OFFSET ?"
+                ))?;
+                let rows = select.query_map(rusqlite::params_from_iter(values.iter()), |row| {
+                    Ok(OrderSummary {
+                        id: row.get(0)?,
+                        email: row.get(1)?,
+                        status: row.get(2)?,
+                        total_minor: row.get(3)?,
+                        currency: row.get(4)?,
+                        placed_at_ms: row.get(5)?,
+                    })
+                })?;
+                Ok((rows.collect::<Result<Vec<_>, _>>()?, total))
+            })
+            .await?
+            .map_err(|e: rusqlite::Error| OrdersError::from(e))
+    }
+
+    /// Moves an order to `to` if the state machine ([`OrderStatus::can_move_to`]) allows it,
+    /// recording the change in its history; the check and the write are one transaction, so
+    /// two admins moving one order at once cannot both win from the same status.
+    pub async fn change_status(
+        &self,
+        id: &OrderId,
+        to: OrderStatus,
+        at_ms: u64,
+    ) -> Result<StatusMove, OrdersError> {
+        let id = id.clone();
+        let moved = self
+            .writer
+            .write(
+                move |conn| -> rusqlite::Result<Result<StatusMove, String>> {
+                    let body: Option<String> = conn
+                        .prepare_cached("SELECT body FROM orders WHERE id = ?1")?
+                        .query_row([id.as_str()], |row| row.get(0))
+                        .optional()?;
+                    let Some(body) = body else {
+                        return Ok(Ok(StatusMove::NotFound));
+                    };
+                    let before: Order = match serde_json::from_str(&body) {
+                        Ok(order) => order,
+                        Err(e) => return Ok(Err(format!("stored order {id} is corrupt: {e}"))),
+                    };
+                    if !before.status.can_move_to(to) {
+                        return Ok(Ok(StatusMove::Illegal {
+                            from: before.status,
+                        }));
+                    }
+                    if before.history.len() >= ORDER_HISTORY_MAX {
+                        return Ok(Err(format!(
+                            "order {id} already has {ORDER_HISTORY_MAX} status changes"
+                        )));
+                    }
+                    let mut after = before.clone();
+                    after.set_status(to, at_ms);
+                    let Ok(after_body) = serde_json::to_string(&after) else {
+                        return Ok(Err(format!("cannot encode order {id}")));
+                    };
+                    conn.prepare_cached("UPDATE orders SET status = ?1, body = ?2 WHERE id = ?3")?
+                        .execute(params![to.as_str(), after_body, id.as_str()])?;
+                    conn.prepare_cached(
+                        "INSERT INTO order_status_history (order_id, seq, status, at_ms) \
+                     VALUES (?1, (SELECT COALESCE(MAX(seq) + 1, 0) FROM order_status_history \
+                     WHERE order_id = ?1), ?2, ?3)",
+                    )?
+                    .execute(params![id.as_str(), to.as_str(), at_ms])?;
+                    Ok(Ok(StatusMove::Moved {
+                        before: Box::new(before),
+                        after: Box::new(after),
+                    }))
+                },
+            )
+            .await?;
+        moved.map_err(OrdersError::Storage)
+    }
 }

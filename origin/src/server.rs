@@ -9,16 +9,20 @@
 //!   raw catalog KV.
 //! - `/coordinator/shards/{n}`: the shard wire protocol for remote edges ([`coordinator`]).
 //! - `/internal/orders...`: the orders intake for edges' outboxes ([`crate::orders`]).
+//! - `/admin/api/...`: the staff's admin API ([`crate::admin`]): its own accounts, sessions and
+//!   roles, not the bearer token.
 //!
 //! The last three need `Authorization: Bearer <token>`; an origin started without a token
 //! answers 404 on them.
 //!
 //! # Startup
-//! [`Origin::open`] creates the data dir, opens `shard-00.sqlite` … `shard-15.sqlite` and
-//! `orders.sqlite` in it, and, given a catalog, publishes it into the KV and seeds its stock
-//! *without* overwriting live levels, so a restart keeps what was sold.
-//! [`Origin::spawn_background`] starts the hold-expiry timer and the checkout recovery loop.
+//! [`Origin::open`] creates the data dir, opens `shard-00.sqlite` … `shard-15.sqlite`,
+//! `orders.sqlite` and `admin.sqlite` in it, and, given a catalog, publishes it into the KV and
+//! seeds its stock *without* overwriting live levels, so a restart keeps what was sold.
+//! [`Origin::spawn_background`] starts the hold-expiry timer, the checkout recovery loop and
+//! the admin outbox's retry loop.
 
+use crate::admin::{Admin, AdminConfig};
 use crate::coordinator::{self, OriginShards, OriginStock};
 use crate::db::OpenError;
 use crate::desk::{OriginDesk, SystemClock};
@@ -69,6 +73,8 @@ pub enum StartError {
     Catalog { path: PathBuf, source: PublishError },
     #[error("cannot seed stock from the catalog: {0}")]
     Seed(StoreError),
+    #[error(transparent)]
+    Analytics(#[from] crate::analytics::AnalyticsError),
 }
 
 /// A running origin's parts. The router and the background tasks share them.
@@ -78,6 +84,10 @@ pub struct Origin {
     pub book: OrderBook,
     pub desk: Arc<OriginDesk>,
     pub kv: Arc<MemoryKv>,
+    /// The staff's admin API: accounts, sessions, audit log, order and stock changes.
+    pub admin: Arc<Admin>,
+    /// Behaviour events from the edges, and what is computed from them.
+    pub analytics: crate::analytics::Analytics,
     /// Stock written by the catalog seed at startup (`kept` counts SKUs with live stock).
     pub seeded: SeedReport,
     cache: Arc<CatalogCache>,
@@ -87,8 +97,14 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// Opens the data dir's databases and publishes the catalog, if any.
+    /// Opens the data dir's databases and publishes the catalog, if any (the admin API with
+    /// its defaults: standard password hashing, no edge to forward to).
     pub async fn open(config: OriginConfig) -> Result<Self, StartError> {
+        Self::open_with(config, AdminConfig::default()).await
+    }
+
+    /// [`Self::open`] with the admin API set up by `admin`.
+    pub async fn open_with(config: OriginConfig, admin: AdminConfig) -> Result<Self, StartError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.clone(),
@@ -105,6 +121,7 @@ impl Origin {
         }
         let shards = OriginShards::open(&config.data_dir, clock.clone())?;
         let book = OrderBook::open(&config.data_dir, clock.clone())?;
+        let analytics = crate::analytics::Analytics::open(&config.data_dir)?;
         let stock = Arc::new(OriginStock::new(shards.clone()));
         let local = LocalDesk {
             stock: stock.clone(),
@@ -114,6 +131,13 @@ impl Origin {
             turns: Arc::default(),
         };
         let desk = Arc::new(OriginDesk::new(local, book.clone()));
+        let admin = Arc::new(Admin::open(
+            &config.data_dir,
+            book.clone(),
+            stock.clone(),
+            clock.clone(),
+            admin,
+        )?);
         let kv = Arc::new(MemoryKv::default());
         let mut seeded = SeedReport::default();
         if let Some(path) = &config.catalog {
@@ -134,6 +158,8 @@ impl Origin {
             book,
             desk,
             kv,
+            admin,
+            analytics,
             seeded,
             cache: Arc::new(CatalogCache::default()),
             levels: Arc::new(LevelCache::default()),
@@ -174,12 +200,19 @@ impl Origin {
         router()
             .merge(coordinator::routes(self.shards.clone(), self.token.clone()))
             .merge(orders::routes(self.book.clone(), self.token.clone()))
+            .merge(self.admin.router())
+            .merge(crate::analytics::routes(self.analytics.clone(), self.token.clone()))
             .fallback_service(storefront)
     }
 
-    /// Starts the hold-expiry timer and the checkout recovery loop (which runs once now).
+    /// Starts the hold-expiry timer, the checkout recovery loop (which runs once now) and the
+    /// admin outbox's retry loop.
     pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
-        vec![self.shards.spawn_expiry(), self.desk.spawn_recovery()]
+        vec![
+            self.shards.spawn_expiry(),
+            self.desk.spawn_recovery(),
+            self.admin.spawn_outbox(),
+        ]
     }
 }
 

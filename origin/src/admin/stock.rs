@@ -1,0 +1,163 @@
+//! The admin's stock: read one SKU's level, restock it, or set its available units, all on
+//! the origin's coordinator (the 16 SQLite shards), each change audited with the level before
+//! and after and the reason given.
+//!
+//! - `GET /admin/api/stock/{sku}` (viewer): `{sku, available, held, sold, received}`.
+//! - `POST /admin/api/stock/{sku}/restock {qty, reason}` (staff): `ShardRequest::Restock`, units
+//!   that arrived (`received` and `available` grow by `qty`).
+//! - `POST /admin/api/stock/{sku}/adjust {available, reason}` (staff): a correction after a
+//!   count, `ShardRequest::Seed { overwrite: true }` for that SKU: `available` becomes the given
+//!   number, held and sold units stay, and `received` follows, so `received = available + held +
+//!   sold` still holds.
+
+use super::error::AdminError;
+use super::sessions::Session;
+use super::{audit, json_body, Admin};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path as UrlPath, State};
+use axum::{Extension, Json};
+use edge_core::stock::RESTOCK_QTY_MAX;
+use edge_core::store::StockCoordinator;
+use edge_core::{Sku, StockLevel};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Longest reason a stock change may carry.
+pub const REASON_LEN_MAX: usize = 500;
+
+fn sku(raw: &str) -> Result<Sku, AdminError> {
+    Sku::parse(raw).map_err(|e| AdminError::BadRequest(format!("sku: {e}")))
+}
+
+fn reason(raw: &str) -> Result<String, AdminError> {
+    let reason = raw.trim();
+    if reason.is_empty() || reason.chars().count() > REASON_LEN_MAX {
+        return Err(AdminError::BadRequest(format!(
+            "reason must be 1 to {REASON_LEN_MAX} characters: say why the stock changes"
+        )));
+    }
+    Ok(reason.to_owned())
+}
+
+fn level_json(sku: &Sku, level: &StockLevel) -> Value {
+    json!({
+        "sku": sku,
+        "available": level.available,
+        "held": level.held,
+        "sold": level.sold,
+        "received": level.received,
+    })
+}
+
+/// `GET /admin/api/stock/{sku}` (viewer).
+pub async fn show(
+    State(admin): State<Arc<Admin>>,
+    UrlPath(raw): UrlPath<String>,
+) -> Result<Json<Value>, AdminError> {
+    let sku = sku(&raw)?;
+    let level = admin
+        .stock
+        .level(&sku)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no stock record for {sku}")))?;
+    Ok(Json(level_json(&sku, &level)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Restock {
+    pub qty: u32,
+    pub reason: String,
+}
+
+/// `POST /admin/api/stock/{sku}/restock {qty, reason}` (staff): the level after.
+pub async fn restock(
+    State(admin): State<Arc<Admin>>,
+    Extension(session): Extension<Session>,
+    UrlPath(raw): UrlPath<String>,
+    body: Result<Json<Restock>, JsonRejection>,
+) -> Result<Json<Value>, AdminError> {
+    let body = json_body(body)?;
+    let sku = sku(&raw)?;
+    let reason = reason(&body.reason)?;
+    if body.qty == 0 || body.qty > RESTOCK_QTY_MAX {
+        return Err(AdminError::BadRequest(format!(
+            "qty must be 1 to {RESTOCK_QTY_MAX}"
+        )));
+    }
+    let before = admin.stock.level(&sku).await?;
+    let after = admin.stock.restock(&sku, body.qty).await?;
+    admin
+        .audit_stock(
+            &session,
+            "stock.restock",
+            &sku,
+            before,
+            after,
+            json!({ "qty": body.qty, "reason": reason }),
+        )
+        .await?;
+    Ok(Json(level_json(&sku, &after)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Adjust {
+    pub available: u32,
+    pub reason: String,
+}
+
+/// `POST /admin/api/stock/{sku}/adjust {available, reason}` (staff): the level after.
+pub async fn adjust(
+    State(admin): State<Arc<Admin>>,
+    Extension(session): Extension<Session>,
+    UrlPath(raw): UrlPath<String>,
+    body: Result<Json<Adjust>, JsonRejection>,
+) -> Result<Json<Value>, AdminError> {
+    let body = json_body(body)?;
+    let sku = sku(&raw)?;
+    let reason = reason(&body.reason)?;
+    let before = admin.stock.level(&sku).await?;
+    admin
+        .stock
+        .seed(vec![(sku.clone(), body.available)], true)
+        .await?;
+    let after =
+        admin.stock.level(&sku).await?.ok_or_else(|| {
+            AdminError::Unavailable(format!("{sku} has no level after the adjust"))
+        })?;
+    admin
+        .audit_stock(
+            &session,
+            "stock.adjust",
+            &sku,
+            before,
+            after,
+            json!({ "available": body.available, "reason": reason }),
+        )
+        .await?;
+    Ok(Json(level_json(&sku, &after)))
+}
+
+impl Admin {
+    async fn audit_stock(
+        &self,
+        actor: &Session,
+        action: &str,
+        sku: &Sku,
+        before: Option<StockLevel>,
+        after: StockLevel,
+        request: Value,
+    ) -> Result<(), AdminError> {
+        let mut after_json = level_json(sku, &after);
+        after_json["request"] = request;
+        let entry = actor
+            .entry(self.now_ms(), action, format!("sku:{sku}"))
+            .with_before(before.map_or(Value::Null, |b| level_json(sku, &b)))
+            .with_after(after_json);
+        self.db
+            .write(move |conn| Ok(audit::append(conn, &entry)?))
+            .await
+    }
+}

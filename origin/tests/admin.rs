@@ -1,0 +1,1310 @@
+//! The origin admin API, driven through its router with `oneshot` (no socket), except the edge
+//! forwarding tests, which run a tiny fake edge on 127.0.0.1. Every test has its own data dir
+//! and a manual clock, so lockouts and retry backoffs are stepped, not slept.
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path as UrlPath, State};
+use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use edge_core::memory::ManualClock;
+use edge_core::order::{Order, OrderLine, OrderStatus, StatusChange, ALL_STATUSES};
+use edge_core::snapshot::Clock;
+use edge_core::stock::{Line, OrderId, ShardReply, ShardRequest};
+use edge_core::store::StockCoordinator;
+use edge_core::{Money, Sku, SkuShard};
+use http_body_util::BodyExt;
+use origin::admin::accounts::{self, BootstrapError};
+use origin::admin::routes::{Access, ROUTES};
+use origin::admin::totp;
+use origin::admin::{Admin, AdminConfig, EdgeTarget, HashCost};
+use origin::coordinator::{OriginShards, OriginStock};
+use origin::orders::OrderBook;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tower::ServiceExt;
+
+const OWNER: &str = "owner@shop.test";
+const PASSWORD: &str = "correct horse battery staple";
+const START_MS: u64 = 1_795_000_000_000;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    clock: Arc<ManualClock>,
+    admin: Arc<Admin>,
+    app: Router,
+}
+
+fn env_with(edge: Option<EdgeTarget>) -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let clock = Arc::new(ManualClock::default());
+    clock.advance(START_MS);
+    let shards = OriginShards::open(&dir, clock.clone()).unwrap();
+    let book = OrderBook::open(&dir, clock.clone()).unwrap();
+    let stock = Arc::new(OriginStock::new(shards));
+    let config = AdminConfig {
+        hash_cost: HashCost::Test,
+        edge,
+    };
+    let admin = Arc::new(Admin::open(&dir, book, stock, clock.clone(), config).unwrap());
+    accounts::create_owner(&dir, OWNER, PASSWORD, HashCost::Test, START_MS).unwrap();
+    let app = admin.router();
+    Env {
+        _dir: tmp,
+        clock,
+        admin,
+        app,
+    }
+}
+
+fn env() -> Env {
+    env_with(None)
+}
+
+/// A logged-in client: its cookie and CSRF token.
+#[derive(Clone)]
+struct Client {
+    cookie: String,
+    csrf: String,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+    text: String,
+}
+
+async fn send(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    client: Option<&Client>,
+    csrf: Option<&str>,
+    body: Option<Value>,
+    ip: Option<&str>,
+) -> Reply {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(client) = client {
+        request = request.header(header::COOKIE, format!("other=1; {}", client.cookie));
+    }
+    if let Some(csrf) = csrf {
+        request = request.header("x-csrf-token", csrf);
+    }
+    let body = match body {
+        Some(body) => {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+            Body::from(body.to_string())
+        }
+        None => Body::empty(),
+    };
+    let mut request = request.body(body).unwrap();
+    if let Some(ip) = ip {
+        let addr: SocketAddr = format!("{ip}:40000").parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(addr));
+    }
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+async fn get(app: &Router, uri: &str, client: &Client) -> Reply {
+    send(app, "GET", uri, Some(client), None, None, None).await
+}
+
+async fn post_as(app: &Router, uri: &str, client: &Client, body: Value) -> Reply {
+    send(
+        app,
+        "POST",
+        uri,
+        Some(client),
+        Some(&client.csrf),
+        Some(body),
+        None,
+    )
+    .await
+}
+
+async fn try_login(app: &Router, email: &str, password: &str, ip: Option<&str>) -> Reply {
+    send(
+        app,
+        "POST",
+        "/admin/api/login",
+        None,
+        None,
+        Some(json!({ "email": email, "password": password })),
+        ip,
+    )
+    .await
+}
+
+fn client_of(reply: &Reply) -> Client {
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let set_cookie = reply.headers[header::SET_COOKIE].to_str().unwrap();
+    Client {
+        cookie: set_cookie.split(';').next().unwrap().to_owned(),
+        csrf: reply.body["csrf_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn login(app: &Router, email: &str, password: &str) -> Client {
+    client_of(&try_login(app, email, password, None).await)
+}
+
+/// An owner session, plus a staff and a viewer account made by it.
+async fn team(env: &Env) -> (Client, Client, Client) {
+    let owner = login(&env.app, OWNER, PASSWORD).await;
+    for (email, role) in [("staff@shop.test", "staff"), ("viewer@shop.test", "viewer")] {
+        let made = post_as(
+            &env.app,
+            "/admin/api/users",
+            &owner,
+            json!({ "email": email, "password": PASSWORD, "role": role }),
+        )
+        .await;
+        assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    }
+    let staff = login(&env.app, "staff@shop.test", PASSWORD).await;
+    let viewer = login(&env.app, "viewer@shop.test", PASSWORD).await;
+    (owner, staff, viewer)
+}
+
+fn sku(s: &str) -> Sku {
+    Sku::parse(s).unwrap()
+}
+
+fn order(id: &str, email: &str, lines: &[(&str, u32)], placed_at_ms: u64) -> Order {
+    let lines: Vec<OrderLine> = lines
+        .iter()
+        .map(|(s, qty)| OrderLine {
+            sku: sku(s),
+            title: format!("Title of {s}"),
+            qty: *qty,
+            unit_price: Money::new(1_000, "USD"),
+        })
+        .collect();
+    let total = edge_core::order::total(&lines).unwrap();
+    Order {
+        id: OrderId::parse(id).unwrap(),
+        email: email.into(),
+        lines,
+        total,
+        status: OrderStatus::Paid,
+        charge_id: format!("ch_{id}"),
+        placed_at_ms,
+        history: vec![
+            StatusChange {
+                status: OrderStatus::Placed,
+                at_ms: placed_at_ms,
+            },
+            StatusChange {
+                status: OrderStatus::Paid,
+                at_ms: placed_at_ms,
+            },
+        ],
+    }
+}
+
+/// Stores a paid order whose units were held and sold on the origin's own shards.
+async fn sold_order(env: &Env, id: &str, lines: &[(&str, u32)]) -> Order {
+    let order = order(id, "shopper@example.com", lines, START_MS);
+    let mut by_shard: BTreeMap<SkuShard, Vec<Line>> = BTreeMap::new();
+    for line in &order.lines {
+        by_shard
+            .entry(SkuShard::of(&line.sku))
+            .or_default()
+            .push(line.line());
+    }
+    for (shard, lines) in by_shard {
+        let reserve = ShardRequest::Reserve {
+            order: order.id.clone(),
+            lines,
+            ttl_ms: 60_000,
+        };
+        let held = env.admin.stock.on_shard(shard, reserve).await.unwrap();
+        assert!(matches!(held, ShardReply::Held { .. }), "{held:?}");
+        let commit = ShardRequest::Commit {
+            order: order.id.clone(),
+        };
+        assert_eq!(
+            env.admin.stock.on_shard(shard, commit).await.unwrap(),
+            ShardReply::Committed
+        );
+    }
+    assert!(env.admin.book.store(&order).await.unwrap());
+    order
+}
+
+async fn seed(env: &Env, levels: &[(&str, u32)]) {
+    let levels = levels.iter().map(|(s, n)| (sku(s), *n)).collect();
+    env.admin.stock.seed(levels, true).await.unwrap();
+}
+
+async fn audit_actions(env: &Env, owner: &Client) -> Vec<String> {
+    let page = get(&env.app, "/admin/api/audit", owner).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let mut actions: Vec<String> = page.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    actions.reverse();
+    actions
+}
+
+#[test]
+fn bootstrap_creates_one_owner_and_refuses_a_second() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_origin");
+    let run = |email: &str, password: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(bin)
+            .args([
+                "admin",
+                "create-owner",
+                "--password-stdin",
+                "--email",
+                email,
+            ])
+            .arg("--data-dir")
+            .arg(tmp.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let short = run("boss@shop.test", "short");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("12 characters"));
+    let made = run("Boss@Shop.test", PASSWORD);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert!(String::from_utf8_lossy(&made.stdout).contains("owner boss@shop.test created"));
+    let again = run("other@shop.test", PASSWORD);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("an owner account already exists"));
+    // The library refuses the same way.
+    assert!(matches!(
+        accounts::create_owner(tmp.path(), "x@shop.test", PASSWORD, HashCost::Test, 1),
+        Err(BootstrapError::OwnerExists)
+    ));
+}
+
+#[tokio::test]
+async fn login_sets_a_strict_session_cookie_and_a_csrf_token_and_logout_ends_it() {
+    let env = env();
+    let reply = try_login(&env.app, "  OWNER@shop.test ", PASSWORD, None).await;
+    let cookie = reply.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for attribute in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/admin",
+        "Max-Age=28800",
+    ] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    let client = client_of(&reply);
+    let id = client.cookie.split_once('=').unwrap().1;
+    assert_eq!(id.len(), 43, "256 bits, base64url");
+    assert_eq!(reply.body["user"]["role"], "owner");
+    // The database keeps only a hash of the session id.
+    let stored: Vec<String> = env.admin.db.blocking(|conn| {
+        let mut s = conn.prepare("SELECT id_hash FROM sessions").unwrap();
+        s.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    });
+    assert_eq!(stored.len(), 1);
+    assert!(!stored[0].contains(id));
+
+    let me = get(&env.app, "/admin/api/me", &client).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["csrf_token"], client.csrf.as_str());
+    let wrong = try_login(&env.app, OWNER, "not the password!!", None).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.body["message"], "wrong e-mail or password");
+    let nobody = try_login(&env.app, "nobody@shop.test", PASSWORD, None).await;
+    assert_eq!(nobody.body["message"], "wrong e-mail or password");
+
+    let out = post_as(&env.app, "/admin/api/logout", &client, json!({})).await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.text);
+    assert!(out.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(
+        get(&env.app, "/admin/api/me", &client).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Sessions expire.
+    let client = login(&env.app, OWNER, PASSWORD).await;
+    env.clock.advance(8 * 3_600 * 1_000);
+    assert_eq!(
+        get(&env.app, "/admin/api/me", &client).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// A request path for a route, its parameters filled in.
+fn example_path(path: &str) -> String {
+    path.split('/')
+        .map(|part| {
+            if part.starts_with('{') {
+                "x1".to_owned()
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[tokio::test]
+async fn every_admin_route_refuses_no_session_a_weak_role_and_a_bad_csrf_token() {
+    use origin::admin::accounts::Role;
+    let env = env();
+    let (owner, staff, viewer) = team(&env).await;
+    let session_of = |role: Role| match role {
+        Role::Owner => &owner,
+        Role::Staff => &staff,
+        Role::Viewer => &viewer,
+    };
+    let mut checked = 0;
+    for row in ROUTES {
+        let uri = example_path(row.path);
+        let method = row.verb.as_str();
+        let Access::AtLeast(needed) = row.access else {
+            assert_eq!(row.path, "/admin/api/login", "only login is public");
+            continue;
+        };
+        let body = row.verb.changes_state().then(|| json!({}));
+        // No session.
+        let none = send(&env.app, method, &uri, None, None, body.clone(), None).await;
+        assert_eq!(none.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+        assert_eq!(none.body["error"], "unauthorized");
+        // A forged cookie is no session either.
+        let forged = Client {
+            cookie: "origin_admin_session=AAAA".into(),
+            csrf: "x".into(),
+        };
+        let fake = send(
+            &env.app,
+            method,
+            &uri,
+            Some(&forged),
+            Some("x"),
+            body.clone(),
+            None,
+        )
+        .await;
+        assert_eq!(fake.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+        // Every role below the one needed.
+        for weaker in [Role::Viewer, Role::Staff]
+            .into_iter()
+            .filter(|r| *r < needed)
+        {
+            let client = session_of(weaker);
+            let reply = send(
+                &env.app,
+                method,
+                &uri,
+                Some(client),
+                Some(&client.csrf),
+                body.clone(),
+                None,
+            )
+            .await;
+            assert_eq!(
+                reply.status,
+                StatusCode::FORBIDDEN,
+                "{method} {uri} as {weaker:?}"
+            );
+            assert!(reply.body["message"].as_str().unwrap().contains("role"));
+        }
+        if row.verb.changes_state() {
+            let client = session_of(needed);
+            for csrf in [None, Some("wrong"), Some(staff.csrf.as_str())]
+                .into_iter()
+                .filter(|c| *c != Some(client.csrf.as_str()))
+            {
+                let reply = send(
+                    &env.app,
+                    method,
+                    &uri,
+                    Some(client),
+                    csrf,
+                    body.clone(),
+                    None,
+                )
+                .await;
+                assert_eq!(
+                    reply.status,
+                    StatusCode::FORBIDDEN,
+                    "{method} {uri} csrf {csrf:?}"
+                );
+                assert!(reply.body["message"].as_str().unwrap().contains("CSRF"));
+            }
+        }
+        // With the right session and token the guard lets it through (whatever the handler
+        // then says about the made-up parameters).
+        let client = session_of(needed);
+        if row.path != "/admin/api/logout" {
+            let reply = send(
+                &env.app,
+                method,
+                &uri,
+                Some(client),
+                Some(&client.csrf),
+                body.clone(),
+                None,
+            )
+            .await;
+            assert!(
+                ![
+                    StatusCode::UNAUTHORIZED,
+                    StatusCode::FORBIDDEN,
+                    StatusCode::METHOD_NOT_ALLOWED
+                ]
+                .contains(&reply.status),
+                "{method} {uri}: {} {}",
+                reply.status,
+                reply.text
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, ROUTES.len() - 1);
+}
+
+#[tokio::test]
+async fn five_failures_lock_an_account_for_a_growing_time() {
+    let env = env();
+    for _ in 0..5 {
+        let reply = try_login(&env.app, OWNER, "wrong password!!", None).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    let locked = try_login(&env.app, OWNER, PASSWORD, None).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(locked.body["message"], "locked, try again in 30 s");
+    assert_eq!(locked.headers[header::RETRY_AFTER], "30");
+    env.clock.advance(20_000);
+    let locked = try_login(&env.app, OWNER, PASSWORD, None).await;
+    assert_eq!(locked.body["message"], "locked, try again in 10 s");
+    env.clock.advance(10_000);
+    // Unlocked; one more failure locks it for twice as long.
+    assert_eq!(
+        try_login(&env.app, OWNER, "wrong password!!", None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let locked = try_login(&env.app, OWNER, PASSWORD, None).await;
+    assert_eq!(locked.body["message"], "locked, try again in 60 s");
+    env.clock.advance(60_000);
+    // A success clears the account's count.
+    login(&env.app, OWNER, PASSWORD).await;
+    for _ in 0..4 {
+        try_login(&env.app, OWNER, "wrong password!!", None).await;
+    }
+    login(&env.app, OWNER, PASSWORD).await;
+}
+
+#[tokio::test]
+async fn twenty_failures_from_one_ip_lock_that_ip_for_every_account() {
+    let env = env();
+    for n in 0..20 {
+        let email = format!("guess{n}@shop.test");
+        let reply = try_login(&env.app, &email, "wrong password!!", Some("203.0.113.9")).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "attempt {n}");
+    }
+    let locked = try_login(&env.app, OWNER, PASSWORD, Some("203.0.113.9")).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(locked.body["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("locked, try again in"));
+    // Another address is not affected, and the audit log names the address.
+    let owner = client_of(&try_login(&env.app, OWNER, PASSWORD, Some("198.51.100.1")).await);
+    let page = get(&env.app, "/admin/api/audit", &owner).await;
+    let entries = page.body["entries"].as_array().unwrap();
+    assert_eq!(entries[0]["action"], "login");
+    assert_eq!(entries[0]["ip"], "198.51.100.1");
+    assert_eq!(entries[1]["action"], "login.failed");
+    assert_eq!(entries[1]["ip"], "203.0.113.9");
+    assert_eq!(entries[1]["after"]["reason"], "no such account");
+}
+
+#[tokio::test]
+async fn totp_enrolment_then_login_needs_the_code() {
+    let env = env();
+    let owner = login(&env.app, OWNER, PASSWORD).await;
+    let enrol = post_as(&env.app, "/admin/api/me/totp", &owner, json!({})).await;
+    assert_eq!(enrol.status, StatusCode::OK, "{}", enrol.text);
+    let url = enrol.body["otpauth_url"].as_str().unwrap();
+    assert!(url.starts_with("otpauth://totp/"), "{url}");
+    // Before confirming, login needs no code.
+    login(&env.app, OWNER, PASSWORD).await;
+    let secret: Vec<u8> = env.admin.db.blocking(|conn| {
+        conn.query_row("SELECT totp_secret FROM users WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    });
+    assert_eq!(
+        totp::base32(&secret),
+        enrol.body["secret"].as_str().unwrap()
+    );
+    let now_s = env.clock.now_ms() / 1_000;
+    let bad = post_as(
+        &env.app,
+        "/admin/api/me/totp/confirm",
+        &owner,
+        json!({ "code": "000000" }),
+    )
+    .await;
+    let expected_bad = if totp::code_at(&secret, now_s) == "000000" {
+        200
+    } else {
+        400
+    };
+    assert_eq!(bad.status.as_u16(), expected_bad);
+    let ok = post_as(
+        &env.app,
+        "/admin/api/me/totp/confirm",
+        &owner,
+        json!({ "code": totp::code_at(&secret, now_s) }),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+
+    let without = try_login(&env.app, OWNER, PASSWORD, None).await;
+    assert_eq!(without.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(without.body["error"], "totp_required");
+    let login_with = |code: String| {
+        let app = env.app.clone();
+        async move {
+            send(
+                &app,
+                "POST",
+                "/admin/api/login",
+                None,
+                None,
+                Some(json!({ "email": OWNER, "password": PASSWORD, "totp": code })),
+                None,
+            )
+            .await
+        }
+    };
+    let wrong_code = format!(
+        "{:06}",
+        (totp::code_at(&secret, now_s).parse::<u32>().unwrap() + 1) % 1_000_000
+    );
+    assert_eq!(
+        login_with(wrong_code).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let with = login_with(totp::code_at(&secret, now_s)).await;
+    client_of(&with);
+}
+
+#[tokio::test]
+async fn owners_manage_accounts_and_the_last_owner_stays() {
+    let env = env();
+    let (owner, staff, _viewer) = team(&env).await;
+    let users = get(&env.app, "/admin/api/users", &owner).await;
+    let list = users.body["users"].as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    assert!(list.iter().all(|u| u.get("password_hash").is_none()));
+    let taken = post_as(
+        &env.app,
+        "/admin/api/users",
+        &owner,
+        json!({ "email": "STAFF@shop.test", "password": PASSWORD, "role": "viewer" }),
+    )
+    .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    let demote_self = post_as(
+        &env.app,
+        "/admin/api/users/1",
+        &owner,
+        json!({ "role": "staff" }),
+    )
+    .await;
+    assert_eq!(
+        demote_self.status,
+        StatusCode::CONFLICT,
+        "{}",
+        demote_self.text
+    );
+    // Disabling an account ends its sessions at once.
+    let disabled = post_as(
+        &env.app,
+        "/admin/api/users/2",
+        &owner,
+        json!({ "disabled": true }),
+    )
+    .await;
+    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.text);
+    assert_eq!(
+        get(&env.app, "/admin/api/me", &staff).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        try_login(&env.app, "staff@shop.test", PASSWORD, None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn orders_are_searched_filtered_and_paged() {
+    let env = env();
+    let (_owner, _staff, viewer) = team(&env).await;
+    let day_ms = 86_400_000;
+    for n in 0..30u64 {
+        let email = if n % 3 == 0 {
+            "alice@example.com"
+        } else {
+            "bob@example.com"
+        };
+        let line = if n % 5 == 0 { "TEA-1" } else { "MUG-1" };
+        let o = order(
+            &format!("ord-{n:02}"),
+            email,
+            &[(line, 1)],
+            START_MS + n * day_ms,
+        );
+        env.admin.book.store(&o).await.unwrap();
+    }
+    let page = get(&env.app, "/admin/api/orders?page_size=10", &viewer).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert_eq!(page.body["total"], 30);
+    assert_eq!(page.body["next"], 2);
+    assert_eq!(page.body["orders"][0]["id"], "ord-29", "newest first");
+    let last = get(&env.app, "/admin/api/orders?page_size=10&page=3", &viewer).await;
+    assert_eq!(last.body["orders"].as_array().unwrap().len(), 10);
+    assert_eq!(last.body["next"], Value::Null);
+    let alice = get(
+        &env.app,
+        "/admin/api/orders?email=ALICE@example.com",
+        &viewer,
+    )
+    .await;
+    assert_eq!(alice.body["total"], 10);
+    let tea = get(&env.app, "/admin/api/orders?sku=TEA-1", &viewer).await;
+    assert_eq!(tea.body["total"], 6);
+    let text = get(&env.app, "/admin/api/orders?q=ord-1", &viewer).await;
+    assert_eq!(text.body["total"], 10);
+    let title = get(&env.app, "/admin/api/orders?q=of%20TEA", &viewer).await;
+    assert_eq!(title.body["total"], 6);
+    let wildcard = get(&env.app, "/admin/api/orders?q=%25", &viewer).await;
+    assert_eq!(wildcard.body["total"], 0, "% is literal");
+    let from = START_MS + 10 * day_ms;
+    let to = START_MS + 20 * day_ms;
+    let range = get(
+        &env.app,
+        &format!("/admin/api/orders?from={from}&to={to}"),
+        &viewer,
+    )
+    .await;
+    assert_eq!(range.body["total"], 10);
+    let paid = get(&env.app, "/admin/api/orders?status=paid", &viewer).await;
+    assert_eq!(paid.body["total"], 30);
+    for bad in [
+        "status=lost",
+        "page=0",
+        "page_size=1000",
+        "from=yesterday",
+        "nope=1",
+    ] {
+        let reply = get(&env.app, &format!("/admin/api/orders?{bad}"), &viewer).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let one = get(&env.app, "/admin/api/orders/ord-03", &viewer).await;
+    assert_eq!(one.body["order"]["email"], "alice@example.com");
+    assert_eq!(one.body["history"].as_array().unwrap().len(), 2);
+    assert_eq!(one.body["next_statuses"], json!(["packed", "cancelled"]));
+    assert_eq!(
+        get(&env.app, "/admin/api/orders/ord-99", &viewer)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn an_illegal_move_is_a_409_that_says_why() {
+    let env = env();
+    let (_owner, staff, _viewer) = team(&env).await;
+    seed(&env, &[("MUG-1", 5)]).await;
+    sold_order(&env, "o-1", &[("MUG-1", 1)]).await;
+    for status in ["packed", "shipped"] {
+        let r = post_as(
+            &env.app,
+            "/admin/api/orders/o-1/status",
+            &staff,
+            json!({ "status": status }),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let r = post_as(
+        &env.app,
+        "/admin/api/orders/o-1/status",
+        &staff,
+        json!({ "status": "cancelled" }),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(
+        r.body["message"],
+        "an order that is shipped cannot become cancelled"
+    );
+    let r = post_as(
+        &env.app,
+        "/admin/api/orders/o-1/status",
+        &staff,
+        json!({ "status": "lost" }),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = post_as(
+        &env.app,
+        "/admin/api/orders/nope/status",
+        &staff,
+        json!({ "status": "paid" }),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// A small deterministic generator (xorshift64*): the same seed gives the same walk.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+    }
+}
+
+#[tokio::test]
+async fn random_status_walks_never_leave_the_state_machine_or_lose_stock() {
+    let env = env();
+    let (_owner, staff, _viewer) = team(&env).await;
+    let skus = ["MUG-1", "TEA-1", "CUP-9"];
+    seed(&env, &[("MUG-1", 100), ("TEA-1", 100), ("CUP-9", 100)]).await;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let walks = 12;
+    let steps = 10;
+    let mut orders = Vec::new();
+    for w in 0..walks {
+        let a = skus[w % 3];
+        let b = skus[(w + 1) % 3];
+        let lines = [(a, 1 + (w % 4) as u32), (b, 2)];
+        orders.push(sold_order(&env, &format!("walk-{w}"), &lines).await);
+    }
+    for step in 0..steps {
+        for order in &orders {
+            // Mostly legal moves, sometimes any status at all.
+            let current = env
+                .admin
+                .book
+                .order(&order.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status;
+            let legal: Vec<OrderStatus> = ALL_STATUSES
+                .into_iter()
+                .filter(|s| current.can_move_to(*s))
+                .collect();
+            let next = if legal.is_empty() || rng.below(4) == 0 {
+                ALL_STATUSES[rng.below(ALL_STATUSES.len())]
+            } else {
+                legal[rng.below(legal.len())]
+            };
+            let uri = format!("/admin/api/orders/{}/status", order.id);
+            let r = post_as(
+                &env.app,
+                &uri,
+                &staff,
+                json!({ "status": next.as_str(), "note": format!("step {step}") }),
+            )
+            .await;
+            if current.can_move_to(next) {
+                assert_eq!(
+                    r.status,
+                    StatusCode::OK,
+                    "{current:?} -> {next:?}: {}",
+                    r.text
+                );
+                let expected = if next.returns_stock() {
+                    "returned"
+                } else {
+                    "none"
+                };
+                assert_eq!(r.body["stock"], expected);
+            } else {
+                assert_eq!(r.status, StatusCode::CONFLICT, "{current:?} -> {next:?}");
+            }
+        }
+        // After every round: each order's history is a legal path, and every SKU's units are
+        // all accounted for, with exactly the returned orders' units back in stock.
+        let mut out: BTreeMap<String, u32> = BTreeMap::new();
+        for order in &orders {
+            let stored = env.admin.book.order(&order.id).await.unwrap().unwrap();
+            for pair in stored.history.windows(2) {
+                assert!(
+                    pair[0].status.can_move_to(pair[1].status),
+                    "{:?}",
+                    stored.history
+                );
+            }
+            assert_eq!(stored.history.last().unwrap().status, stored.status);
+            let returned = stored.history.iter().any(|c| c.status.returns_stock());
+            for line in &stored.lines {
+                if !returned {
+                    *out.entry(line.sku.to_string()).or_default() += line.qty;
+                }
+            }
+        }
+        for s in skus {
+            let level = env.admin.stock.level(&sku(s)).await.unwrap().unwrap();
+            level.check(&sku(s)).unwrap();
+            let sold = out.get(s).copied().unwrap_or(0);
+            assert_eq!(level.sold, sold, "{s} after step {step}");
+            assert_eq!(level.available, 100 - sold, "{s} after step {step}");
+            assert_eq!(level.received, 100);
+        }
+    }
+}
+
+#[tokio::test]
+async fn stock_is_read_restocked_and_adjusted_with_the_invariant_kept() {
+    let env = env();
+    let (owner, staff, viewer) = team(&env).await;
+    seed(&env, &[("MUG-1", 10)]).await;
+    sold_order(&env, "s-1", &[("MUG-1", 3)]).await;
+    let level = get(&env.app, "/admin/api/stock/MUG-1", &viewer).await;
+    assert_eq!(
+        level.body,
+        json!({ "sku": "MUG-1", "available": 7, "held": 0, "sold": 3, "received": 10 })
+    );
+    assert_eq!(
+        get(&env.app, "/admin/api/stock/NOPE", &viewer).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = post_as(
+        &env.app,
+        "/admin/api/stock/MUG-1/restock",
+        &staff,
+        json!({ "qty": 5, "reason": "delivery 42" }),
+    )
+    .await;
+    assert_eq!(
+        r.body,
+        json!({ "sku": "MUG-1", "available": 12, "held": 0, "sold": 3, "received": 15 })
+    );
+    let r = post_as(
+        &env.app,
+        "/admin/api/stock/MUG-1/adjust",
+        &staff,
+        json!({ "available": 4, "reason": "count" }),
+    )
+    .await;
+    assert_eq!(
+        r.body,
+        json!({ "sku": "MUG-1", "available": 4, "held": 0, "sold": 3, "received": 7 })
+    );
+    for (uri, body) in [
+        (
+            "/admin/api/stock/MUG-1/restock",
+            json!({ "qty": 0, "reason": "x" }),
+        ),
+        (
+            "/admin/api/stock/MUG-1/restock",
+            json!({ "qty": 1, "reason": " " }),
+        ),
+        (
+            "/admin/api/stock/MUG-1/adjust",
+            json!({ "available": -1, "reason": "x" }),
+        ),
+    ] {
+        assert_eq!(
+            post_as(&env.app, uri, &staff, body).await.status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    let page = get(&env.app, "/admin/api/audit", &owner).await;
+    let adjust = &page.body["entries"][0];
+    assert_eq!(adjust["action"], "stock.adjust");
+    assert_eq!(adjust["actor"], "staff@shop.test");
+    assert_eq!(adjust["before"]["available"], 12);
+    assert_eq!(adjust["after"]["available"], 4);
+    assert_eq!(adjust["after"]["request"]["reason"], "count");
+}
+
+#[tokio::test]
+async fn every_admin_action_appends_exactly_one_audit_entry_that_cannot_be_rewritten() {
+    let env = env();
+    let owner = login(&env.app, OWNER, PASSWORD).await;
+    // The bootstrap and this login.
+    assert_eq!(audit_actions(&env, &owner).await, ["user.create", "login"]);
+    let mut expected: Vec<&str> = vec!["user.create", "login"];
+    let mut check = |action: &'static str| {
+        expected.push(action);
+        expected.clone()
+    };
+    post_as(
+        &env.app,
+        "/admin/api/users",
+        &owner,
+        json!({ "email": "s@shop.test", "password": PASSWORD, "role": "staff" }),
+    )
+    .await;
+    assert_eq!(audit_actions(&env, &owner).await, check("user.create"));
+    post_as(
+        &env.app,
+        "/admin/api/users/2",
+        &owner,
+        json!({ "role": "viewer" }),
+    )
+    .await;
+    assert_eq!(audit_actions(&env, &owner).await, check("user.update"));
+    try_login(&env.app, "s@shop.test", "wrong password!!", None).await;
+    assert_eq!(audit_actions(&env, &owner).await, check("login.failed"));
+    seed(&env, &[("MUG-1", 5)]).await;
+    sold_order(&env, "a-1", &[("MUG-1", 1)]).await;
+    post_as(
+        &env.app,
+        "/admin/api/orders/a-1/status",
+        &owner,
+        json!({ "status": "cancelled", "note": "asked by phone" }),
+    )
+    .await;
+    assert_eq!(audit_actions(&env, &owner).await, check("order.status"));
+    post_as(
+        &env.app,
+        "/admin/api/stock/MUG-1/restock",
+        &owner,
+        json!({ "qty": 1, "reason": "found one" }),
+    )
+    .await;
+    assert_eq!(audit_actions(&env, &owner).await, check("stock.restock"));
+    post_as(
+        &env.app,
+        "/admin/api/stock/MUG-1/adjust",
+        &owner,
+        json!({ "available": 2, "reason": "count" }),
+    )
+    .await;
+    assert_eq!(audit_actions(&env, &owner).await, check("stock.adjust"));
+    // Refused actions change nothing and log nothing.
+    post_as(
+        &env.app,
+        "/admin/api/orders/a-1/status",
+        &owner,
+        json!({ "status": "shipped" }),
+    )
+    .await;
+    assert_eq!(audit_actions(&env, &owner).await, expected);
+    post_as(&env.app, "/admin/api/logout", &owner, json!({})).await;
+    let owner = login(&env.app, OWNER, PASSWORD).await;
+    let actions = audit_actions(&env, &owner).await;
+    assert_eq!(&actions[actions.len() - 2..], ["logout", "login"]);
+
+    let order = get(&env.app, "/admin/api/orders/a-1", &owner).await;
+    let action = &order.body["admin_actions"][0];
+    assert_eq!(action["before"]["status"], "paid");
+    assert_eq!(
+        action["after"],
+        json!({ "status": "cancelled", "note": "asked by phone" })
+    );
+
+    let csv = get(&env.app, "/admin/api/audit.csv", &owner).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let mut reader = csv::Reader::from_reader(csv.text.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), actions.len());
+    let order_row = rows.iter().find(|r| &r[4] == "order.status").unwrap();
+    assert_eq!(
+        &order_row[7],
+        r#"{"note":"asked by phone","status":"cancelled"}"#
+    );
+
+    // The log is append-only in SQLite itself.
+    for statement in ["UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"] {
+        let refused = env.admin.db.blocking(|conn| conn.execute(statement, []));
+        assert!(
+            refused.unwrap_err().to_string().contains("append-only"),
+            "{statement}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn admin_responses_carry_the_security_headers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = origin::server::OriginConfig {
+        data_dir: tmp.path().to_owned(),
+        catalog: None,
+        token: None,
+    };
+    let admin = AdminConfig {
+        hash_cost: HashCost::Test,
+        edge: None,
+    };
+    let origin = Arc::new(
+        origin::server::Origin::open_with(config, admin)
+            .await
+            .unwrap(),
+    );
+    accounts::create_owner(tmp.path(), OWNER, PASSWORD, HashCost::Test, START_MS).unwrap();
+    let app = origin.router();
+    let owner = login(&app, OWNER, PASSWORD).await;
+    let replies = [
+        try_login(&app, OWNER, "wrong password!!", None).await,
+        get(&app, "/admin/api/me", &owner).await,
+        get(&app, "/admin/api/audit.csv", &owner).await,
+        send(&app, "GET", "/admin/api/orders", None, None, None, None).await,
+        send(&app, "GET", "/admin/nothing-here", None, None, None, None).await,
+        send(
+            &app,
+            "POST",
+            "/admin/api/logout",
+            Some(&owner),
+            None,
+            None,
+            None,
+        )
+        .await,
+    ];
+    for reply in replies {
+        let csp = reply.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert!(reply.headers[header::STRICT_TRANSPORT_SECURITY]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age="));
+        assert_eq!(reply.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(reply.headers[header::REFERRER_POLICY], "no-referrer");
+    }
+    // The storefront is not the admin's: no admin headers there.
+    let health = send(&app, "GET", "/healthz", None, None, None, None).await;
+    assert!(health
+        .headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .is_none());
+}
+
+/// A fake edge: records each `POST /_admin/orders/{id}/status` and answers 200 (409 for an
+/// order named `conflict`).
+#[derive(Clone, Default)]
+struct FakeEdge {
+    calls: Arc<Mutex<Vec<(String, String, String)>>>,
+}
+
+async fn fake_edge_status(
+    State(edge): State<FakeEdge>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let status = body["status"].as_str().unwrap_or_default().to_owned();
+    edge.calls.lock().unwrap().push((id.clone(), status, auth));
+    if id == "conflict" {
+        return (StatusCode::CONFLICT, Json(json!({ "error": "conflict" })));
+    }
+    (StatusCode::OK, Json(json!({ "ok": true })))
+}
+
+async fn serve_fake_edge(listener: tokio::net::TcpListener, edge: FakeEdge) {
+    let app = Router::new()
+        .route("/_admin/orders/{id}/status", post(fake_edge_status))
+        .with_state(edge);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+}
+
+#[tokio::test]
+async fn status_changes_are_forwarded_to_the_edge_with_its_token() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let edge = FakeEdge::default();
+    serve_fake_edge(listener, edge.clone()).await;
+    let env = env_with(Some(EdgeTarget {
+        url,
+        token: "edge-admin-token".into(),
+    }));
+    let (_owner, staff, _viewer) = team(&env).await;
+    seed(&env, &[("MUG-1", 5)]).await;
+    sold_order(&env, "e-1", &[("MUG-1", 2)]).await;
+    let r = post_as(
+        &env.app,
+        "/admin/api/orders/e-1/status",
+        &staff,
+        json!({ "status": "cancelled" }),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["edge"], "delivered");
+    assert_eq!(r.body["stock"], "returned");
+    let r = post_as(
+        &env.app,
+        "/admin/api/orders/e-1/status",
+        &staff,
+        json!({ "status": "refunded" }),
+    )
+    .await;
+    assert_eq!(r.body["edge"], "delivered");
+    assert_eq!(
+        *edge.calls.lock().unwrap(),
+        [
+            (
+                "e-1".to_owned(),
+                "cancelled".to_owned(),
+                "Bearer edge-admin-token".to_owned()
+            ),
+            (
+                "e-1".to_owned(),
+                "refunded".to_owned(),
+                "Bearer edge-admin-token".to_owned()
+            ),
+        ]
+    );
+    // An edge that refuses (409) is not retried forever: the row is dropped and audited.
+    env.admin
+        .book
+        .store(&order("conflict", "a@b.co", &[("MUG-1", 1)], START_MS))
+        .await
+        .unwrap();
+    let r = post_as(
+        &env.app,
+        "/admin/api/orders/conflict/status",
+        &staff,
+        json!({ "status": "packed" }),
+    )
+    .await;
+    assert_eq!(r.body["edge"], "refused");
+    assert_eq!(r.body["to"], "packed", "the origin keeps the change");
+    let outbox = get(&env.app, "/admin/api/outbox", &staff).await;
+    assert_eq!(outbox.body["waiting"], json!([]));
+}
+
+#[tokio::test]
+async fn an_unreachable_edge_gets_the_change_later_in_order() {
+    // A port that nothing listens on (yet).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let env = env_with(Some(EdgeTarget {
+        url: format!("http://{addr}"),
+        token: "t".into(),
+    }));
+    let (_owner, staff, viewer) = team(&env).await;
+    seed(&env, &[("MUG-1", 5)]).await;
+    sold_order(&env, "d-1", &[("MUG-1", 1)]).await;
+    for status in ["cancelled", "refunded"] {
+        let r = post_as(
+            &env.app,
+            "/admin/api/orders/d-1/status",
+            &staff,
+            json!({ "status": status }),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["edge"], "queued");
+        assert_eq!(r.body["to"], status, "the origin keeps the change");
+    }
+    assert_eq!(
+        r_level(&env).await,
+        5,
+        "the origin's stock came back regardless"
+    );
+    let waiting = get(&env.app, "/admin/api/outbox", &viewer).await;
+    let rows = waiting.body["waiting"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["status"], "cancelled");
+    assert_eq!(rows[0]["attempts"], 1);
+    assert!(rows[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("unreachable"));
+    // Not due yet: nothing runs.
+    assert_eq!(env.admin.run_outbox_due().await.unwrap(), 0);
+    // Still down when due: backed off further.
+    env.clock.advance(1_000);
+    assert_eq!(env.admin.run_outbox_due().await.unwrap(), 1);
+    let rows = get(&env.app, "/admin/api/outbox", &viewer).await.body["waiting"].clone();
+    assert_eq!(rows[0]["attempts"], 2);
+    assert_eq!(rows[0]["next_attempt_at_ms"], env.clock.now_ms() + 2_000);
+    // The edge comes up; the next due run delivers both, oldest first.
+    let edge = FakeEdge::default();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    serve_fake_edge(listener, edge.clone()).await;
+    env.clock.advance(2_000);
+    assert_eq!(env.admin.run_outbox_due().await.unwrap(), 1);
+    env.clock.advance(60_000);
+    env.admin.run_outbox_due().await.unwrap();
+    let calls: Vec<String> = edge
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| c.1.clone())
+        .collect();
+    assert_eq!(calls, ["cancelled", "refunded"]);
+    let rows = get(&env.app, "/admin/api/outbox", &viewer).await;
+    assert_eq!(rows.body["waiting"], json!([]));
+}
+
+async fn r_level(env: &Env) -> u32 {
+    env.admin
+        .stock
+        .level(&sku("MUG-1"))
+        .await
+        .unwrap()
+        .unwrap()
+        .available
+}
