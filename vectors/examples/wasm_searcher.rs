@@ -12,11 +12,12 @@ thread_local! {
     static SCRATCH: RefCell<SearchScratch> = RefCell::new(SearchScratch::default());
 }
 
-/// Allocates `len` bytes for the host to write into; never freed (the bench loads once).
+/// Allocates `len` bytes, 8-aligned (queries are read as f32), for the host to write into;
+/// never freed (the bench loads once).
 #[no_mangle]
 pub extern "C" fn vb_alloc(len: usize) -> *mut u8 {
-    let mut buf = vec![0u8; len].into_boxed_slice();
-    let ptr = buf.as_mut_ptr();
+    let mut buf = vec![0u64; len.div_ceil(8)].into_boxed_slice();
+    let ptr = buf.as_mut_ptr() as *mut u8;
     std::mem::forget(buf);
     ptr
 }

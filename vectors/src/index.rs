@@ -12,10 +12,13 @@
 //! | `version` | uint | [`FORMAT_VERSION`]; checked first, anything else is refused |
 //! | `dim`, `count`, `degree_max` | uint | vector dimension, items, neighbours per item at most |
 //! | `featurizer_version` | uint | [`crate::FEATURIZER_VERSION`], or 0 for merchant vectors |
-//! | `scales` | bytes | `count` x f32 LE: per-vector dequantisation scale |
-//! | `vectors` | bytes | `count * dim` x i8: `round(x / scale)`, scale = max abs / 127 |
-//! | `links` | bytes | per item in order: varint degree, then that many varint ids, ascending, as deltas (first id as is, then `id - previous - 1`) |
+//! | `vectors` | bytes | `count * dim` x i8: `round(x * 127 / max abs x)` |
+//! | `links` | bytes | per item `i` in order: varint degree, then its neighbour ids ascending: the first as zigzag varint of `id - i`, the others as varint `id - previous - 1` |
 //! | `entry_points` | bytes | u32 LE item ids where searches start (at most [`ENTRY_POINTS_MAX`]) |
+//!
+//! No scales are stored: every vector is unit-norm, so item `i`'s dequantisation scale is
+//! `1 / |q_i|`, computed at decode (4 bytes per item less to read; the re-rank then scores the
+//! exact cosine between the query and the quantised vector).
 //!
 //! Varints are LEB128 (7 bits per byte, low first, at most 5 bytes, value < 2^32). The builder
 //! numbers items in graph order (breadth-first from an entry point), so neighbours have nearby
@@ -68,7 +71,7 @@ pub fn chunk_key(prefix: &str, i: usize) -> String {
     format!("{prefix}/vectors/chunk/{i}")
 }
 
-/// A searchable index: int8 vectors with per-vector scales, degree-capped neighbour lists,
+/// A searchable index: int8 unit vectors, degree-capped neighbour lists,
 /// entry points. Items are `0..count` (the caller maps positions to SKUs).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CompactIndex {
@@ -76,6 +79,7 @@ pub struct CompactIndex {
     pub(crate) count: usize,
     pub(crate) degree_max: usize,
     pub(crate) featurizer_version: u32,
+    /// `1 / |q_i|` per item: derived at decode, not stored.
     pub(crate) scales: Vec<f32>,
     pub(crate) vectors: Vec<i8>,
     /// The encoded neighbour lists (see the layout); kept encoded, they are ~3x smaller than
@@ -206,8 +210,8 @@ impl CompactIndex {
         let mut scales = Vec::with_capacity(count);
         let mut quantised = Vec::with_capacity(vectors.len());
         for v in vectors.chunks_exact(dim) {
-            let (scale, q) = quantise(v);
-            scales.push(scale);
+            let (_, q) = quantise(v);
+            scales.push(unit_scale(&q));
             quantised.extend_from_slice(&q);
         }
         let mut links = Vec::with_capacity(count * degree_max * 2);
@@ -231,7 +235,10 @@ impl CompactIndex {
             put_varint(&mut links, kept.len() as u32);
             let mut previous: Option<u32> = None;
             for &id in &kept {
-                put_varint(&mut links, previous.map_or(id, |p| id - p - 1));
+                put_varint(
+                    &mut links,
+                    previous.map_or(zigzag(id as i64 - i as i64), |p| id - p - 1),
+                );
                 previous = Some(id);
             }
         }
@@ -298,6 +305,7 @@ impl CompactIndex {
         Some(Neighbours {
             bytes: bytes.get(used..)?,
             left: degree.min(DEGREE_MAX_LIMIT as u32),
+            item: i,
             previous: None,
         })
     }
@@ -314,6 +322,11 @@ impl CompactIndex {
         self.vectors.get(start..start.checked_add(self.dim)?)
     }
 
+    /// Bytes of the encoded neighbour lists (the part the degree cap and renumbering shrink).
+    pub fn encoded_links_len(&self) -> usize {
+        self.links.len()
+    }
+
     /// Bytes of the serialised index (what KV stores, before chunking).
     pub fn encoded_len(&self) -> usize {
         self.to_bytes().len()
@@ -321,10 +334,6 @@ impl CompactIndex {
 
     /// The envelope's bytes (see the layout).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut scales = Vec::with_capacity(self.count * 4);
-        for s in &self.scales {
-            scales.extend_from_slice(&s.to_le_bytes());
-        }
         let mut entries = Vec::with_capacity(self.entry_points.len() * 4);
         for e in &self.entry_points {
             entries.extend_from_slice(&e.to_le_bytes());
@@ -344,7 +353,6 @@ impl CompactIndex {
                 Value::Text("featurizer_version".into()),
                 uint(self.featurizer_version as usize),
             ),
-            (Value::Text("scales".into()), Value::Bytes(scales)),
             (Value::Text("vectors".into()), Value::Bytes(vectors)),
             (
                 Value::Text("links".into()),
@@ -376,19 +384,10 @@ impl CompactIndex {
         if dim == 0 || count == 0 || degree_max == 0 {
             return Err(corrupt("dim, count and degree_max must be positive"));
         }
-        let scales_bytes = map.bytes("scales", count * 4)?;
         let vectors_bytes = map.bytes("vectors", count * dim)?;
         let links = map.bytes_at_most("links", count * (1 + degree_max * 5))?;
         let entry_bytes = map.bytes_at_most("entry_points", ENTRY_POINTS_MAX * 4)?;
 
-        let mut scales = Vec::with_capacity(count);
-        for (i, b) in scales_bytes.chunks_exact(4).enumerate() {
-            let s = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            if !s.is_finite() || s < 0.0 {
-                return Err(corrupt(format!("item {i} has scale {s}")));
-            }
-            scales.push(s);
-        }
         if entry_bytes.is_empty() || entry_bytes.len() % 4 != 0 {
             return Err(corrupt(format!(
                 "entry_points is {} bytes; expected a positive multiple of 4",
@@ -404,13 +403,14 @@ impl CompactIndex {
             entry_points.push(e);
         }
         let link_starts = index_links(&links, count, degree_max)?;
+        let vectors: Vec<i8> = vectors_bytes.into_iter().map(|x| x as i8).collect();
         Ok(Self {
             dim,
             count,
             degree_max,
             featurizer_version,
-            scales,
-            vectors: vectors_bytes.into_iter().map(|x| x as i8).collect(),
+            scales: vectors.chunks_exact(dim).map(unit_scale).collect(),
+            vectors,
             links,
             link_starts,
             entry_points,
@@ -486,6 +486,7 @@ impl CompactIndex {
 pub struct Neighbours<'a> {
     bytes: &'a [u8],
     left: u32,
+    item: u32,
     previous: Option<u32>,
 }
 
@@ -499,7 +500,7 @@ impl Iterator for Neighbours<'_> {
         let (delta, used) = get_varint(self.bytes)?;
         self.bytes = self.bytes.get(used..)?;
         let id = match self.previous {
-            None => delta,
+            None => u32::try_from(self.item as i64 + unzigzag(delta)).ok()?,
             Some(p) => p.checked_add(delta)?.checked_add(1)?,
         };
         self.previous = Some(id);
@@ -519,6 +520,24 @@ pub(crate) fn quantise(v: &[f32]) -> (f32, Vec<i8>) {
         .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8)
         .collect();
     (scale, q)
+}
+
+/// `1 / |q|`: the scale that makes a quantised unit vector unit again (0 for a zero vector).
+fn unit_scale(q: &[i8]) -> f32 {
+    let norm2: i64 = q.iter().map(|x| *x as i64 * *x as i64).sum();
+    if norm2 == 0 {
+        0.0
+    } else {
+        (1.0 / (norm2 as f64).sqrt()) as f32
+    }
+}
+
+fn zigzag(x: i64) -> u32 {
+    ((x << 1) ^ (x >> 63)) as u32
+}
+
+fn unzigzag(x: u32) -> i64 {
+    (x >> 1) as i64 ^ -((x & 1) as i64)
 }
 
 fn put_varint(out: &mut Vec<u8>, mut x: u32) {
@@ -567,7 +586,7 @@ fn index_links(links: &[u8], count: usize, degree_max: usize) -> Result<Vec<u32>
                 .ok_or_else(|| corrupt(format!("item {i}: neighbour list truncated")))?;
             at += used;
             let id = match previous {
-                None => Some(delta),
+                None => u32::try_from(i as i64 + unzigzag(delta)).ok(),
                 Some(p) => p.checked_add(delta).and_then(|x| x.checked_add(1)),
             };
             match id {
@@ -700,6 +719,15 @@ mod tests {
             None,
             "6 bytes"
         );
+    }
+
+    #[test]
+    fn zigzag_round_trips() {
+        for x in [0i64, 1, -1, 63, -64, 1_000_000, -4_000_000] {
+            assert_eq!(unzigzag(zigzag(x)), x);
+        }
+        assert_eq!(zigzag(-1), 1);
+        assert_eq!(zigzag(1), 2);
     }
 
     #[test]
