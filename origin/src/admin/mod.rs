@@ -71,8 +71,10 @@ pub struct Admin {
     pub config: AdminConfig,
     clock: Arc<dyn Clock>,
     /// A hash of a random password, verified against when a login names no account, so a
-    /// login for an unknown e-mail takes as long as one with a wrong password.
-    dummy_hash: String,
+    /// login for an unknown e-mail takes as long as one with a wrong password. Made on first
+    /// use (or by [`Admin::spawn_outbox`] at startup): at standard cost it takes a while, and
+    /// tests that never log in should not pay for it.
+    dummy_hash: Arc<std::sync::OnceLock<String>>,
     http: reqwest::Client,
 }
 
@@ -86,11 +88,6 @@ impl Admin {
         config: AdminConfig,
     ) -> Result<Self, OpenError> {
         let db = AdminDb::open(data_dir)?;
-        let mut random = [0u8; 16];
-        // Without randomness the dummy password is all zeros: it only has to cost the same.
-        let _ = getrandom::fill(&mut random);
-        let dummy: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        let dummy_hash = passwords::hash_password(&dummy, config.hash_cost).unwrap_or_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(outbox::EDGE_TIMEOUT_MS))
             .build()
@@ -101,9 +98,22 @@ impl Admin {
             stock,
             config,
             clock,
-            dummy_hash,
+            dummy_hash: Arc::default(),
             http,
         })
+    }
+
+    /// The dummy hash (see the field), made now if need be. Blocks: call on a blocking thread.
+    fn dummy_hash_blocking(dummy: &std::sync::OnceLock<String>, cost: HashCost) -> String {
+        dummy
+            .get_or_init(|| {
+                let mut random = [0u8; 16];
+                // Without randomness the password is all zeros: it only has to cost the same.
+                let _ = getrandom::fill(&mut random);
+                let password: String = random.iter().map(|b| format!("{b:02x}")).collect();
+                passwords::hash_password(&password, cost).unwrap_or_default()
+            })
+            .clone()
     }
 
     pub fn now_ms(&self) -> u64 {

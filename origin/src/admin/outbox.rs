@@ -241,6 +241,8 @@ impl Admin {
     /// The background retry loop (see the module doc).
     pub fn spawn_outbox(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let admin = self.clone();
+        let (dummy, cost) = (self.dummy_hash.clone(), self.config.hash_cost);
+        tokio::task::spawn_blocking(move || Admin::dummy_hash_blocking(&dummy, cost));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(OUTBOX_TICK_MS));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

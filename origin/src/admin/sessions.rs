@@ -242,14 +242,16 @@ impl Admin {
         if let Some(retry_after_s) = locked {
             return Err(AdminError::Locked { retry_after_s });
         }
-        let stored_hash = credentials
-            .as_ref()
-            .map_or_else(|| self.dummy_hash.clone(), |c| c.password_hash.clone());
+        let stored_hash = credentials.as_ref().map(|c| c.password_hash.clone());
+        let (dummy, cost) = (self.dummy_hash.clone(), self.config.hash_cost);
         let password = login.password;
-        let password_ok =
-            tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
-                .await
-                .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        let password_ok = tokio::task::spawn_blocking(move || {
+            let stored_hash =
+                stored_hash.unwrap_or_else(|| Admin::dummy_hash_blocking(&dummy, cost));
+            verify_password(&password, &stored_hash)
+        })
+        .await
+        .map_err(|e| AdminError::Unavailable(e.to_string()))?;
         let failure = match &credentials {
             None => Some("no such account"),
             Some(_) if !password_ok => Some("wrong password"),
