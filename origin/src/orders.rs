@@ -717,3 +717,66 @@ impl OrderBook {
         moved.map_err(OrdersError::Storage)
     }
 }
+
+/// Orders one e-mail's export or erasure covers at most.
+pub const ORDERS_PER_EMAIL_MAX: usize = 10_000;
+
+impl OrderBook {
+    /// Runs a read-only query on the read connection (reports, exports).
+    pub async fn query<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, OrdersError> {
+        self.conn
+            .run(move |conn| f(conn))
+            .await?
+            .map_err(OrdersError::from)
+    }
+
+    /// Every order placed with `email` (case-insensitive), oldest first, at most
+    /// [`ORDERS_PER_EMAIL_MAX`].
+    pub async fn orders_by_email(&self, email: &str) -> Result<Vec<Order>, OrdersError> {
+        let email = email.trim().to_owned();
+        let bodies: Vec<String> = self
+            .query(move |conn| {
+                let mut select = conn.prepare_cached(
+                    "SELECT body FROM orders WHERE lower(email) = lower(?1) \
+                     ORDER BY placed_at_ms, id LIMIT ?2",
+                )?;
+                let rows = select
+                    .query_map(params![email, ORDERS_PER_EMAIL_MAX as i64], |row| {
+                        row.get(0)
+                    })?;
+                rows.collect()
+            })
+            .await?;
+        bodies
+            .iter()
+            .map(|body| {
+                serde_json::from_str(body)
+                    .map_err(|e| OrdersError::Storage(format!("a stored order is corrupt: {e}")))
+            })
+            .collect()
+    }
+
+    /// Replaces `email` (case-insensitive) with `replacement` on every order placed with it,
+    /// in the table and in the stored order; the number of orders changed. The orders stay
+    /// (they are the shop's accounting records), only who placed them is forgotten.
+    pub async fn anonymise_email(
+        &self,
+        email: &str,
+        replacement: &str,
+    ) -> Result<usize, OrdersError> {
+        let (email, replacement) = (email.trim().to_owned(), replacement.to_owned());
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "UPDATE orders SET email = ?1, body = json_set(body, '$.email', ?1) \
+                     WHERE lower(email) = lower(?2)",
+                )?
+                .execute(params![replacement, email])
+            })
+            .await
+            .map_err(OrdersError::from)
+    }
+}

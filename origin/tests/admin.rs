@@ -1308,3 +1308,161 @@ async fn r_level(env: &Env) -> u32 {
         .unwrap()
         .available
 }
+
+#[tokio::test]
+async fn a_shoppers_data_is_exported_and_erased_but_the_orders_stay() {
+    let env = env();
+    let (owner, staff, _viewer) = team(&env).await;
+    for (id, email) in [
+        ("p-1", "Jane@Example.com"),
+        ("p-2", "jane@example.com"),
+        ("p-3", "joe@example.com"),
+    ] {
+        env.admin
+            .book
+            .store(&order(id, email, &[("MUG-1", 1)], START_MS))
+            .await
+            .unwrap();
+    }
+    let export = get(
+        &env.app,
+        "/admin/api/privacy/export?email=jane@example.com",
+        &owner,
+    )
+    .await;
+    assert_eq!(export.status, StatusCode::OK, "{}", export.text);
+    assert_eq!(export.body["orders"].as_array().unwrap().len(), 2);
+    let staff_try = post_as(
+        &env.app,
+        "/admin/api/privacy/erase",
+        &staff,
+        json!({ "email": "jane@example.com" }),
+    )
+    .await;
+    assert_eq!(staff_try.status, StatusCode::FORBIDDEN);
+    let erased = post_as(
+        &env.app,
+        "/admin/api/privacy/erase",
+        &owner,
+        json!({ "email": " JANE@example.com" }),
+    )
+    .await;
+    assert_eq!(erased.status, StatusCode::OK, "{}", erased.text);
+    assert_eq!(erased.body["orders_anonymised"], 2);
+    let placeholder = erased.body["replaced_by"].as_str().unwrap().to_owned();
+    assert!(placeholder.starts_with("erased-") && placeholder.ends_with("@invalid"));
+    for id in ["p-1", "p-2"] {
+        let stored = env
+            .admin
+            .book
+            .order(&OrderId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stored.email, placeholder,
+            "the order stays, its e-mail does not"
+        );
+        assert_eq!(stored.total, Money::new(1_000, "USD"));
+    }
+    let left = get(&env.app, "/admin/api/orders?q=jane", &owner).await;
+    assert_eq!(left.body["total"], 0);
+    let joe = get(&env.app, "/admin/api/orders?email=joe@example.com", &owner).await;
+    assert_eq!(joe.body["total"], 1);
+    // The audit log names the request by digest, never the e-mail.
+    let csv = get(&env.app, "/admin/api/audit.csv", &owner).await;
+    assert!(csv.text.contains("privacy.erase") && csv.text.contains("privacy.export"));
+    assert!(!csv.text.to_lowercase().contains("jane"), "{}", csv.text);
+}
+
+#[tokio::test]
+async fn sales_report_counts_revenue_per_day_and_draws_it() {
+    let env = env();
+    let (_owner, staff, viewer) = team(&env).await;
+    let day_ms = 86_400_000;
+    let day0 = START_MS / day_ms * day_ms;
+    // Day 0: two orders (1 + 3 mugs); day 2: one tea order, and one cancelled (not revenue).
+    env.admin
+        .book
+        .store(&order("r-1", "a@b.co", &[("MUG-1", 1)], day0 + 1_000))
+        .await
+        .unwrap();
+    env.admin
+        .book
+        .store(&order("r-2", "a@b.co", &[("MUG-1", 3)], day0 + 2_000))
+        .await
+        .unwrap();
+    env.admin
+        .book
+        .store(&order(
+            "r-3",
+            "a@b.co",
+            &[("TEA-1", 2), ("MUG-1", 1)],
+            day0 + 2 * day_ms,
+        ))
+        .await
+        .unwrap();
+    env.admin
+        .book
+        .store(&order("r-4", "a@b.co", &[("TEA-1", 9)], day0 + 2 * day_ms))
+        .await
+        .unwrap();
+    let cancel = post_as(
+        &env.app,
+        "/admin/api/orders/r-4/status",
+        &staff,
+        json!({ "status": "cancelled" }),
+    )
+    .await;
+    assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.text);
+    let uri = format!(
+        "/admin/api/reports/sales?from={}&to={}",
+        day0,
+        day0 + 3 * day_ms - 1
+    );
+    let report = get(&env.app, &uri, &viewer).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.text);
+    let usd = &report.body["currencies"][0];
+    assert_eq!(usd["currency"], "USD");
+    assert_eq!(usd["orders"], 3);
+    assert_eq!(usd["revenue_minor"], 7_000);
+    assert_eq!(usd["aov_minor"], 2_333);
+    let days: Vec<(u64, u64)> = usd["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["orders"].as_u64().unwrap(),
+                d["revenue_minor"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(days, [(2, 4_000), (0, 0), (1, 3_000)]);
+    let top = &report.body["top_products"];
+    assert_eq!(top[0]["sku"], "MUG-1");
+    assert_eq!(top[0]["units"], 5);
+    assert_eq!(top[1]["sku"], "TEA-1");
+    assert_eq!(
+        top[1]["units"], 2,
+        "the cancelled order's units do not count"
+    );
+    let svg = get(&env.app, &uri.replace("sales?", "sales.svg?"), &viewer).await;
+    assert_eq!(
+        svg.headers[header::CONTENT_TYPE],
+        "image/svg+xml; charset=utf-8"
+    );
+    assert!(svg
+        .text
+        .starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert_eq!(svg.text.matches("<rect").count(), 3, "one bar per day");
+    assert!(svg.text.contains("total 70.00, 3 orders"), "{}", svg.text);
+    assert!(!svg.text.contains("<script") && !svg.text.contains("style="));
+    let too_long = get(
+        &env.app,
+        "/admin/api/reports/sales?from=2020-01-01&to=2026-01-01",
+        &viewer,
+    )
+    .await;
+    assert_eq!(too_long.status, StatusCode::BAD_REQUEST);
+}

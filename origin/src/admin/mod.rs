@@ -14,6 +14,8 @@
 //!   until done.
 //! - [`stock`]: one SKU's level, restock, adjust.
 //! - [`audit`]: the append-only audit log and its CSV export.
+//! - [`privacy`]: a shopper's data export and erasure (orders anonymised, not removed).
+//! - [`reports`]: sales per day, average order value, top products, and an SVG chart.
 //! - [`headers`]: the security headers on every `/admin` response.
 //! - `admin.sqlite` is opened by [`store`].
 //! - [`error`]: [`AdminError`], one status and code per refusal.
@@ -32,6 +34,8 @@ pub mod lockout;
 pub mod orders;
 pub mod outbox;
 pub mod passwords;
+pub mod privacy;
+pub mod reports;
 pub mod routes;
 pub mod sessions;
 pub mod stock;

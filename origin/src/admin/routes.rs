@@ -11,7 +11,7 @@
 use super::accounts::Role;
 use super::error::AdminError;
 use super::sessions::{client_ip, same_secret, session_cookie, ClientIp, Session, CSRF_HEADER};
-use super::{accounts, audit, orders, sessions, stock, totp, Admin};
+use super::{accounts, audit, orders, privacy, reports, sessions, stock, totp, Admin};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
@@ -80,8 +80,8 @@ use Access::{AtLeast, Public};
 use Role::{Owner, Staff, Viewer};
 use Verb::{Get, Post};
 
-/// Every admin route. Owner: accounts and the audit log; staff: orders and stock; viewer:
-/// reading orders and stock.
+/// Every admin route. Owner: accounts, the audit log and shoppers' data requests; staff:
+/// changing orders and stock; viewer: reading orders, stock and reports.
 pub static ROUTES: &[AdminRoute] = &[
     route(Post, "/admin/api/login", Public, || post(sessions::login)),
     route(Post, "/admin/api/logout", AtLeast(Viewer), || {
@@ -133,7 +133,19 @@ pub static ROUTES: &[AdminRoute] = &[
         AtLeast(Staff),
         || post(stock::adjust),
     ),
+    route(Get, "/admin/api/reports/sales", AtLeast(Viewer), || {
+        get(reports::sales)
+    }),
+    route(Get, "/admin/api/reports/sales.svg", AtLeast(Viewer), || {
+        get(reports::sales_svg)
+    }),
     route(Get, "/admin/api/audit", AtLeast(Owner), || get(audit::list)),
+    route(Get, "/admin/api/privacy/export", AtLeast(Owner), || {
+        get(privacy::export)
+    }),
+    route(Post, "/admin/api/privacy/erase", AtLeast(Owner), || {
+        post(privacy::erase)
+    }),
     route(Get, "/admin/api/audit.csv", AtLeast(Owner), || {
         get(audit::export_csv)
     }),
