@@ -315,6 +315,8 @@ pub enum ShardCallError {
 pub struct OriginShards {
     shards: Arc<Vec<Serial<SqliteShard>>>,
     clock: Arc<dyn Clock>,
+    /// Holds released by [`Self::expire_due`] since start (for `/metrics`).
+    expired_total: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The origin's stock coordinator: every SKU routed to its SQLite shard, in process.
@@ -333,6 +335,7 @@ impl OriginShards {
         Ok(Self {
             shards: Arc::new(shards),
             clock,
+            expired_total: Arc::default(),
         })
     }
 
@@ -415,7 +418,17 @@ impl OriginShards {
                 }
             }
         }
+        self.expired_total.fetch_add(
+            u64::from(released_total),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         Ok(released_total)
+    }
+
+    /// Holds the expiry timer ([`Self::expire_due`]) has released since this process started.
+    pub fn expired_total(&self) -> u64 {
+        self.expired_total
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The expiry timer: [`Self::expire_due`] every [`EXPIRE_TICK_MS`], for as long as the

@@ -20,6 +20,8 @@
 //!   with roles (owner, staff, viewer), session cookies with CSRF tokens, login lockout and
 //!   TOTP, order search and status changes (returning stock, forwarded to the edge through a
 //!   retried outbox), stock restock/adjust, and an append-only audit log; one route table.
+//! - [`metrics`]: `GET /metrics` (Prometheus text): requests and latencies by area, orders by
+//!   status, the admin outbox's depth, holds expired; behind the bearer token.
 //! - [`http`]: the JSON error shape and bearer-token check of the origin's own routes.
 //! - [`publish`]: validates a catalog file and publishes it as a versioned snapshot to the catalog
 //!   KV (through an edge's admin API, or [`cloudflare`]'s API), seeding stock through the edge.
@@ -39,6 +41,7 @@ pub mod coordinator;
 pub mod db;
 pub mod desk;
 pub mod http;
+pub mod metrics;
 pub mod orders;
 pub mod publish;
 pub mod server;

@@ -11,9 +11,10 @@
 //! - `/internal/orders...`: the orders intake for edges' outboxes ([`crate::orders`]).
 //! - `/admin/api/...`: the staff's admin API ([`crate::admin`]): its own accounts, sessions and
 //!   roles, not the bearer token.
+//! - `/metrics`: Prometheus text ([`crate::metrics`]); every request above is counted.
 //!
-//! The last three need `Authorization: Bearer <token>`; an origin started without a token
-//! answers 404 on them.
+//! `/_admin`, `/coordinator`, `/internal` and `/metrics` need `Authorization: Bearer <token>`;
+//! an origin started without a token answers 404 on them.
 //!
 //! # Startup
 //! [`Origin::open`] creates the data dir, opens `shard-00.sqlite` … `shard-15.sqlite`,
@@ -86,6 +87,8 @@ pub struct Origin {
     pub kv: Arc<MemoryKv>,
     /// The staff's admin API: accounts, sessions, audit log, order and stock changes.
     pub admin: Arc<Admin>,
+    /// Request counters of every route, read by `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Behaviour events from the edges, and what is computed from them.
     pub analytics: crate::analytics::Analytics,
     /// Stock written by the catalog seed at startup (`kept` counts SKUs with live stock).
@@ -159,6 +162,7 @@ impl Origin {
             desk,
             kv,
             admin,
+            metrics: Arc::default(),
             analytics,
             seeded,
             cache: Arc::new(CatalogCache::default()),
@@ -201,8 +205,21 @@ impl Origin {
             .merge(coordinator::routes(self.shards.clone(), self.token.clone()))
             .merge(orders::routes(self.book.clone(), self.token.clone()))
             .merge(self.admin.router())
+            .merge(crate::metrics::routes(
+                crate::metrics::Sources {
+                    metrics: self.metrics.clone(),
+                    book: self.book.clone(),
+                    admin: self.admin.clone(),
+                    shards: self.shards.clone(),
+                },
+                self.token.clone(),
+            ))
             .merge(crate::analytics::routes(self.analytics.clone(), self.token.clone()))
             .fallback_service(storefront)
+            .layer(axum::middleware::from_fn_with_state(
+                self.metrics.clone(),
+                crate::metrics::Metrics::track,
+            ))
     }
 
     /// Starts the hold-expiry timer, the checkout recovery loop (which runs once now) and the

@@ -1466,3 +1466,86 @@ async fn sales_report_counts_revenue_per_day_and_draws_it() {
     .await;
     assert_eq!(too_long.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_and_report_orders_outbox_and_expiries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = origin::server::OriginConfig {
+        data_dir: tmp.path().to_owned(),
+        catalog: None,
+        token: Some("metrics-token".into()),
+    };
+    let admin = AdminConfig {
+        hash_cost: HashCost::Test,
+        edge: None,
+    };
+    let origin = Arc::new(
+        origin::server::Origin::open_with(config, admin)
+            .await
+            .unwrap(),
+    );
+    origin
+        .book
+        .store(&order("m-1", "a@b.co", &[("MUG-1", 1)], START_MS))
+        .await
+        .unwrap();
+    let app = origin.router();
+    try_login(&app, OWNER, "wrong password!!", None).await;
+    send(&app, "GET", "/healthz", None, None, None, None).await;
+    let scrape = |token: Option<&'static str>| {
+        let app = app.clone();
+        async move {
+            let mut request = Request::get("/metrics");
+            if let Some(token) = token {
+                request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            let response = app
+                .oneshot(request.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+    };
+    assert_eq!(scrape(None).await.0, StatusCode::UNAUTHORIZED);
+    let (status, text) = scrape(Some("metrics-token")).await;
+    assert_eq!(status, StatusCode::OK);
+    for line in [
+        "origin_http_requests_total{area=\"admin\",code=\"4xx\"} 1",
+        "origin_http_requests_total{area=\"other\",code=\"2xx\"} 1",
+        "origin_http_request_duration_seconds_count{area=\"admin\"} 1",
+        "origin_orders{status=\"paid\"} 1",
+        "origin_admin_outbox_depth 0",
+        "origin_holds_expired_total 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_expiry_timer_counts_the_holds_it_releases() {
+    let env = env();
+    seed(&env, &[("MUG-1", 5)]).await;
+    let shards = env.admin.stock.transport();
+    for id in ["h-1", "h-2"] {
+        let reserve = ShardRequest::Reserve {
+            order: OrderId::parse(id).unwrap(),
+            lines: vec![Line {
+                sku: sku("MUG-1"),
+                qty: 1,
+            }],
+            ttl_ms: 1_000,
+        };
+        let held = env
+            .admin
+            .stock
+            .on_shard(SkuShard::of(&sku("MUG-1")), reserve)
+            .await;
+        assert!(matches!(held, Ok(ShardReply::Held { .. })), "{held:?}");
+    }
+    assert_eq!(shards.expire_due().await.unwrap(), 0);
+    env.clock.advance(1_000);
+    assert_eq!(shards.expire_due().await.unwrap(), 2);
+    assert_eq!(shards.expired_total(), 2);
+}
