@@ -629,6 +629,15 @@ async fn totp_enrolment_then_login_needs_the_code() {
     );
     let with = login_with(totp::code_at(&secret, now_s)).await;
     client_of(&with);
+    // The same code again (an overheard one) is refused, the next step's is not.
+    let replay = login_with(totp::code_at(&secret, now_s)).await;
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
+    assert!(replay.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("already used"));
+    env.clock.advance(30_000);
+    client_of(&login_with(totp::code_at(&secret, now_s + 30)).await);
 }
 
 #[tokio::test]

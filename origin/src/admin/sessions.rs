@@ -252,14 +252,18 @@ impl Admin {
         })
         .await
         .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        let mut totp_step = None;
         let failure = match &credentials {
             None => Some("no such account"),
             Some(_) if !password_ok => Some("wrong password"),
             Some(c) if c.user.disabled => Some("account disabled"),
             Some(c) if c.user.totp_enabled => match (&login.totp, &c.totp_secret) {
                 (None, _) => None,
-                (Some(code), Some(secret)) if totp::verify(secret, code, now_ms / 1_000) => None,
-                _ => Some("wrong TOTP code"),
+                (Some(code), Some(secret)) => {
+                    totp_step = totp::matching_step(secret, code, now_ms / 1_000);
+                    totp_step.is_none().then_some("wrong TOTP code")
+                }
+                (Some(_), None) => Some("wrong TOTP code"),
             },
             Some(_) => None,
         };
@@ -303,6 +307,17 @@ impl Admin {
         let (raw, expires_at_ms) = self
             .db
             .write(move |conn| {
+                if let Some(step) = totp_step {
+                    let fresh = conn.execute(
+                        "UPDATE users SET totp_last_step = ?1 WHERE id = ?2 AND totp_last_step < ?1",
+                        params![step, user.id],
+                    )?;
+                    if fresh == 0 {
+                        return Err(AdminError::Unauthorized(
+                            "that TOTP code was already used: wait for the next one".into(),
+                        ));
+                    }
+                }
                 lockout::clear(conn, &account_key)?;
                 let started = start(conn, user.id, now_ms)?;
                 audit::append(

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS users (
     password_hash TEXT NOT NULL,
     totp_secret   BLOB,
     totp_enabled  INTEGER NOT NULL DEFAULT 0 CHECK (totp_enabled IN (0, 1)),
+    totp_last_step INTEGER NOT NULL DEFAULT 0,
     disabled      INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
     created_at_ms INTEGER NOT NULL
 );
@@ -69,6 +70,21 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_by_order ON outbox (order_id, id);
 ";
 
+/// Brings a file made by an earlier version up to [`ADMIN_SCHEMA`]: columns added since.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_last_step: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('users') WHERE name = 'totp_last_step'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_last_step {
+        conn.execute_batch(
+            "ALTER TABLE users ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
+    Ok(())
+}
+
 /// The admin database file inside the data directory.
 pub fn admin_file(data_dir: &Path) -> PathBuf {
     data_dir.join("admin.sqlite")
@@ -83,7 +99,9 @@ pub struct AdminDb {
 impl AdminDb {
     /// Opens (or creates) `admin.sqlite` under `data_dir`, which must exist.
     pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
-        let conn = db::open_durable(&admin_file(data_dir), ADMIN_SCHEMA)?;
+        let path = admin_file(data_dir);
+        let conn = db::open_durable(&path, ADMIN_SCHEMA)?;
+        migrate(&conn).map_err(|source| OpenError::Sqlite { path, source })?;
         Ok(Self {
             conn: Arc::new(Serial::new(conn, ADMIN_WAITING_MAX)),
         })
@@ -115,5 +133,35 @@ impl AdminDb {
     /// Runs `f` on this thread (the `create-owner` command, tests).
     pub fn blocking<R>(&self, f: impl FnOnce(&Connection) -> R) -> R {
         self.conn.with(|conn| f(conn))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_from_before_totp_replay_protection_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = Connection::open(admin_file(dir.path())).unwrap();
+        old.execute_batch(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, \
+             role TEXT NOT NULL, password_hash TEXT NOT NULL, totp_secret BLOB, \
+             totp_enabled INTEGER NOT NULL DEFAULT 0, disabled INTEGER NOT NULL DEFAULT 0, \
+             created_at_ms INTEGER NOT NULL); \
+             INSERT INTO users (email, role, password_hash, created_at_ms) \
+             VALUES ('a@b.co', 'owner', 'x', 1);",
+        )
+        .unwrap();
+        drop(old);
+        let db = AdminDb::open(dir.path()).unwrap();
+        let step: i64 = db.blocking(|conn| {
+            conn.query_row("SELECT totp_last_step FROM users", [], |r| r.get(0))
+                .unwrap()
+        });
+        assert_eq!(step, 0);
+        // Opening again is a no-op.
+        drop(db);
+        AdminDb::open(dir.path()).unwrap();
     }
 }

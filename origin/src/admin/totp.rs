@@ -55,21 +55,33 @@ pub fn code_at(secret: &[u8], now_s: u64) -> String {
 
 /// Whether `code` is `secret`'s code at `now_s`, give or take [`SKEW_STEPS`] steps.
 pub fn verify(secret: &[u8], code: &str, now_s: u64) -> bool {
+    matching_step(secret, code, now_s).is_some()
+}
+
+/// The time step whose code `code` is (within [`SKEW_STEPS`] of `now_s`), if any. Login keeps
+/// the last step used per account and refuses it again, so an overheard code cannot be replayed
+/// within its window.
+pub fn matching_step(secret: &[u8], code: &str, now_s: u64) -> Option<u64> {
     let code = code.trim();
     if code.len() != DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
+        return None;
     }
     let step = now_s / STEP_S;
-    (step.saturating_sub(SKEW_STEPS)..=step + SKEW_STEPS).any(|s| {
+    // Every candidate is computed and compared in full, so timing reveals nothing.
+    let mut found = None;
+    for s in step.saturating_sub(SKEW_STEPS)..=step + SKEW_STEPS {
         let expected = hotp(secret, s, DIGITS);
-        // Compare every byte, so timing does not reveal a matching prefix.
-        expected.len() == code.len()
+        let same = expected.len() == code.len()
             && expected
                 .bytes()
                 .zip(code.bytes())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    })
+                == 0;
+        if same && found.is_none() {
+            found = Some(s);
+        }
+    }
+    found
 }
 
 /// RFC 4648 base32 without padding (what `otpauth://` URLs carry).
