@@ -1558,3 +1558,67 @@ async fn the_expiry_timer_counts_the_holds_it_releases() {
     assert_eq!(shards.expire_due().await.unwrap(), 2);
     assert_eq!(shards.expired_total(), 2);
 }
+
+#[tokio::test]
+async fn over_real_http_the_cookie_works_and_the_audit_log_sees_the_peer_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = origin::server::OriginConfig {
+        data_dir: tmp.path().to_owned(),
+        catalog: None,
+        token: None,
+    };
+    let admin = AdminConfig {
+        hash_cost: HashCost::Test,
+        edge: None,
+    };
+    let origin = Arc::new(
+        origin::server::Origin::open_with(config, admin)
+            .await
+            .unwrap(),
+    );
+    accounts::create_owner(tmp.path(), OWNER, PASSWORD, HashCost::Test, START_MS).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    // As `origin serve` runs it: with the peer's address.
+    let app = origin
+        .router()
+        .into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let http = reqwest::Client::new();
+    let login = http
+        .post(format!("{base}/admin/api/login"))
+        .json(&json!({ "email": OWNER, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let cookie = login.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let body: Value = login.json().await.unwrap();
+    let audit: Value = http
+        .get(format!("{base}/admin/api/audit"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit["entries"][0]["action"], "login");
+    assert_eq!(audit["entries"][0]["ip"], "127.0.0.1");
+    let logout = http
+        .post(format!("{base}/admin/api/logout"))
+        .header(header::COOKIE, &cookie)
+        .header("x-csrf-token", body["csrf_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 200);
+}
