@@ -55,7 +55,7 @@ pub use index::{
     chunk_key, manifest_key, CompactIndex, Manifest, CHUNK_BYTES_DEFAULT, ENTRY_POINTS_MAX,
     FORMAT_VERSION,
 };
-pub use search::{exact_top_k, Hit, SearchScratch};
+pub use search::{exact_top_k, Hit, SearchScratch, EF_DEFAULT};
 
 /// Everything that can go wrong, with what to do about it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

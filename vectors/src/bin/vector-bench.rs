@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run -p vectors --release --features build --bin vector-bench -- [--n 10000]
-//!     [--queries 1000] [--dim 64] [--ef 16,32,64] [--degree 24] [--source synth|debian]
+//!     [--queries 1000] [--dim 64] [--ef 16,32,64] [--degree 24,16,12] [--source synth|debian]
 //!     [--no-wasm]
 //! ```
 //!
@@ -36,7 +36,8 @@ struct Args {
     queries: usize,
     dim: usize,
     efs: Vec<usize>,
-    degree: usize,
+    /// Degree caps to export the one hnsw_rs graph with (one (c)/(d) block each).
+    degrees: Vec<usize>,
     debian: bool,
     wasm: bool,
 }
@@ -47,7 +48,7 @@ fn parse_args() -> Result<Args, String> {
         queries: 1000,
         dim: vectors::DIM_DEFAULT,
         efs: vec![16, 32, 64],
-        degree: GraphConfig::default().degree_max,
+        degrees: vec![24, 16, 12],
         debian: false,
         wasm: true,
     };
@@ -59,7 +60,12 @@ fn parse_args() -> Result<Args, String> {
             "--n" => a.n = num(value()?)?.clamp(100, N_MAX),
             "--queries" => a.queries = num(value()?)?.clamp(1, QUERIES_MAX),
             "--dim" => a.dim = num(value()?)?,
-            "--degree" => a.degree = num(value()?)?,
+            "--degree" => {
+                a.degrees = value()?
+                    .split(',')
+                    .map(|s| num(s.to_owned()))
+                    .collect::<Result<_, _>>()?
+            }
             "--ef" => {
                 a.efs = value()?
                     .split(',')
@@ -129,10 +135,7 @@ fn run(args: &Args) -> Result<(), String> {
 
     hashing_quality(index_items, query_items, &featurizer)?;
 
-    let config = GraphConfig {
-        degree_max: args.degree,
-        ..GraphConfig::default()
-    };
+    let config = GraphConfig::default();
     let rss_before = rss_bytes();
     let t = Instant::now();
     let cpu0 = cpu_seconds();
@@ -140,11 +143,8 @@ fn run(args: &Args) -> Result<(), String> {
     let build_s = t.elapsed().as_secs_f64();
     let build_cpu_s = cpu_seconds() - cpu0;
     let hnsw_rss = rss_bytes().saturating_sub(rss_before);
-    let t = Instant::now();
-    let built = export(&hnsw, &set, &config).map_err(|e| e.to_string())?;
-    let export_s = t.elapsed().as_secs_f64();
     println!(
-        "hnsw_rs build (M {}, ef_construction {}): {build_s:.1} s wall, {build_cpu_s:.0} CPU-s; export + renumber {export_s:.2} s",
+        "hnsw_rs build (M {}, ef_construction {}): {build_s:.1} s wall, {build_cpu_s:.0} CPU-s",
         config.hnsw_m, config.ef_construction
     );
 
@@ -212,63 +212,77 @@ fn run(args: &Args) -> Result<(), String> {
         });
     }
 
-    // (c) the compact index, natively, through the chunks the worker would read.
-    let (manifest, chunks) = built
-        .index
-        .to_chunks(vectors::CHUNK_BYTES_DEFAULT)
-        .map_err(|e| e.to_string())?;
-    let manifest_bytes = manifest.to_bytes();
-    let t = Instant::now();
-    let index =
-        vectors::CompactIndex::from_chunks(&manifest_bytes, &chunks).map_err(|e| e.to_string())?;
-    let decode_ms = t.elapsed().as_secs_f64() * 1e3;
-    let index_bytes = manifest.total_bytes + manifest_bytes.len();
-    let compact_bytes = index_bytes as f64 / args.n as f64;
-    let links_bytes = index.encoded_links_len() as f64 / args.n as f64;
-    println!(
-        "compact index: {index_bytes} bytes in {} chunk(s) of <= {} MiB = {compact_bytes:.1} B/item (links {links_bytes:.1} B/item, degree cap {}); native decode {decode_ms:.1} ms",
-        chunks.len(),
-        vectors::CHUNK_BYTES_DEFAULT >> 20,
-        index.degree_max()
-    );
-    let mut scratch = SearchScratch::default();
-    for &ef in &args.efs {
+    for &degree in &args.degrees {
+        // (c) the compact index, natively, through the chunks the worker would read.
         let t = Instant::now();
-        let found: Vec<Vec<u32>> = (0..queries.len())
-            .map(|q| {
-                index
-                    .search_with(&mut scratch, queries.get(q).unwrap_or(&[]), K, ef, |_| true)
-                    .map(|hits| hits.iter().map(|h| built.order[h.item as usize]).collect())
-                    .unwrap_or_default()
-            })
-            .collect();
-        let qps = queries.len() as f64 / t.elapsed().as_secs_f64();
-        rows.push(Row {
-            name: "(c) compact native".into(),
-            ef: Some(ef),
-            recall: recall(&found, &truth),
-            qps,
-            bytes_per_item: compact_bytes,
-        });
-    }
+        let built = export(
+            &hnsw,
+            &set,
+            &GraphConfig {
+                degree_max: degree,
+                ..config
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let export_s = t.elapsed().as_secs_f64();
+        let (manifest, chunks) = built
+            .index
+            .to_chunks(vectors::CHUNK_BYTES_DEFAULT)
+            .map_err(|e| e.to_string())?;
+        let manifest_bytes = manifest.to_bytes();
+        let t = Instant::now();
+        let index = vectors::CompactIndex::from_chunks(&manifest_bytes, &chunks)
+            .map_err(|e| e.to_string())?;
+        let decode_ms = t.elapsed().as_secs_f64() * 1e3;
+        let index_bytes = manifest.total_bytes + manifest_bytes.len();
+        let compact_bytes = index_bytes as f64 / args.n as f64;
+        let links_bytes = index.encoded_links_len() as f64 / args.n as f64;
+        println!(
+            "compact index: {index_bytes} bytes in {} chunk(s) of <= {} MiB = {compact_bytes:.1} B/item (links {links_bytes:.1} B/item, degree cap {}); export + renumber {export_s:.2} s, native decode {decode_ms:.1} ms",
+            chunks.len(),
+            vectors::CHUNK_BYTES_DEFAULT >> 20,
+            index.degree_max()
+        );
+        let mut scratch = SearchScratch::default();
+        for &ef in &args.efs {
+            let t = Instant::now();
+            let found: Vec<Vec<u32>> = (0..queries.len())
+                .map(|q| {
+                    index
+                        .search_with(&mut scratch, queries.get(q).unwrap_or(&[]), K, ef, |_| true)
+                        .map(|hits| hits.iter().map(|h| built.order[h.item as usize]).collect())
+                        .unwrap_or_default()
+                })
+                .collect();
+            let qps = queries.len() as f64 / t.elapsed().as_secs_f64();
+            rows.push(Row {
+                name: format!("(c) compact native, degree <= {degree}"),
+                ef: Some(ef),
+                recall: recall(&found, &truth),
+                qps,
+                bytes_per_item: compact_bytes,
+            });
+        }
 
-    // (d) the compact index in wasm under node.
-    if args.wasm {
-        match wasm_rows(
-            args,
-            &manifest_bytes,
-            &chunks,
-            &queries,
-            &built.order,
-            &truth,
-        ) {
-            Ok(mut r) => {
-                for row in &mut r {
-                    row.bytes_per_item = compact_bytes;
+        // (d) the compact index in wasm under node.
+        if args.wasm {
+            match wasm_rows(
+                args,
+                &manifest_bytes,
+                &chunks,
+                &queries,
+                &built.order,
+                &truth,
+            ) {
+                Ok(mut r) => {
+                    for row in &mut r {
+                        row.bytes_per_item = compact_bytes;
+                        row.name = format!("(d) compact wasm, degree <= {degree}");
+                    }
+                    rows.extend(r);
                 }
-                rows.extend(r);
+                Err(e) => println!("(d) wasm: skipped: {e}"),
             }
-            Err(e) => println!("(d) wasm: skipped: {e}"),
         }
     }
 
