@@ -16,6 +16,8 @@ pub struct ProductWithStock {
     /// (SKU, units available) for each stock unit; `None` when that level could not be read
     /// (the page says so instead of failing).
     pub levels: Vec<(String, Option<u32>)>,
+    /// Products like this one, from the snapshot's vector index (empty without one).
+    pub similar: Vec<edge_core::ProductSummary>,
 }
 
 #[cfg(feature = "ssr")]
@@ -151,7 +153,11 @@ pub async fn product_detail(sku: String) -> Result<Option<ProductWithStock>, Ser
         }
     });
     let levels = futures::future::join_all(reads).await;
-    Ok(Some(ProductWithStock { product, levels }))
+    let similar = edge_core::api::similar_products(&shop, &sku, SIMILAR_SHOWN).await.unwrap_or_else(|e| {
+        leptos::logging::error!("similar items for {sku} unavailable: {e:?}");
+        Vec::new()
+    });
+    Ok(Some(ProductWithStock { product, levels, similar }))
 }
 
 /// Units available now, for the live stock line; `None` for a SKU without stock.
@@ -340,4 +346,30 @@ pub async fn set_personalization(enabled: bool) -> Result<(), ServerFnError> {
         ssr::set_cookie(&value);
     }
     Ok(())
+}
+
+/// Similar products a product page shows.
+pub const SIMILAR_SHOWN: usize = 4;
+/// Products a "recommended" strip shows.
+pub const RECOMMENDED_SHOWN: usize = 6;
+
+/// Suggestions for the home page: from the shopper's recent behaviour when there is some (and
+/// personalization is on), generic best-sellers otherwise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suggestions {
+    pub personal: bool,
+    pub products: Vec<edge_core::ProductSummary>,
+}
+
+#[server(prefix = "/_sfn", endpoint = "recommended")]
+pub async fn recommended() -> Result<Suggestions, ServerFnError> {
+    let shop = ssr::shop()?;
+    let history = ssr::history().await.unwrap_or_default();
+    let now_s = shop.clock.now_ms() / 1000;
+    let weights = history.weights(now_s);
+    let seen = history.seen();
+    let (source, products) = edge_core::api::recommended_products(&shop, &weights, &seen, RECOMMENDED_SHOWN)
+        .await
+        .map_err(|e| ServerFnError::new(format!("{e:?}")))?;
+    Ok(Suggestions { personal: source == edge_core::api::SuggestionSource::Personal, products })
 }

@@ -37,6 +37,7 @@ fn register_server_functions() {
     register_explicit::<crate::data::RecentlyViewed>();
     register_explicit::<crate::data::PersonalizationState>();
     register_explicit::<crate::data::SetPersonalization>();
+    register_explicit::<crate::data::Recommended>();
 }
 
 thread_local! {

@@ -48,6 +48,9 @@ pub enum PublishError {
     },
     #[error("the live snapshot is unreadable: {0}")]
     CorruptLive(String),
+    /// The similar-items index could not be built (a product's vector is unusable).
+    #[error("cannot build the similar-items index: {0}")]
+    Index(String),
 }
 
 fn list(problems: &[CatalogProblem]) -> String {
@@ -327,6 +330,13 @@ pub trait CatalogKv {
                 })?,
                 None => Vec::new(),
             };
+            // The similar-items index first: its manifest names its chunks.
+            let index_manifest = vectors::manifest_key(&edge_core::similar::index_prefix(version));
+            if let Some(bytes) = self.kv_get(&index_manifest).await? {
+                // A damaged manifest still lets the known keys go; chunks it named may linger.
+                let chunks = vectors::Manifest::from_bytes(&bytes).map(|m| m.chunk_count()).unwrap_or(0);
+                report.deleted_keys += self.kv_delete(edge_core::similar::version_keys(version, chunks)).await?;
+            }
             report.deleted_keys += self
                 .kv_delete(version_keys(version, &manifest, &categories))
                 .await?;
@@ -383,6 +393,19 @@ pub async fn publish(
     publish_with_grace(edge, edge, catalog, progress, GC_GRACE_MS).await
 }
 
+/// The similar-items index of a catalog as snapshot entries: built exactly for small catalogs,
+/// with hnsw_rs beyond `vectors::graph::SMALL_ITEMS_MAX` products.
+fn similar_entries(catalog: &Catalog, version: u64) -> Result<Vec<KvEntry>, PublishError> {
+    let small = catalog.products.len() <= vectors::graph::SMALL_ITEMS_MAX;
+    let entries = if small {
+        edge_core::similar::small_index_entries(&catalog.products, version)
+    } else {
+        edge_core::similar::index_entries(&catalog.products, version, vectors::build::build)
+    };
+    let entries = entries.map_err(|e| PublishError::Index(e.to_string()))?;
+    Ok(entries.into_iter().map(|(key, value)| KvEntry { key, value }).collect())
+}
+
 /// [`publish`] to any catalog KV (`kv`), seeding stock through `edge`, with an explicit
 /// garbage-collection grace period.
 pub async fn publish_with_grace(
@@ -394,10 +417,11 @@ pub async fn publish_with_grace(
 ) -> Result<PublishReport, PublishError> {
     let live = kv.live().await?;
     let version = live.as_ref().map_or(0, |(p, _)| p.version) + 1;
-    let entries = snapshot_entries(&catalog.products, version)
+    let mut entries: Vec<KvEntry> = snapshot_entries(&catalog.products, version)
         .into_iter()
         .map(|(key, value)| KvEntry { key, value })
         .collect();
+    entries.extend(similar_entries(catalog, version)?);
     kv.kv_put(entries, progress).await?;
     let pointer = SnapshotPointer {
         version,

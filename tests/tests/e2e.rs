@@ -495,6 +495,25 @@ async fn seo_tags_sitemap_robots_and_cache_headers(ctx: &Ctx) -> CheckResult {
     Ok(())
 }
 
+/// A product page lists similar items from the vector index (mostly its own category, never
+/// itself), server-rendered; the JSON API gives the same.
+async fn product_pages_show_similar_items(ctx: &Ctx) -> CheckResult {
+    let product = ctx.catalog.products.iter().find(|p| p.variants.is_empty()).ok_or("no simple product")?;
+    let sku = product.sku.to_string();
+    let (status, html) = ctx.get(&format!("/p/{sku}")).await?;
+    ensure!(status == StatusCode::OK && html.contains("data-testid=\"similar-items\""), "/p/{sku} has no similar items");
+    let (status, body) = ctx.json("GET", &format!("/api/products/{sku}/similar?k=4"), None).await?;
+    ensure!(status == StatusCode::OK, "similar: {status} {body}");
+    let similar: Vec<&str> = body["similar"].as_array().into_iter().flatten().filter_map(|p| p["sku"].as_str()).collect();
+    ensure!(similar.len() == 4 && !similar.contains(&sku.as_str()), "similar to {sku}: {similar:?}");
+    let same = similar
+        .iter()
+        .filter(|s| ctx.catalog.products.iter().any(|p| p.sku.as_str() == **s && p.category == product.category))
+        .count();
+    ensure!(same >= 2, "only {same} of {similar:?} share {sku}'s category {}", product.category);
+    Ok(())
+}
+
 async fn product_pages_show_title_price_description_and_stock(ctx: &Ctx) -> CheckResult {
     // Every product: the pages are cheap, and a broken entry anywhere should fail.
     for product in &ctx.catalog.products {
@@ -1367,7 +1386,16 @@ async fn browser_checks_out_and_follows_the_order_live(ctx: &Ctx) -> CheckResult
 /// Three product views show up, newest first, in "Recently viewed" on the (publicly cached)
 /// home page; turning personalization off forgets them.
 async fn browser_sees_recently_viewed_and_can_opt_out(ctx: &Ctx) -> CheckResult {
-    let viewed: Vec<String> = ctx.catalog.products.iter().skip(5).take(3).map(|p| p.sku.to_string()).collect();
+    // Three products of the catalog's biggest category.
+    let mut by_category: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for p in &ctx.catalog.products {
+        by_category.entry(p.category.as_str()).or_default().push(p.sku.to_string());
+    }
+    let (category, skus) = by_category.iter().max_by_key(|(_, skus)| skus.len()).ok_or("empty catalog")?;
+    let category = category.to_string();
+    let viewed: Vec<String> = skus.iter().skip(1).take(3).cloned().collect();
+    let category_of: std::collections::BTreeMap<String, String> =
+        ctx.catalog.products.iter().map(|p| (p.sku.to_string(), p.category.clone())).collect();
     let browser = Browser::start().await?;
     let c = &browser.client;
     let result: CheckResult = async {
@@ -1385,6 +1413,16 @@ async fn browser_sees_recently_viewed_and_can_opt_out(ctx: &Ctx) -> CheckResult 
             Ok(skus == json!(newest_first))
         })
         .await?;
+        // "Recommended for you": the viewed category dominates, nothing already seen.
+        wait_for("personal recommendations", Duration::from_secs(10), || async {
+            Ok(js(c, "const r = document.querySelector('[data-testid=recommended]'); return r && r.dataset.source").await? == json!("personal"))
+        })
+        .await?;
+        let picks = js(c, "return [...document.querySelectorAll('[data-testid=recommended] li')].map(li => li.dataset.sku)").await?;
+        let picks: Vec<String> = picks.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+        let same = picks.iter().filter(|s| category_of.get(*s) == Some(&category)).count();
+        ensure!(!picks.is_empty() && same * 2 > picks.len(), "{category} does not dominate the recommendations {picks:?}");
+        ensure!(picks.iter().all(|s| !viewed.contains(s)), "recommended something already seen: {picks:?}");
         let cookies = js(c, "return document.cookie").await?;
         ensure!(!cookies.as_str().unwrap_or_default().contains("shop_history"), "the history cookie is readable by scripts: {cookies}");
         // The home page itself stays the same for everyone: no cookie set, publicly cacheable.
@@ -1406,6 +1444,11 @@ async fn browser_sees_recently_viewed_and_can_opt_out(ctx: &Ctx) -> CheckResult 
         tokio::time::sleep(Duration::from_secs(1)).await;
         let strip = js(c, "return !!document.querySelector('[data-testid=recently-viewed]')").await?;
         ensure!(strip == json!(false), "recently viewed still shown after opting out");
+        // Without history the home page falls back to best-sellers.
+        wait_for("best-sellers", Duration::from_secs(10), || async {
+            Ok(js(c, "const r = document.querySelector('[data-testid=recommended]'); return r && r.dataset.source").await? == json!("best_sellers"))
+        })
+        .await?;
 
         // The views reach the origin's analytics in a batch (sent after a later response once
         // the oldest event is 10 s old), and rank as trending there.
@@ -1714,6 +1757,7 @@ fn main() {
             seo_tags_sitemap_robots_and_cache_headers,
             product_pages_show_title_price_description_and_stock,
             variant_pages_show_each_variants_price_and_stock,
+            product_pages_show_similar_items,
             warm_product_page_makes_no_kv_reads,
             corrupt_catalog_value_degrades_its_page_only,
             unknown_pages_answer_404_with_a_page,

@@ -79,6 +79,7 @@ pub fn HomePage() -> impl IntoView {
         <Meta name="description" content="Everything in the Edge Shop, served from the nearest edge." />
         <super::seo::Canonical path="/".into() />
         <h1>"All products"</h1>
+        <super::Recommended />
         <super::RecentlyViewed />
         <Browse base=Signal::derive(|| "/".to_string()) scope=Signal::derive(Vec::new) />
     }

@@ -13,7 +13,7 @@ pub use browse::{CategoryNav, CategoryPage, HomePage, SearchPage};
 pub use cart::CartPage;
 pub use not_found::NotFound;
 pub use order::OrderPage;
-pub use personal::{PersonalizationToggle, RecentlyViewed};
+pub use personal::{strip, PersonalizationToggle, RecentlyViewed, Recommended};
 pub use product::ProductPage;
 
 /// Marks the page being rendered as not cacheable: it shows a degraded view (a store was

@@ -2,7 +2,8 @@
 //! stays the same for everyone (so shared caches can keep it), then these ask the edge, with
 //! the shopper's behaviour cookie, what to show.
 
-use crate::data::{personalization_state, recently_viewed, set_personalization};
+use crate::data::{personalization_state, recently_viewed, recommended, set_personalization};
+use edge_core::ProductSummary;
 use leptos::prelude::*;
 
 /// "Recently viewed": the shopper's last products, newest first; nothing when there are none.
@@ -12,23 +13,49 @@ pub fn RecentlyViewed() -> impl IntoView {
     move || {
         let products = recent.get().and_then(Result::ok).unwrap_or_default();
         (!products.is_empty()).then(|| {
-            let items = products
-                .into_iter()
-                .map(|p| {
-                    view! {
-                        <li class="strip-item" data-sku=p.sku.to_string()>
-                            <a href=format!("/p/{}", p.sku)>
-                                <img src=p.image alt="" width="120" height="90" loading="lazy" />
-                                <span class="title">{p.title}</span>
-                            </a>
-                        </li>
-                    }
-                })
-                .collect_view();
             view! {
                 <section class="recent" data-testid="recently-viewed">
                     <h2>"Recently viewed"</h2>
-                    <ul class="strip">{items}</ul>
+                    {strip(products)}
+                </section>
+            }
+        })
+    }
+}
+
+/// A horizontal strip of product links.
+pub fn strip(products: Vec<ProductSummary>) -> impl IntoView {
+    let items = products
+        .into_iter()
+        .map(|p| {
+            view! {
+                <li class="strip-item" data-sku=p.sku.to_string()>
+                    <a href=format!("/p/{}", p.sku)>
+                        <img src=p.image alt="" width="120" height="90" loading="lazy" />
+                        <span class="title">{p.title}</span>
+                        <span class="price">{p.price.to_string()}</span>
+                    </a>
+                </li>
+            }
+        })
+        .collect_view();
+    view! { <ul class="strip">{items}</ul> }
+}
+
+/// "Recommended for you" from the shopper's recent behaviour (searched in the vector index at
+/// the edge), or "Popular right now" (best-sellers) without it.
+#[component]
+pub fn Recommended() -> impl IntoView {
+    let suggestions = LocalResource::new(recommended);
+    move || {
+        let suggestions = suggestions.get().and_then(Result::ok)?;
+        (!suggestions.products.is_empty()).then(|| {
+            let (title, source) =
+                if suggestions.personal { ("Recommended for you", "personal") } else { ("Popular right now", "best_sellers") };
+            view! {
+                <section class="recommended" data-testid="recommended" data-source=source>
+                    <h2>{title}</h2>
+                    {strip(suggestions.products)}
                 </section>
             }
         })

@@ -48,7 +48,15 @@ pub fn ProductPage() -> impl IntoView {
 
 #[component]
 fn ProductView(detail: ProductWithStock) -> impl IntoView {
-    let ProductWithStock { product, levels } = detail;
+    let ProductWithStock { product, levels, similar } = detail;
+    let similar = (!similar.is_empty()).then(|| {
+        view! {
+            <section class="similar" data-testid="similar-items">
+                <h2>"Similar items"</h2>
+                {super::strip(similar)}
+            </section>
+        }
+    });
     let cart = use_cart();
     let units: Vec<String> = product
         .stock_units()
@@ -151,6 +159,7 @@ fn ProductView(detail: ProductWithStock) -> impl IntoView {
                 <p class="description">{product.description.clone()}</p>
             </div>
         </article>
+        {similar}
     }
 }
 

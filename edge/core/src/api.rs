@@ -115,6 +115,7 @@ pub fn router(shop: Shop) -> Router {
         .route("/api/products", get(list_products))
         .route("/api/categories", get(list_categories))
         .route("/api/products/{sku}", get(get_product))
+        .route("/api/products/{sku}/similar", get(get_similar))
         .route("/api/stock/{sku}", get(get_stock))
         .route("/api/checkout", post(checkout))
         .route("/api/orders/{id}", get(get_order))
@@ -200,6 +201,127 @@ async fn get_product(
         Some(product) => Ok(Json(product).into_response()),
         None => Err(ApiError::NotFound(format!("no product with SKU {sku}"))),
     }
+}
+
+/// Most suggestions one call returns.
+pub const SUGGESTIONS_MAX: usize = crate::similar::SIMILAR_K_MAX;
+
+/// Whether a suggestion may be shown: not known to be sold out (from the level cache only;
+/// suggestions never cost a coordinator call per candidate).
+fn not_sold_out(shop: &Shop, sku: &Sku) -> bool {
+    shop.levels.last_known(sku) != Some(Some(0))
+}
+
+/// Up to `k` products like `sku`, from the snapshot's vector index, without sold-out ones.
+/// Empty when the snapshot has no index (or a broken one: that is logged, not an error).
+pub async fn similar_products(shop: &Shop, sku: &Sku, k: usize) -> Result<Vec<crate::ProductSummary>, ApiError> {
+    let index = match shop.catalog.similar_index().await {
+        Ok(Some(index)) => index,
+        Ok(None) | Err(StoreError::Corrupt { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let products = shop.catalog.products().await?;
+    let picks = index.similar(sku, k.min(SUGGESTIONS_MAX), |s| not_sold_out(shop, s)).unwrap_or_default();
+    Ok(picks.into_iter().filter_map(|i| products.get(i as usize).cloned()).collect())
+}
+
+/// Where a list of suggestions came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuggestionSource {
+    /// The shopper's recent products, searched in the vector index.
+    Personal,
+    /// Generic best-sellers (no history, no index, or nothing found).
+    BestSellers,
+}
+
+/// Up to `k` products for a shopper with recent products `weights` (recency-weighted),
+/// excluding `seen` and sold-out ones; topped up with best-sellers (the catalog's first
+/// products) so the list is never empty while the catalog is not.
+pub async fn recommended_products(
+    shop: &Shop,
+    weights: &[(&Sku, f32)],
+    seen: &[&Sku],
+    k: usize,
+) -> Result<(SuggestionSource, Vec<crate::ProductSummary>), ApiError> {
+    let k = k.min(SUGGESTIONS_MAX);
+    let products = shop.catalog.products().await?;
+    let keep = |s: &Sku| !seen.contains(&s) && not_sold_out(shop, s);
+    let candidates: Vec<(u32, f32)> = match shop.catalog.similar_index().await {
+        Ok(Some(index)) if !weights.is_empty() => {
+            index.recommend_scored(weights, k * RECOMMEND_CANDIDATES_PER_PICK, keep).unwrap_or_default()
+        }
+        Ok(_) | Err(StoreError::Corrupt { .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let personal = rerank_by_affinity(&products, weights, candidates, k);
+    let source = if personal.is_empty() { SuggestionSource::BestSellers } else { SuggestionSource::Personal };
+    let mut picks: Vec<crate::ProductSummary> = personal.into_iter().filter_map(|i| products.get(i as usize).cloned()).collect();
+    for product in products.iter() {
+        if picks.len() >= k {
+            break;
+        }
+        if keep(&product.sku) && !picks.iter().any(|p| p.sku == product.sku) {
+            picks.push(product.clone());
+        }
+    }
+    Ok((source, picks))
+}
+
+/// Candidates searched per recommendation shown, for the affinity re-rank to choose from.
+const RECOMMEND_CANDIDATES_PER_PICK: usize = 4;
+/// How much the shopper's category affinity (0..=1) adds to a candidate's similarity.
+pub const CATEGORY_AFFINITY_WEIGHT: f32 = 0.5;
+
+/// Personalized ranking: each candidate's vector similarity plus the share of the shopper's
+/// (recency-weighted) interest in its category, best `k` first. Text vectors blur categories
+/// whose products share words; the affinity keeps what the shopper actually browsed on top.
+fn rerank_by_affinity(
+    products: &[crate::ProductSummary],
+    weights: &[(&Sku, f32)],
+    candidates: Vec<(u32, f32)>,
+    k: usize,
+) -> Vec<u32> {
+    let mut by_category: BTreeMap<&str, f32> = BTreeMap::new();
+    let mut total = 0f32;
+    for (sku, weight) in weights {
+        if let Some(product) = products.iter().find(|p| &p.sku == *sku) {
+            *by_category.entry(product.category.as_str()).or_default() += weight;
+            total += weight;
+        }
+    }
+    let affinity = |category: &str| if total > 0.0 { by_category.get(category).copied().unwrap_or(0.0) / total } else { 0.0 };
+    let mut scored: Vec<(u32, f32)> = candidates
+        .into_iter()
+        .filter_map(|(i, score)| {
+            let product = products.get(i as usize)?;
+            Some((i, score + CATEGORY_AFFINITY_WEIGHT * affinity(&product.category)))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.into_iter().take(k).map(|(i, _)| i).collect()
+}
+
+#[derive(Deserialize)]
+struct SimilarQuery {
+    k: Option<usize>,
+}
+
+async fn get_similar(
+    State(shop): State<Shop>,
+    Path(sku): Path<String>,
+    Query(query): Query<SimilarQuery>,
+) -> Result<Response, ApiError> {
+    let sku = parse_sku(&sku)?;
+    let k = query.k.unwrap_or(8);
+    if k == 0 || k > SUGGESTIONS_MAX {
+        return Err(ApiError::BadRequest(format!("k must be 1 to {SUGGESTIONS_MAX}")));
+    }
+    if shop.catalog.product(&sku).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no product with SKU {sku}")));
+    }
+    let similar = similar_products(&shop, &sku, k).await?;
+    Ok(Json(json!({ "sku": sku, "similar": similar })).into_response())
 }
 
 async fn get_stock(
@@ -599,4 +721,29 @@ async fn delete_kv(
         futures::future::try_join_all(wave.iter().map(|key| kv.delete(key))).await?;
     }
     Ok(no_store(json!({ "deleted": deleted })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(sku: &str, category: &str) -> crate::ProductSummary {
+        serde_json::from_value(serde_json::json!({
+            "sku": sku, "title": sku, "price": {"minor": 100, "currency": "USD"},
+            "category": category, "image": "/i.svg"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn affinity_lifts_the_browsed_category_over_slightly_closer_text() {
+        let products = vec![summary("K1", "Kitchen"), summary("A1", "Apparel"), summary("A2", "Apparel"), summary("K2", "Kitchen")];
+        let (k1, a1) = (products[0].sku.clone(), products[1].sku.clone());
+        // The shopper mostly browsed kitchen things; apparel candidates score a bit higher on text.
+        let weights = [(&k1, 3.0f32), (&a1, 1.0f32)];
+        let candidates = vec![(1, 0.80), (2, 0.78), (3, 0.60)];
+        assert_eq!(rerank_by_affinity(&products, &weights, candidates.clone(), 2), vec![3, 1]);
+        // Without history the order is the vector order.
+        assert_eq!(rerank_by_affinity(&products, &[], candidates, 2), vec![1, 2]);
+    }
 }

@@ -37,6 +37,12 @@ impl LevelCache {
         }
     }
 
+    /// The last level read for a SKU however old (for filtering suggestions, never for selling).
+    pub fn last_known(&self, sku: &Sku) -> Option<Option<u32>> {
+        let levels = self.levels.lock().unwrap_or_else(|p| p.into_inner());
+        levels.peek(sku).map(|&(level, _)| level)
+    }
+
     pub fn record(&self, sku: &Sku, level: Option<u32>, now_ms: u64) {
         self.levels
             .lock()

@@ -11,6 +11,7 @@
 //! - [`listing`]: category listings: slugs, facets, filters, sorting, pages.
 //! - [`search`]: the text search index built at publish time and ranked at the edge.
 //! - [`shard`]: the stable SKU -> stock shard mapping.
+//! - [`similar`]: the similar-items index published with a snapshot, and searching it.
 //! - [`snapshot`]: versioned catalog snapshots in KV and the cached, version-pinned reader.
 //! - [`stock`]: the per-shard stock state machine (holds, commit, release, expiry, restock) and
 //!   the shard wire protocol.
@@ -39,6 +40,7 @@ pub mod order;
 pub mod product;
 pub mod search;
 pub mod shard;
+pub mod similar;
 pub mod snapshot;
 pub mod stock;
 pub mod store;

@@ -54,6 +54,12 @@ impl MemoryKv {
         for (key, value) in snapshot_entries(products, version) {
             self.put(&key, value);
         }
+        // The native host builds the similar-items index exactly (small catalogs only).
+        if let Ok(entries) = crate::similar::small_index_entries(products, version) {
+            for (key, value) in entries {
+                self.put(&key, value);
+            }
+        }
         let pointer = SnapshotPointer {
             version,
             published_at_ms: now_ms,

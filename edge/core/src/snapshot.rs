@@ -16,6 +16,7 @@ use crate::codec::{from_cbor, to_cbor};
 use crate::listing::{self, CategoryInfo, CategoryListing, Facets};
 use crate::product::{Product, ProductSummary, Sku};
 use crate::search::SearchIndex;
+use crate::similar::SimilarIndex;
 use crate::shard::fnv1a_64;
 use crate::store::{BoxFuture, CatalogStore, StoreError};
 use lru::LruCache;
@@ -369,7 +370,62 @@ impl<K: KvRead> SnapshotCatalog<K> {
     }
 }
 
+impl<K: KvRead> SnapshotCatalog<K> {
+    async fn read_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.kv.get(key).await
+    }
+
+    /// Reads and decodes the version's similar-items index (manifest, chunks, SKU list).
+    async fn load_similar(&self, version: u64) -> Result<Option<SimilarIndex>, StoreError> {
+        let prefix = crate::similar::index_prefix(version);
+        let manifest_key = vectors::manifest_key(&prefix);
+        let corrupt = |key: &str, e: vectors::VectorError| StoreError::Corrupt { key: key.to_owned(), reason: e.to_string() };
+        let Some(manifest) = self.read_raw(&manifest_key).await? else { return Ok(None) };
+        let chunk_count = vectors::Manifest::from_bytes(&manifest).map_err(|e| corrupt(&manifest_key, e))?.chunk_count();
+        let mut chunks = Vec::with_capacity(chunk_count);
+        for i in 0..chunk_count {
+            let key = vectors::chunk_key(&prefix, i);
+            let chunk = self.read_raw(&key).await?.ok_or_else(|| StoreError::Corrupt {
+                key: key.clone(),
+                reason: "missing from the published snapshot".into(),
+            })?;
+            chunks.push(chunk);
+        }
+        let skus_key = crate::similar::skus_key(version);
+        let skus: Vec<Sku> = self.read(&skus_key).await?.ok_or_else(|| StoreError::Corrupt {
+            key: skus_key.clone(),
+            reason: "missing from the published snapshot".into(),
+        })?;
+        let products = self.products().await?;
+        SimilarIndex::load(&manifest, &chunks, skus, &products).map(Some).map_err(|e| corrupt(&manifest_key, e))
+    }
+}
+
 impl<K: KvRead> CatalogStore for SnapshotCatalog<K> {
+    fn similar_index(&self) -> BoxFuture<'_, Result<Option<Arc<SimilarIndex>>, StoreError>> {
+        Box::pin(async move {
+            let Some(version) = self.version().await? else { return Ok(None) };
+            let key = vectors::manifest_key(&crate::similar::index_prefix(version));
+            if let Some(hit) = self.cache.lock().values.get(&key) {
+                return Ok(hit.clone().and_then(|v| v.downcast::<SimilarIndex>().ok()));
+            }
+            // A broken index is remembered as none (until the next version): pages show no
+            // similar items instead of reading megabytes of bad chunks on every request.
+            let (loaded, result) = match self.load_similar(version).await {
+                Ok(index) => {
+                    let index = index.map(Arc::new);
+                    (index.clone(), Ok(index))
+                }
+                Err(e @ StoreError::Corrupt { .. }) => (None, Err(e)),
+                Err(e) => return Err(e),
+            };
+            let erased: CachedValue = loaded.map(|v| v as Arc<dyn Any + Send + Sync>);
+            self.cache.lock().values.put(key, erased);
+            result
+        })
+    }
+
     fn product<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<Product>, StoreError>> {
         Box::pin(async move {
             let product = self.cached::<Product>(|v| product_key(v, sku)).await?;

@@ -581,3 +581,62 @@ async fn browse_categories_filters_and_search() {
         StatusCode::BAD_REQUEST
     );
 }
+
+#[tokio::test]
+async fn similar_items_come_from_the_index_without_itself_or_sold_out_ones() {
+    let host = host();
+    let entry = |sku: &str, title: &str, category: &str, stock: i64| {
+        json!({"sku": sku, "title": title, "description": "d", "price_minor": 1500,
+               "category": category, "image": "/i.svg", "stock": stock})
+    };
+    let catalog = json!({"currency": "USD", "products": [
+        entry("MUG-1", "Stoneware mug for tea", "Kitchen", 5),
+        entry("MUG-2", "Stoneware tea cup", "Kitchen", 5),
+        entry("POT-3", "Stoneware teapot", "Kitchen", 0),
+        entry("TEE-1", "Organic cotton tee", "Apparel", 5),
+        entry("TEE-2", "Organic cotton shirt", "Apparel", 5),
+        entry("HAT-3", "Organic cotton cap", "Apparel", 5),
+    ]});
+    let catalog = Catalog::from_json(&catalog.to_string()).unwrap();
+    host.kv.publish_snapshot(&catalog.products, 0);
+    let levels: serde_json::Map<String, Value> = catalog.levels.iter().map(|(s, n)| (s.to_string(), json!(n))).collect();
+    call(&host, "POST", "/_admin/stock", Some(&json!({"levels": levels}).to_string()), Some(TOKEN)).await;
+
+    let similar = |body: &Value| -> Vec<String> {
+        body["similar"].as_array().unwrap().iter().map(|p| p["sku"].as_str().unwrap().to_owned()).collect()
+    };
+    let (status, body) = call(&host, "GET", "/api/products/MUG-1/similar?k=2", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let skus = similar(&body);
+    assert_eq!(skus.len(), 2);
+    assert!(skus.iter().all(|s| s == "MUG-2" || s == "POT-3"), "a mug's neighbours are kitchen things: {skus:?}");
+    // Once the shop has seen POT-3 sold out, it is no longer suggested.
+    call(&host, "GET", "/api/stock/POT-3", None, None).await;
+    let (_, body) = call(&host, "GET", "/api/products/MUG-1/similar?k=2", None, None).await;
+    assert!(!similar(&body).contains(&"POT-3".to_string()), "{body}");
+    assert!(!similar(&body).contains(&"MUG-1".to_string()));
+    for (uri, expected) in [
+        ("/api/products/MUG-1/similar?k=0", StatusCode::BAD_REQUEST),
+        ("/api/products/MUG-1/similar?k=1000", StatusCode::BAD_REQUEST),
+        ("/api/products/NOPE/similar", StatusCode::NOT_FOUND),
+    ] {
+        assert_eq!(call(&host, "GET", uri, None, None).await.0, expected, "{uri}");
+    }
+    // A broken index degrades to no similar items, never an error.
+    host.kv.put(&vectors::chunk_key(&edge_core::similar::index_prefix(1), 0), b"garbage".to_vec());
+    let fresh = host_sharing_kv(&host);
+    let (status, body) = call(&fresh, "GET", "/api/products/MUG-1/similar", None, None).await;
+    assert_eq!((status, similar(&body)), (StatusCode::OK, Vec::<String>::new()));
+}
+
+/// A second host (a fresh isolate: empty caches) over the same KV and shards.
+fn host_sharing_kv(host: &Host) -> Host {
+    Host {
+        kv: host.kv.clone(),
+        cache: Arc::default(),
+        clock: host.clock.clone(),
+        stock: host.stock.clone(),
+        levels: Arc::default(),
+        orders: host.orders.clone(),
+    }
+}
