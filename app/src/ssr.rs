@@ -62,6 +62,7 @@ pub struct Personalization {
 
 pub fn storefront_router(shop: Shop, options: LeptosOptions, personalization: Personalization) -> Router {
     let routes = ROUTES.with(Clone::clone);
+    let recommend_personalization = personalization.clone();
     let context = {
         let shop = shop.clone();
         move || {
@@ -80,13 +81,40 @@ pub fn storefront_router(shop: Shop, options: LeptosOptions, personalization: Pe
         .with_state(options)
         .layer(axum::middleware::map_response(html_cache_headers));
     let sitemap_shop = shop.clone();
+    let recommend_shop = shop.clone();
     pages
         .route(
             "/sitemap.xml",
             get(move |headers: HeaderMap| sitemap(sitemap_shop.clone(), headers)),
         )
         .route("/robots.txt", get(robots))
+        .route(
+            "/api/recommendations",
+            get(move |headers: HeaderMap| recommendations(recommend_shop.clone(), recommend_personalization.clone(), headers)),
+        )
         .merge(edge_core::api::router(shop))
+}
+
+/// `GET /api/recommendations`: what the home page's "Recommended for you" shows, for the
+/// shopper of the request's history cookie (best-sellers without one, or when opted out).
+async fn recommendations(shop: Shop, personalization: Personalization, headers: HeaderMap) -> Response {
+    use edge_core::behaviour::{cookie, History, HISTORY_COOKIE, OPT_OUT_COOKIE};
+    let header = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let opted_out = cookie(header, OPT_OUT_COOKIE) == Some("1");
+    let history = match (&personalization.secret, cookie(header, HISTORY_COOKIE)) {
+        (Some(secret), Some(value)) if !opted_out => History::open(value, secret).unwrap_or_default(),
+        _ => History::default(),
+    };
+    let weights = history.weights(shop.clock.now_ms() / 1000);
+    let seen = history.seen();
+    match edge_core::api::recommended_products(&shop, &weights, &seen, crate::data::RECOMMENDED_SHOWN).await {
+        Ok((source, products)) => (
+            [(header::CACHE_CONTROL, "private, no-store")],
+            axum::Json(serde_json::json!({ "source": source, "products": products })),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Pages may be served from an edge cache for a short while and revalidated in the background;

@@ -511,6 +511,12 @@ async fn product_pages_show_similar_items(ctx: &Ctx) -> CheckResult {
         .filter(|s| ctx.catalog.products.iter().any(|p| p.sku.as_str() == **s && p.category == product.category))
         .count();
     ensure!(same >= 2, "only {same} of {similar:?} share {sku}'s category {}", product.category);
+    // Without a history cookie, recommendations are the generic best-sellers.
+    let (status, body) = ctx.json("GET", "/api/recommendations", None).await?;
+    ensure!(
+        status == StatusCode::OK && body["source"] == "best_sellers" && body["products"].as_array().is_some_and(|p| !p.is_empty()),
+        "recommendations without history: {status} {body}"
+    );
     Ok(())
 }
 
