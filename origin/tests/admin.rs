@@ -1622,3 +1622,80 @@ async fn over_real_http_the_cookie_works_and_the_audit_log_sees_the_peer_address
         .unwrap();
     assert_eq!(logout.status(), 200);
 }
+
+#[tokio::test]
+async fn a_change_cut_short_by_a_crash_is_finished_or_dropped_by_recovery() {
+    use origin::admin::audit::NewEntry;
+    use origin::admin::outbox::{record_intent, Intent};
+    let env = env();
+    let (owner, _staff, _viewer) = team(&env).await;
+    seed(&env, &[("MUG-1", 5)]).await;
+    sold_order(&env, "c-1", &[("MUG-1", 2)]).await;
+    env.admin
+        .book
+        .store(&order("c-2", "a@b.co", &[("MUG-1", 1)], START_MS))
+        .await
+        .unwrap();
+    let now_ms = env.clock.now_ms();
+    let intent = |order: &str, status: OrderStatus| Intent {
+        order: order.into(),
+        status,
+        at_ms: now_ms,
+        entry: NewEntry {
+            at_ms: now_ms,
+            actor: Some("staff@shop.test".into()),
+            action: "order.status".into(),
+            target: Some(format!("order:{order}")),
+            after: Some(json!({ "status": status, "note": null })),
+            ..NewEntry::default()
+        },
+    };
+    // c-1: the crash came after the order moved; c-2: before it moved.
+    let moved_intent = intent("c-1", OrderStatus::Cancelled);
+    env.admin
+        .db
+        .blocking(|conn| record_intent(conn, &moved_intent))
+        .unwrap();
+    let c1 = OrderId::parse("c-1").unwrap();
+    env.admin
+        .book
+        .change_status(&c1, OrderStatus::Cancelled, now_ms)
+        .await
+        .unwrap();
+    let unmoved_intent = intent("c-2", OrderStatus::Packed);
+    env.admin
+        .db
+        .blocking(|conn| record_intent(conn, &unmoved_intent))
+        .unwrap();
+    assert_eq!(r_level(&env).await, 3);
+    let before = audit_actions(&env, &owner).await.len();
+
+    env.admin.run_outbox_due().await.unwrap();
+    let page = get(&env.app, "/admin/api/audit", &owner).await;
+    let entries = page.body["entries"].as_array().unwrap();
+    assert_eq!(
+        entries.len(),
+        before + 1,
+        "one entry, for the change that happened"
+    );
+    assert_eq!(entries[0]["target"], "order:c-1");
+    assert_eq!(entries[0]["before"]["status"], "paid");
+    assert_eq!(entries[0]["after"]["status"], "cancelled");
+    assert_eq!(r_level(&env).await, 5, "its stock came back");
+    let left: i64 = env.admin.db.blocking(|conn| {
+        conn.query_row("SELECT COUNT(*) FROM pending_changes", [], |r| r.get(0))
+            .unwrap()
+    });
+    assert_eq!(left, 0);
+    let c2 = env
+        .admin
+        .book
+        .order(&OrderId::parse("c-2").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c2.status, OrderStatus::Paid);
+    // Running again changes nothing.
+    env.admin.run_outbox_due().await.unwrap();
+    assert_eq!(audit_actions(&env, &owner).await.len(), before + 1);
+}

@@ -28,7 +28,7 @@ pub const AUDIT_PAGE_MAX: usize = 10_000;
 pub const CSV_ROWS_MAX: usize = 100_000;
 
 /// An entry to append.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct NewEntry {
     pub at_ms: u64,
     /// The account's e-mail, the e-mail a failed login tried, or the tool that acted.

@@ -80,6 +80,8 @@ pub struct Admin {
     /// tests that never log in should not pay for it.
     dummy_hash: Arc<std::sync::OnceLock<String>>,
     http: reqwest::Client,
+    /// Intents of status changes running now (see [`outbox::Pending`]).
+    in_flight: outbox::InFlight,
 }
 
 impl Admin {
@@ -104,6 +106,7 @@ impl Admin {
             clock,
             dummy_hash: Arc::default(),
             http,
+            in_flight: Arc::default(),
         })
     }
 

@@ -3,13 +3,14 @@
 //!
 //! # A status change
 //! `POST /admin/api/orders/{id}/status {"status", "note"?}` (staff):
-//! 1. moves the order in `orders.sqlite` if [`OrderStatus::can_move_to`] allows it — 409 with
+//! 1. records the intent (order, new status, time, the audit entry to write) in `admin.sqlite`;
+//! 2. moves the order in `orders.sqlite` if [`OrderStatus::can_move_to`] allows it — 409 with
 //!    "an order that is shipped cannot become cancelled" otherwise — in one transaction;
-//! 2. in one `admin.sqlite` transaction, appends the audit entry (who, the note, before and
-//!    after) and queues the follow-ups in the outbox ([`super::outbox`]): a `stock_cancel` when
-//!    the new status returns stock ([`OrderStatus::returns_stock`]), and an `edge_status` when
-//!    the origin forwards to an edge;
-//! 3. runs the order's follow-ups at once; those that fail stay queued and are retried.
+//! 3. in one `admin.sqlite` transaction, appends the audit entry (who, the note, before and
+//!    after), queues the follow-ups in the outbox ([`super::outbox`]) — a `stock_cancel` when
+//!    the new status returns stock ([`OrderStatus::returns_stock`]), an `edge_status` when the
+//!    origin forwards to an edge — and drops the intent;
+//! 4. runs the order's follow-ups at once; those that fail stay queued and are retried.
 //!
 //! The reply says what happened to each follow-up (`"stock": "returned" | "queued" | "none"`,
 //! `"edge": "delivered" | "queued" | "off"`). Stock goes back through the origin coordinator
@@ -17,8 +18,10 @@
 //! repeat changes nothing, an order never sold here leaves a tombstone and no stock change);
 //! the edge returns its own stock when it applies the status.
 //!
-//! Known limit: steps 1 and 2 are two files and two fsyncs. A crash between them keeps the
-//! order's new status but loses its audit entry and follow-ups.
+//! Steps 2 and 3 are two files and two fsyncs. A crash between them leaves the intent: the
+//! outbox loop ([`Admin::recover_intents`]) looks at the order's history and, if the change is
+//! there, finishes step 3; if not, drops the intent. (Limit: two admins moving one order to the
+//! same status in the same millisecond, then a crash, could get two audit entries.)
 
 use super::error::AdminError;
 use super::outbox::{self, Delivery, Kind};
@@ -264,38 +267,45 @@ impl Admin {
             )));
         }
         let now_ms = self.now_ms();
-        let (before, after) = match self.book.change_status(id, to, now_ms).await? {
-            StatusMove::NotFound => return Err(AdminError::NotFound(format!("no order {id}"))),
+        let entry = actor
+            .entry(now_ms, "order.status", format!("order:{id}"))
+            .with_after(json!({ "status": to, "note": note }));
+        // The intent first: if the process dies after the order moved, the outbox loop finds
+        // it and appends the audit entry and queues the follow-ups then.
+        let intent = outbox::Intent {
+            order: id.to_string(),
+            status: to,
+            at_ms: now_ms,
+            entry,
+        };
+        let pending = self.record_intent(&intent).await?;
+        let moved = match self.book.change_status(id, to, now_ms).await {
+            Ok(moved) => moved,
+            // Unknown whether it moved: the pending intent is resolved by the outbox loop.
+            Err(e) => return Err(e.into()),
+        };
+        let (before, after) = match moved {
+            StatusMove::NotFound => {
+                pending.drop_intent(self).await?;
+                return Err(AdminError::NotFound(format!("no order {id}")));
+            }
             StatusMove::Illegal { from } => {
+                pending.drop_intent(self).await?;
                 return Err(AdminError::Conflict(format!(
                     "an order that is {} cannot become {}",
                     from.as_str(),
                     to.as_str()
-                )))
+                )));
             }
             StatusMove::Moved { before, after } => (before, after),
         };
-        let mut kinds = Vec::new();
-        if to.returns_stock() {
-            kinds.push(Kind::StockCancel);
-        }
-        if self.config.edge.is_some() {
-            kinds.push(Kind::EdgeStatus);
-        }
-        let entry = actor
-            .entry(now_ms, "order.status", format!("order:{id}"))
-            .with_before(json!({ "status": before.status }))
-            .with_after(json!({ "status": after.status, "note": note }));
-        let order = id.to_string();
-        self.db
-            .write(move |conn| {
-                audit::append(conn, &entry)?;
-                for kind in kinds {
-                    outbox::enqueue(conn, kind, &order, to, now_ms)?;
-                }
-                Ok(())
-            })
-            .await?;
+        pending.finish(self, before.status).await.map_err(|e| {
+            AdminError::Unavailable(format!(
+                "order {id} is now {}, but its audit entry and follow-ups are still pending \
+                 ({e}); the outbox loop will finish them",
+                to.as_str()
+            ))
+        })?;
         let report = self.run_outbox_for(id).await;
         let stock = match report.get(&Kind::StockCancel) {
             Some(Delivery::Done) => "returned",

@@ -9,6 +9,14 @@
 //!   so the edge updates its copy, returns its own stock and pushes the change to the shopper's
 //!   open order page.
 //!
+//! # Intents
+//! A status change first records its [`Intent`] (`pending_changes`), then moves the order in
+//! `orders.sqlite`, then audits it, queues its rows here and drops the intent in one
+//! `admin.sqlite` transaction. An intent left behind (a crash between the two files) is
+//! resolved by the loop before each tick's deliveries ([`Admin::recover_intents`]): finished if
+//! the order's history has the change, dropped if not. Intents still running in this process
+//! are skipped.
+//!
 //! # Delivery
 //! Follow-ups of one order run strictly in the order they were queued (only the oldest waiting
 //! row of an order is ever due), so an edge sees `cancelled` before `refunded`. A change runs its
@@ -184,7 +192,193 @@ fn clip(mut text: String) -> String {
     text
 }
 
+/// A status change about to be made: kept in `pending_changes` until its audit entry and
+/// follow-ups are written (see [`super::orders`]).
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct Intent {
+    pub order: String,
+    pub status: OrderStatus,
+    pub at_ms: u64,
+    /// The audit entry to append (its `before` is filled in when the change is known).
+    pub entry: NewEntry,
+}
+
+/// Intents recovered at most per outbox tick.
+pub const INTENTS_PER_TICK_MAX: usize = 64;
+
+/// Ids of intents whose change is still running in this process: recovery leaves them alone.
+pub(crate) type InFlight = Arc<std::sync::Mutex<BTreeSet<i64>>>;
+
+fn in_flight_lock(set: &InFlight) -> std::sync::MutexGuard<'_, BTreeSet<i64>> {
+    set.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A recorded intent of a running change. Dropped without [`Pending::finish`] or
+/// [`Pending::drop_intent`] (an error, a dropped request), it is left to recovery.
+pub struct Pending {
+    id: i64,
+    intent: Intent,
+    in_flight: InFlight,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        in_flight_lock(&self.in_flight).remove(&self.id);
+    }
+}
+
+impl Pending {
+    /// The change happened: audit it, queue its follow-ups, forget the intent.
+    pub async fn finish(self, admin: &Admin, before: OrderStatus) -> Result<(), AdminError> {
+        let (id, intent, edge) = (self.id, self.intent.clone(), admin.config.edge.is_some());
+        admin
+            .db
+            .write(move |conn| finalize(conn, id, &intent, Some(before), edge))
+            .await
+    }
+
+    /// The change was refused: forget the intent.
+    pub async fn drop_intent(self, admin: &Admin) -> Result<(), AdminError> {
+        let id = self.id;
+        admin
+            .db
+            .write(move |conn| {
+                conn.execute("DELETE FROM pending_changes WHERE id = ?1", [id])?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+/// Appends the intent's audit entry and queues its follow-ups, unless it was already finished
+/// (its row is gone): each intent is finished at most once.
+fn finalize(
+    conn: &Connection,
+    id: i64,
+    intent: &Intent,
+    before: Option<OrderStatus>,
+    edge: bool,
+) -> Result<(), AdminError> {
+    if conn.execute("DELETE FROM pending_changes WHERE id = ?1", [id])? == 0 {
+        return Ok(());
+    }
+    let mut entry = intent.entry.clone();
+    entry.before = Some(json!({ "status": before }));
+    audit::append(conn, &entry)?;
+    if intent.status.returns_stock() {
+        enqueue(
+            conn,
+            Kind::StockCancel,
+            &intent.order,
+            intent.status,
+            intent.at_ms,
+        )?;
+    }
+    if edge {
+        enqueue(
+            conn,
+            Kind::EdgeStatus,
+            &intent.order,
+            intent.status,
+            intent.at_ms,
+        )?;
+    }
+    Ok(())
+}
+
+/// Records an intent (outside any running change: tests use it to stage a crash).
+pub fn record_intent(conn: &Connection, intent: &Intent) -> Result<i64, AdminError> {
+    let entry = serde_json::to_string(&intent.entry)
+        .map_err(|e| AdminError::Unavailable(format!("cannot encode an audit entry: {e}")))?;
+    conn.execute(
+        "INSERT INTO pending_changes (order_id, status, at_ms, entry) VALUES (?1, ?2, ?3, ?4)",
+        params![intent.order, intent.status.as_str(), intent.at_ms, entry],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
 impl Admin {
+    /// Records `intent` durably and marks it running in this process.
+    pub async fn record_intent(&self, intent: &Intent) -> Result<Pending, AdminError> {
+        let stored = intent.clone();
+        let id = self
+            .db
+            .write(move |conn| record_intent(conn, &stored))
+            .await?;
+        in_flight_lock(&self.in_flight).insert(id);
+        Ok(Pending {
+            id,
+            intent: intent.clone(),
+            in_flight: self.in_flight.clone(),
+        })
+    }
+
+    /// Resolves intents left by a crash (or a failed write): finished when the order's history
+    /// has the change (same status, same time), dropped when it does not. The number resolved.
+    pub async fn recover_intents(&self) -> Result<usize, AdminError> {
+        let rows: Vec<(i64, String, String, u64, String)> = self
+            .db
+            .read(|conn| {
+                let mut select = conn.prepare_cached(
+                    "SELECT id, order_id, status, at_ms, entry FROM pending_changes                      ORDER BY id LIMIT ?1",
+                )?;
+                let rows = select.query_map([INTENTS_PER_TICK_MAX as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?;
+        let mut resolved = 0;
+        for (id, order, status, at_ms, entry) in rows {
+            if in_flight_lock(&self.in_flight).contains(&id) {
+                continue;
+            }
+            let (Some(status), Ok(entry), Ok(order_id)) = (
+                OrderStatus::parse(&status),
+                serde_json::from_str::<NewEntry>(&entry),
+                OrderId::parse(&order),
+            ) else {
+                // Unreadable: nothing can be finished from it.
+                self.db
+                    .write(move |conn| {
+                        conn.execute("DELETE FROM pending_changes WHERE id = ?1", [id])?;
+                        Ok(())
+                    })
+                    .await?;
+                continue;
+            };
+            let stored = self.book.order(&order_id).await?;
+            let history = stored.map(|o| o.history).unwrap_or_default();
+            let happened = history
+                .iter()
+                .position(|c| c.status == status && c.at_ms == at_ms);
+            let intent = Intent {
+                order,
+                status,
+                at_ms,
+                entry,
+            };
+            let edge = self.config.edge.is_some();
+            self.db
+                .write(move |conn| match happened {
+                    Some(i) => {
+                        let before = i
+                            .checked_sub(1)
+                            .and_then(|b| history.get(b))
+                            .map(|c| c.status);
+                        finalize(conn, id, &intent, before, edge)
+                    }
+                    None => {
+                        conn.execute("DELETE FROM pending_changes WHERE id = ?1", [id])?;
+                        Ok(())
+                    }
+                })
+                .await?;
+            resolved += 1;
+        }
+        Ok(resolved)
+    }
+
     /// Runs `order`'s due follow-ups now, in order, stopping at the first that must wait;
     /// how each kind went.
     pub async fn run_outbox_for(&self, order: &OrderId) -> BTreeMap<Kind, Delivery> {
@@ -218,7 +412,9 @@ impl Admin {
     }
 
     /// Runs up to [`OUTBOX_BATCH_MAX`] due rows (one per order at a time); the rows run.
+    /// Intents left by a crash are resolved first ([`Self::recover_intents`]).
     pub async fn run_outbox_due(&self) -> Result<usize, AdminError> {
+        self.recover_intents().await?;
         let now_ms = self.now_ms();
         let rows = self
             .db

@@ -68,6 +68,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at_ms      INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_by_order ON outbox (order_id, id);
+CREATE TABLE IF NOT EXISTS pending_changes (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    order_id TEXT NOT NULL,
+    status   TEXT NOT NULL,
+    at_ms    INTEGER NOT NULL,
+    entry    TEXT NOT NULL
+);
 ";
 
 /// Brings a file made by an earlier version up to [`ADMIN_SCHEMA`]: columns added since.
