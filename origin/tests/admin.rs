@@ -1699,3 +1699,47 @@ async fn a_change_cut_short_by_a_crash_is_finished_or_dropped_by_recovery() {
     env.admin.run_outbox_due().await.unwrap();
     assert_eq!(audit_actions(&env, &owner).await.len(), before + 1);
 }
+
+#[tokio::test]
+async fn a_refused_csrf_token_changes_nothing() {
+    let env = env();
+    let (owner, staff, _viewer) = team(&env).await;
+    seed(&env, &[("MUG-1", 5)]).await;
+    sold_order(&env, "x-1", &[("MUG-1", 1)]).await;
+    let before = audit_actions(&env, &owner).await;
+    // The staff's own cookie, with the owner's token, then none: a forged cross-site request.
+    for csrf in [Some(owner.csrf.as_str()), None] {
+        let r = send(
+            &env.app,
+            "POST",
+            "/admin/api/orders/x-1/status",
+            Some(&staff),
+            csrf,
+            Some(json!({ "status": "cancelled" })),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let r = send(
+            &env.app,
+            "POST",
+            "/admin/api/stock/MUG-1/restock",
+            Some(&staff),
+            csrf,
+            Some(json!({ "qty": 5, "reason": "forged" })),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+    let stored = env
+        .admin
+        .book
+        .order(&OrderId::parse("x-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, OrderStatus::Paid);
+    assert_eq!(r_level(&env).await, 4);
+    assert_eq!(audit_actions(&env, &owner).await, before);
+}

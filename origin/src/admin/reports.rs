@@ -191,7 +191,7 @@ impl Admin {
                 c
             })
             .collect();
-        currencies.sort_by(|a, b| b.revenue_minor.cmp(&a.revenue_minor));
+        currencies.sort_by_key(|c| std::cmp::Reverse(c.revenue_minor));
         Ok(Sales {
             from_ms,
             to_ms,

@@ -9,6 +9,10 @@
 //!   count, `ShardRequest::Seed { overwrite: true }` for that SKU: `available` becomes the given
 //!   number, held and sold units stay, and `received` follows, so `received = available + held +
 //!   sold` still holds.
+//!
+//! Limit: the stock change (a shard file) and its audit entry (`admin.sqlite`) are two commits;
+//! a crash between them keeps the change without its entry. Unlike a status change this is not
+//! recovered by an intent: a restock is not idempotent, so it could not safely be re-run.
 
 use super::error::AdminError;
 use super::sessions::Session;
