@@ -1743,3 +1743,54 @@ async fn a_refused_csrf_token_changes_nothing() {
     assert_eq!(r_level(&env).await, 4);
     assert_eq!(audit_actions(&env, &owner).await, before);
 }
+
+#[tokio::test]
+async fn changing_ones_password_needs_the_current_one_and_ends_other_sessions() {
+    let env = env();
+    let (owner, staff, _viewer) = team(&env).await;
+    let other = login(&env.app, "staff@shop.test", PASSWORD).await;
+    let uri = "/admin/api/me/password";
+    let new = "an even longer passphrase";
+    let wrong = post_as(
+        &env.app,
+        uri,
+        &staff,
+        json!({ "current": "nope nope nope", "new": new }),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    let short = post_as(
+        &env.app,
+        uri,
+        &staff,
+        json!({ "current": PASSWORD, "new": "short" }),
+    )
+    .await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    let ok = post_as(
+        &env.app,
+        uri,
+        &staff,
+        json!({ "current": PASSWORD, "new": new }),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert_eq!(
+        get(&env.app, "/admin/api/me", &staff).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&env.app, "/admin/api/me", &other).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        try_login(&env.app, "staff@shop.test", PASSWORD, None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    login(&env.app, "staff@shop.test", new).await;
+    assert!(audit_actions(&env, &owner)
+        .await
+        .contains(&"user.password".to_owned()));
+}

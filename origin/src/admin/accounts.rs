@@ -1,6 +1,6 @@
 //! Admin accounts: who may log in, with which role, and the owner's user management routes
-//! (`GET/POST /admin/api/users`, `POST /admin/api/users/{id}`), plus the bootstrap used by
-//! `origin admin create-owner`.
+//! (`GET/POST /admin/api/users`, `POST /admin/api/users/{id}`), everyone's own password change
+//! (`POST /admin/api/me/password`), and the bootstrap used by `origin admin create-owner`.
 //!
 //! # Roles
 //! [`Role`]s are ordered: a route that needs `Staff` admits `Staff` and `Owner`. `Viewer` reads,
@@ -389,4 +389,63 @@ impl Admin {
             })
             .await
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current: String,
+    pub new: String,
+}
+
+/// `POST /admin/api/me/password {current, new}` (any role): changes the session's own password
+/// and ends the account's other sessions (this one stays).
+pub async fn change_own_password(
+    State(admin): State<Arc<Admin>>,
+    Extension(session): Extension<Session>,
+    body: Result<Json<PasswordChange>, JsonRejection>,
+) -> Result<Json<Value>, AdminError> {
+    let change = json_body(body)?;
+    check_new_password(&change.new)?;
+    let user_id = session.user_id;
+    let stored = admin
+        .db
+        .read(move |conn| Ok(credentials_by_id(conn, user_id)?))
+        .await?
+        .ok_or_else(|| AdminError::Unauthorized("the account is gone".into()))?
+        .password_hash;
+    let cost = admin.config.hash_cost;
+    let hash = tokio::task::spawn_blocking(move || {
+        if !super::passwords::verify_password(&change.current, &stored) {
+            return Err(AdminError::Forbidden(
+                "the current password is wrong".into(),
+            ));
+        }
+        hash_password(&change.new, cost)
+    })
+    .await
+    .map_err(|e| AdminError::Unavailable(e.to_string()))??;
+    let now_ms = admin.now_ms();
+    let actor = session.clone();
+    admin
+        .db
+        .write(move |conn| {
+            conn.execute(
+                "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+                params![hash, actor.user_id],
+            )?;
+            conn.execute(
+                "DELETE FROM sessions WHERE user_id = ?1 AND id_hash != ?2",
+                params![actor.user_id, actor.id_hash],
+            )?;
+            audit::append(
+                conn,
+                &actor
+                    .entry(now_ms, "user.password", format!("user:{}", actor.user_id))
+                    .with_after(json!({ "password": "changed" })),
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(Json(json!({ "password_changed": true })))
 }

@@ -88,6 +88,9 @@ pub static ROUTES: &[AdminRoute] = &[
         post(sessions::logout)
     }),
     route(Get, "/admin/api/me", AtLeast(Viewer), || get(sessions::me)),
+    route(Post, "/admin/api/me/password", AtLeast(Viewer), || {
+        post(accounts::change_own_password)
+    }),
     route(Post, "/admin/api/me/totp", AtLeast(Viewer), || {
         post(totp::enrol)
     }),
