@@ -1794,3 +1794,26 @@ async fn changing_ones_password_needs_the_current_one_and_ends_other_sessions() 
         .await
         .contains(&"user.password".to_owned()));
 }
+
+#[test]
+fn serve_takes_the_edge_url_and_token_together_or_not_at_all() {
+    let bin = env!("CARGO_BIN_EXE_origin");
+    let tmp = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(bin)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:1",
+            "--edge-url",
+            "http://127.0.0.1:9",
+        ])
+        .arg("--data-dir")
+        .arg(tmp.path())
+        .env_remove("EDGE_ADMIN_TOKEN")
+        .env_remove("EDGE_URL")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--edge-token"), "{stderr}");
+}

@@ -13,7 +13,9 @@
 //! 4. runs the order's follow-ups at once; those that fail stay queued and are retried.
 //!
 //! The reply says what happened to each follow-up (`"stock": "returned" | "queued" | "none"`,
-//! `"edge": "delivered" | "queued" | "off"`). Stock goes back through the origin coordinator
+//! `"edge": "delivered" | "queued" | "refused" | "off"`; `refused`: the edge answered 4xx, see
+//! the audit log). The edge call waits at most [`super::outbox::EDGE_TIMEOUT_MS`], so a hanging
+//! edge delays the reply by that much, once; the change stands either way. Stock goes back through the origin coordinator
 //! with `ShardRequest::Cancel { order }` on every shard of the order's lines (idempotent: a
 //! repeat changes nothing, an order never sold here leaves a tombstone and no stock change);
 //! the edge returns its own stock when it applies the status.
