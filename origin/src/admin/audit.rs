@@ -7,6 +7,10 @@
 //! same transaction as the action's own admin-database change, so neither exists without the
 //! other. Read it with `GET /admin/api/audit?page=` or export it as CSV
 //! (`GET /admin/api/audit.csv`, newest first, at most [`CSV_ROWS_MAX`] rows).
+//!
+//! The log is the one table allowed to grow without a bound, on purpose: a few rows per admin
+//! action, kilobytes a day. Archiving old years is an operator's job (copy the file, start a
+//! new one); nothing in the origin deletes from it.
 
 use super::error::AdminError;
 use super::Admin;

@@ -7,8 +7,8 @@
 //! The IP allowance is larger than the account's: one office behind one NAT address may hold
 //! every staff member. A successful login clears its account's count (not its IP's, so one
 //! valid account cannot launder a guessing run from the same address). Counts are forgotten
-//! [`FORGET_AFTER_MS`] after a key's last failure. The table is bounded by pruning forgotten
-//! keys whenever a failure is recorded.
+//! [`FORGET_AFTER_MS`] after a key's last failure. The table is bounded: forgotten keys are
+//! pruned whenever a failure is recorded, and past [`THROTTLE_KEYS_MAX`] keys the stalest go.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -22,6 +22,9 @@ pub const LOCK_S_BASE: u64 = 30;
 pub const LOCK_S_MAX: u64 = 3_600;
 /// A key with no failure for this long starts over.
 pub const FORGET_AFTER_MS: u64 = 24 * 3_600 * 1_000;
+/// Keys the throttle keeps at most: a spray from many addresses cannot grow it without bound;
+/// past it the keys whose last failure is oldest are forgotten first.
+pub const THROTTLE_KEYS_MAX: u64 = 100_000;
 
 /// The throttle key of an account (by normalized e-mail) or of a client IP.
 pub fn account_key(email: &str) -> String {
@@ -77,7 +80,21 @@ pub fn record_failure(
          last_failure_ms = excluded.last_failure_ms, locked_until_ms = excluded.locked_until_ms",
     )?
     .execute(params![key, failures, now_ms, locked_until_ms])?;
+    prune_to(conn, THROTTLE_KEYS_MAX)?;
     Ok(lock)
+}
+
+/// Forgets the stalest keys until at most `keys_max` are left.
+pub fn prune_to(conn: &Connection, keys_max: u64) -> rusqlite::Result<()> {
+    let keys: u64 = conn.query_row("SELECT COUNT(*) FROM login_throttle", [], |r| r.get(0))?;
+    if keys > keys_max {
+        conn.prepare_cached(
+            "DELETE FROM login_throttle WHERE key IN (SELECT key FROM login_throttle \
+             ORDER BY last_failure_ms LIMIT ?1)",
+        )?
+        .execute([keys - keys_max])?;
+    }
+    Ok(())
 }
 
 /// Forgets `key`'s failures (a successful login).
@@ -90,6 +107,30 @@ pub fn clear(conn: &Connection, key: &str) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stalest_keys_go_first_past_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = super::super::store::AdminDb::open(dir.path()).unwrap();
+        db.blocking(|conn| {
+            for n in 0..10u64 {
+                record_failure(conn, &ip_key(&format!("10.0.0.{n}")), 20, 1_000 + n).unwrap();
+            }
+            prune_to(conn, 4).unwrap();
+            let mut keys: Vec<String> = conn
+                .prepare("SELECT key FROM login_throttle ORDER BY key")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            keys.sort();
+            assert_eq!(
+                keys,
+                ["ip:10.0.0.6", "ip:10.0.0.7", "ip:10.0.0.8", "ip:10.0.0.9"]
+            );
+        });
+    }
 
     #[test]
     fn locks_start_after_the_allowance_and_double_up_to_the_cap() {
