@@ -67,7 +67,7 @@ mod ssr {
         let at_ms = shop().map(|s| s.clock.now_ms()).unwrap_or(0);
         let visitor = history.visitor_id().to_owned();
         if let Some(personalization) = use_context::<crate::ssr::Personalization>() {
-            personalization.events.push(edge_core::events::AnalyticsEvent { visitor, sku: sku.clone(), kind, at_ms });
+            personalization.events.push(edge_core::events::AnalyticsEvent { visitor, sku: sku.clone(), kind, at_ms, arm: None });
         }
         history.record(edge_core::behaviour::Event { sku, kind, at_s: at_ms / 1000 });
         set_cookie(&edge_core::behaviour::history_set_cookie(&history, &secret));
@@ -80,6 +80,19 @@ mod ssr {
         {
             response.append_header(axum::http::header::SET_COOKIE, value);
         }
+    }
+
+    /// Queues an analytics-only event (a recommendation shown or clicked) under an arm.
+    pub fn queue(visitor: &str, sku: Sku, kind: edge_core::behaviour::EventKind, arm: edge_core::behaviour::Arm) {
+        let (Some(personalization), Ok(shop)) = (use_context::<crate::ssr::Personalization>(), shop()) else { return };
+        let event = edge_core::events::AnalyticsEvent {
+            visitor: visitor.to_owned(),
+            sku,
+            kind,
+            at_ms: shop.clock.now_ms(),
+            arm: Some(arm.as_str().to_owned()),
+        };
+        personalization.events.push(event);
     }
 
     /// Store errors are logged with their detail and shown to shoppers in general terms.
@@ -359,6 +372,8 @@ pub const RECOMMENDED_SHOWN: usize = 6;
 pub struct Suggestions {
     pub personal: bool,
     pub products: Vec<edge_core::ProductSummary>,
+    /// The experiment arm that ranked them (personal suggestions only).
+    pub arm: Option<String>,
 }
 
 #[server(prefix = "/_sfn", endpoint = "recommended")]
@@ -368,8 +383,28 @@ pub async fn recommended() -> Result<Suggestions, ServerFnError> {
     let now_s = shop.clock.now_ms() / 1000;
     let weights = history.weights(now_s);
     let seen = history.seen();
-    let (source, products) = edge_core::api::recommended_products(&shop, &weights, &seen, RECOMMENDED_SHOWN)
+    let arm = edge_core::behaviour::Arm::of(&history.visitor);
+    let (source, products) = edge_core::api::recommended_products_in(&shop, &weights, &seen, RECOMMENDED_SHOWN, arm)
         .await
         .map_err(|e| ServerFnError::new(format!("{e:?}")))?;
-    Ok(Suggestions { personal: source == edge_core::api::SuggestionSource::Personal, products })
+    let personal = source == edge_core::api::SuggestionSource::Personal;
+    // Exposure, for the experiment's click-through (only personal lists are in the experiment).
+    if personal {
+        for product in &products {
+            ssr::queue(&history.visitor, product.sku.clone(), edge_core::behaviour::EventKind::Shown, arm);
+        }
+    }
+    Ok(Suggestions { personal, products, arm: personal.then(|| arm.as_str().to_owned()) })
+}
+
+/// A click on a recommendation, for the experiment's click-through.
+#[server(prefix = "/_sfn", endpoint = "clicked")]
+pub async fn record_click(sku: String, arm: String) -> Result<(), ServerFnError> {
+    let (Some(sku), Some(arm)) = (ssr::sku(&sku), edge_core::behaviour::Arm::parse(&arm)) else {
+        return Err(ServerFnError::new("invalid SKU or arm"));
+    };
+    if let Some(history) = ssr::history().await {
+        ssr::queue(&history.visitor, sku, edge_core::behaviour::EventKind::Clicked, arm);
+    }
+    Ok(())
 }

@@ -38,6 +38,7 @@ fn register_server_functions() {
     register_explicit::<crate::data::PersonalizationState>();
     register_explicit::<crate::data::SetPersonalization>();
     register_explicit::<crate::data::Recommended>();
+    register_explicit::<crate::data::RecordClick>();
 }
 
 thread_local! {

@@ -66,11 +66,19 @@ pub struct Trending {
 }
 
 fn kind_name(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::Viewed => "viewed",
-        EventKind::Carted => "carted",
-        EventKind::Purchased => "purchased",
-    }
+    kind.as_str()
+}
+
+/// One experiment arm's exposure and clicks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArmReport {
+    pub arm: String,
+    /// Recommendations shown, and by how many visitors.
+    pub shown: u64,
+    pub visitors: u64,
+    pub clicked: u64,
+    /// clicked / shown.
+    pub click_through: f64,
 }
 
 impl Analytics {
@@ -82,6 +90,11 @@ impl Analytics {
             conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.execute_batch(SCHEMA)?;
+            // Databases from before experiments lack the arm column.
+            let has_arm = conn.prepare("SELECT arm FROM events LIMIT 0").is_ok();
+            if !has_arm {
+                conn.execute_batch("ALTER TABLE events ADD COLUMN arm TEXT")?;
+            }
             Ok(conn)
         };
         let conn = open().map_err(|source| AnalyticsError::Open { path: path.display().to_string(), source })?;
@@ -97,9 +110,16 @@ impl Analytics {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
-            let mut insert = tx.prepare_cached("INSERT INTO events (visitor, sku, kind, at_ms) VALUES (?, ?, ?, ?)")?;
+            let mut insert =
+                tx.prepare_cached("INSERT INTO events (visitor, sku, kind, at_ms, arm) VALUES (?, ?, ?, ?, ?)")?;
             for event in &batch.events {
-                insert.execute(params![event.visitor, event.sku.as_str(), kind_name(event.kind), event.at_ms as i64])?;
+                insert.execute(params![
+                    event.visitor,
+                    event.sku.as_str(),
+                    kind_name(event.kind),
+                    event.at_ms as i64,
+                    event.arm
+                ])?;
             }
         }
         tx.execute("UPDATE dropped SET count = count + ? WHERE id = 1", params![batch.dropped as i64])?;
@@ -113,8 +133,9 @@ impl Analytics {
         let mut query = conn.prepare_cached(
             "SELECT sku,
                     SUM(kind = 'viewed'), SUM(kind = 'carted'), SUM(kind = 'purchased'),
-                    SUM(CASE kind WHEN 'viewed' THEN 1 WHEN 'carted' THEN 2 ELSE 3 END) AS score
-             FROM events WHERE at_ms >= ? GROUP BY sku ORDER BY score DESC, sku LIMIT ?",
+                    SUM(CASE kind WHEN 'viewed' THEN 1 WHEN 'carted' THEN 2 WHEN 'purchased' THEN 3 ELSE 0 END) AS score
+             FROM events WHERE at_ms >= ? AND kind IN ('viewed', 'carted', 'purchased')
+             GROUP BY sku ORDER BY score DESC, sku LIMIT ?",
         )?;
         let rows = query.query_map(params![since_ms as i64, limit.min(TRENDING_MAX) as i64], |row| {
             Ok(Trending {
@@ -123,6 +144,28 @@ impl Analytics {
                 carts: row.get::<_, i64>(2)? as u64,
                 purchases: row.get::<_, i64>(3)? as u64,
                 score: row.get::<_, i64>(4)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Exposure, clicks and click-through per experiment arm.
+    pub fn experiments(&self) -> Result<Vec<ArmReport>, AnalyticsError> {
+        let conn = self.conn();
+        let mut query = conn.prepare_cached(
+            "SELECT arm, SUM(kind = 'shown'), COUNT(DISTINCT CASE WHEN kind = 'shown' THEN visitor END),
+                    SUM(kind = 'clicked')
+             FROM events WHERE arm IS NOT NULL GROUP BY arm ORDER BY arm",
+        )?;
+        let rows = query.query_map([], |row| {
+            let shown = row.get::<_, i64>(1)? as u64;
+            let clicked = row.get::<_, i64>(3)? as u64;
+            Ok(ArmReport {
+                arm: row.get(0)?,
+                shown,
+                visitors: row.get::<_, i64>(2)? as u64,
+                clicked,
+                click_through: if shown == 0 { 0.0 } else { clicked as f64 / shown as f64 },
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -152,6 +195,7 @@ pub fn routes(analytics: Analytics, token: Option<String>) -> Router {
         .route("/internal/events", post(ingest))
         .route("/internal/events/summary", get(summary))
         .route("/internal/trending", get(trending))
+        .route("/internal/experiments", get(experiments))
         .with_state(RouteState { analytics, token })
 }
 
@@ -209,6 +253,16 @@ async fn trending(
     Ok(Json(json!({ "days": days, "products": list })))
 }
 
+async fn experiments(State(state): State<RouteState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, RouteError> {
+    authorize(&headers, &state.token)?;
+    let analytics = state.analytics.clone();
+    let arms = tokio::task::spawn_blocking(move || analytics.experiments())
+        .await
+        .map_err(|e| RouteError::Unavailable(e.to_string()))?
+        .map_err(storage)?;
+    Ok(Json(json!({ "experiment": edge_core::behaviour::RECOMMENDATIONS_EXPERIMENT, "arms": arms })))
+}
+
 async fn summary(State(state): State<RouteState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, RouteError> {
     authorize(&headers, &state.token)?;
     let analytics = state.analytics.clone();
@@ -229,7 +283,7 @@ mod tests {
     use tower::ServiceExt;
 
     fn event(visitor: &str, sku: &str, kind: EventKind, at_ms: u64) -> AnalyticsEvent {
-        AnalyticsEvent { visitor: visitor.into(), sku: Sku::parse(sku).unwrap(), kind, at_ms }
+        AnalyticsEvent { visitor: visitor.into(), sku: Sku::parse(sku).unwrap(), kind, at_ms, arm: None }
     }
 
     async fn post(app: &Router, token: &str, body: String) -> StatusCode {
@@ -261,5 +315,22 @@ mod tests {
         let ranked: Vec<(&str, u64)> = trending.iter().map(|t| (t.sku.as_str(), t.score)).collect();
         assert_eq!(ranked, vec![("TEE", 3), ("MUG", 2)], "the month-old purchase is outside the week");
         assert_eq!(analytics.summary().unwrap(), (4, 2, 3));
+
+        // Exposure and clicks per arm; they do not count as trending.
+        let shown = |v: &str, arm: &str, kind| AnalyticsEvent { arm: Some(arm.into()), ..event(v, "HAT", kind, now) };
+        let batch = EventBatch {
+            events: vec![
+                shown("v1", "vector", EventKind::Shown),
+                shown("v1", "vector", EventKind::Shown),
+                shown("v1", "vector", EventKind::Clicked),
+                shown("v2", "affinity", EventKind::Shown),
+            ],
+            dropped: 0,
+        };
+        assert_eq!(post(&app, "t", serde_json::to_string(&batch).unwrap()).await, StatusCode::OK);
+        let arms = analytics.experiments().unwrap();
+        let by_arm: Vec<(&str, u64, u64, f64)> = arms.iter().map(|a| (a.arm.as_str(), a.shown, a.clicked, a.click_through)).collect();
+        assert_eq!(by_arm, vec![("affinity", 1, 0, 0.0), ("vector", 2, 1, 0.5)]);
+        assert!(analytics.trending(0, 10).unwrap().iter().all(|t| t.sku != "HAT"));
     }
 }

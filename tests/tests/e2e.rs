@@ -1429,6 +1429,23 @@ async fn browser_sees_recently_viewed_and_can_opt_out(ctx: &Ctx) -> CheckResult 
         let same = picks.iter().filter(|s| category_of.get(*s) == Some(&category)).count();
         ensure!(!picks.is_empty() && same * 2 > picks.len(), "{category} does not dominate the recommendations {picks:?}");
         ensure!(picks.iter().all(|s| !viewed.contains(s)), "recommended something already seen: {picks:?}");
+        let arm = js(c, "return document.querySelector('[data-testid=recommended]').dataset.arm").await?;
+        let arm = arm.as_str().ok_or(format!("no experiment arm on the strip: {arm}"))?.to_owned();
+        ensure!(arm == "vector" || arm == "affinity", "unknown arm {arm}");
+        // A click on a recommendation counts for the arm.
+        c.find(Locator::Css("[data-testid=recommended] li a"))
+            .await
+            .map_err(|e| e.to_string())?
+            .click()
+            .await
+            .map_err(|e| e.to_string())?;
+        wait_for("the recommended product's page", Duration::from_secs(10), || async {
+            Ok(js(c, "return location.pathname").await?.as_str().is_some_and(|p| p.starts_with("/p/")))
+        })
+        .await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        c.goto(&ctx.url("/")).await.map_err(|e| e.to_string())?;
+        wait_hydrated(c).await?;
         let cookies = js(c, "return document.cookie").await?;
         ensure!(!cookies.as_str().unwrap_or_default().contains("shop_history"), "the history cookie is readable by scripts: {cookies}");
         // The home page itself stays the same for everyone: no cookie set, publicly cacheable.
@@ -1467,7 +1484,13 @@ async fn browser_sees_recently_viewed_and_can_opt_out(ctx: &Ctx) -> CheckResult 
             let res = ctx.http.get(format!("{base}/internal/trending?limit=50")).bearer_auth(&token).send().await.map_err(|e| e.to_string())?;
             let body: Value = res.json().await.map_err(|e| e.to_string())?;
             let listed: BTreeSet<&str> = body["products"].as_array().into_iter().flatten().filter_map(|p| p["sku"].as_str()).collect();
-            Ok(viewed.iter().all(|sku| listed.contains(sku.as_str())))
+            if !viewed.iter().all(|sku| listed.contains(sku.as_str())) {
+                return Ok(false);
+            }
+            let res = ctx.http.get(format!("{base}/internal/experiments")).bearer_auth(&token).send().await.map_err(|e| e.to_string())?;
+            let body: Value = res.json().await.map_err(|e| e.to_string())?;
+            let ours = body["arms"].as_array().into_iter().flatten().find(|a| a["arm"] == arm.as_str()).cloned();
+            Ok(ours.is_some_and(|a| a["shown"].as_u64() >= Some(1) && a["clicked"].as_u64() >= Some(1)))
         })
         .await?;
         Ok(())

@@ -2,7 +2,7 @@
 //! stays the same for everyone (so shared caches can keep it), then these ask the edge, with
 //! the shopper's behaviour cookie, what to show.
 
-use crate::data::{personalization_state, recently_viewed, recommended, set_personalization};
+use crate::data::{personalization_state, recently_viewed, recommended, record_click, set_personalization};
 use edge_core::ProductSummary;
 use leptos::prelude::*;
 
@@ -52,13 +52,39 @@ pub fn Recommended() -> impl IntoView {
         (!suggestions.products.is_empty()).then(|| {
             let (title, source) =
                 if suggestions.personal { ("Recommended for you", "personal") } else { ("Popular right now", "best_sellers") };
+            let arm = suggestions.arm.clone();
+            // A click on a personal suggestion counts for its experiment arm.
+            let clicked = move |ev: leptos::ev::MouseEvent| {
+                let Some(arm) = arm.clone() else { return };
+                let sku = event_target_sku(&ev);
+                if let Some(sku) = sku {
+                    leptos::task::spawn_local(async move {
+                        let _ = record_click(sku, arm).await;
+                    });
+                }
+            };
             view! {
-                <section class="recommended" data-testid="recommended" data-source=source>
+                <section class="recommended" data-testid="recommended" data-source=source data-arm=suggestions.arm.clone() on:click=clicked>
                     <h2>{title}</h2>
                     {strip(suggestions.products)}
                 </section>
             }
         })
+    }
+}
+
+/// The SKU of the strip item an event happened in (`data-sku` of the nearest `li`).
+fn event_target_sku(ev: &leptos::ev::MouseEvent) -> Option<String> {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let target = ev.target()?.dyn_into::<web_sys::Element>().ok()?;
+        target.closest("li[data-sku]").ok()??.get_attribute("data-sku")
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = ev;
+        None
     }
 }
 

@@ -244,15 +244,34 @@ pub async fn recommended_products(
     seen: &[&Sku],
     k: usize,
 ) -> Result<(SuggestionSource, Vec<crate::ProductSummary>), ApiError> {
+    recommended_products_in(shop, weights, seen, k, crate::behaviour::Arm::Vector).await
+}
+
+/// [`recommended_products`] under an experiment arm: `Affinity` ranks best-sellers by the
+/// shopper's category affinity alone, without the vector index (the baseline).
+pub async fn recommended_products_in(
+    shop: &Shop,
+    weights: &[(&Sku, f32)],
+    seen: &[&Sku],
+    k: usize,
+    arm: crate::behaviour::Arm,
+) -> Result<(SuggestionSource, Vec<crate::ProductSummary>), ApiError> {
     let k = k.min(SUGGESTIONS_MAX);
     let products = shop.catalog.products().await?;
     let keep = |s: &Sku| !seen.contains(&s) && not_sold_out(shop, s);
-    let candidates: Vec<(u32, f32)> = match shop.catalog.similar_index().await {
-        Ok(Some(index)) if !weights.is_empty() => {
-            index.recommend_scored(weights, k * RECOMMEND_CANDIDATES_PER_PICK, keep).unwrap_or_default()
+    let wanted = k * RECOMMEND_CANDIDATES_PER_PICK;
+    let candidates: Vec<(u32, f32)> = match arm {
+        _ if weights.is_empty() => Vec::new(),
+        crate::behaviour::Arm::Affinity => {
+            // Earlier in the catalog (its best-sellers) scores a little higher.
+            let listed = products.iter().enumerate().filter(|(_, p)| keep(&p.sku)).take(crate::similar::CANDIDATES_MAX);
+            listed.map(|(i, _)| (i as u32, -(i as f32) / products.len().max(1) as f32 * 0.1)).collect()
         }
-        Ok(_) | Err(StoreError::Corrupt { .. }) => Vec::new(),
-        Err(e) => return Err(e.into()),
+        crate::behaviour::Arm::Vector => match shop.catalog.similar_index().await {
+            Ok(Some(index)) => index.recommend_scored(weights, wanted, keep).unwrap_or_default(),
+            Ok(None) | Err(StoreError::Corrupt { .. }) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        },
     };
     let personal = rerank_by_affinity(&products, weights, candidates, k);
     let source = if personal.is_empty() { SuggestionSource::BestSellers } else { SuggestionSource::Personal };

@@ -39,6 +39,10 @@ pub enum EventKind {
     Viewed,
     Carted,
     Purchased,
+    /// A recommendation was shown (analytics only, never in the history).
+    Shown,
+    /// A shown recommendation was clicked (analytics only).
+    Clicked,
 }
 
 impl EventKind {
@@ -48,7 +52,54 @@ impl EventKind {
             EventKind::Viewed => 1.0,
             EventKind::Carted => 2.0,
             EventKind::Purchased => 3.0,
+            EventKind::Shown | EventKind::Clicked => 0.0,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Viewed => "viewed",
+            EventKind::Carted => "carted",
+            EventKind::Purchased => "purchased",
+            EventKind::Shown => "shown",
+            EventKind::Clicked => "clicked",
+        }
+    }
+}
+
+/// The running recommendations experiment: which ranking a visitor's "Recommended for you" uses.
+pub const RECOMMENDATIONS_EXPERIMENT: &str = "recs-1";
+
+/// An arm of [`RECOMMENDATIONS_EXPERIMENT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arm {
+    /// The vector index searched with the shopper's mean vector, re-ranked by category affinity.
+    Vector,
+    /// Best-sellers re-ranked by category affinity alone (no index): the baseline.
+    Affinity,
+}
+
+impl Arm {
+    /// The visitor's arm: stable (a hash of the experiment and the visitor id), about half each.
+    pub fn of(visitor: &str) -> Arm {
+        let hash = crate::shard::fnv1a_64(format!("{RECOMMENDATIONS_EXPERIMENT}/{visitor}").as_bytes());
+        if hash % 2 == 0 {
+            Arm::Vector
+        } else {
+            Arm::Affinity
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arm::Vector => "vector",
+            Arm::Affinity => "affinity",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Arm> {
+        [Arm::Vector, Arm::Affinity].into_iter().find(|a| a.as_str() == raw)
     }
 }
 
@@ -213,6 +264,14 @@ mod tests {
         assert!((w["OLD"] - 0.25).abs() < 1e-4, "{w:?}");
         assert!((w["NEW"] - 1.0).abs() < 1e-4);
         assert!((w["BOUGHT"] - 1.5).abs() < 1e-4);
+    }
+
+    #[test]
+    fn arms_are_stable_and_balanced() {
+        let vector = (0..10_000).filter(|i| Arm::of(&format!("{i:016x}")) == Arm::Vector).count();
+        assert!((4_700..=5_300).contains(&vector), "{vector} of 10000 in the vector arm");
+        assert_eq!(Arm::of("abc"), Arm::of("abc"));
+        assert_eq!(Arm::parse(Arm::Affinity.as_str()), Some(Arm::Affinity));
     }
 
     #[test]

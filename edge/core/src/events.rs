@@ -30,6 +30,9 @@ pub struct AnalyticsEvent {
     pub sku: Sku,
     pub kind: EventKind,
     pub at_ms: u64,
+    /// The experiment arm the event happened under (recommendations shown and clicked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
 }
 
 /// What the host sends to the origin (`POST /internal/events`, JSON).
@@ -94,7 +97,7 @@ mod tests {
     use super::*;
 
     fn event(n: u64) -> AnalyticsEvent {
-        AnalyticsEvent { visitor: "v".into(), sku: Sku::parse("A").unwrap(), kind: EventKind::Viewed, at_ms: n }
+        AnalyticsEvent { visitor: "v".into(), sku: Sku::parse("A").unwrap(), kind: EventKind::Viewed, at_ms: n, arm: None }
     }
 
     #[test]
