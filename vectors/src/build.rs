@@ -91,8 +91,7 @@ pub fn export(
                 layer0
                     .iter()
                     .map(|n| n.d_id as u32)
-                    .filter(|&j| (j as usize) < count && j as usize != id)
-                    .take(degree),
+                    .filter(|&j| (j as usize) < count && j as usize != id),
             );
         }
         levels.push((point.get_point_id().0, id as u32));

@@ -82,7 +82,7 @@ pub fn build_small(set: &VectorSet, config: &GraphConfig) -> Result<BuiltIndex, 
             sims.truncate(candidates_max);
         }
         sims.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        neighbours.push(select_diverse(data, dim, &sims, degree));
+        neighbours.push(select_diverse(data, dim, &sims, degree, degree / 2));
     }
     add_reverse_links(data, dim, &mut neighbours, degree);
     let step = count.div_ceil(config.entry_points.clamp(1, crate::ENTRY_POINTS_MAX));
@@ -98,6 +98,7 @@ pub(crate) fn select_diverse(
     dim: usize,
     sorted: &[(f32, u32)],
     degree: usize,
+    fill_to: usize,
 ) -> Vec<u32> {
     let mut kept: Vec<u32> = Vec::with_capacity(degree);
     let mut skipped: Vec<u32> = Vec::new();
@@ -114,7 +115,7 @@ pub(crate) fn select_diverse(
         }
     }
     for c in skipped {
-        if kept.len() >= degree / 2 {
+        if kept.len() >= fill_to {
             break;
         }
         kept.push(c);
@@ -145,12 +146,12 @@ pub(crate) fn add_reverse_links(
         }
         if list.len() > degree {
             let v = &data[j * dim..(j + 1) * dim];
-            list.sort_by(|a, b| {
-                let da = dot(v, &data[*a as usize * dim..(*a as usize + 1) * dim]);
-                let db = dot(v, &data[*b as usize * dim..(*b as usize + 1) * dim]);
-                db.total_cmp(&da).then(a.cmp(b))
-            });
-            list.truncate(degree);
+            let mut sorted: Vec<(f32, u32)> = list
+                .iter()
+                .map(|&i| (dot(v, &data[i as usize * dim..(i as usize + 1) * dim]), i))
+                .collect();
+            sorted.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            *list = select_diverse(data, dim, &sorted, degree, degree);
         }
     }
 }

@@ -163,7 +163,10 @@ impl Manifest {
             let mut chunk = Fields::new(item, "manifest chunk")?;
             let len = chunk.uint("bytes", INDEX_BYTES_MAX as u64)? as usize;
             let hash = chunk.uint("fnv64", u64::MAX)?;
-            sum += len;
+            // Checked: on wasm32 `usize` is 32 bits and 256 chunks of 96 MiB would overflow.
+            sum = sum
+                .checked_add(len)
+                .ok_or_else(|| corrupt("manifest chunk sizes overflow"))?;
             chunks.push((len, hash));
         }
         if sum != total_bytes {
@@ -384,8 +387,20 @@ impl CompactIndex {
         if dim == 0 || count == 0 || degree_max == 0 {
             return Err(corrupt("dim, count and degree_max must be positive"));
         }
-        let vectors_bytes = map.bytes("vectors", count * dim)?;
-        let links = map.bytes_at_most("links", count * (1 + degree_max * 5))?;
+        // Checked products: on wasm32 `usize` is 32 bits, and count * dim can exceed it.
+        let vector_len = count
+            .checked_mul(dim)
+            .filter(|n| *n <= INDEX_BYTES_MAX)
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "{count} items of {dim} dimensions exceed the size limit"
+                ))
+            })?;
+        let vectors_bytes = map.bytes("vectors", vector_len)?;
+        let links_max = count
+            .saturating_mul(1 + degree_max * 5)
+            .min(INDEX_BYTES_MAX);
+        let links = map.bytes_at_most("links", links_max)?;
         let entry_bytes = map.bytes_at_most("entry_points", ENTRY_POINTS_MAX * 4)?;
 
         if entry_bytes.is_empty() || entry_bytes.len() % 4 != 0 {

@@ -31,7 +31,7 @@ pub const K_MAX: usize = 1000;
 pub const EF_MAX: usize = 4096;
 /// The beam width to use unless measured otherwise: recall@10 0.987 at 100k items with the
 /// default degree cap, ~0.2 ms per query in wasm (see the crate doc).
-pub const EF_DEFAULT: usize = 64;
+pub const EF_DEFAULT: usize = 128;
 
 /// One result: an item position and its cosine similarity to the query (higher is closer).
 #[derive(Clone, Copy, Debug, PartialEq)]
