@@ -393,6 +393,29 @@ pub async fn publish(
     publish_with_grace(edge, edge, catalog, progress, GC_GRACE_MS).await
 }
 
+/// Products in the trending list a publish takes from the origin.
+pub const TRENDING_PUBLISHED: usize = 50;
+
+/// The origin's trending products (`GET {origin}/internal/trending`), best first.
+pub async fn fetch_trending(origin: &str, token: &str) -> Result<Vec<edge_core::Sku>, PublishError> {
+    let url = format!("{}/internal/trending?limit={TRENDING_PUBLISHED}", origin.trim_end_matches('/'));
+    let unreachable = |e: reqwest::Error| PublishError::Unreachable { url: url.clone(), detail: e.to_string() };
+    let response = reqwest::Client::new().get(&url).bearer_auth(token).send().await.map_err(unreachable)?;
+    let status = response.status();
+    let body = response.text().await.map_err(unreachable)?;
+    if !status.is_success() {
+        return Err(PublishError::Refused { what: "the trending list".into(), status: status.as_u16(), body });
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| PublishError::CorruptLive(format!("trending list: {e}")))?;
+    Ok(value["products"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| edge_core::Sku::parse(p["sku"].as_str()?).ok())
+        .collect())
+}
+
 /// The similar-items index of a catalog as snapshot entries: built exactly for small catalogs,
 /// with hnsw_rs beyond `vectors::graph::SMALL_ITEMS_MAX` products.
 fn similar_entries(catalog: &Catalog, version: u64) -> Result<Vec<KvEntry>, PublishError> {
@@ -417,7 +440,7 @@ pub async fn publish_with_grace(
 ) -> Result<PublishReport, PublishError> {
     let live = kv.live().await?;
     let version = live.as_ref().map_or(0, |(p, _)| p.version) + 1;
-    let mut entries: Vec<KvEntry> = snapshot_entries(&catalog.products, version)
+    let mut entries: Vec<KvEntry> = snapshot_entries(&catalog.products, &catalog.trending, version)
         .into_iter()
         .map(|(key, value)| KvEntry { key, value })
         .collect();

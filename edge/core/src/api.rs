@@ -276,7 +276,10 @@ pub async fn recommended_products_in(
     let personal = rerank_by_affinity(&products, weights, candidates, k);
     let source = if personal.is_empty() { SuggestionSource::BestSellers } else { SuggestionSource::Personal };
     let mut picks: Vec<crate::ProductSummary> = personal.into_iter().filter_map(|i| products.get(i as usize).cloned()).collect();
-    for product in products.iter() {
+    // Best-sellers: the trending list published with the snapshot, then the catalog's order.
+    let trending = shop.catalog.trending().await.unwrap_or_default();
+    let trending_products = trending.iter().filter_map(|sku| products.iter().find(|p| &p.sku == sku));
+    for product in trending_products.chain(products.iter()) {
         if picks.len() >= k {
             break;
         }

@@ -51,7 +51,7 @@ impl MemoryKv {
             .and_then(|b| from_cbor::<SnapshotPointer>(b).ok())
             .map_or(0, |p| p.version);
         let version = current + 1;
-        for (key, value) in snapshot_entries(products, version) {
+        for (key, value) in snapshot_entries(products, &[], version) {
             self.put(&key, value);
         }
         // The native host builds the similar-items index exactly (small catalogs only).

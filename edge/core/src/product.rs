@@ -228,6 +228,9 @@ pub struct Catalog {
     pub products: Vec<Product>,
     /// Initial stock of every stock unit (product or variant SKU), in catalog order.
     pub levels: Vec<(Sku, u32)>,
+    /// Products trending in the shop's recent behaviour (from the origin's analytics), best
+    /// first: published with the snapshot, the edge's best-sellers. Empty: catalog order.
+    pub trending: Vec<Sku>,
 }
 
 impl Catalog {
@@ -489,7 +492,7 @@ impl Catalog {
             }
         }
         if problems.is_empty() {
-            Ok(Self { products, levels })
+            Ok(Self { products, levels, trending: Vec::new() })
         } else {
             Err(problems)
         }

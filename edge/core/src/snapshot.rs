@@ -55,6 +55,11 @@ pub fn unit_map(products: &[Product]) -> UnitMap {
         .collect()
 }
 
+/// The trending SKUs published with the snapshot (CBOR `Vec<Sku>`, best first).
+pub fn trending_key(version: u64) -> String {
+    format!("v{version}/trending")
+}
+
 pub fn index_key(version: u64) -> String {
     format!("v{version}/index/products")
 }
@@ -141,7 +146,7 @@ impl SnapshotDiff {
 /// Every key and CBOR value of snapshot `version`: products, manifest, category listings, the
 /// search index, and the product index last. The pointer is not included: a publisher writes
 /// these first and the pointer after them.
-pub fn snapshot_entries(products: &[Product], version: u64) -> Vec<(String, Vec<u8>)> {
+pub fn snapshot_entries(products: &[Product], trending: &[Sku], version: u64) -> Vec<(String, Vec<u8>)> {
     let mut entries: Vec<(String, Vec<u8>)> = products
         .iter()
         .map(|p| (product_key(version, &p.sku), to_cbor(p)))
@@ -161,6 +166,7 @@ pub fn snapshot_entries(products: &[Product], version: u64) -> Vec<(String, Vec<
     entries.push((search_key(version), to_cbor(&SearchIndex::build(products))));
     entries.push((facets_key(version), to_cbor(&listing::facets(&index))));
     entries.push((units_key(version), to_cbor(&unit_map(products))));
+    entries.push((trending_key(version), to_cbor(&trending)));
     entries.push((index_key(version), to_cbor(&index)));
     entries
 }
@@ -203,6 +209,7 @@ pub fn version_keys(version: u64, manifest: &Manifest, categories: &[CategoryInf
         search_key(version),
         facets_key(version),
         units_key(version),
+        trending_key(version),
         index_key(version),
         manifest_key(version),
     ]);
@@ -403,6 +410,14 @@ impl<K: KvRead> SnapshotCatalog<K> {
 }
 
 impl<K: KvRead> CatalogStore for SnapshotCatalog<K> {
+    fn trending(&self) -> BoxFuture<'_, Result<Arc<Vec<Sku>>, StoreError>> {
+        Box::pin(async move {
+            // Snapshots published without a trending list have none: best-sellers are then the
+            // catalog's own order.
+            Ok(self.cached::<Vec<Sku>>(trending_key).await?.unwrap_or_default())
+        })
+    }
+
     fn similar_index(&self) -> BoxFuture<'_, Result<Option<Arc<SimilarIndex>>, StoreError>> {
         Box::pin(async move {
             let Some(version) = self.version().await? else { return Ok(None) };
@@ -630,7 +645,7 @@ mod tests {
 
     #[test]
     fn snapshot_entries_cover_every_product_manifest_and_index_last() {
-        let entries = snapshot_entries(&[product("A", "Apple"), product("B", "Banana")], 7);
+        let entries = snapshot_entries(&[product("A", "Apple"), product("B", "Banana")], &[], 7);
         let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
@@ -643,6 +658,7 @@ mod tests {
                 "v7/search",
                 "v7/facets",
                 "v7/units",
+                "v7/trending",
                 "v7/index/products"
             ]
         );
@@ -652,7 +668,7 @@ mod tests {
     #[test]
     fn version_keys_are_exactly_the_keys_a_publish_writes() {
         let products = [product("A", "Apple"), product("B", "Banana")];
-        let mut written: Vec<String> = snapshot_entries(&products, 4)
+        let mut written: Vec<String> = snapshot_entries(&products, &[], 4)
             .into_iter()
             .map(|(k, _)| k)
             .collect();

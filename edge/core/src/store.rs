@@ -48,6 +48,10 @@ pub trait CatalogStore: Send + Sync {
         &'a self,
         slug: &'a str,
     ) -> BoxFuture<'a, Result<Option<Arc<CategoryListing>>, StoreError>>;
+    /// The products trending when the snapshot was published, best first (may be empty).
+    fn trending(&self) -> BoxFuture<'_, Result<Arc<Vec<Sku>>, StoreError>> {
+        Box::pin(async { Ok(Arc::default()) })
+    }
     /// The snapshot's similar-items index; `None` when none was published.
     fn similar_index(&self) -> BoxFuture<'_, Result<Option<Arc<crate::similar::SimilarIndex>>, StoreError>> {
         Box::pin(async { Ok(None) })

@@ -640,3 +640,18 @@ fn host_sharing_kv(host: &Host) -> Host {
         orders: host.orders.clone(),
     }
 }
+
+#[tokio::test]
+async fn best_sellers_follow_the_published_trending_list_then_the_catalog() {
+    let host = published().await;
+    let (source, picks) = edge_core::api::recommended_products(&host.shop(), &[], &[], 2).await.unwrap();
+    let skus: Vec<&str> = picks.iter().map(|p| p.sku.as_str()).collect();
+    assert_eq!((source, skus), (edge_core::api::SuggestionSource::BestSellers, vec!["MUG-1", "POT-2"]));
+    // A snapshot whose trending list puts the teapot first (as `shopctl publish --trending-from` writes).
+    let teapot = Sku::parse("POT-2").unwrap();
+    host.kv.put(&edge_core::snapshot::trending_key(1), to_cbor(&vec![teapot]));
+    let fresh = host_sharing_kv(&host);
+    let (_, picks) = edge_core::api::recommended_products(&fresh.shop(), &[], &[], 2).await.unwrap();
+    let skus: Vec<&str> = picks.iter().map(|p| p.sku.as_str()).collect();
+    assert_eq!(skus, vec!["POT-2", "MUG-1"]);
+}

@@ -81,6 +81,13 @@ enum Command {
         file: CatalogArgs,
         #[command(flatten)]
         edge: EdgeArgs,
+        /// The origin whose analytics give the snapshot its trending list (the edge's
+        /// best-sellers); without it the catalog's order is used.
+        #[arg(long)]
+        trending_from: Option<String>,
+        /// The origin's token (for `--trending-from`).
+        #[arg(long, env = "ORIGIN_TOKEN", hide_env_values = true)]
+        origin_token: Option<String>,
     },
     /// Delete snapshot versions older than the live one, once it has been live for the grace period.
     Gc {
@@ -173,9 +180,12 @@ async fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        Command::Publish { file, edge } => {
+        Command::Publish { file, edge, trending_from, origin_token } => {
             let result = async {
-                let catalog = file.load()?;
+                let mut catalog = file.load()?;
+                if let Some(origin) = &trending_from {
+                    catalog.trending = publish::fetch_trending(origin, origin_token.as_deref().unwrap_or_default()).await?;
+                }
                 let admin = EdgeAdmin::new(&edge.edge, &edge.token)?;
                 // Drawn on a terminal only; hidden when stderr is a pipe or a CI log.
                 let bar = indicatif::ProgressBar::new(0).with_style(
