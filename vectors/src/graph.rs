@@ -92,7 +92,7 @@ pub fn build_small(set: &VectorSet, config: &GraphConfig) -> Result<BuiltIndex, 
 
 /// HNSW's neighbour heuristic: walking candidates best first, keep one unless it is closer to an
 /// already kept neighbour than to the item (then that neighbour leads to it anyway). Fills up
-/// with the skipped ones, best first, to half the degree, which keeps recall on clustered data.
+/// with the skipped ones, best first, up to `fill_to` (clustered data needs some of them).
 pub(crate) fn select_diverse(
     data: &[f32],
     dim: usize,
@@ -123,8 +123,9 @@ pub(crate) fn select_diverse(
     kept
 }
 
-/// Makes links two-way where room allows (an item that nobody links to cannot be found), then
-/// caps every list at `degree`, keeping the closest.
+/// Makes links two-way (an item that nobody links to cannot be found), then cuts every list
+/// longer than `degree` with [`select_diverse`], filled up to `degree` with the closest of the
+/// rest (so the cap keeps bridges between clusters, not only the nearest items).
 pub(crate) fn add_reverse_links(
     data: &[f32],
     dim: usize,
