@@ -29,9 +29,9 @@ use std::collections::BinaryHeap;
 pub const K_MAX: usize = 1000;
 /// Largest beam width.
 pub const EF_MAX: usize = 4096;
-/// The beam width to use unless measured otherwise: with the default degree cap, recall@10
-/// >= 0.95 on both the synthetic catalog (100k) and Debian's package catalog (62k), ~0.2 ms per
-/// query in wasm (see the crate doc's table).
+/// The beam width to use unless measured otherwise: with the default degree cap, recall@10 is
+/// at least 0.95 on both the synthetic catalog (100k) and Debian's package catalog (62k), at
+/// ~0.12-0.2 ms per query in wasm (see the crate doc's table).
 pub const EF_DEFAULT: usize = 128;
 
 /// One result: an item position and its cosine similarity to the query (higher is closer).
