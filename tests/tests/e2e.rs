@@ -1172,12 +1172,7 @@ async fn browser_adds_to_cart_without_reload_and_sees_live_stock(ctx: &Ctx) -> C
         c.execute("window.__e2eMarker = 'same page'", vec![])
             .await
             .map_err(|e| e.to_string())?;
-        c.find(Locator::Css("button.add-to-cart"))
-            .await
-            .map_err(|e| e.to_string())?
-            .click()
-            .await
-            .map_err(|e| e.to_string())?;
+        click(c, "button.add-to-cart").await?;
         wait_for(
             "the cart badge to show 1",
             Duration::from_secs(5),
@@ -1247,6 +1242,13 @@ async fn browser_adds_to_cart_without_reload_and_sees_live_stock(ctx: &Ctx) -> C
     result
 }
 
+/// Clicks the first element matching `css`.
+async fn click(c: &fantoccini::Client, css: &str) -> CheckResult {
+    let element = c.find(Locator::Css(css)).await.map_err(|e| format!("{css}: {e}"))?;
+    element.click().await.map_err(|e| format!("click {css}: {e}"))?;
+    Ok(())
+}
+
 /// Runs `script` in the page and returns its value.
 async fn js(c: &fantoccini::Client, script: &str) -> Result<Value, String> {
     c.execute(script, vec![]).await.map_err(|e| e.to_string())
@@ -1280,12 +1282,7 @@ async fn browser_checks_out_and_follows_the_order_live(ctx: &Ctx) -> CheckResult
         for (n, sku) in picks.iter().enumerate() {
             c.goto(&ctx.url(&format!("/p/{sku}"))).await.map_err(|e| e.to_string())?;
             wait_hydrated(c).await?;
-            c.find(Locator::Css("button.add-to-cart"))
-                .await
-                .map_err(|e| e.to_string())?
-                .click()
-                .await
-                .map_err(|e| e.to_string())?;
+            click(c, "button.add-to-cart").await?;
             let want = (n + 1).to_string();
             wait_for("the cart badge", Duration::from_secs(5), || async {
                 Ok(text_of(c, "[data-testid=cart-badge]").await? == want)
@@ -1317,12 +1314,7 @@ async fn browser_checks_out_and_follows_the_order_live(ctx: &Ctx) -> CheckResult
             .send_keys("browser@example.com")
             .await
             .map_err(|e| e.to_string())?;
-        c.find(Locator::Css("button.place-order"))
-            .await
-            .map_err(|e| e.to_string())?
-            .click()
-            .await
-            .map_err(|e| e.to_string())?;
+        click(c, "button.place-order").await?;
         let landed = wait_for("the order page", Duration::from_secs(20), || async {
             let status = js(
                 c,
@@ -1389,6 +1381,34 @@ async fn browser_checks_out_and_follows_the_order_live(ctx: &Ctx) -> CheckResult
     result
 }
 
+/// The product page's "Similar items" are links to other products, followed without a reload.
+async fn browser_follows_a_similar_item(ctx: &Ctx) -> CheckResult {
+    let sku = ctx.catalog.products.iter().find(|p| p.variants.is_empty()).map(|p| p.sku.to_string()).ok_or("no product")?;
+    let browser = Browser::start().await?;
+    let c = &browser.client;
+    let result: CheckResult = async {
+        c.goto(&ctx.url(&format!("/p/{sku}"))).await.map_err(|e| e.to_string())?;
+        wait_hydrated(c).await?;
+        let similar = js(c, "return [...document.querySelectorAll('[data-testid=similar-items] li')].map(li => li.dataset.sku)").await?;
+        let similar: Vec<String> = similar.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+        ensure!(!similar.is_empty() && !similar.contains(&sku), "similar items of {sku}: {similar:?}");
+        js(c, "window.__e2eMarker = 'same page'; return null").await?;
+        click(c, "[data-testid=similar-items] li a").await?;
+        let target = format!("/p/{}", similar[0]);
+        wait_for("the similar item's page", Duration::from_secs(10), || async {
+            let at = js(c, "return location.pathname").await?;
+            let shown = js(c, "const a = document.querySelector('article.product'); return a && a.dataset.sku").await?;
+            Ok(at == json!(target) && shown == json!(similar[0]))
+        })
+        .await?;
+        ensure!(js(c, "return window.__e2eMarker || null").await? == json!("same page"), "the page reloaded");
+        Ok(())
+    }
+    .await;
+    let _ = browser.client.clone().close().await;
+    result
+}
+
 /// Three product views show up, newest first, in "Recently viewed" on the (publicly cached)
 /// home page; turning personalization off forgets them.
 async fn browser_sees_recently_viewed_and_can_opt_out(ctx: &Ctx) -> CheckResult {
@@ -1433,12 +1453,7 @@ async fn browser_sees_recently_viewed_and_can_opt_out(ctx: &Ctx) -> CheckResult 
         let arm = arm.as_str().ok_or(format!("no experiment arm on the strip: {arm}"))?.to_owned();
         ensure!(arm == "vector" || arm == "affinity", "unknown arm {arm}");
         // A click on a recommendation counts for the arm.
-        c.find(Locator::Css("[data-testid=recommended] li a"))
-            .await
-            .map_err(|e| e.to_string())?
-            .click()
-            .await
-            .map_err(|e| e.to_string())?;
+        click(c, "[data-testid=recommended] li a").await?;
         wait_for("the recommended product's page", Duration::from_secs(10), || async {
             Ok(js(c, "return location.pathname").await?.as_str().is_some_and(|p| p.starts_with("/p/")))
         })
@@ -1452,12 +1467,7 @@ async fn browser_sees_recently_viewed_and_can_opt_out(ctx: &Ctx) -> CheckResult 
         let res = ctx.http.get(ctx.url("/")).send().await.map_err(|e| e.to_string())?;
         ensure!(res.headers().get("set-cookie").is_none(), "the home page sets a cookie");
         // Opting out forgets the history.
-        c.find(Locator::Css("[data-testid=personalization] button"))
-            .await
-            .map_err(|e| e.to_string())?
-            .click()
-            .await
-            .map_err(|e| e.to_string())?;
+        click(c, "[data-testid=personalization] button").await?;
         wait_for("personalization off", Duration::from_secs(10), || async {
             Ok(js(c, "const p = document.querySelector('[data-testid=personalization]'); return p && p.dataset.on").await? == json!("false"))
         })
@@ -1796,6 +1806,7 @@ fn main() {
             browser_chooses_a_variant_without_reload,
             browser_checks_out_and_follows_the_order_live,
             browser_sees_recently_viewed_and_can_opt_out,
+            browser_follows_a_similar_item,
             flash_sale_on_one_sku_never_oversells,
             flash_sale_of_2000_checkouts_across_shards_never_oversells,
             an_origin_outage_delays_orders_but_loses_none,
