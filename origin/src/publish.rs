@@ -421,9 +421,9 @@ pub async fn fetch_trending(origin: &str, token: &str) -> Result<Vec<edge_core::
 fn similar_entries(catalog: &Catalog, version: u64) -> Result<Vec<KvEntry>, PublishError> {
     let small = catalog.products.len() <= vectors::graph::SMALL_ITEMS_MAX;
     let entries = if small {
-        edge_core::similar::small_index_entries(&catalog.products, version)
+        edge_core::similar::small_index_entries(&catalog.products, &catalog.vectors, version)
     } else {
-        edge_core::similar::index_entries(&catalog.products, version, vectors::build::build)
+        edge_core::similar::index_entries(&catalog.products, &catalog.vectors, version, vectors::build::build)
     };
     let entries = entries.map_err(|e| PublishError::Index(e.to_string()))?;
     Ok(entries.into_iter().map(|(key, value)| KvEntry { key, value }).collect())

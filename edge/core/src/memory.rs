@@ -55,7 +55,7 @@ impl MemoryKv {
             self.put(&key, value);
         }
         // The native host builds the similar-items index exactly (small catalogs only).
-        if let Ok(entries) = crate::similar::small_index_entries(products, version) {
+        if let Ok(entries) = crate::similar::small_index_entries(products, &[], version) {
             for (key, value) in entries {
                 self.put(&key, value);
             }

@@ -174,6 +174,27 @@ pub struct CatalogEntry {
     pub options: Vec<String>,
     #[serde(default)]
     pub variants: Vec<VariantEntry>,
+    /// The merchant's own embedding of the product for similar items (any dimension, the same
+    /// for every product; all products or none). Without it the publisher featurizes the text.
+    #[serde(default)]
+    pub vector: Option<Vec<f64>>,
+}
+
+/// Longest merchant vector accepted.
+pub const VECTOR_DIM_MAX: usize = 4_096;
+
+/// A merchant vector's problem, if any: empty, too long, not finite, or zero.
+fn vector_problem(vector: &[f64]) -> Option<String> {
+    if vector.is_empty() || vector.len() > VECTOR_DIM_MAX {
+        return Some(format!("must have 1 to {VECTOR_DIM_MAX} numbers, has {}", vector.len()));
+    }
+    if let Some(bad) = vector.iter().position(|x| !x.is_finite() || x.abs() > f64::from(f32::MAX)) {
+        return Some(format!("number {bad} is not a finite 32-bit float"));
+    }
+    if vector.iter().all(|x| *x == 0.0) {
+        return Some("is all zeros: it points nowhere".into());
+    }
+    None
 }
 
 /// A variant in the catalog file.
@@ -223,7 +244,7 @@ impl fmt::Display for CatalogProblem {
 }
 
 /// A validated catalog: every SKU unique and well formed, every price and image sane.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Catalog {
     pub products: Vec<Product>,
     /// Initial stock of every stock unit (product or variant SKU), in catalog order.
@@ -231,6 +252,8 @@ pub struct Catalog {
     /// Products trending in the shop's recent behaviour (from the origin's analytics), best
     /// first: published with the snapshot, the edge's best-sellers. Empty: catalog order.
     pub trending: Vec<Sku>,
+    /// The merchant's vectors, one per product in catalog order, or empty (featurized text).
+    pub vectors: Vec<Vec<f32>>,
 }
 
 impl Catalog {
@@ -336,6 +359,10 @@ impl Catalog {
         let mut seen = HashSet::new();
         let mut products = Vec::with_capacity(file.products.len());
         let mut levels = Vec::with_capacity(file.products.len());
+        let entries_with_vectors = file.products.iter().filter(|e| e.vector.is_some()).count();
+        let all_or_none = entries_with_vectors == 0 || entries_with_vectors == file.products.len();
+        let mut vectors: Vec<Vec<f32>> = Vec::new();
+        let mut vector_dim = None;
         for (i, entry) in file.products.into_iter().enumerate() {
             let mut bad = |field: &str, message: String| {
                 problems.push(CatalogProblem {
@@ -356,6 +383,21 @@ impl Catalog {
                     None
                 }
             };
+            match &entry.vector {
+                None if !all_or_none => bad(
+                    "vector",
+                    format!("{entries_with_vectors} products have a vector: every product needs one, or none"),
+                ),
+                None => {}
+                Some(vector) => match vector_problem(vector) {
+                    Some(problem) => bad("vector", format!("vector {problem}")),
+                    None if *vector_dim.get_or_insert(vector.len()) != vector.len() => bad(
+                        "vector",
+                        format!("vector has {} numbers; the catalog's first vector has {}", vector.len(), vector_dim.unwrap_or(0)),
+                    ),
+                    None => vectors.push(vector.iter().map(|&x| x as f32).collect()),
+                },
+            }
             if entry.title.trim().is_empty() {
                 bad("title", "title is empty".into());
             }
@@ -492,7 +534,7 @@ impl Catalog {
             }
         }
         if problems.is_empty() {
-            Ok(Self { products, levels, trending: Vec::new() })
+            Ok(Self { products, levels, trending: Vec::new(), vectors })
         } else {
             Err(problems)
         }
@@ -528,6 +570,31 @@ mod tests {
 
     fn catalog(entries: Vec<serde_json::Value>) -> String {
         serde_json::json!({ "currency": "USD", "products": entries }).to_string()
+    }
+
+    #[test]
+    fn merchant_vectors_are_validated_all_or_none() {
+        let with = |sku: &str, vector: serde_json::Value| {
+            let mut e = entry(sku);
+            e["vector"] = vector;
+            e
+        };
+        let good = Catalog::from_json(&catalog(vec![with("A-1", serde_json::json!([0.1, 0.2])), with("B-2", serde_json::json!([1, 0]))])).unwrap();
+        assert_eq!(good.vectors, vec![vec![0.1f32, 0.2], vec![1.0, 0.0]]);
+        assert!(Catalog::from_json(&catalog(vec![entry("A-1")])).unwrap().vectors.is_empty());
+        for (products, why) in [
+            (vec![with("A-1", serde_json::json!([0.1, 0.2])), entry("B-2")], "every product needs one"),
+            (vec![with("A-1", serde_json::json!([0.1, 0.2])), with("B-2", serde_json::json!([1, 0, 0]))], "first vector has 2"),
+            (vec![with("A-1", serde_json::json!([0, 0]))], "all zeros"),
+            (vec![with("A-1", serde_json::json!([]))], "1 to 4096"),
+            (vec![with("A-1", serde_json::json!([1e300]))], "32-bit"),
+        ] {
+            let problems = Catalog::from_json(&catalog(products)).unwrap_err();
+            assert!(
+                problems.iter().any(|p| p.field == "vector" && p.message.contains(why) && p.line.is_some()),
+                "{why}: {problems:?}"
+            );
+        }
     }
 
     #[test]

@@ -46,21 +46,37 @@ fn text(product: &Product) -> ProductText<'_> {
 }
 
 /// Builds the index of `products` with `build` (hnsw_rs at publish, or `vectors::build_small`)
-/// and returns its KV entries for snapshot `version`. Empty for an empty catalog.
+/// and returns its KV entries for snapshot `version`. `merchant` holds the merchant's own
+/// vectors, one per product in order; empty: the products' text is featurized. Empty for an
+/// empty catalog.
 pub fn index_entries(
     products: &[Product],
+    merchant: &[Vec<f32>],
     version: u64,
     build: impl FnOnce(&VectorSet, &GraphConfig) -> Result<BuiltIndex, VectorError>,
 ) -> Result<Vec<(String, Vec<u8>)>, VectorError> {
     if products.is_empty() {
         return Ok(Vec::new());
     }
-    let featurizer = Featurizer::new(vectors::DIM_DEFAULT)?;
-    let mut set = VectorSet::new(featurizer.dim())?;
-    for product in products {
-        set.push(product.sku.as_str(), &featurizer.featurize(&text(product)))?;
-    }
-    let config = GraphConfig { featurizer_version: vectors::FEATURIZER_VERSION, ..GraphConfig::default() };
+    let (set, featurizer_version) = if merchant.is_empty() {
+        let featurizer = Featurizer::new(vectors::DIM_DEFAULT)?;
+        let mut set = VectorSet::new(featurizer.dim())?;
+        for product in products {
+            set.push(product.sku.as_str(), &featurizer.featurize(&text(product)))?;
+        }
+        (set, vectors::FEATURIZER_VERSION)
+    } else {
+        if merchant.len() != products.len() {
+            return Err(VectorError::Invalid(format!("{} vectors for {} products", merchant.len(), products.len())));
+        }
+        let mut set = VectorSet::new(merchant[0].len())?;
+        for (product, vector) in products.iter().zip(merchant) {
+            set.push(product.sku.as_str(), vector)?;
+        }
+        // 0: the merchant's vectors, not the featurizer's.
+        (set, 0)
+    };
+    let config = GraphConfig { featurizer_version, ..GraphConfig::default() };
     let built = build(&set, &config)?;
     let skus: Vec<&Sku> = built.order.iter().map(|&i| &products[i as usize].sku).collect();
     let prefix = index_prefix(version);
@@ -86,8 +102,12 @@ pub fn version_keys(version: u64, chunk_count: usize) -> Vec<String> {
 
 /// The exact builder, for catalogs up to `vectors::graph::SMALL_ITEMS_MAX` (tests, the native
 /// host, small shops).
-pub fn small_index_entries(products: &[Product], version: u64) -> Result<Vec<(String, Vec<u8>)>, VectorError> {
-    index_entries(products, version, vectors::build_small)
+pub fn small_index_entries(
+    products: &[Product],
+    merchant: &[Vec<f32>],
+    version: u64,
+) -> Result<Vec<(String, Vec<u8>)>, VectorError> {
+    index_entries(products, merchant, version, vectors::build_small)
 }
 
 /// A snapshot's index, ready to search, with each position's place in the product index.
@@ -209,7 +229,7 @@ mod tests {
     }
 
     fn load(products: &[Product]) -> SimilarIndex {
-        let entries = small_index_entries(products, 1).unwrap();
+        let entries = small_index_entries(products, &[], 1).unwrap();
         let get = |key: &str| entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         let manifest = get(&vectors::manifest_key(&index_prefix(1))).unwrap();
         let chunks: Vec<Vec<u8>> = (0..).map_while(|i| get(&vectors::chunk_key(&index_prefix(1), i))).collect();
@@ -246,9 +266,28 @@ mod tests {
     }
 
     #[test]
+    fn merchant_vectors_decide_what_is_similar() {
+        let products = catalog();
+        // The merchant says the mug (K0) goes with the hoodie (A2), whatever their text says.
+        let mut merchant: Vec<Vec<f32>> = (0..products.len()).map(|i| vec![i as f32 + 1.0, 1.0, 0.0]).collect();
+        merchant[0] = vec![0.0, 0.0, 1.0];
+        merchant[6] = vec![0.0, 0.1, 1.0];
+        let entries = small_index_entries(&products, &merchant, 1).unwrap();
+        let get = |key: &str| entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let manifest = get(&vectors::manifest_key(&index_prefix(1))).unwrap();
+        let chunks: Vec<Vec<u8>> = (0..).map_while(|i| get(&vectors::chunk_key(&index_prefix(1), i))).collect();
+        let skus: Vec<Sku> = crate::codec::from_cbor(&get(&skus_key(1)).unwrap()).unwrap();
+        let summaries: Vec<ProductSummary> = products.iter().map(ProductSummary::from).collect();
+        let index = SimilarIndex::load(&manifest, &chunks, skus, &summaries).unwrap();
+        let first = index.similar(&Sku::parse("K0").unwrap(), 1, |_| true).unwrap();
+        assert_eq!(products[first[0] as usize].sku.as_str(), "A2");
+        assert!(small_index_entries(&products, &merchant[1..], 1).is_err(), "one vector per product");
+    }
+
+    #[test]
     fn bad_bytes_are_an_error_not_a_panic() {
         let products = catalog();
-        let entries = small_index_entries(&products, 1).unwrap();
+        let entries = small_index_entries(&products, &[], 1).unwrap();
         let manifest = &entries.last().unwrap().1;
         let summaries: Vec<ProductSummary> = products.iter().map(ProductSummary::from).collect();
         let skus: Vec<Sku> = products.iter().map(|p| p.sku.clone()).collect();
