@@ -94,6 +94,28 @@ pub fn storefront_router(shop: Shop, options: LeptosOptions, personalization: Pe
             get(move |headers: HeaderMap| recommendations(recommend_shop.clone(), recommend_personalization.clone(), headers)),
         )
         .merge(edge_core::api::router(shop))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Headers every storefront response carries. The CSP forbids framing, plugins and foreign
+/// base URLs; scripts are limited to this origin plus inline ones (Leptos' hydration scripts
+/// are inline: a nonce per response would remove `'unsafe-inline'`, see the issue notes).
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline'; \
+             script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; connect-src 'self'; \
+             object-src 'none'; base-uri 'self'; frame-ancestors 'none'",
+        ),
+    ] {
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// `GET /api/recommendations`: what the home page's "Recommended for you" shows, for the

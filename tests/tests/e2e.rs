@@ -511,6 +511,13 @@ async fn product_pages_show_similar_items(ctx: &Ctx) -> CheckResult {
         .filter(|s| ctx.catalog.products.iter().any(|p| p.sku.as_str() == **s && p.category == product.category))
         .count();
     ensure!(same >= 2, "only {same} of {similar:?} share {sku}'s category {}", product.category);
+    // Every storefront response carries the security headers.
+    let res = ctx.http.get(ctx.url(&format!("/p/{sku}"))).send().await.map_err(|e| e.to_string())?;
+    let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    ensure!(header("x-content-type-options") == "nosniff", "no nosniff");
+    ensure!(header("strict-transport-security").starts_with("max-age="), "no HSTS");
+    ensure!(header("content-security-policy").contains("frame-ancestors 'none'"), "CSP: {:?}", header("content-security-policy"));
+    ensure!(!header("referrer-policy").is_empty(), "no Referrer-Policy");
     // Without a history cookie, recommendations are the generic best-sellers.
     let (status, body) = ctx.json("GET", "/api/recommendations", None).await?;
     ensure!(
