@@ -53,6 +53,14 @@ if stale "$WORKER" || [ "$ASSETS" -nt "$WORKER" ] || [ "${FORCE_BUILD:-}" = 1 ];
   echo "build: worker"
   t0=$SECONDS
   (cd edge && "$CARGO_BIN/worker-build" --release)
+  # worker-build keeps the names section (readable stack traces) at ~2 MB raw / ~0.2 MB gzip;
+  # ship without it unless SHOP_KEEP_NAMES=1 (a deployment being debugged).
+  if [ "${SHOP_KEEP_NAMES:-}" != 1 ]; then
+    "$WASM_OPT_BIN" edge/build/index_bg.wasm --strip-debug --strip-producers \
+      --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+      --enable-mutable-globals --enable-reference-types --enable-multivalue \
+      -o edge/build/index_bg.wasm
+  fi
   touch "$WORKER"
   echo "build: worker took $((SECONDS - t0)) s"
 fi
