@@ -143,10 +143,11 @@ impl DurableObject for OrderShard {
             Ok(due) => due,
             Err(e) => return Response::error(e.to_string(), 503),
         };
-        for record in due {
-            let next = self.turns.run(&record.order_id, self.work_on(&record.order_id)).await;
-            if let Err(e) = self.log.set_due(&record.order_id, next) {
-                worker::console_warn!("order {}: {e}", record.order_id);
+        for order_id in due {
+            // The record is read inside the order's turn (`work_on`), after any run before it.
+            let next = self.turns.run(&order_id, self.work_on(&order_id)).await;
+            if let Err(e) = self.log.set_due(&order_id, next) {
+                worker::console_warn!("order {order_id}: {e}");
             }
         }
         self.arm_alarm().await?;
@@ -183,8 +184,7 @@ impl OrderShard {
             Err(_) => Some(now_ms() + RECOVERY_DELAY_MS),
         };
         if due.is_some() {
-            let armed = self.log.set_due(&order_id, due).map_err(|e| worker::Error::RustError(e.to_string()));
-            if let Err(e) = armed.and(Ok(())) {
+            if let Err(e) = self.log.set_due(&order_id, due) {
                 worker::console_warn!("order {order_id}: {e}");
             } else if let Err(e) = self.arm_alarm().await {
                 worker::console_warn!("cannot arm the order alarm: {e}");
@@ -358,16 +358,23 @@ impl SqlLog {
             .map_err(unavailable)
     }
 
-    /// Records whose due time has come, oldest first.
-    fn due(&self, now_ms: u64, limit: i64) -> Result<Vec<CheckoutRecord>, StoreError> {
+    /// Orders whose due time has come, oldest first.
+    fn due(&self, now_ms: u64, limit: i64) -> Result<Vec<OrderId>, StoreError> {
         let cursor = self
             .0
             .exec(
-                "SELECT record FROM checkouts WHERE due_at_ms <= ? ORDER BY due_at_ms LIMIT ?",
+                "SELECT order_id FROM checkouts WHERE due_at_ms <= ? ORDER BY due_at_ms LIMIT ?",
                 vec![(now_ms as i64).into(), limit.into()],
             )
             .map_err(unavailable)?;
-        cursor.raw().map(|row| decode("checkouts", row.map_err(unavailable)?)).collect()
+        cursor
+            .raw()
+            .map(|row| match row.map_err(unavailable)?.into_iter().next() {
+                Some(SqlStorageValue::String(id)) => OrderId::parse(&id)
+                    .map_err(|reason| StoreError::Corrupt { key: id, reason }),
+                other => Err(StoreError::Corrupt { key: "checkouts".into(), reason: format!("order id {other:?}") }),
+            })
+            .collect()
     }
 
     fn next_due(&self) -> Result<Option<u64>, StoreError> {

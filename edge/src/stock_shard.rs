@@ -81,8 +81,10 @@ impl DurableObject for StockShard {
             Ok(request) => request,
             Err(e) => return Response::error(format!("malformed shard request: {e}"), 400),
         };
-        let touched = self.touched_by(&request);
-        let creates_hold = matches!(request, ShardRequest::Reserve { .. });
+        // Which SKUs to push to watchers is only worked out when someone watches: a reserve or
+        // commit with no open product page costs no extra read.
+        let watched = !self.state.get_websockets().is_empty();
+        let touched = if watched { self.touched_by(&request) } else { Some(BTreeSet::new()) };
         // From here to the reply nothing awaits: the read-modify-write is atomic.
         let reply = match apply(&mut SqlShard(&self.sql), request, now_ms()) {
             Ok(reply) => reply,
@@ -90,8 +92,8 @@ impl DurableObject for StockShard {
         };
         let touched = touched.unwrap_or_else(|| self.touched_by_reply(&reply));
         self.push_levels(touched);
-        if creates_hold && matches!(reply, ShardReply::Held { .. }) {
-            self.arm_alarm().await?;
+        if let ShardReply::Held { expires_at_ms } = reply {
+            self.arm_alarm(Some(expires_at_ms)).await?;
         }
         Response::from_bytes(to_cbor(&reply))
     }
@@ -106,7 +108,8 @@ impl DurableObject for StockShard {
             }
         }
         self.push_levels(self.watched_skus());
-        self.arm_alarm().await?;
+        let next = SqlShard(&self.sql).next_expiry().map_err(|e| worker::Error::RustError(e.to_string()))?;
+        self.arm_alarm(next).await?;
         Response::ok("expired")
     }
 
@@ -185,17 +188,22 @@ impl StockShard {
         }
     }
 
-    /// Points the alarm at the earliest hold expiry, unless it already fires by then.
-    async fn arm_alarm(&self) -> worker::Result<()> {
-        let Ok(Some(next)) = SqlShard(&self.sql).next_expiry() else { return Ok(()) };
+    /// Makes the alarm fire by `due_ms` (a hold's expiry), unless it already does. A reserve
+    /// passes its own hold's expiry, so arming costs no query; the alarm handler passes the
+    /// earliest remaining one.
+    async fn arm_alarm(&self, due_ms: Option<u64>) -> worker::Result<()> {
+        let Some(due_ms) = due_ms else { return Ok(()) };
+        if self.alarm_at_ms.get().is_some_and(|at| at <= due_ms) {
+            return Ok(());
+        }
         let storage = self.state.storage();
         let current = match self.alarm_at_ms.get() {
             Some(at) => Some(at),
             None => storage.get_alarm().await?.map(|at| at.max(0) as u64),
         };
-        if current.is_none_or(|at| at > next) {
-            storage.set_alarm(crate::live::alarm_at(next)).await?;
-            self.alarm_at_ms.set(Some(next));
+        if current.is_none_or(|at| at > due_ms) {
+            storage.set_alarm(crate::live::alarm_at(due_ms)).await?;
+            self.alarm_at_ms.set(Some(due_ms));
         } else {
             self.alarm_at_ms.set(current);
         }

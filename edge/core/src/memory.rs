@@ -127,14 +127,6 @@ impl MemoryShards {
             clock,
         }
     }
-
-    /// A copy of one shard's storage, to check its invariant.
-    pub fn snapshot(&self, shard: SkuShard) -> MemoryShardStorage {
-        self.shards[usize::from(shard.index())]
-            .lock()
-            .expect("shard lock")
-            .clone()
-    }
 }
 
 impl ShardTransport for MemoryShards {

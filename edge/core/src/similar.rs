@@ -159,13 +159,9 @@ impl SimilarIndex {
         Ok(hits.into_iter().filter_map(|h| self.listed[h.item as usize]).collect())
     }
 
-    /// Up to `k` products for a shopper whose recent products weigh `weights` (SKU, weight):
-    /// the weighted mean of their vectors, searched; `keep` filters (seen, out of stock).
-    pub fn recommend(&self, weights: &[(&Sku, f32)], k: usize, keep: impl Fn(&Sku) -> bool) -> Result<Vec<u32>, VectorError> {
-        Ok(self.recommend_scored(weights, k, keep)?.into_iter().map(|(i, _)| i).collect())
-    }
-
-    /// [`Self::recommend`] with each pick's similarity to the shopper's mean vector.
+    /// Up to `k` products for a shopper whose recent products weigh `weights` (SKU, weight),
+    /// each with its similarity: the weighted mean of their vectors, searched; `keep` filters
+    /// (seen, out of stock).
     pub fn recommend_scored(
         &self,
         weights: &[(&Sku, f32)],
@@ -258,11 +254,11 @@ mod tests {
         let index = load(&products);
         let (a0, a1, k0) = (Sku::parse("A0").unwrap(), Sku::parse("A1").unwrap(), Sku::parse("K0").unwrap());
         let seen = [&a0, &a1, &k0];
-        let picks = index.recommend(&[(&a0, 1.0), (&a1, 1.0), (&k0, 0.2)], 3, |s| !seen.contains(&s)).unwrap();
-        let names: Vec<&str> = picks.iter().map(|&i| products[i as usize].sku.as_str()).collect();
+        let picks = index.recommend_scored(&[(&a0, 1.0), (&a1, 1.0), (&k0, 0.2)], 3, |s| !seen.contains(&s)).unwrap();
+        let names: Vec<&str> = picks.iter().map(|&(i, _)| products[i as usize].sku.as_str()).collect();
         assert_eq!(names.len(), 3);
         assert!(names[..2].iter().all(|s| s.starts_with('A')), "apparel dominates: {names:?}");
-        assert!(index.recommend(&[], 3, |_| true).unwrap().is_empty(), "no history, no query");
+        assert!(index.recommend_scored(&[], 3, |_| true).unwrap().is_empty(), "no history, no query");
     }
 
     #[test]
