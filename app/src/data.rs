@@ -45,18 +45,12 @@ mod ssr {
     /// Whether personalization is on for this request's shopper; `None` when the shop has it off.
     pub async fn personalization_on() -> Option<bool> {
         secret()?;
-        let header = cookie_header().unwrap_or_default();
-        Some(edge_core::behaviour::cookie(&header, edge_core::behaviour::OPT_OUT_COOKIE) != Some("1"))
+        Some(!edge_core::behaviour::opted_out(&cookie_header().unwrap_or_default()))
     }
 
     /// The shopper's history, when personalization is on and they have one.
     pub async fn history() -> Option<edge_core::behaviour::History> {
-        if personalization_on().await != Some(true) {
-            return None;
-        }
-        let header = cookie_header()?;
-        let value = edge_core::behaviour::cookie(&header, edge_core::behaviour::HISTORY_COOKIE)?;
-        edge_core::behaviour::History::open(value, &secret()?)
+        edge_core::behaviour::history_from_cookies(&cookie_header()?, &secret()?)
     }
 
     /// Records an event in the shopper's history cookie; `false` when nothing was recorded

@@ -121,13 +121,11 @@ async fn security_headers(mut response: Response) -> Response {
 /// `GET /api/recommendations`: what the home page's "Recommended for you" shows, for the
 /// shopper of the request's history cookie (best-sellers without one, or when opted out).
 async fn recommendations(shop: Shop, personalization: Personalization, headers: HeaderMap) -> Response {
-    use edge_core::behaviour::{cookie, History, HISTORY_COOKIE, OPT_OUT_COOKIE};
     let header = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let opted_out = cookie(header, OPT_OUT_COOKIE) == Some("1");
-    let history = match (&personalization.secret, cookie(header, HISTORY_COOKIE)) {
-        (Some(secret), Some(value)) if !opted_out => History::open(value, secret).unwrap_or_default(),
-        _ => History::default(),
-    };
+    let history = personalization
+        .secret
+        .and_then(|secret| edge_core::behaviour::history_from_cookies(header, &secret))
+        .unwrap_or_default();
     let weights = history.weights(shop.clock.now_ms() / 1000);
     let seen = history.seen();
     match edge_core::api::recommended_products(&shop, &weights, &seen, crate::data::RECOMMENDED_SHOWN).await {

@@ -273,9 +273,5 @@ fn wants_upgrade(headers: &axum::http::HeaderMap) -> bool {
 
 /// The bearer token check of the admin routes, for the routes defined here.
 fn authorized(headers: &axum::http::HeaderMap, token: Option<&str>) -> bool {
-    let Some(token) = token.filter(|t| !t.is_empty()) else { return false };
-    let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    given.is_some_and(|given| {
-        given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-    })
+    token.is_some_and(|token| edge_core::api::bearer_matches(headers, token))
 }

@@ -54,17 +54,7 @@ impl IntoResponse for RouteError {
 
 /// Checks `Authorization: Bearer <token>`.
 pub fn authorize(headers: &HeaderMap, token: &str) -> Result<(), RouteError> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(RouteError::Unauthorized)?;
-    // No early exit on the first differing byte, so timing does not reveal a matching prefix.
-    let diff = given
-        .bytes()
-        .zip(token.bytes())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    if given.len() == token.len() && diff == 0 {
+    if edge_core::api::bearer_matches(headers, token) {
         Ok(())
     } else {
         Err(RouteError::Unauthorized)

@@ -363,6 +363,17 @@ async fn get_stock(
     }
 }
 
+/// `N` random bytes as lower-case hex (order ids without a key, visitor ids).
+pub fn random_hex<const N: usize>() -> Result<String, String> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+    Ok(bytes.iter().fold(String::with_capacity(2 * N), |mut hex, b| {
+        use std::fmt::Write;
+        let _ = write!(hex, "{b:02x}");
+        hex
+    }))
+}
+
 /// Longest `Idempotency-Key` accepted.
 pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
 
@@ -370,10 +381,7 @@ pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
 /// same order), or random when the client sent none.
 fn checkout_order_id(key: Option<&str>) -> Result<OrderId, ApiError> {
     let Some(key) = key else {
-        let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| ApiError::Store(StoreError::Unavailable(format!("no randomness: {e}"))))?;
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = random_hex::<16>().map_err(|e| ApiError::Store(StoreError::Unavailable(e)))?;
         return Ok(OrderId::parse(&format!("r{hex}")).expect("hex is a valid order id"));
     };
     let key = Some(key)
@@ -524,19 +532,23 @@ async fn admin_disabled() -> ApiError {
     ApiError::NotFound("the admin API is disabled: no ADMIN_TOKEN is configured".into())
 }
 
-fn authorize(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
-    let given = headers
+/// Whether the request carries `Authorization: Bearer <token>` with exactly `token` (never for
+/// an empty token). The one check behind every token-guarded route, edge and origin alike.
+pub fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized)?;
+    else {
+        return false;
+    };
     // Compare without an early exit so timing does not reveal a matching prefix.
-    let same_len = given.len() == token.len();
-    let diff = given
-        .bytes()
-        .zip(token.bytes())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    if same_len && diff == 0 {
+    let diff = given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    !token.is_empty() && given.len() == token.len() && diff == 0
+}
+
+fn authorize(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
+    if bearer_matches(headers, token) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)

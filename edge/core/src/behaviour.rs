@@ -134,10 +134,8 @@ impl History {
     /// The visitor id, made now if the history has none yet (a random 64-bit hex string).
     pub fn visitor_id(&mut self) -> &str {
         if self.visitor.is_empty() {
-            let mut bytes = [0u8; 8];
             // Without randomness the visitor stays anonymous-but-shared ("0"), never an error.
-            let _ = getrandom::fill(&mut bytes);
-            self.visitor = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            self.visitor = crate::api::random_hex::<8>().unwrap_or_else(|_| "0".into());
         }
         &self.visitor
     }
@@ -203,6 +201,20 @@ fn tag(secret: &[u8], body: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes()[..TAG_BYTES].to_vec()
 }
 
+/// Whether a `Cookie` header carries the opt-out.
+pub fn opted_out(cookie_header: &str) -> bool {
+    cookie(cookie_header, OPT_OUT_COOKIE) == Some("1")
+}
+
+/// The shopper's history from a `Cookie` header: `None` when they opted out, have none, or the
+/// cookie is not one this shop signed with `secret`.
+pub fn history_from_cookies(cookie_header: &str, secret: &[u8]) -> Option<History> {
+    if opted_out(cookie_header) {
+        return None;
+    }
+    History::open(cookie(cookie_header, HISTORY_COOKIE)?, secret)
+}
+
 /// A cookie's value from a `Cookie` header.
 pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     header.split(';').filter_map(|pair| pair.trim().split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
@@ -264,6 +276,16 @@ mod tests {
         assert!((w["OLD"] - 0.25).abs() < 1e-4, "{w:?}");
         assert!((w["NEW"] - 1.0).abs() < 1e-4);
         assert!((w["BOUGHT"] - 1.5).abs() < 1e-4);
+    }
+
+    #[test]
+    fn an_opt_out_hides_the_history() {
+        let mut h = History::default();
+        h.record(event("A", EventKind::Viewed, 1));
+        let header = format!("{HISTORY_COOKIE}={}", h.seal(b"secret"));
+        assert_eq!(history_from_cookies(&header, b"secret"), Some(h));
+        assert_eq!(history_from_cookies(&format!("{header}; {OPT_OUT_COOKIE}=1"), b"secret"), None);
+        assert!(History::default().visitor_id().len() == 16);
     }
 
     #[test]
