@@ -15,6 +15,8 @@ step() { printf '\n== %s\n' "$*"; }
 need_apt=()
 command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v curl >/dev/null || need_apt+=(curl)
+# A C compiler: the origin's SQLite (rusqlite, bundled) is compiled from its C source.
+command -v cc >/dev/null || need_apt+=(gcc libc6-dev)
 if [ "${1:-}" = test ]; then
   command -v chromium >/dev/null || need_apt+=(chromium)
   command -v chromedriver >/dev/null || need_apt+=(chromium-driver)

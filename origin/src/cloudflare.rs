@@ -86,25 +86,7 @@ impl CloudflareKv {
         what: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<(u16, Vec<u8>), PublishError> {
-        let unreachable = |e: reqwest::Error| PublishError::Unreachable {
-            url: self.namespace_url.clone(),
-            detail: e.to_string(),
-        };
-        let response = request
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(unreachable)?.to_vec();
-        if status >= 400 && status != 404 {
-            return Err(PublishError::Refused {
-                what: what.into(),
-                status,
-                body: String::from_utf8_lossy(&body).into_owned(),
-            });
-        }
-        Ok((status, body))
+        crate::publish::send_authorized(&self.namespace_url, &self.token, what, request).await
     }
 
     /// Checks a JSON API envelope's `success`.

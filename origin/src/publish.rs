@@ -144,26 +144,7 @@ impl EdgeAdmin {
         what: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<(u16, Vec<u8>), PublishError> {
-        let unreachable = |e: reqwest::Error| PublishError::Unreachable {
-            url: self.base_url.clone(),
-            detail: e.to_string(),
-        };
-        let response = request
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(unreachable)?.to_vec();
-        if status >= 400 && status != 404 {
-            let body = String::from_utf8_lossy(&body).into_owned();
-            return Err(PublishError::Refused {
-                what: what.to_owned(),
-                status,
-                body,
-            });
-        }
-        Ok((status, body))
+        send_authorized(&self.base_url, &self.token, what, request).await
     }
 
     /// Gives stock to SKUs that have none; SKUs with live stock keep it.
@@ -275,6 +256,29 @@ pub(crate) fn batches<T>(
         bytes += item_bytes;
     }
     batches
+}
+
+/// Sends `request` with the bearer `token`: the status and body, a 404 included (callers read it
+/// as "absent"); any other 4xx/5xx is `Refused` with what was being done, and no answer from
+/// `url` is `Unreachable`. Both publish targets talk through this.
+pub(crate) async fn send_authorized(
+    url: &str,
+    token: &str,
+    what: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<(u16, Vec<u8>), PublishError> {
+    let unreachable = |e: reqwest::Error| PublishError::Unreachable {
+        url: url.to_owned(),
+        detail: e.to_string(),
+    };
+    let response = request.bearer_auth(token).send().await.map_err(unreachable)?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(unreachable)?.to_vec();
+    if status >= 400 && status != 404 {
+        let body = String::from_utf8_lossy(&body).into_owned();
+        return Err(PublishError::Refused { what: what.to_owned(), status, body });
+    }
+    Ok((status, body))
 }
 
 /// Sends batches `in_flight` at a time, reporting (items done, `total`) as each lands.
@@ -399,15 +403,14 @@ pub const TRENDING_PUBLISHED: usize = 50;
 /// The origin's trending products (`GET {origin}/internal/trending`), best first.
 pub async fn fetch_trending(origin: &str, token: &str) -> Result<Vec<edge_core::Sku>, PublishError> {
     let url = format!("{}/internal/trending?limit={TRENDING_PUBLISHED}", origin.trim_end_matches('/'));
-    let unreachable = |e: reqwest::Error| PublishError::Unreachable { url: url.clone(), detail: e.to_string() };
-    let response = reqwest::Client::new().get(&url).bearer_auth(token).send().await.map_err(unreachable)?;
-    let status = response.status();
-    let body = response.text().await.map_err(unreachable)?;
-    if !status.is_success() {
-        return Err(PublishError::Refused { what: "the trending list".into(), status: status.as_u16(), body });
+    let request = reqwest::Client::new().get(&url);
+    let (status, body) = send_authorized(&url, token, "the trending list", request).await?;
+    if status == 404 {
+        let body = String::from_utf8_lossy(&body).into_owned();
+        return Err(PublishError::Refused { what: "the trending list".into(), status, body });
     }
     let value: serde_json::Value =
-        serde_json::from_str(&body).map_err(|e| PublishError::CorruptLive(format!("trending list: {e}")))?;
+        serde_json::from_slice(&body).map_err(|e| PublishError::CorruptLive(format!("trending list: {e}")))?;
     Ok(value["products"]
         .as_array()
         .into_iter()
