@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`money`]: prices as integer minor units with their currency, and how they are shown.
 //! - [`product`]: SKUs, products, the merchant catalog file and its validation.
+//! - [`promo`]: promotion rules published with the catalog, and the pure cart pricing with them.
 //! - [`codec`]: CBOR (ciborium) encoding of everything stored in KV or sent to a shard.
 //! - [`levels`]: recently read stock levels, per isolate, for showing (never deciding).
 //! - [`listing`]: category listings: slugs, facets, filters, sorting, pages.
@@ -38,6 +39,7 @@ pub mod listing;
 pub mod money;
 pub mod order;
 pub mod product;
+pub mod promo;
 pub mod search;
 pub mod shard;
 pub mod similar;
