@@ -18,6 +18,9 @@ pub struct ProductWithStock {
     pub levels: Vec<(String, Option<u32>)>,
     /// Products like this one, from the snapshot's vector index (empty without one).
     pub similar: Vec<edge_core::ProductSummary>,
+    /// Products often bought with this one, from the snapshot's lists (empty without them).
+    #[serde(default)]
+    pub together: Vec<edge_core::ProductSummary>,
 }
 
 #[cfg(feature = "ssr")]
@@ -164,7 +167,11 @@ pub async fn product_detail(sku: String) -> Result<Option<ProductWithStock>, Ser
         leptos::logging::error!("similar items for {sku} unavailable: {e:?}");
         Vec::new()
     });
-    Ok(Some(ProductWithStock { product, levels, similar }))
+    let together = edge_core::api::bought_together(&shop, &sku, TOGETHER_SHOWN).await.unwrap_or_else(|e| {
+        leptos::logging::error!("bought-together list for {sku} unavailable: {e:?}");
+        Vec::new()
+    });
+    Ok(Some(ProductWithStock { product, levels, similar, together }))
 }
 
 /// Units available now, for the live stock line; `None` for a SKU without stock.
@@ -357,6 +364,8 @@ pub async fn set_personalization(enabled: bool) -> Result<(), ServerFnError> {
 
 /// Similar products a product page shows.
 pub const SIMILAR_SHOWN: usize = 4;
+/// Products a product page shows as "frequently bought together".
+pub const TOGETHER_SHOWN: usize = 4;
 /// Products a "recommended" strip shows.
 pub const RECOMMENDED_SHOWN: usize = 6;
 
@@ -389,6 +398,25 @@ pub async fn recommended() -> Result<Suggestions, ServerFnError> {
         }
     }
     Ok(Suggestions { personal, products, arm: personal.then(|| arm.as_str().to_owned()) })
+}
+
+/// A listing page's SKUs in this shopper's order (their taste and category interest), or
+/// `None` when there is nothing to personalize (personalization off, opted out, no history).
+/// Listings are cached for everyone; the browser asks this after hydration.
+#[server(prefix = "/_sfn", endpoint = "personal-order")]
+pub async fn personal_order(skus: Vec<String>) -> Result<Option<Vec<String>>, ServerFnError> {
+    let shop = ssr::shop()?;
+    let Some(history) = ssr::history().await else { return Ok(None) };
+    let weights = history.weights(shop.clock.now_ms() / 1000);
+    if weights.is_empty() {
+        return Ok(None);
+    }
+    let skus: Vec<edge_core::Sku> =
+        skus.iter().take(edge_core::api::PERSONAL_ORDER_MAX).filter_map(|s| ssr::sku(s)).collect();
+    let ranked = edge_core::api::personal_order(&shop, &weights, &skus)
+        .await
+        .map_err(|e| ServerFnError::new(format!("{e:?}")))?;
+    Ok(Some(ranked.into_iter().map(|s| s.to_string()).collect()))
 }
 
 /// A click on a recommendation, for the experiment's click-through.

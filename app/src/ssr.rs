@@ -39,6 +39,7 @@ fn register_server_functions() {
     register_explicit::<crate::data::SetPersonalization>();
     register_explicit::<crate::data::Recommended>();
     register_explicit::<crate::data::RecordClick>();
+    register_explicit::<crate::data::PersonalOrder>();
 }
 
 thread_local! {

@@ -149,6 +149,38 @@ impl Analytics {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The products each visitor viewed or carted since `since_ms`, one list per browsing session
+    /// (a gap of more than `gap_ms` starts a new one), in the order first seen; from at most
+    /// `events_max` most recent events. What "bought together" counts co-views in.
+    pub fn sessions(&self, since_ms: u64, gap_ms: u64, events_max: usize) -> Result<Vec<Vec<String>>, AnalyticsError> {
+        let conn = self.conn();
+        let mut query = conn.prepare_cached(
+            "SELECT visitor, sku, at_ms FROM
+               (SELECT visitor, sku, at_ms FROM events
+                WHERE at_ms >= ? AND kind IN ('viewed', 'carted') ORDER BY at_ms DESC LIMIT ?)
+             ORDER BY visitor, at_ms",
+        )?;
+        let rows = query.query_map(params![since_ms as i64, events_max as i64], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+        })?;
+        let mut sessions: Vec<Vec<String>> = Vec::new();
+        let mut last: Option<(String, i64)> = None;
+        for row in rows {
+            let (visitor, sku, at_ms) = row?;
+            let continues = last.as_ref().is_some_and(|(v, t)| *v == visitor && at_ms.saturating_sub(*t) <= gap_ms as i64);
+            if !continues {
+                sessions.push(Vec::new());
+            }
+            last = Some((visitor, at_ms));
+            if let Some(session) = sessions.last_mut() {
+                if !session.contains(&sku) {
+                    session.push(sku);
+                }
+            }
+        }
+        Ok(sessions)
+    }
+
     /// Exposure, clicks and click-through per experiment arm.
     pub fn experiments(&self) -> Result<Vec<ArmReport>, AnalyticsError> {
         let conn = self.conn();

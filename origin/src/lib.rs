@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`analytics`]: behaviour events from the edges (`POST /internal/events`) in
 //!   `analytics.sqlite`, and trending products computed from them.
+//! - [`together`]: "bought together" lists from co-purchases (orders) and co-views (events),
+//!   `GET /internal/together`, published with the snapshot.
 //! - [`server`]: [`server::Origin`], which opens the data dir and composes every route; the
 //!   startup steps and errors of `origin serve`.
 //! - [`coordinator`]: the 16 stock shards, each a single writer in its own SQLite file
@@ -46,3 +48,4 @@ pub mod orders;
 pub mod publish;
 pub mod server;
 pub mod shopify;
+pub mod together;

@@ -188,6 +188,40 @@ impl OrderBook {
         .transpose()
     }
 
+    /// The SKUs of each order placed since `since_ms` and not cancelled, newest orders first, at
+    /// most `limit` orders: what "bought together" counts co-purchases in.
+    pub async fn baskets(&self, since_ms: u64, limit: usize) -> Result<Vec<Vec<String>>, OrdersError> {
+        let since = i64::try_from(since_ms).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(String, String)> = self
+            .conn
+            .run(move |conn| {
+                let mut select = conn.prepare_cached(
+                    "SELECT o.id, json_extract(l.value, '$.sku') FROM \
+                     (SELECT id, body, placed_at_ms FROM orders WHERE placed_at_ms >= ?1 AND status != 'cancelled' \
+                      ORDER BY placed_at_ms DESC LIMIT ?2) AS o, json_each(o.body, '$.lines') AS l \
+                     ORDER BY o.placed_at_ms DESC, o.id",
+                )?;
+                let rows = select.query_map(params![since, limit], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await??;
+        let mut baskets: Vec<Vec<String>> = Vec::new();
+        let mut last: Option<String> = None;
+        for (id, sku) in rows {
+            if last.as_ref() != Some(&id) {
+                baskets.push(Vec::new());
+                last = Some(id);
+            }
+            if let Some(basket) = baskets.last_mut() {
+                if !basket.contains(&sku) {
+                    basket.push(sku);
+                }
+            }
+        }
+        Ok(baskets)
+    }
+
     /// Up to `limit` stored order ids after `after`, in id order.
     pub async fn ids(
         &self,

@@ -419,6 +419,54 @@ pub async fn fetch_trending(origin: &str, token: &str) -> Result<Vec<edge_core::
         .collect())
 }
 
+/// The origin's "bought together" lists (`GET {origin}/internal/together`), for `catalog`.
+pub async fn fetch_together(origin: &str, token: &str, catalog: &Catalog) -> Result<edge_core::store::Together, PublishError> {
+    let url = format!("{}/internal/together", origin.trim_end_matches('/'));
+    let request = reqwest::Client::new().get(&url);
+    let (status, body) = send_authorized(&url, token, "the bought-together lists", request).await?;
+    if status == 404 {
+        let body = String::from_utf8_lossy(&body).into_owned();
+        return Err(PublishError::Refused { what: "the bought-together lists".into(), status, body });
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| PublishError::CorruptLive(format!("bought-together lists: {e}")))?;
+    let raw = value["products"].as_object().into_iter().flatten().map(|(sku, partners)| {
+        let partners = partners.as_array().into_iter().flatten().filter_map(|p| p["sku"].as_str().map(str::to_owned));
+        (sku.clone(), partners.collect())
+    });
+    Ok(together_for_catalog(raw, catalog))
+}
+
+/// Lists in stock-unit SKUs (orders name variants) as lists of `catalog`'s products: variants
+/// become their product, a product is never its own partner nor listed twice (the first place
+/// counts), SKUs the catalog lacks are dropped, lists are cut at
+/// [`crate::together::TOGETHER_PER_PRODUCT`].
+pub fn together_for_catalog(
+    raw: impl IntoIterator<Item = (String, Vec<String>)>,
+    catalog: &Catalog,
+) -> edge_core::store::Together {
+    let product_of: std::collections::HashMap<&str, &edge_core::Sku> = catalog
+        .products
+        .iter()
+        .flat_map(|p| p.stock_units().into_iter().map(move |unit| (unit.as_str(), &p.sku)))
+        .collect();
+    let mut together = edge_core::store::Together::new();
+    for (sku, partners) in raw {
+        let Some(product) = product_of.get(sku.as_str()) else { continue };
+        let list = together.entry((*product).clone()).or_default();
+        for partner in partners.iter().filter_map(|s| product_of.get(s.as_str())) {
+            if *partner != *product && !list.contains(partner) {
+                list.push((*partner).clone());
+            }
+        }
+    }
+    together.retain(|_, list| {
+        list.truncate(crate::together::TOGETHER_PER_PRODUCT);
+        !list.is_empty()
+    });
+    together
+}
+
 /// The similar-items index of a catalog as snapshot entries: built exactly for small catalogs,
 /// with hnsw_rs beyond `vectors::graph::SMALL_ITEMS_MAX` products.
 fn similar_entries(catalog: &Catalog, version: u64) -> Result<Vec<KvEntry>, PublishError> {
@@ -448,6 +496,11 @@ pub async fn publish_with_grace(
         .map(|(key, value)| KvEntry { key, value })
         .collect();
     entries.extend(similar_entries(catalog, version)?);
+    entries.extend(
+        edge_core::snapshot::together_entries(&catalog.together, version)
+            .into_iter()
+            .map(|(key, value)| KvEntry { key, value }),
+    );
     kv.kv_put(entries, progress).await?;
     let pointer = SnapshotPointer {
         version,

@@ -215,6 +215,7 @@ impl Origin {
                 self.token.clone(),
             ))
             .merge(crate::analytics::routes(self.analytics.clone(), self.token.clone()))
+            .merge(crate::together::routes(self.book.clone(), self.analytics.clone(), self.token.clone()))
             .fallback_service(storefront)
             .layer(axum::middleware::from_fn_with_state(
                 self.metrics.clone(),

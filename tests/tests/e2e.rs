@@ -1458,7 +1458,7 @@ async fn browser_sees_recently_viewed_and_can_opt_out(ctx: &Ctx) -> CheckResult 
         ensure!(picks.iter().all(|s| !viewed.contains(s)), "recommended something already seen: {picks:?}");
         let arm = js(c, "return document.querySelector('[data-testid=recommended]').dataset.arm").await?;
         let arm = arm.as_str().ok_or(format!("no experiment arm on the strip: {arm}"))?.to_owned();
-        ensure!(arm == "vector" || arm == "affinity", "unknown arm {arm}");
+        ensure!(arm == "vector" || arm == "co_purchase", "unknown arm {arm}");
         // A click on a recommendation counts for the arm.
         click(c, "[data-testid=recommended] li a").await?;
         wait_for("the recommended product's page", Duration::from_secs(10), || async {

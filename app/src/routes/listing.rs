@@ -152,6 +152,23 @@ pub fn ListingView(
             ..query.clone()
         })
     });
+    let products = RwSignal::new(page.products);
+    let personalized = RwSignal::new(false);
+    // The merchant's order ("Featured") is re-ranked for a shopper with a history, in the
+    // browser after hydration: the cached page stays the same for everyone. A sort the shopper
+    // chose, and search results (best match first), are left alone.
+    if query.sort == Sort::Featured && fixed.is_empty() {
+        Effect::new(move |_| {
+            let skus: Vec<String> = products.with_untracked(|p| p.iter().map(|p| p.sku.to_string()).collect());
+            leptos::task::spawn_local(async move {
+                let Ok(Some(order)) = crate::data::personal_order(skus).await else { return };
+                products.update(|list| {
+                    list.sort_by_key(|p| order.iter().position(|s| *s == p.sku.as_str()).unwrap_or(usize::MAX));
+                });
+                personalized.set(true);
+            });
+        });
+    }
     let clear = query.is_filtered().then(|| {
         link(ListingQuery {
             sort: query.sort,
@@ -175,7 +192,8 @@ pub fn ListingView(
                     <span class="total" data-total=page.total>{page.total} " products"</span>
                     <span class="sort">"Sort: " {sort_links}</span>
                 </p>
-                <ProductGrid products=page.products />
+                {move || personalized.get().then(|| view! { <p class="personalized-note" data-testid="personalized">"Ordered for you, from what you viewed"</p> })}
+                {move || view! { <ProductGrid products=products.get() /> }}
                 <nav class="pagination" aria-label="Pages">
                     {prev.map(|href| view! { <a rel="prev" href=href>"← Previous"</a> })}
                     <span class="page-of">"Page " {page.page} " of " {page.pages}</span>

@@ -48,7 +48,15 @@ pub fn ProductPage() -> impl IntoView {
 
 #[component]
 fn ProductView(detail: ProductWithStock) -> impl IntoView {
-    let ProductWithStock { product, levels, similar } = detail;
+    let ProductWithStock { product, levels, similar, together } = detail;
+    let together = (!together.is_empty()).then(|| {
+        view! {
+            <section class="together" data-testid="bought-together">
+                <h2>"Frequently bought together"</h2>
+                {super::strip(together)}
+            </section>
+        }
+    });
     let similar = (!similar.is_empty()).then(|| {
         view! {
             <section class="similar" data-testid="similar-items">
@@ -159,6 +167,7 @@ fn ProductView(detail: ProductWithStock) -> impl IntoView {
                 <p class="description">{product.description.clone()}</p>
             </div>
         </article>
+        {together}
         {similar}
     }
 }

@@ -4,7 +4,7 @@
 //! insufficient stock), with a 4xx status for anything the caller can fix and 503 when a backing
 //! store is down. Nothing here answers 500.
 
-use crate::checkout::{order_id_for_key, price, CheckoutError, CheckoutOutcome};
+use crate::checkout::{order_id_for_key, price_order, CheckoutError, CheckoutOutcome};
 use crate::codec::from_cbor;
 use crate::listing::{self, ListingPage, ListingQuery};
 use crate::order::CheckoutRequest;
@@ -116,6 +116,7 @@ pub fn router(shop: Shop) -> Router {
         .route("/api/categories", get(list_categories))
         .route("/api/products/{sku}", get(get_product))
         .route("/api/products/{sku}/similar", get(get_similar))
+        .route("/api/products/{sku}/together", get(get_together))
         .route("/api/stock/{sku}", get(get_stock))
         .route("/api/checkout", post(checkout))
         .route("/api/orders/{id}", get(get_order))
@@ -225,6 +226,85 @@ pub async fn similar_products(shop: &Shop, sku: &Sku, k: usize) -> Result<Vec<cr
     Ok(picks.into_iter().filter_map(|i| products.get(i as usize).cloned()).collect())
 }
 
+/// The snapshot's "bought together" lists; none when none were published, or when the value is
+/// corrupt (logged by the reader's error, shown as no lists: a page degrades, never fails).
+async fn together_lists(shop: &Shop) -> Result<Arc<crate::store::Together>, ApiError> {
+    match shop.catalog.together().await {
+        Ok(together) => Ok(together),
+        Err(StoreError::Corrupt { .. }) => Ok(Arc::default()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Positions in `products` of the SKUs in `wanted` (one pass over the catalog).
+fn positions(products: &[crate::ProductSummary], wanted: &[&Sku]) -> BTreeMap<Sku, u32> {
+    let wanted: std::collections::BTreeSet<&Sku> = wanted.iter().copied().collect();
+    products
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| wanted.contains(&p.sku))
+        .map(|(i, p)| (p.sku.clone(), i as u32))
+        .collect()
+}
+
+/// Up to `k` products bought together with `sku` (the published co-purchase lists, most often
+/// first), without `sku` itself and sold-out ones. Empty without lists.
+pub async fn bought_together(shop: &Shop, sku: &Sku, k: usize) -> Result<Vec<crate::ProductSummary>, ApiError> {
+    let together = together_lists(shop).await?;
+    let Some(list) = together.get(sku) else { return Ok(Vec::new()) };
+    let products = shop.catalog.products().await?;
+    let wanted: Vec<&Sku> = list.iter().filter(|s| *s != sku && not_sold_out(shop, s)).collect();
+    let at = positions(&products, &wanted);
+    Ok(wanted
+        .into_iter()
+        .filter_map(|s| products.get(*at.get(s)? as usize).cloned())
+        .take(k.min(SUGGESTIONS_MAX))
+        .collect())
+}
+
+async fn get_together(
+    State(shop): State<Shop>,
+    Path(sku): Path<String>,
+    Query(query): Query<SimilarQuery>,
+) -> Result<Response, ApiError> {
+    let sku = parse_sku(&sku)?;
+    let k = query.k.unwrap_or(4);
+    if k == 0 || k > SUGGESTIONS_MAX {
+        return Err(ApiError::BadRequest(format!("k must be 1 to {SUGGESTIONS_MAX}")));
+    }
+    if shop.catalog.product(&sku).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no product with SKU {sku}")));
+    }
+    let together = bought_together(&shop, &sku, k).await?;
+    Ok(Json(json!({ "sku": sku, "together": together })).into_response())
+}
+
+/// Candidates bought together with the shopper's products: each list's entries score the
+/// product's weight divided by their rank (1, 1/2, 1/3, ...), summed over the shopper's
+/// products, scaled to at most 1.
+fn co_purchase_candidates(
+    products: &[crate::ProductSummary],
+    together: &crate::store::Together,
+    weights: &[(&Sku, f32)],
+    keep: impl Fn(&Sku) -> bool,
+) -> Vec<(u32, f32)> {
+    let mut scores: BTreeMap<&Sku, f32> = BTreeMap::new();
+    for (sku, weight) in weights {
+        for (rank, other) in together.get(*sku).into_iter().flatten().enumerate() {
+            if keep(other) {
+                *scores.entry(other).or_default() += weight / (rank + 1) as f32;
+            }
+        }
+    }
+    let top = scores.values().copied().fold(0f32, f32::max);
+    let wanted: Vec<&Sku> = scores.keys().copied().collect();
+    let at = positions(products, &wanted);
+    scores
+        .into_iter()
+        .filter_map(|(sku, score)| Some((*at.get(sku)?, if top > 0.0 { score / top } else { 0.0 })))
+        .collect()
+}
+
 /// Where a list of suggestions came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -247,8 +327,9 @@ pub async fn recommended_products(
     recommended_products_in(shop, weights, seen, k, crate::behaviour::Arm::Vector).await
 }
 
-/// [`recommended_products`] under an experiment arm: `Affinity` ranks best-sellers by the
-/// shopper's category affinity alone, without the vector index (the baseline).
+/// [`recommended_products`] under an experiment arm: `CoPurchase` takes the products bought
+/// together with the shopper's (the published lists) instead of the vector index, then the
+/// best-sellers ranked by the shopper's category affinity (all it has before any co-purchases).
 pub async fn recommended_products_in(
     shop: &Shop,
     weights: &[(&Sku, f32)],
@@ -262,10 +343,17 @@ pub async fn recommended_products_in(
     let wanted = k * RECOMMEND_CANDIDATES_PER_PICK;
     let candidates: Vec<(u32, f32)> = match arm {
         _ if weights.is_empty() => Vec::new(),
-        crate::behaviour::Arm::Affinity => {
-            // Earlier in the catalog (its best-sellers) scores a little higher.
+        crate::behaviour::Arm::CoPurchase => {
+            let together = together_lists(shop).await?;
+            let mut candidates = co_purchase_candidates(&products, &together, weights, keep);
+            // Co-purchases first (a bonus above any affinity), then the catalog's best-sellers,
+            // earlier ones a little higher.
+            candidates.iter_mut().for_each(|(_, score)| *score += 1.0);
             let listed = products.iter().enumerate().filter(|(_, p)| keep(&p.sku)).take(crate::similar::CANDIDATES_MAX);
-            listed.map(|(i, _)| (i as u32, -(i as f32) / products.len().max(1) as f32 * 0.1)).collect()
+            let best_sellers = listed.map(|(i, _)| (i as u32, -(i as f32) / products.len().max(1) as f32 * 0.1));
+            let mut seen_at: std::collections::BTreeSet<u32> = candidates.iter().map(|(i, _)| *i).collect();
+            candidates.extend(best_sellers.filter(|(i, _)| seen_at.insert(*i)));
+            candidates
         }
         crate::behaviour::Arm::Vector => match shop.catalog.similar_index().await {
             Ok(Some(index)) => index.recommend_scored(weights, wanted, keep).unwrap_or_default(),
@@ -288,6 +376,46 @@ pub async fn recommended_products_in(
         }
     }
     Ok((source, picks))
+}
+
+/// Most products [`personal_order`] re-ranks at once (a listing page's worth and more).
+pub const PERSONAL_ORDER_MAX: usize = 100;
+/// How much a product's place in the merchant's order counts in [`personal_order`]: the
+/// first product gets this much over the last, so taste reorders and merchandising still shows.
+const MERCHANT_ORDER_WEIGHT: f32 = 0.1;
+
+/// `skus` (a listing page, in the merchant's order) re-ranked for a shopper whose recent
+/// products weigh `weights`: each product's match with the shopper's taste (vector index),
+/// plus their interest in its category, plus a little for its original place. Unknown SKUs
+/// keep their relative order at the end; without a history the order is unchanged.
+pub async fn personal_order(shop: &Shop, weights: &[(&Sku, f32)], skus: &[Sku]) -> Result<Vec<Sku>, ApiError> {
+    let skus = &skus[..skus.len().min(PERSONAL_ORDER_MAX)];
+    if weights.is_empty() {
+        return Ok(skus.to_vec());
+    }
+    let products = shop.catalog.products().await?;
+    let taste = match shop.catalog.similar_index().await {
+        Ok(Some(index)) => index.taste_scores(weights, &skus.iter().collect::<Vec<_>>()),
+        Ok(None) | Err(StoreError::Corrupt { .. }) => vec![None; skus.len()],
+        Err(e) => return Err(e.into()),
+    };
+    let at = positions(&products, &skus.iter().collect::<Vec<_>>());
+    let listed: Vec<u32> = skus.iter().filter_map(|s| at.get(s).copied()).collect();
+    let candidates: Vec<(u32, f32)> = skus
+        .iter()
+        .zip(&taste)
+        .enumerate()
+        .filter_map(|(place, (sku, taste))| {
+            let prior = MERCHANT_ORDER_WEIGHT * (1.0 - place as f32 / skus.len() as f32);
+            Some((*at.get(sku)?, taste.unwrap_or(0.0) + prior))
+        })
+        .collect();
+    let mut ranked: Vec<Sku> = rerank_by_affinity(&products, weights, candidates, listed.len())
+        .into_iter()
+        .filter_map(|i| products.get(i as usize).map(|p| p.sku.clone()))
+        .collect();
+    ranked.extend(skus.iter().filter(|s| !at.contains_key(*s)).cloned());
+    Ok(ranked)
 }
 
 /// Candidates searched per recommendation shown, for the affinity re-rank to choose from.
@@ -435,6 +563,12 @@ pub fn checkout_response(outcome: CheckoutOutcome) -> Result<Response, ApiError>
             )
                 .into_response())
         }
+        CheckoutOutcome::Insufficient { sku, .. } if crate::promo::is_usage_sku(&sku) => Err(refused(
+            StatusCode::CONFLICT,
+            "promotion_used_up",
+            "a discount code in your order has reached its usage limit; nothing was charged",
+            json!({ "promotion": crate::promo::usage_promotion(&sku) }),
+        )),
         CheckoutOutcome::Insufficient { sku, available } => Err(refused(
             StatusCode::CONFLICT,
             "insufficient_stock",
@@ -473,8 +607,9 @@ pub fn checkout_response(outcome: CheckoutOutcome) -> Result<Response, ApiError>
 pub async fn place(shop: &Shop, key: Option<&str>, request: CheckoutRequest) -> Result<CheckoutOutcome, ApiError> {
     request.validate().map_err(ApiError::BadRequest)?;
     let order_id = checkout_order_id(key)?;
-    let (lines, total) = price(shop.catalog.as_ref(), &request.lines).await?;
-    Ok(shop.orders.checkout(order_id, request, lines, total).await?)
+    // Prices and promotions from the snapshot, never the client's numbers.
+    let (priced, _) = price_order(shop.catalog.as_ref(), &request, shop.clock.now_ms()).await?;
+    Ok(shop.orders.checkout_priced(order_id, request, priced).await?)
 }
 
 /// `POST /api/checkout`: prices the lines from the catalog and runs the checkout.

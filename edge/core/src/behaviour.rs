@@ -68,7 +68,9 @@ impl EventKind {
 }
 
 /// The running recommendations experiment: which ranking a visitor's "Recommended for you" uses.
-pub const RECOMMENDATIONS_EXPERIMENT: &str = "recs-1";
+/// (`recs-1` compared the vector index with category affinity alone; `recs-2` replaced that
+/// baseline with co-purchases once the origin published "bought together" lists.)
+pub const RECOMMENDATIONS_EXPERIMENT: &str = "recs-2";
 
 /// An arm of [`RECOMMENDATIONS_EXPERIMENT`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,8 +78,9 @@ pub const RECOMMENDATIONS_EXPERIMENT: &str = "recs-1";
 pub enum Arm {
     /// The vector index searched with the shopper's mean vector, re-ranked by category affinity.
     Vector,
-    /// Best-sellers re-ranked by category affinity alone (no index): the baseline.
-    Affinity,
+    /// Products bought together with the shopper's (the origin's co-purchase lists), then
+    /// best-sellers, re-ranked by category affinity; no vector index.
+    CoPurchase,
 }
 
 impl Arm {
@@ -87,19 +90,19 @@ impl Arm {
         if hash % 2 == 0 {
             Arm::Vector
         } else {
-            Arm::Affinity
+            Arm::CoPurchase
         }
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Arm::Vector => "vector",
-            Arm::Affinity => "affinity",
+            Arm::CoPurchase => "co_purchase",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Arm> {
-        [Arm::Vector, Arm::Affinity].into_iter().find(|a| a.as_str() == raw)
+        [Arm::Vector, Arm::CoPurchase].into_iter().find(|a| a.as_str() == raw)
     }
 }
 
@@ -293,7 +296,7 @@ mod tests {
         let vector = (0..10_000).filter(|i| Arm::of(&format!("{i:016x}")) == Arm::Vector).count();
         assert!((4_700..=5_300).contains(&vector), "{vector} of 10000 in the vector arm");
         assert_eq!(Arm::of("abc"), Arm::of("abc"));
-        assert_eq!(Arm::parse(Arm::Affinity.as_str()), Some(Arm::Affinity));
+        assert_eq!(Arm::parse(Arm::CoPurchase.as_str()), Some(Arm::CoPurchase));
     }
 
     #[test]

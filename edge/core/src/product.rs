@@ -252,6 +252,9 @@ pub struct Catalog {
     /// Products trending in the shop's recent behaviour (from the origin's analytics), best
     /// first: published with the snapshot, the edge's best-sellers. Empty: catalog order.
     pub trending: Vec<Sku>,
+    /// Products bought together with each product (co-purchases, then co-views, from the
+    /// origin's orders and analytics), most often first: published with the snapshot.
+    pub together: std::collections::BTreeMap<Sku, Vec<Sku>>,
     /// The merchant's vectors, one per product in catalog order, or empty (featurized text).
     pub vectors: Vec<Vec<f32>>,
 }
@@ -534,7 +537,7 @@ impl Catalog {
             }
         }
         if problems.is_empty() {
-            Ok(Self { products, levels, trending: Vec::new(), vectors })
+            Ok(Self { products, levels, trending: Vec::new(), together: Default::default(), vectors })
         } else {
             Err(problems)
         }

@@ -168,6 +168,15 @@ impl SimilarIndex {
         k: usize,
         keep: impl Fn(&Sku) -> bool,
     ) -> Result<Vec<(u32, f32)>, VectorError> {
+        let Some(query) = self.taste(weights) else { return Ok(Vec::new()) };
+        let k = k.min(CANDIDATES_MAX);
+        let hits = self.index.search(&query, k, SEARCH_EF.max(k), |i| self.keeps(i, &keep))?;
+        Ok(hits.into_iter().filter_map(|h| Some((self.listed[h.item as usize]?, h.score))).collect())
+    }
+
+    /// The shopper's taste: the weighted mean of their recent products' vectors, normalised;
+    /// `None` when none of them is in the index.
+    fn taste(&self, weights: &[(&Sku, f32)]) -> Option<Vec<f32>> {
         let mut query = vec![0f32; self.index.dim()];
         let mut total = 0f32;
         for (sku, weight) in weights {
@@ -179,12 +188,23 @@ impl SimilarIndex {
         }
         let norm = query.iter().map(|q| q * q).sum::<f32>().sqrt();
         if total <= 0.0 || norm <= f32::EPSILON {
-            return Ok(Vec::new());
+            return None;
         }
         query.iter_mut().for_each(|q| *q /= norm);
-        let k = k.min(CANDIDATES_MAX);
-        let hits = self.index.search(&query, k, SEARCH_EF.max(k), |i| self.keeps(i, &keep))?;
-        Ok(hits.into_iter().filter_map(|h| Some((self.listed[h.item as usize]?, h.score))).collect())
+        Some(query)
+    }
+
+    /// How much each of `skus` matches the shopper's taste (cosine with the [`Self::taste`]
+    /// vector, -1..=1); `None` for SKUs not in the index, or all `None` without a taste.
+    pub fn taste_scores(&self, weights: &[(&Sku, f32)], skus: &[&Sku]) -> Vec<Option<f32>> {
+        let Some(taste) = self.taste(weights) else { return vec![None; skus.len()] };
+        skus.iter()
+            .map(|sku| {
+                let vector = self.positions.get(*sku).and_then(|&i| self.index.vector(i))?;
+                let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+                (norm > f32::EPSILON).then(|| taste.iter().zip(&vector).map(|(t, v)| t * v).sum::<f32>() / norm)
+            })
+            .collect()
     }
 
     fn keeps(&self, i: u32, keep: &impl Fn(&Sku) -> bool) -> bool {

@@ -18,7 +18,7 @@ use crate::product::{Product, ProductSummary, Sku};
 use crate::search::SearchIndex;
 use crate::similar::SimilarIndex;
 use crate::shard::fnv1a_64;
-use crate::store::{BoxFuture, CatalogStore, StoreError};
+use crate::store::{BoxFuture, CatalogStore, StoreError, Together};
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
 use std::any::Any;
@@ -60,6 +60,20 @@ pub fn trending_key(version: u64) -> String {
     format!("v{version}/trending")
 }
 
+/// Products bought together, published with the snapshot (CBOR `BTreeMap<Sku, Vec<Sku>>`, each
+/// list most often first). Absent in snapshots published without the origin's analytics.
+pub fn together_key(version: u64) -> String {
+    format!("v{version}/together")
+}
+
+/// The "bought together" lists as the snapshot entry [`together_key`] names; none when empty.
+pub fn together_entries(together: &Together, version: u64) -> Vec<(String, Vec<u8>)> {
+    if together.is_empty() {
+        return Vec::new();
+    }
+    vec![(together_key(version), to_cbor(together))]
+}
+
 pub fn index_key(version: u64) -> String {
     format!("v{version}/index/products")
 }
@@ -84,6 +98,12 @@ pub fn facets_key(version: u64) -> String {
 /// The (SKU, content hash) list of a version, for `diff` and change reports.
 pub fn manifest_key(version: u64) -> String {
     format!("v{version}/manifest")
+}
+
+/// The promotions and shipping rate published with the snapshot (CBOR
+/// [`crate::promo::PromotionBook`]). Absent: no promotions, free shipping.
+pub fn promotions_key(version: u64) -> String {
+    format!("v{version}/promotions")
 }
 
 /// Prefix of every key of one version (for listing and garbage collection).
@@ -205,11 +225,13 @@ pub fn version_keys(version: u64, manifest: &Manifest, categories: &[CategoryInf
     keys.extend(categories.iter().map(|c| category_key(version, &c.slug)));
     // The manifest goes last: while it exists, a collector can still find the other keys.
     keys.extend([
+        promotions_key(version),
         categories_key(version),
         search_key(version),
         facets_key(version),
         units_key(version),
         trending_key(version),
+        together_key(version),
         index_key(version),
         manifest_key(version),
     ]);
@@ -418,6 +440,10 @@ impl<K: KvRead> CatalogStore for SnapshotCatalog<K> {
         })
     }
 
+    fn together(&self) -> BoxFuture<'_, Result<Arc<Together>, StoreError>> {
+        Box::pin(async move { Ok(self.cached::<Together>(together_key).await?.unwrap_or_default()) })
+    }
+
     fn similar_index(&self) -> BoxFuture<'_, Result<Option<Arc<SimilarIndex>>, StoreError>> {
         Box::pin(async move {
             let Some(version) = self.version().await? else { return Ok(None) };
@@ -491,6 +517,10 @@ impl<K: KvRead> CatalogStore for SnapshotCatalog<K> {
                 .take(SEARCH_RESULTS_MAX)
                 .collect())
         })
+    }
+
+    fn promotions(&self) -> BoxFuture<'_, Result<Arc<crate::promo::PromotionBook>, StoreError>> {
+        Box::pin(async move { Ok(self.cached(promotions_key).await?.unwrap_or_default()) })
     }
 }
 

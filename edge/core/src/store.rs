@@ -16,6 +16,9 @@ use std::sync::Arc;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Products bought together with each product, most often first.
+pub type Together = BTreeMap<Sku, Vec<Sku>>;
+
 /// Why a store could not answer. Each variant says what the caller should do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
@@ -52,6 +55,10 @@ pub trait CatalogStore: Send + Sync {
     fn trending(&self) -> BoxFuture<'_, Result<Arc<Vec<Sku>>, StoreError>> {
         Box::pin(async { Ok(Arc::default()) })
     }
+    /// Products bought together with each product, published with the snapshot (may be empty).
+    fn together(&self) -> BoxFuture<'_, Result<Arc<Together>, StoreError>> {
+        Box::pin(async { Ok(Arc::default()) })
+    }
     /// The snapshot's similar-items index; `None` when none was published.
     fn similar_index(&self) -> BoxFuture<'_, Result<Option<Arc<crate::similar::SimilarIndex>>, StoreError>> {
         Box::pin(async { Ok(None) })
@@ -61,6 +68,11 @@ pub trait CatalogStore: Send + Sync {
         &'a self,
         query: &'a str,
     ) -> BoxFuture<'a, Result<Vec<ProductSummary>, StoreError>>;
+    /// The promotions and shipping rate published with the snapshot (none: no promotions,
+    /// free shipping).
+    fn promotions(&self) -> BoxFuture<'_, Result<Arc<crate::promo::PromotionBook>, StoreError>> {
+        Box::pin(async { Ok(Arc::default()) })
+    }
 }
 
 /// Sends one request to one shard and returns its reply. Hosts implement this; the SKU routing

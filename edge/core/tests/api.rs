@@ -655,3 +655,113 @@ async fn best_sellers_follow_the_published_trending_list_then_the_catalog() {
     let skus: Vec<&str> = picks.iter().map(|p| p.sku.as_str()).collect();
     assert_eq!(skus, vec!["POT-2", "MUG-1"]);
 }
+
+/// A six-product catalog in two categories, published, with stock.
+async fn kitchen_and_apparel() -> Host {
+    let host = host();
+    let entry = |sku: &str, title: &str, category: &str| {
+        json!({"sku": sku, "title": title, "description": "d", "price_minor": 1500,
+               "category": category, "image": "/i.svg", "stock": 5})
+    };
+    let catalog = json!({"currency": "USD", "products": [
+        entry("MUG-1", "Stoneware mug for tea", "Kitchen"),
+        entry("MUG-2", "Stoneware tea cup", "Kitchen"),
+        entry("POT-3", "Stoneware teapot", "Kitchen"),
+        entry("TEE-1", "Organic cotton tee", "Apparel"),
+        entry("TEE-2", "Organic cotton shirt", "Apparel"),
+        entry("HAT-3", "Organic cotton cap", "Apparel"),
+    ]});
+    let catalog = Catalog::from_json(&catalog.to_string()).unwrap();
+    host.kv.publish_snapshot(&catalog.products, 0);
+    let levels: serde_json::Map<String, Value> = catalog.levels.iter().map(|(s, n)| (s.to_string(), json!(n))).collect();
+    call(&host, "POST", "/_admin/stock", Some(&json!({"levels": levels}).to_string()), Some(TOKEN)).await;
+    host
+}
+
+fn skus_of(list: &Value) -> Vec<String> {
+    list.as_array().unwrap().iter().map(|p| p["sku"].as_str().unwrap().to_owned()).collect()
+}
+
+fn together_list(pairs: &[(&str, &[&str])]) -> edge_core::store::Together {
+    let sku = |s: &str| Sku::parse(s).unwrap();
+    pairs.iter().map(|(k, v)| (sku(k), v.iter().map(|s| sku(s)).collect())).collect()
+}
+
+#[tokio::test]
+async fn bought_together_lists_come_from_the_snapshot_without_sold_out_ones() {
+    let host = kitchen_and_apparel().await;
+    // Published without lists: none, not an error.
+    let (status, body) = call(&host, "GET", "/api/products/MUG-1/together", None, None).await;
+    assert_eq!((status, skus_of(&body["together"])), (StatusCode::OK, Vec::<String>::new()), "{body}");
+
+    // The mug goes with a tee (most often), the teapot and itself (ignored).
+    let lists = together_list(&[("MUG-1", &["TEE-1", "POT-3", "MUG-1"])]);
+    host.kv.put(&edge_core::snapshot::together_key(1), to_cbor(&lists));
+    let fresh = host_sharing_kv(&host);
+    let (status, body) = call(&fresh, "GET", "/api/products/MUG-1/together", None, None).await;
+    assert_eq!((status, skus_of(&body["together"])), (StatusCode::OK, vec!["TEE-1".to_owned(), "POT-3".to_owned()]));
+    let (_, body) = call(&fresh, "GET", "/api/products/MUG-1/together?k=1", None, None).await;
+    assert_eq!(skus_of(&body["together"]), vec!["TEE-1".to_owned()]);
+    // Sold out (as the level cache knows it): left out.
+    call(&fresh, "POST", "/_admin/stock", Some(&json!({"levels": {"TEE-1": 0}}).to_string()), Some(TOKEN)).await;
+    call(&fresh, "GET", "/api/stock/TEE-1", None, None).await;
+    let (_, body) = call(&fresh, "GET", "/api/products/MUG-1/together", None, None).await;
+    assert_eq!(skus_of(&body["together"]), vec!["POT-3".to_owned()]);
+    for (uri, expected) in [
+        ("/api/products/MUG-1/together?k=0", StatusCode::BAD_REQUEST),
+        ("/api/products/NOPE/together", StatusCode::NOT_FOUND),
+    ] {
+        assert_eq!(call(&fresh, "GET", uri, None, None).await.0, expected, "{uri}");
+    }
+    // A corrupt value degrades to no lists.
+    host.kv.put(&edge_core::snapshot::together_key(1), b"\xff\x00garbage".to_vec());
+    let fresh = host_sharing_kv(&host);
+    let (status, body) = call(&fresh, "GET", "/api/products/MUG-1/together", None, None).await;
+    assert_eq!((status, skus_of(&body["together"])), (StatusCode::OK, Vec::<String>::new()), "{body}");
+}
+
+#[tokio::test]
+async fn the_co_purchase_arm_recommends_what_was_bought_with_the_shoppers_products() {
+    use edge_core::api::{recommended_products_in, SuggestionSource};
+    use edge_core::behaviour::Arm;
+    let host = kitchen_and_apparel().await;
+    let mug = Sku::parse("MUG-1").unwrap();
+    let picks = |arm| {
+        let shop = host_sharing_kv(&host).shop();
+        let mug = &mug;
+        async move {
+            let (source, picks) = recommended_products_in(&shop, &[(mug, 1.0)], &[mug], 2, arm).await.unwrap();
+            (source, picks.iter().map(|p| p.sku.to_string()).collect::<Vec<_>>())
+        }
+    };
+    // Without lists the arm still personalizes: best-sellers of the shopper's category first.
+    let (source, skus) = picks(Arm::CoPurchase).await;
+    assert_eq!((source, skus), (SuggestionSource::Personal, vec!["MUG-2".to_owned(), "POT-3".to_owned()]));
+    // With lists, what was bought with the mug comes first even from another category, in the
+    // order of the list.
+    let lists = together_list(&[("MUG-1", &["HAT-3", "TEE-2"])]);
+    host.kv.put(&edge_core::snapshot::together_key(1), to_cbor(&lists));
+    let (_, skus) = picks(Arm::CoPurchase).await;
+    assert_eq!(skus, vec!["HAT-3".to_owned(), "TEE-2".to_owned()]);
+    // The vector arm ignores the lists: the mug's neighbours are kitchen things.
+    let (_, skus) = picks(Arm::Vector).await;
+    assert!(skus.iter().all(|s| s == "MUG-2" || s == "POT-3"), "{skus:?}");
+}
+
+#[tokio::test]
+async fn a_listing_is_reordered_by_the_shoppers_taste_and_unchanged_without_one() {
+    use edge_core::api::personal_order;
+    let host = kitchen_and_apparel().await;
+    let shop = host.shop();
+    let sku = |s: &str| Sku::parse(s).unwrap();
+    let listing: Vec<Sku> = ["MUG-1", "MUG-2", "POT-3", "TEE-1", "HAT-3", "GONE-1"].map(sku).to_vec();
+    assert_eq!(personal_order(&shop, &[], &listing).await.unwrap(), listing, "no history: the merchant's order");
+
+    let (tee, shirt) = (sku("TEE-1"), sku("TEE-2"));
+    let ranked = personal_order(&shop, &[(&tee, 1.0), (&shirt, 2.0)], &listing).await.unwrap();
+    let names: Vec<&str> = ranked.iter().map(Sku::as_str).collect();
+    assert_eq!(&names[..2].iter().copied().collect::<std::collections::BTreeSet<_>>(), &["HAT-3", "TEE-1"].into());
+    assert_eq!(&names[2..5].iter().copied().collect::<std::collections::BTreeSet<_>>(), &["MUG-1", "MUG-2", "POT-3"].into());
+    assert_eq!(names[5], "GONE-1", "an unknown SKU keeps its place at the end");
+    assert_eq!(ranked.len(), listing.len());
+}

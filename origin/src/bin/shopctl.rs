@@ -81,8 +81,9 @@ enum Command {
         file: CatalogArgs,
         #[command(flatten)]
         edge: EdgeArgs,
-        /// The origin whose analytics give the snapshot its trending list (the edge's
-        /// best-sellers); without it the catalog's order is used.
+        /// The origin whose analytics and orders give the snapshot its trending list (the
+        /// edge's best-sellers) and "bought together" lists; without it the catalog's order
+        /// is used and products have no such lists.
         #[arg(long)]
         trending_from: Option<String>,
         /// The origin's token (for `--trending-from`).
@@ -184,7 +185,9 @@ async fn main() -> ExitCode {
             let result = async {
                 let mut catalog = file.load()?;
                 if let Some(origin) = &trending_from {
-                    catalog.trending = publish::fetch_trending(origin, origin_token.as_deref().unwrap_or_default()).await?;
+                    let token = origin_token.as_deref().unwrap_or_default();
+                    catalog.trending = publish::fetch_trending(origin, token).await?;
+                    catalog.together = publish::fetch_together(origin, token, &catalog).await?;
                 }
                 let admin = EdgeAdmin::new(&edge.edge, &edge.token)?;
                 // Drawn on a terminal only; hidden when stderr is a pipe or a CI log.
