@@ -140,7 +140,8 @@ impl Origin {
             stock.clone(),
             clock.clone(),
             admin,
-        )?);
+        )?
+        .with_shards(shards.clone()));
         let kv = Arc::new(MemoryKv::default());
         let mut seeded = SeedReport::default();
         if let Some(path) = &config.catalog {

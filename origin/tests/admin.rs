@@ -214,6 +214,7 @@ fn order(id: &str, email: &str, lines: &[(&str, u32)], placed_at_ms: u64) -> Ord
                 at_ms: placed_at_ms,
             },
         ],
+        pricing: None,
     }
 }
 
@@ -1132,7 +1133,7 @@ async fn admin_responses_carry_the_security_headers() {
             .unwrap()
             .starts_with("max-age="));
         assert_eq!(reply.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-        assert_eq!(reply.headers[header::REFERRER_POLICY], "no-referrer");
+        assert_eq!(reply.headers[header::REFERRER_POLICY], "same-origin");
     }
     // The storefront is not the admin's: no admin headers there.
     let health = send(&app, "GET", "/healthz", None, None, None, None).await;
@@ -1816,4 +1817,419 @@ fn serve_takes_the_edge_url_and_token_together_or_not_at_all() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--edge-token"), "{stderr}");
+}
+
+// ---- The admin UI (server-rendered pages, forms posting to server functions) ----
+
+/// A form post to a UI server function, as a browser sends it: urlencoded, `Accept:
+/// text/html`, and a same-origin `Referer` (the page the form is on).
+async fn form_post(
+    app: &Router,
+    action: &str,
+    cookie: Option<&str>,
+    referer: &str,
+    fields: &[(&str, &str)],
+) -> Reply {
+    let mut body = String::new();
+    for (i, (name, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            body.push('&');
+        }
+        body.push_str(&format!("{name}={}", value.replace(' ', "+")));
+    }
+    let mut request = Request::post(action)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "text/html,application/xhtml+xml")
+        .header(header::REFERER, format!("http://origin.test{referer}"));
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: Value::Null,
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+fn location(reply: &Reply) -> String {
+    reply.headers[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .trim_start_matches("http://origin.test")
+        .to_owned()
+}
+
+/// A page of the UI, as a logged-in browser gets it.
+async fn page(app: &Router, uri: &str, client: &Client) -> Reply {
+    send(app, "GET", uri, Some(client), None, None, None).await
+}
+
+/// Logs in through the login page's form: the client (cookie and the CSRF token the pages
+/// carry).
+async fn ui_login(env: &Env, email: &str) -> Client {
+    let login_page = send(&env.app, "GET", "/admin/login", None, None, None, None).await;
+    assert_eq!(login_page.status, StatusCode::OK);
+    let login_cookie = login_page.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let token = login_cookie.split('=').nth(1).unwrap().to_owned();
+    assert!(login_page.text.contains(&token), "{}", login_page.text);
+    let reply = form_post(
+        &env.app,
+        "/admin/sfn/login",
+        Some(&login_cookie),
+        "/admin/login",
+        &[
+            ("email", email),
+            ("password", PASSWORD),
+            ("totp", ""),
+            ("login_csrf", &token),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FOUND, "{}", reply.text);
+    assert_eq!(location(&reply), "/admin/orders");
+    let cookie = reply
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("origin_admin_session="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let orders = page(
+        &env.app,
+        "/admin/orders",
+        &Client {
+            cookie: cookie.clone(),
+            csrf: String::new(),
+        },
+    )
+    .await;
+    assert_eq!(orders.status, StatusCode::OK, "{}", orders.text);
+    let csrf = orders
+        .text
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    Client { cookie, csrf }
+}
+
+#[tokio::test]
+async fn the_ui_logs_in_through_its_form_and_refuses_a_forged_or_wrong_login() {
+    let env = env();
+    // No session: every page goes to the login page.
+    for uri in ["/admin", "/admin/orders", "/admin/stock", "/admin/audit"] {
+        let reply = send(&env.app, "GET", uri, None, None, None, None).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{uri}");
+        assert_eq!(reply.headers[header::LOCATION], "/admin/login", "{uri}");
+    }
+    let login_page = send(&env.app, "GET", "/admin/login", None, None, None, None).await;
+    let csp = login_page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(!login_page.text.contains("<script"), "{}", login_page.text);
+    // A cross-site form has no login cookie: refused, nothing audited as a login.
+    let forged = form_post(
+        &env.app,
+        "/admin/sfn/login",
+        None,
+        "/admin/login",
+        &[
+            ("email", OWNER),
+            ("password", PASSWORD),
+            ("totp", ""),
+            ("login_csrf", "abc"),
+        ],
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FOUND);
+    assert!(
+        location(&forged).contains("__err="),
+        "{}",
+        location(&forged)
+    );
+    assert!(forged.headers.get(header::SET_COOKIE).is_none());
+    // A wrong password goes back to the login page, which says why.
+    let cookie = "origin_admin_login=0123456789abcdef";
+    let wrong = form_post(
+        &env.app,
+        "/admin/sfn/login",
+        Some(cookie),
+        "/admin/login",
+        &[
+            ("email", OWNER),
+            ("password", "not it"),
+            ("totp", ""),
+            ("login_csrf", "0123456789abcdef"),
+        ],
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::FOUND);
+    let back = send(&env.app, "GET", &location(&wrong), None, None, None, None).await;
+    assert!(
+        back.text.contains("wrong e-mail or password"),
+        "{}",
+        back.text
+    );
+    let owner = ui_login(&env, OWNER).await;
+    let audit = page(&env.app, "/admin/audit", &owner).await;
+    assert_eq!(audit.status, StatusCode::OK);
+    assert!(audit.text.contains("login.failed") && audit.text.contains(">login<"));
+    assert!(audit.text.contains("/admin/api/audit.csv"));
+    // Logging out ends the session.
+    let out = form_post(
+        &env.app,
+        "/admin/sfn/logout",
+        Some(&owner.cookie),
+        "/admin/orders",
+        &[("csrf", &owner.csrf)],
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::FOUND, "{}", out.text);
+    assert!(location(&out).starts_with("/admin/login"));
+    let after = page(&env.app, "/admin/orders", &owner).await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn ui_order_page_offers_only_legal_moves_and_its_server_functions_check_role_and_csrf() {
+    let env = env();
+    let (_owner, _staff, _viewer) = team(&env).await;
+    seed(&env, &[("UI-1", 5)]).await;
+    let order = sold_order(&env, "ui-order-1", &[("UI-1", 2)]).await;
+    let staff = ui_login(&env, "staff@shop.test").await;
+    let viewer = ui_login(&env, "viewer@shop.test").await;
+    let uri = format!("/admin/orders/{}", order.id);
+
+    let list = page(&env.app, "/admin/orders?status=paid&sku=UI-1", &staff).await;
+    assert!(list.text.contains(&uri), "{}", list.text);
+    let none = page(&env.app, "/admin/orders?status=shipped", &staff).await;
+    assert!(!none.text.contains(&uri));
+
+    // Staff see one button per legal move (paid → packed, cancelled), nothing else.
+    let staff_page = page(&env.app, &uri, &staff).await;
+    assert_eq!(staff_page.status, StatusCode::OK);
+    for status in ALL_STATUSES {
+        let button = format!("data-status=\"{}\"", status.as_str());
+        assert_eq!(
+            staff_page.text.contains(&button),
+            OrderStatus::Paid.can_move_to(status),
+            "{status:?}"
+        );
+    }
+    // Viewers see no form, and the server function refuses them with a 403.
+    let viewer_page = page(&env.app, &uri, &viewer).await;
+    assert!(!viewer_page.text.contains("/admin/sfn/order_status"));
+    let id = order.id.to_string();
+    let refused = form_post(
+        &env.app,
+        "/admin/sfn/order_status",
+        Some(&viewer.cookie),
+        &uri,
+        &[
+            ("id", &id),
+            ("status", "packed"),
+            ("note", ""),
+            ("csrf", &viewer.csrf),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    // Staff without the session's CSRF token: 403 too.
+    let forged = form_post(
+        &env.app,
+        "/admin/sfn/order_status",
+        Some(&staff.cookie),
+        &uri,
+        &[
+            ("id", &id),
+            ("status", "packed"),
+            ("note", ""),
+            ("csrf", "nope"),
+        ],
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text);
+    // An illegal move (a stale page) goes back with the state machine's reason.
+    let illegal = form_post(
+        &env.app,
+        "/admin/sfn/order_status",
+        Some(&staff.cookie),
+        &uri,
+        &[
+            ("id", &id),
+            ("status", "delivered"),
+            ("note", ""),
+            ("csrf", &staff.csrf),
+        ],
+    )
+    .await;
+    assert_eq!(illegal.status, StatusCode::FOUND);
+    let shown = page(&env.app, &location(&illegal), &staff).await;
+    assert!(
+        shown
+            .text
+            .contains("an order that is paid cannot become delivered"),
+        "{}",
+        shown.text
+    );
+    let still = env.admin.book.order(&order.id).await.unwrap().unwrap();
+    assert_eq!(still.status, OrderStatus::Paid);
+    // A legal one moves it, with the note, and the page shows the history.
+    let moved = form_post(
+        &env.app,
+        "/admin/sfn/order_status",
+        Some(&staff.cookie),
+        &uri,
+        &[
+            ("id", &id),
+            ("status", "packed"),
+            ("note", "box 7"),
+            ("csrf", &staff.csrf),
+        ],
+    )
+    .await;
+    assert_eq!(moved.status, StatusCode::FOUND, "{}", moved.text);
+    assert!(location(&moved).starts_with(&format!("{uri}?msg=")));
+    let now = page(&env.app, &location(&moved), &staff).await;
+    assert!(now.text.contains("now packed"), "{}", now.text);
+    assert!(now.text.contains("box 7") && now.text.contains("order.status"));
+    assert!(now.text.contains("data-status=\"shipped\""));
+    assert_eq!(
+        env.admin
+            .book
+            .order(&order.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        OrderStatus::Packed
+    );
+}
+
+#[tokio::test]
+async fn ui_stock_page_lists_levels_and_restocks_and_adjusts_with_a_reason() {
+    let env = env();
+    let (_owner, _staff, _viewer) = team(&env).await;
+    seed(&env, &[("UI-A", 5), ("UI-B", 1)]).await;
+    let staff = ui_login(&env, "staff@shop.test").await;
+    let viewer = ui_login(&env, "viewer@shop.test").await;
+    // The admin opened without its shards lists nothing; one exact SKU still shows.
+    let one = page(&env.app, "/admin/stock?sku=UI-A", &staff).await;
+    assert!(
+        one.text.contains("available 5, held 0, sold 0, received 5"),
+        "{}",
+        one.text
+    );
+    assert!(one.text.contains("/admin/sfn/restock") && one.text.contains("/admin/sfn/adjust"));
+    let viewer_view = page(&env.app, "/admin/stock?sku=UI-A", &viewer).await;
+    assert!(!viewer_view.text.contains("/admin/sfn/restock"));
+
+    let restocked = form_post(
+        &env.app,
+        "/admin/sfn/restock",
+        Some(&staff.cookie),
+        "/admin/stock?sku=UI-A",
+        &[
+            ("sku", "UI-A"),
+            ("qty", "3"),
+            ("reason", "delivery 12"),
+            ("csrf", &staff.csrf),
+        ],
+    )
+    .await;
+    assert_eq!(restocked.status, StatusCode::FOUND, "{}", restocked.text);
+    let after = page(&env.app, &location(&restocked), &staff).await;
+    assert!(
+        after
+            .text
+            .contains("available 8, held 0, sold 0, received 8"),
+        "{}",
+        after.text
+    );
+    // No reason: refused with the reason why, nothing changed.
+    let no_reason = form_post(
+        &env.app,
+        "/admin/sfn/adjust",
+        Some(&staff.cookie),
+        "/admin/stock?sku=UI-A",
+        &[
+            ("sku", "UI-A"),
+            ("available", "2"),
+            ("reason", ""),
+            ("csrf", &staff.csrf),
+        ],
+    )
+    .await;
+    let shown = page(&env.app, &location(&no_reason), &staff).await;
+    assert!(
+        shown.text.contains("say why the stock changes"),
+        "{}",
+        shown.text
+    );
+    let adjusted = form_post(
+        &env.app,
+        "/admin/sfn/adjust",
+        Some(&staff.cookie),
+        "/admin/stock?sku=UI-A",
+        &[
+            ("sku", "UI-A"),
+            ("available", "2"),
+            ("reason", "count"),
+            ("csrf", &staff.csrf),
+        ],
+    )
+    .await;
+    assert_eq!(adjusted.status, StatusCode::FOUND);
+    let level = env.admin.stock.level(&sku("UI-A")).await.unwrap().unwrap();
+    assert_eq!((level.available, level.received), (2, 2));
+    let viewer_try = form_post(
+        &env.app,
+        "/admin/sfn/restock",
+        Some(&viewer.cookie),
+        "/admin/stock?sku=UI-A",
+        &[
+            ("sku", "UI-A"),
+            ("qty", "3"),
+            ("reason", "x"),
+            ("csrf", &viewer.csrf),
+        ],
+    )
+    .await;
+    assert_eq!(viewer_try.status, StatusCode::FORBIDDEN);
+    // Both changes audited once each, with their reasons; the viewer's refusal changed nothing.
+    let owner = login(&env.app, OWNER, PASSWORD).await;
+    let actions = audit_actions(&env, &owner).await;
+    let stock: Vec<_> = actions.iter().filter(|a| a.starts_with("stock.")).collect();
+    assert_eq!(stock, ["stock.restock", "stock.adjust"]);
+    let reports = page(&env.app, "/admin/reports", &viewer).await;
+    assert_eq!(reports.status, StatusCode::OK);
+    assert!(reports.text.contains("/admin/api/reports/sales.svg"));
+    let audit = page(&env.app, "/admin/audit", &viewer).await;
+    assert_eq!(audit.status, StatusCode::FORBIDDEN);
 }

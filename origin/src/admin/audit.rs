@@ -142,24 +142,32 @@ pub async fn list(
 ) -> Result<Json<Value>, AdminError> {
     let Query(query) = query.map_err(|e| AdminError::BadRequest(e.body_text()))?;
     let page = query.page.unwrap_or(1);
-    if page == 0 || page > AUDIT_PAGE_MAX {
-        return Err(AdminError::BadRequest(format!(
-            "page must be 1 to {AUDIT_PAGE_MAX}"
-        )));
-    }
-    let offset = (page - 1) * AUDIT_PAGE_SIZE;
-    let entries = admin
-        .db
-        .read(move |conn| Ok(newest(conn, offset, AUDIT_PAGE_SIZE + 1)?))
-        .await?;
-    let more = entries.len() > AUDIT_PAGE_SIZE;
-    let entries: Vec<_> = entries.into_iter().take(AUDIT_PAGE_SIZE).collect();
+    let (entries, next) = admin.audit_page(page).await?;
     Ok(Json(json!({
         "entries": entries,
         "page": page,
         "page_size": AUDIT_PAGE_SIZE,
-        "next": more.then_some(page + 1),
+        "next": next,
     })))
+}
+
+impl Admin {
+    /// Page `page` (from 1) of the log, newest first, and the next page's number if any.
+    pub async fn audit_page(&self, page: usize) -> Result<(Vec<Entry>, Option<usize>), AdminError> {
+        if page == 0 || page > AUDIT_PAGE_MAX {
+            return Err(AdminError::BadRequest(format!(
+                "page must be 1 to {AUDIT_PAGE_MAX}"
+            )));
+        }
+        let offset = (page - 1) * AUDIT_PAGE_SIZE;
+        let entries = self
+            .db
+            .read(move |conn| Ok(newest(conn, offset, AUDIT_PAGE_SIZE + 1)?))
+            .await?;
+        let more = entries.len() > AUDIT_PAGE_SIZE;
+        let entries = entries.into_iter().take(AUDIT_PAGE_SIZE).collect();
+        Ok((entries, more.then_some(page + 1)))
+    }
 }
 
 /// A cell as a spreadsheet should show it: text starting with `=`, `+`, `-` or `@` is prefixed

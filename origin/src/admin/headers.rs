@@ -1,4 +1,4 @@
-//! Security headers on every response under `/admin` (JSON today, the Leptos UI's HTML later),
+//! Security headers on every response under `/admin` (the JSON API and the UI's HTML),
 //! as one tower layer (`axum::middleware::map_response(add_security_headers)`, applied
 //! by [`super::Admin::router`]) so no route can leave them out:
 //!
@@ -7,8 +7,10 @@
 //!   hence no clickjacking); `form-action 'self'` and `base-uri 'none'` close the rest.
 //! - `Strict-Transport-Security`: browsers use HTTPS only for a year (the `Secure` session
 //!   cookie needs it anyway).
-//! - `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer` (admin URLs carry order
-//!   ids and e-mails), `X-Frame-Options: DENY` for browsers without CSP level 2.
+//! - `X-Content-Type-Options: nosniff`, `Referrer-Policy: same-origin` (admin URLs carry order
+//!   ids and e-mails: never sent to another site; the UI's form posts need it on their own
+//!   site, where a refused action goes back to the page it came from), `X-Frame-Options: DENY`
+//!   for browsers without CSP level 2.
 
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::Response;
@@ -26,7 +28,7 @@ pub async fn add_security_headers(mut response: Response) -> Response {
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::STRICT_TRANSPORT_SECURITY, STRICT_TRANSPORT_SECURITY),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
     ];
     for (name, value) in set {

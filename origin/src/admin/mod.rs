@@ -19,6 +19,8 @@
 //! - [`headers`]: the security headers on every `/admin` response.
 //! - `admin.sqlite` is opened by [`store`].
 //! - [`error`]: [`AdminError`], one status and code per refusal.
+//! - [`ui`]: the admin UI: server-rendered Leptos pages under `/admin` whose forms post to
+//!   Leptos server functions calling the same [`Admin`] methods.
 //!
 //! # Calling it without HTTP
 //! Every state-changing route is a thin handler over a method of [`Admin`] taking the acting
@@ -41,12 +43,13 @@ pub mod sessions;
 pub mod stock;
 pub mod store;
 pub mod totp;
+pub mod ui;
 
 pub use error::AdminError;
 pub use outbox::EdgeTarget;
 pub use passwords::HashCost;
 
-use crate::coordinator::OriginStock;
+use crate::coordinator::{OriginShards, OriginStock};
 use crate::db::OpenError;
 use crate::orders::OrderBook;
 use axum::extract::rejection::JsonRejection;
@@ -82,6 +85,9 @@ pub struct Admin {
     http: reqwest::Client,
     /// Intents of status changes running now (see [`outbox::Pending`]).
     in_flight: outbox::InFlight,
+    /// The stock shards themselves, for listing every SKU's level ([`Admin::stock_levels`]);
+    /// `None` when opened without them ([`Admin::with_shards`]).
+    shards: Option<OriginShards>,
 }
 
 impl Admin {
@@ -107,7 +113,14 @@ impl Admin {
             dummy_hash: Arc::default(),
             http,
             in_flight: Arc::default(),
+            shards: None,
         })
+    }
+
+    /// Lets the admin list every SKU's level (the stock page) by reading the shards.
+    pub fn with_shards(mut self, shards: OriginShards) -> Self {
+        self.shards = Some(shards);
+        self
     }
 
     /// The dummy hash (see the field), made now if need be. Blocks: call on a blocking thread.
@@ -127,11 +140,14 @@ impl Admin {
         self.clock.now_ms()
     }
 
-    /// Every `/admin` route, with the security headers on every response.
+    /// Every `/admin` route (the JSON API and the UI), with the security headers on every
+    /// response.
     pub fn router(self: &Arc<Self>) -> axum::Router {
-        routes::router(self.clone()).layer(axum::middleware::map_response(
-            headers::add_security_headers,
-        ))
+        routes::router(self.clone())
+            .merge(ui::routes(self.clone()))
+            .layer(axum::middleware::map_response(
+                headers::add_security_headers,
+            ))
     }
 }
 

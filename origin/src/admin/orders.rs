@@ -29,13 +29,15 @@ use super::error::AdminError;
 use super::outbox::{self, Delivery, Kind};
 use super::sessions::Session;
 use super::{audit, json_body, Admin};
-use crate::orders::{OrderFilter, StatusMove, SEARCH_PAGE_SIZE_MAX, SEARCH_TEXT_LEN_MAX};
+use crate::orders::{
+    OrderFilter, OrderSummary, StatusMove, SEARCH_PAGE_SIZE_MAX, SEARCH_TEXT_LEN_MAX,
+};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::{Extension, Json};
-use edge_core::order::OrderStatus;
+use edge_core::order::{Order, OrderStatus};
 use edge_core::stock::OrderId;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -149,26 +151,47 @@ fn filter(query: ListQuery) -> Result<(OrderFilter, usize, usize), AdminError> {
     ))
 }
 
+/// One page of an order search.
+#[derive(Clone, Debug, Serialize)]
+pub struct OrderPage {
+    pub orders: Vec<OrderSummary>,
+    /// Orders matching in all.
+    pub total: u64,
+    pub page: usize,
+    pub page_size: usize,
+    /// The next page's number, if there are more.
+    pub next: Option<usize>,
+}
+
+/// One status an order had, and since when.
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryEntry {
+    pub status: String,
+    pub at_ms: u64,
+}
+
+/// One order as the admin shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct OrderDetail {
+    pub order: Order,
+    pub history: Vec<HistoryEntry>,
+    /// The audit entries about this order, oldest first (who moved it, with which note).
+    pub admin_actions: Vec<audit::Entry>,
+    /// The statuses the state machine allows next (the UI offers these only).
+    pub next_statuses: Vec<&'static str>,
+}
+
 /// `GET /admin/api/orders?status=&from=&to=&email=&sku=&q=&page=&page_size=` (viewer):
 /// `{"orders": [...], "total", "page", "page_size", "next"}`, newest first.
 pub async fn list(
     State(admin): State<Arc<Admin>>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<OrderPage>, AdminError> {
     let Query(query) = query.map_err(|e| AdminError::BadRequest(e.body_text()))?;
-    let (filter, page, page_size) = filter(query)?;
-    let (orders, total) = admin.book.search(filter).await?;
-    let next = (page as u64 * page_size as u64) < total;
-    Ok(Json(json!({
-        "orders": orders,
-        "total": total,
-        "page": page,
-        "page_size": page_size,
-        "next": next.then_some(page + 1),
-    })))
+    Ok(Json(admin.search_orders(query).await?))
 }
 
-fn order_id(raw: &str) -> Result<OrderId, AdminError> {
+pub(crate) fn order_id(raw: &str) -> Result<OrderId, AdminError> {
     OrderId::parse(raw).map_err(|e| AdminError::BadRequest(format!("order id: {e}")))
 }
 
@@ -177,33 +200,9 @@ fn order_id(raw: &str) -> Result<OrderId, AdminError> {
 pub async fn show(
     State(admin): State<Arc<Admin>>,
     UrlPath(id): UrlPath<String>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<OrderDetail>, AdminError> {
     let id = order_id(&id)?;
-    let order = admin
-        .book
-        .order(&id)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(format!("no order {id}")))?;
-    let history = admin.book.history(&id).await?;
-    let target = format!("order:{id}");
-    let entries = admin
-        .db
-        .read(move |conn| Ok(audit::for_target(conn, &target, ORDER_AUDIT_MAX)?))
-        .await?;
-    let history: Vec<Value> = history
-        .into_iter()
-        .map(|(status, at_ms)| json!({ "status": status, "at_ms": at_ms }))
-        .collect();
-    Ok(Json(json!({
-        "order": order,
-        "history": history,
-        "admin_actions": entries,
-        "next_statuses": edge_core::order::ALL_STATUSES
-            .into_iter()
-            .filter(|s| order.status.can_move_to(*s))
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>(),
-    })))
+    Ok(Json(admin.order_detail(&id).await?))
 }
 
 #[derive(Deserialize)]
@@ -242,6 +241,49 @@ pub async fn outbox(State(admin): State<Arc<Admin>>) -> Result<Json<Value>, Admi
 }
 
 impl Admin {
+    /// The orders matching `query`, newest first, one page of them.
+    pub async fn search_orders(&self, query: ListQuery) -> Result<OrderPage, AdminError> {
+        let (filter, page, page_size) = filter(query)?;
+        let (orders, total) = self.book.search(filter).await?;
+        let next = (page as u64 * page_size as u64) < total;
+        Ok(OrderPage {
+            orders,
+            total,
+            page,
+            page_size,
+            next: next.then_some(page + 1),
+        })
+    }
+
+    /// One order with its history, its audit entries and the statuses it may move to.
+    pub async fn order_detail(&self, id: &OrderId) -> Result<OrderDetail, AdminError> {
+        let order = self
+            .book
+            .order(id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no order {id}")))?;
+        let history = self.book.history(id).await?;
+        let target = format!("order:{id}");
+        let admin_actions = self
+            .db
+            .read(move |conn| Ok(audit::for_target(conn, &target, ORDER_AUDIT_MAX)?))
+            .await?;
+        let next_statuses = edge_core::order::ALL_STATUSES
+            .into_iter()
+            .filter(|s| order.status.can_move_to(*s))
+            .map(|s| s.as_str())
+            .collect();
+        Ok(OrderDetail {
+            order,
+            history: history
+                .into_iter()
+                .map(|(status, at_ms)| HistoryEntry { status, at_ms })
+                .collect(),
+            admin_actions,
+            next_statuses,
+        })
+    }
+
     /// Moves an order along the state machine (see the module doc); the reply body.
     pub async fn change_status(
         &self,

@@ -92,7 +92,7 @@ pub fn date_of_day(days: i64) -> String {
 }
 
 /// The range asked for, whole UTC days: `[from_ms, to_ms)`.
-fn range(query: RangeQuery, now_ms: u64) -> Result<(u64, u64), AdminError> {
+pub(crate) fn range(query: RangeQuery, now_ms: u64) -> Result<(u64, u64), AdminError> {
     let to_ms = match query.to.as_deref().filter(|t| !t.is_empty()) {
         Some(to) => parse_time(to, true)?,
         None => (now_ms / DAY_MS + 1) * DAY_MS,

@@ -155,7 +155,8 @@ pub static ROUTES: &[AdminRoute] = &[
 ];
 
 /// The admin routes of [`ROUTES`], each behind its [`guard`], with a JSON 404 for any other
-/// path under `/admin` (so unknown admin paths get the admin headers, not the storefront).
+/// path under `/admin/` (so unknown admin paths get the admin headers, not the storefront;
+/// `/admin` itself is the UI's, [`super::ui`]).
 pub fn router(admin: Arc<Admin>) -> Router {
     let mut router = Router::new();
     for row in ROUTES {
@@ -163,7 +164,6 @@ pub fn router(admin: Arc<Admin>) -> Router {
         router = router.route(row.path, guarded);
     }
     router
-        .route("/admin", axum::routing::any(not_found))
         .route("/admin/{*rest}", axum::routing::any(not_found))
         .layer(DefaultBodyLimit::max(ADMIN_BODY_BYTES_MAX))
         .with_state(admin)

@@ -111,16 +111,29 @@ pub fn client_ip<B>(request: &Request<B>) -> Option<String> {
         .map(|ConnectInfo(addr)| addr.ip().to_string())
 }
 
-/// The session cookie's value in a request's `Cookie` headers.
-pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+/// The client's address of a request taken apart (the admin UI's server functions).
+pub fn client_ip_of_parts(parts: &axum::http::request::Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+}
+
+/// The value of the cookie `name` in a request's `Cookie` headers.
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(found, _)| *found == name)
         .map(|(_, value)| value)
+}
+
+/// The session cookie's value in a request's `Cookie` headers.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie_value(headers, SESSION_COOKIE)
 }
 
 /// The live session with id `raw`, if any (an unknown, expired or disabled account's is not).
@@ -358,24 +371,30 @@ pub async fn logout(
     State(admin): State<Arc<Admin>>,
     Extension(session): Extension<Session>,
 ) -> Result<Response, AdminError> {
-    let now_ms = admin.now_ms();
-    let actor = session.clone();
-    admin
-        .db
-        .write(move |conn| {
-            conn.execute("DELETE FROM sessions WHERE id_hash = ?1", [&actor.id_hash])?;
-            audit::append(
-                conn,
-                &actor.entry(now_ms, "logout", format!("user:{}", actor.user_id)),
-            )?;
-            Ok(())
-        })
-        .await?;
+    admin.logout(&session).await?;
     let mut response = Json(json!({ "logged_out": true })).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie("", 0)) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     Ok(response)
+}
+
+impl Admin {
+    /// Ends `session` (audited as `logout`).
+    pub async fn logout(&self, session: &Session) -> Result<(), AdminError> {
+        let now_ms = self.now_ms();
+        let actor = session.clone();
+        self.db
+            .write(move |conn| {
+                conn.execute("DELETE FROM sessions WHERE id_hash = ?1", [&actor.id_hash])?;
+                audit::append(
+                    conn,
+                    &actor.entry(now_ms, "logout", format!("user:{}", actor.user_id)),
+                )?;
+                Ok(())
+            })
+            .await
+    }
 }
 
 /// `GET /admin/api/me`: the session's account and its CSRF token.

@@ -83,24 +83,8 @@ pub async fn restock(
     body: Result<Json<Restock>, JsonRejection>,
 ) -> Result<Json<Value>, AdminError> {
     let body = json_body(body)?;
-    let sku = sku(&raw)?;
-    let reason = reason(&body.reason)?;
-    if body.qty == 0 || body.qty > RESTOCK_QTY_MAX {
-        return Err(AdminError::BadRequest(format!(
-            "qty must be 1 to {RESTOCK_QTY_MAX}"
-        )));
-    }
-    let before = admin.stock.level(&sku).await?;
-    let after = admin.stock.restock(&sku, body.qty).await?;
-    admin
-        .audit_stock(
-            &session,
-            "stock.restock",
-            &sku,
-            before,
-            after,
-            json!({ "qty": body.qty, "reason": reason }),
-        )
+    let (sku, after) = admin
+        .restock(&session, &raw, body.qty, &body.reason)
         .await?;
     Ok(Json(level_json(&sku, &after)))
 }
@@ -120,31 +104,103 @@ pub async fn adjust(
     body: Result<Json<Adjust>, JsonRejection>,
 ) -> Result<Json<Value>, AdminError> {
     let body = json_body(body)?;
-    let sku = sku(&raw)?;
-    let reason = reason(&body.reason)?;
-    let before = admin.stock.level(&sku).await?;
-    admin
-        .stock
-        .seed(vec![(sku.clone(), body.available)], true)
-        .await?;
-    let after =
-        admin.stock.level(&sku).await?.ok_or_else(|| {
-            AdminError::Unavailable(format!("{sku} has no level after the adjust"))
-        })?;
-    admin
-        .audit_stock(
-            &session,
-            "stock.adjust",
-            &sku,
-            before,
-            after,
-            json!({ "available": body.available, "reason": reason }),
-        )
+    let (sku, after) = admin
+        .adjust(&session, &raw, body.available, &body.reason)
         .await?;
     Ok(Json(level_json(&sku, &after)))
 }
 
+/// SKUs the stock list shows at most.
+pub const STOCK_LIST_MAX: usize = 500;
+
 impl Admin {
+    /// Restocks `raw_sku` by `qty` units that arrived (audited with `reason`): the level after.
+    pub async fn restock(
+        &self,
+        actor: &Session,
+        raw_sku: &str,
+        qty: u32,
+        reason_text: &str,
+    ) -> Result<(Sku, StockLevel), AdminError> {
+        let sku = sku(raw_sku)?;
+        let reason = reason(reason_text)?;
+        if qty == 0 || qty > RESTOCK_QTY_MAX {
+            return Err(AdminError::BadRequest(format!(
+                "qty must be 1 to {RESTOCK_QTY_MAX}"
+            )));
+        }
+        let before = self.stock.level(&sku).await?;
+        let after = self.stock.restock(&sku, qty).await?;
+        self.audit_stock(
+            actor,
+            "stock.restock",
+            &sku,
+            before,
+            after,
+            json!({ "qty": qty, "reason": reason }),
+        )
+        .await?;
+        Ok((sku, after))
+    }
+
+    /// Sets `raw_sku`'s available units after a count (audited with `reason`): the level after.
+    pub async fn adjust(
+        &self,
+        actor: &Session,
+        raw_sku: &str,
+        available: u32,
+        reason_text: &str,
+    ) -> Result<(Sku, StockLevel), AdminError> {
+        let sku = sku(raw_sku)?;
+        let reason = reason(reason_text)?;
+        let before = self.stock.level(&sku).await?;
+        self.stock
+            .seed(vec![(sku.clone(), available)], true)
+            .await?;
+        let after = self.stock.level(&sku).await?.ok_or_else(|| {
+            AdminError::Unavailable(format!("{sku} has no level after the adjust"))
+        })?;
+        self.audit_stock(
+            actor,
+            "stock.adjust",
+            &sku,
+            before,
+            after,
+            json!({ "available": available, "reason": reason }),
+        )
+        .await?;
+        Ok((sku, after))
+    }
+
+    /// Every SKU's level whose SKU starts with `prefix`, in SKU order, at most
+    /// [`STOCK_LIST_MAX`] (and whether there were more). Needs the shards
+    /// ([`Admin::with_shards`]); without them, the empty list.
+    pub async fn stock_levels(
+        &self,
+        prefix: &str,
+    ) -> Result<(Vec<(Sku, StockLevel)>, bool), AdminError> {
+        let Some(shards) = &self.shards else {
+            return Ok((Vec::new(), false));
+        };
+        let mut levels = Vec::new();
+        for shard in edge_core::SkuShard::all() {
+            let storage = shards
+                .snapshot(shard)
+                .await
+                .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+            levels.extend(
+                storage
+                    .levels()
+                    .filter(|(sku, _)| sku.as_str().starts_with(prefix))
+                    .map(|(sku, level)| (sku.clone(), *level)),
+            );
+        }
+        levels.sort_by(|a, b| a.0.cmp(&b.0));
+        let more = levels.len() > STOCK_LIST_MAX;
+        levels.truncate(STOCK_LIST_MAX);
+        Ok((levels, more))
+    }
+
     async fn audit_stock(
         &self,
         actor: &Session,
