@@ -237,7 +237,7 @@ pub async fn place_order(
     use edge_core::checkout::CheckoutOutcome;
     use edge_core::order::CheckoutRequest;
     let shop = ssr::shop()?;
-    let request = CheckoutRequest { lines, email, payment_token };
+    let request = CheckoutRequest { lines, email, payment_token, codes: Vec::new() };
     let refused = |message: String| Ok(PlaceOrderResult::Refused { message, sku: None, available: None });
     match place(&shop, Some(&idempotency_key), request).await {
         Ok(CheckoutOutcome::Placed(order)) => {

@@ -12,7 +12,7 @@
 //! order's Durable Object is its single owner.
 
 use crate::orders::{OrderBook, Unfinished};
-use edge_core::checkout::{CheckoutError, CheckoutOutcome, LocalDesk, OrderDesk};
+use edge_core::checkout::{CheckoutError, CheckoutOutcome, LocalDesk, OrderDesk, PricedOrder};
 use edge_core::money::Money;
 use edge_core::order::{CheckoutRequest, Order, OrderLine};
 use edge_core::snapshot::Clock;
@@ -212,12 +212,22 @@ impl OrderDesk for OriginDesk {
         lines: Vec<OrderLine>,
         total: Money,
     ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
+        let priced = PricedOrder { lines, total, pricing: None, usage: Vec::new() };
+        self.checkout_priced(order_id, request, priced)
+    }
+
+    fn checkout_priced(
+        &self,
+        order_id: OrderId,
+        request: CheckoutRequest,
+        priced: PricedOrder,
+    ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
         Box::pin(async move {
             let _turn = self.locks.lock(&order_id).await?;
             let outcome = self
                 .local
                 .checkout_with()
-                .run(order_id.clone(), request, lines, total)
+                .run_priced(order_id.clone(), request, priced)
                 .await?;
             if matches!(outcome, CheckoutOutcome::Placed(_)) {
                 self.deliver_now(&order_id).await;

@@ -26,7 +26,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use edge_core::checkout::{CheckoutLog, CheckoutOutcome, CheckoutRecord, OrderSink};
 use edge_core::codec::{from_cbor, to_cbor};
-use edge_core::order::{total, Order, OrderStatus, EMAIL_LEN_MAX};
+use edge_core::order::{priced_total, Order, OrderStatus, EMAIL_LEN_MAX};
 use edge_core::stock::{validate_lines, OrderId};
 use edge_core::store::{BoxFuture, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -303,7 +303,8 @@ impl OrderBook {
 }
 
 /// Checks what the database and the admin rely on: bounded sizes, and a total that is the sum
-/// of the lines (an edge never prices an order any other way).
+/// of the lines less the recorded discounts plus shipping (an edge never prices an order any
+/// other way).
 fn validate_order(order: &Order) -> Result<(), OrdersError> {
     let invalid = |m: String| Err(OrdersError::Invalid(m));
     let lines: Vec<_> = order.lines.iter().map(|l| l.line()).collect();
@@ -323,9 +324,9 @@ fn validate_order(order: &Order) -> Result<(), OrdersError> {
     if let Err(e) = order.total.validate() {
         return invalid(format!("total: {e}"));
     }
-    if total(&order.lines).as_ref() != Some(&order.total) {
+    if priced_total(&order.lines, order.pricing.as_ref()).as_ref() != Some(&order.total) {
         return invalid(format!(
-            "total {} {} is not the sum of the lines",
+            "total {} {} is not the sum of the lines less discounts plus shipping",
             order.total.minor, order.total.currency
         ));
     }

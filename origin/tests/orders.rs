@@ -46,6 +46,7 @@ fn order(id: &str, qty: u32) -> Order {
                 at_ms: 1_000,
             },
         ],
+        pricing: None,
     }
 }
 
@@ -303,6 +304,7 @@ fn record(
             }],
             email: "a@b.co".into(),
             payment_token: "tok_visa".into(),
+            codes: Vec::new(),
         },
         lines: vec![line],
         total: Money::new(1400, "USD"),
@@ -310,6 +312,8 @@ fn record(
         charging: false,
         outcome,
         delivered: false,
+        pricing: None,
+        usage: Vec::new(),
     }
 }
 

@@ -15,7 +15,8 @@
 //! outbox until [`Checkout::deliver`] hands it to the origin.
 
 use crate::money::Money;
-use crate::order::{total, CheckoutRequest, Order, OrderLine, OrderStatus, StatusChange};
+use crate::order::{total, CheckoutRequest, Order, OrderLine, OrderPricing, OrderStatus, StatusChange};
+use crate::promo::{CartLine, PricedCart, UsageClaim};
 use crate::product::Sku;
 use crate::shard::SkuShard;
 use crate::snapshot::Clock;
@@ -63,6 +64,89 @@ pub struct CheckoutRecord {
     pub outcome: Option<CheckoutOutcome>,
     /// The origin has acknowledged the placed order (the outbox entry is done).
     pub delivered: bool,
+    /// How promotions and shipping made up `total` (see [`Order::pricing`]).
+    #[serde(default)]
+    pub pricing: Option<OrderPricing>,
+    /// Promotion usage counters the checkout holds one unit of, beside its lines, under
+    /// [`usage_order_id`]: sold with the order, returned when it fails, so a limited
+    /// promotion is never redeemed past its limit.
+    #[serde(default)]
+    pub usage: Vec<UsageClaim>,
+}
+
+/// A checkout's prices: its lines from the catalog, the total to charge, and what promotions
+/// did (none: the total is the lines' sum).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PricedOrder {
+    pub lines: Vec<OrderLine>,
+    pub total: Money,
+    #[serde(default)]
+    pub pricing: Option<OrderPricing>,
+    #[serde(default)]
+    pub usage: Vec<UsageClaim>,
+}
+
+impl PricedOrder {
+    /// Whether promotions or shipping play any part (hosts without promotion support refuse
+    /// such checkouts rather than lose a usage limit).
+    pub fn has_promotions(&self) -> bool {
+        self.pricing.is_some() || !self.usage.is_empty()
+    }
+}
+
+/// The order id a checkout's promotion usage is held under. Distinct from the order's own id
+/// because a shard keeps one hold per order id, and a cart held ahead of checkout already
+/// holds its lines under that one.
+pub fn usage_order_id(order: &OrderId) -> OrderId {
+    let a = crate::shard::fnv1a_64(order.as_str().as_bytes());
+    let b = crate::shard::fnv1a_64(&[order.as_str().as_bytes(), b"\x00usage"].concat());
+    OrderId::parse(&format!("u{a:016x}{b:016x}")).expect("hex is a valid order id")
+}
+
+/// Prices a checkout with the snapshot's promotions at `now_ms`: the catalog's prices (never
+/// the client's), the codes the shopper gave, their e-mail address for per-shopper limits.
+/// A code that cannot be applied refuses the checkout (the shopper would otherwise pay a
+/// price they did not see), with the reason in the message.
+pub async fn price_order(
+    catalog: &dyn CatalogStore,
+    request: &CheckoutRequest,
+    now_ms: u64,
+) -> Result<(PricedOrder, PricedCart), CheckoutError> {
+    let book = catalog.promotions().await?;
+    let mut lines = Vec::with_capacity(request.lines.len());
+    let mut cart = Vec::with_capacity(request.lines.len());
+    for line in &request.lines {
+        let product = catalog.unit(&line.sku).await?;
+        let Some((product, unit_price)) = product
+            .as_ref()
+            .and_then(|p| Some((p, p.price_of(&line.sku)?.clone())))
+        else {
+            return Err(CheckoutError::Invalid(format!("the catalog has no SKU {}", line.sku)));
+        };
+        cart.push(CartLine {
+            sku: line.sku.clone(),
+            product: product.sku.clone(),
+            category: product.category.clone(),
+            unit_price: unit_price.clone(),
+            qty: line.qty,
+        });
+        lines.push(OrderLine { sku: line.sku.clone(), title: product.title.clone(), qty: line.qty, unit_price });
+    }
+    let email = request.email.trim();
+    let priced = crate::promo::price_cart(&book, &cart, &request.codes, now_ms, Some(email), &Default::default())
+        .map_err(|e| CheckoutError::Invalid(e.to_string()))?;
+    if let Some(refused) = priced.rejected_codes.first() {
+        return Err(CheckoutError::Invalid(format!("discount code {}: {}", refused.code, refused.refusal)));
+    }
+    let pricing = (!priced.applied.is_empty() || priced.shipping.minor > 0).then(|| OrderPricing {
+        subtotal: priced.subtotal.clone(),
+        discount: priced.discount.clone(),
+        shipping: priced.shipping.clone(),
+        promotions: priced.applied.clone(),
+    });
+    let order = PricedOrder { lines, total: priced.total.clone(), pricing, usage: priced.usage.clone() };
+    debug_assert_eq!(crate::order::priced_total(&order.lines, order.pricing.as_ref()).as_ref(), Some(&order.total));
+    Ok((order, priced))
 }
 
 /// Why a checkout could not run at all. Its outcomes (stock, payment) are [`CheckoutOutcome`]s.
@@ -178,6 +262,18 @@ impl Checkout<'_> {
         lines: Vec<OrderLine>,
         total: Money,
     ) -> Result<CheckoutOutcome, CheckoutError> {
+        self.run_priced(order_id, request, PricedOrder { lines, total, pricing: None, usage: Vec::new() }).await
+    }
+
+    /// [`Checkout::run`] with promotions: the order records `priced.pricing`, and the usage
+    /// counters are held and sold with the lines.
+    pub async fn run_priced(
+        &self,
+        order_id: OrderId,
+        request: CheckoutRequest,
+        priced: PricedOrder,
+    ) -> Result<CheckoutOutcome, CheckoutError> {
+        let PricedOrder { lines, total, pricing, usage } = priced;
         let fingerprint = request.fingerprint();
         let record = match self.log.get(&order_id).await? {
             Some(record) if record.fingerprint != fingerprint => {
@@ -195,6 +291,8 @@ impl Checkout<'_> {
                     charging: false,
                     outcome: None,
                     delivered: false,
+                    pricing,
+                    usage,
                 };
                 self.log.put(&record).await?;
                 record
@@ -240,17 +338,27 @@ impl Checkout<'_> {
         if let Some(outcome) = &record.outcome {
             return Ok(outcome.clone());
         }
-        let by_shard = lines_by_shard(&record.lines);
+        let by_shard = holds_of(&record);
+        if !record.usage.is_empty() {
+            // A usage counter starts at its limit the first time any checkout uses it; seeding
+            // never overwrites, so every checkout may ask.
+            let seeds = record.usage.iter().map(|claim| {
+                let request = ShardRequest::Seed { levels: vec![(claim.sku.clone(), claim.limit)], overwrite: false };
+                self.stock.on_shard(SkuShard::of(&claim.sku), request)
+            });
+            for reply in futures::future::join_all(seeds).await {
+                match reply? {
+                    ShardReply::Seeded { .. } => {}
+                    other => return Err(unexpected(other).into()),
+                }
+            }
+        }
         let reserves = self
-            .round(
-                &by_shard,
-                |order, lines| ShardRequest::Reserve {
-                    order,
-                    lines,
-                    ttl_ms: CHECKOUT_HOLD_TTL_MS,
-                },
-                &record.order_id,
-            )
+            .round(&by_shard, |order, lines| ShardRequest::Reserve {
+                order,
+                lines,
+                ttl_ms: CHECKOUT_HOLD_TTL_MS,
+            })
             .await;
         if let Some(failure) = reserve_failure(&reserves) {
             return self.fail(record, &by_shard, failure).await;
@@ -287,11 +395,7 @@ impl Checkout<'_> {
             }
         };
         let commits = self
-            .round(
-                &by_shard,
-                |order, _| ShardRequest::Commit { order },
-                &record.order_id,
-            )
+            .round(&by_shard, |order, _| ShardRequest::Commit { order })
             .await;
         if let Some(e) = commits.transient() {
             return Err(e.into());
@@ -325,6 +429,7 @@ impl Checkout<'_> {
                     at_ms: now,
                 },
             ],
+            pricing: record.pricing.clone(),
         };
         record.outcome = Some(CheckoutOutcome::Placed(order));
         self.log.put(&record).await?;
@@ -340,22 +445,18 @@ impl Checkout<'_> {
     async fn fail(
         &self,
         mut record: CheckoutRecord,
-        by_shard: &BTreeMap<SkuShard, Vec<Line>>,
+        by_shard: &Holds,
         outcome: CheckoutOutcome,
     ) -> Result<CheckoutOutcome, CheckoutError> {
         let undo_sales = outcome == CheckoutOutcome::HoldExpired;
         let undo = self
-            .round(
-                by_shard,
-                |order, _| {
-                    if undo_sales {
-                        ShardRequest::Cancel { order }
-                    } else {
-                        ShardRequest::Release { order }
-                    }
-                },
-                &record.order_id,
-            )
+            .round(by_shard, |order, _| {
+                if undo_sales {
+                    ShardRequest::Cancel { order }
+                } else {
+                    ShardRequest::Release { order }
+                }
+            })
             .await;
         for (_, reply) in undo.replies {
             match reply? {
@@ -383,15 +484,14 @@ impl Checkout<'_> {
         Ok(record.outcome.expect("just set"))
     }
 
-    /// Sends one request per shard, concurrently.
+    /// Sends one request per shard and holder, concurrently.
     async fn round(
         &self,
-        by_shard: &BTreeMap<SkuShard, Vec<Line>>,
+        by_shard: &Holds,
         request: impl Fn(OrderId, Vec<Line>) -> ShardRequest,
-        order: &OrderId,
     ) -> Round {
-        let calls = by_shard.iter().map(|(shard, lines)| {
-            let request = request(order.clone(), lines.clone());
+        let calls = by_shard.iter().map(|((shard, holder), lines)| {
+            let request = request(holder.clone(), lines.clone());
             async move { (*shard, self.stock.on_shard(*shard, request).await) }
         });
         Round {
@@ -421,6 +521,22 @@ pub trait OrderDesk: Send + Sync {
         lines: Vec<OrderLine>,
         total: Money,
     ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>>;
+    /// [`OrderDesk::checkout`] with promotions (see [`Checkout::run_priced`]). A host that does
+    /// not carry them to its order owner yet refuses checkouts that have any, rather than lose
+    /// a usage limit or a saving the shopper was shown.
+    fn checkout_priced(
+        &self,
+        order_id: OrderId,
+        request: CheckoutRequest,
+        priced: PricedOrder,
+    ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
+        if priced.has_promotions() {
+            return Box::pin(async {
+                Err(CheckoutError::Invalid("promotions and shipping charges are not available on this host yet".into()))
+            });
+        }
+        self.checkout(order_id, request, priced.lines, priced.total)
+    }
     /// A placed order, as the shopper's order page shows it.
     fn order<'a>(
         &'a self,
@@ -501,9 +617,18 @@ impl OrderDesk for LocalDesk {
         lines: Vec<OrderLine>,
         total: Money,
     ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
+        self.checkout_priced(order_id, request, PricedOrder { lines, total, pricing: None, usage: Vec::new() })
+    }
+
+    fn checkout_priced(
+        &self,
+        order_id: OrderId,
+        request: CheckoutRequest,
+        priced: PricedOrder,
+    ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
         Box::pin(async move {
             let id = order_id.clone();
-            self.turns.run(&id, self.checkout_with().run(order_id, request, lines, total)).await
+            self.turns.run(&id, self.checkout_with().run_priced(order_id, request, priced)).await
         })
     }
 
@@ -541,8 +666,17 @@ fn reserve_failure(round: &Round) -> Option<CheckoutOutcome> {
     })
 }
 
-fn lines_by_shard(lines: &[OrderLine]) -> BTreeMap<SkuShard, Vec<Line>> {
-    group_by_shard(lines.iter().map(OrderLine::line))
+/// What a checkout holds: its lines per shard under its order id, and one unit of each promotion
+/// usage counter per shard under [`usage_order_id`].
+type Holds = BTreeMap<(SkuShard, OrderId), Vec<Line>>;
+
+fn holds_of(record: &CheckoutRecord) -> Holds {
+    let lines = group_by_shard(record.lines.iter().map(OrderLine::line));
+    let mut holds: Holds = lines.into_iter().map(|(shard, lines)| ((shard, record.order_id.clone()), lines)).collect();
+    let usage = group_by_shard(record.usage.iter().map(|claim| Line { sku: claim.sku.clone(), qty: 1 }));
+    let holder = usage_order_id(&record.order_id);
+    holds.extend(usage.into_iter().map(|(shard, lines)| ((shard, holder.clone()), lines)));
+    holds
 }
 
 /// Lines grouped by their shard, in the order given: the grouping a checkout reserves with, so
@@ -798,6 +932,7 @@ mod tests {
                     .collect(),
                 email: "shopper@example.com".into(),
                 payment_token: token.into(),
+                codes: Vec::new(),
             };
             let priced: Vec<OrderLine> = request
                 .lines

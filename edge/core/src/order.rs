@@ -18,6 +18,11 @@ pub struct CheckoutRequest {
     pub lines: Vec<Line>,
     pub email: String,
     pub payment_token: String,
+    /// Discount codes the shopper entered (at most [`crate::promo::CODES_PER_CART_MAX`]).
+    /// Left out of the encoding when empty, so a request's fingerprint is what it was before
+    /// codes existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<String>,
 }
 
 impl CheckoutRequest {
@@ -40,6 +45,12 @@ impl CheckoutRequest {
             return Err(format!(
                 "payment_token must be 1 to {PAYMENT_TOKEN_LEN_MAX} characters"
             ));
+        }
+        if self.codes.len() > crate::promo::CODES_PER_CART_MAX {
+            return Err(format!("at most {} discount codes per order", crate::promo::CODES_PER_CART_MAX));
+        }
+        if let Some(bad) = self.codes.iter().find(|c| c.len() > crate::promo::CODE_LEN_MAX || c.chars().any(|ch| ch.is_control())) {
+            return Err(format!("discount code {bad:?} is malformed"));
         }
         Ok(())
     }
@@ -183,6 +194,36 @@ pub struct Order {
     pub charge_id: String,
     pub placed_at_ms: u64,
     pub history: Vec<StatusChange>,
+    /// How promotions and shipping made up `total`; `None` when the total is just the sum of
+    /// the lines (no promotion applied, no shipping charge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<OrderPricing>,
+}
+
+/// How promotions and shipping made up an order's total:
+/// `total = subtotal - discount + shipping`, where `subtotal` is the sum of the lines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPricing {
+    pub subtotal: Money,
+    /// Taken off the lines (each applied promotion says which, line by line).
+    pub discount: Money,
+    /// The shipping charge after promotions.
+    pub shipping: Money,
+    /// The promotions applied, with their savings; the order's record of them.
+    pub promotions: Vec<crate::promo::AppliedPromotion>,
+}
+
+/// The total an order's lines and pricing add up to; `None` on overflow, mixed currencies, or
+/// a discount larger than the lines.
+pub fn priced_total(lines: &[OrderLine], pricing: Option<&OrderPricing>) -> Option<Money> {
+    let subtotal = total(lines)?;
+    let Some(pricing) = pricing else { return Some(subtotal) };
+    let same = |m: &Money| m.currency == subtotal.currency;
+    if pricing.subtotal != subtotal || !same(&pricing.discount) || !same(&pricing.shipping) {
+        return None;
+    }
+    let minor = subtotal.minor.checked_sub(pricing.discount.minor)?.checked_add(pricing.shipping.minor)?;
+    Some(Money::new(minor, &subtotal.currency))
 }
 
 impl Order {
@@ -222,6 +263,7 @@ mod tests {
                 .collect(),
             email: email.into(),
             payment_token: token.into(),
+            codes: Vec::new(),
         }
     }
 

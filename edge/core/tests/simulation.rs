@@ -1192,6 +1192,7 @@ impl<'a> Driver<'a> {
                 lines: request_lines,
                 email: "shopper@example.com".into(),
                 payment_token: token.into(),
+                codes: Vec::new(),
             },
             lines,
             total,

@@ -1,0 +1,235 @@
+//! Promotions at checkout on the native test host: the server prices codes and automatic
+//! promotions from the snapshot, records them on the order, and holds usage limits like stock.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use edge_core::api::{place, router, ApiError};
+use edge_core::checkout::{hold_cart, CartHold, CheckoutOutcome, LocalDesk};
+use edge_core::codec::to_cbor;
+use edge_core::memory::{memory_desk, ManualClock, MemoryKv, MemoryStock};
+use edge_core::order::CheckoutRequest;
+use edge_core::promo::{is_usage_sku, usage_promotion, usage_sku, PromotionBook};
+use edge_core::snapshot::{promotions_key, CatalogCache, Clock, SnapshotCatalog};
+use edge_core::stock::{Line, OrderId};
+use edge_core::{Catalog, Shop, Sku, StockCoordinator};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct Host {
+    kv: Arc<MemoryKv>,
+    cache: Arc<CatalogCache>,
+    clock: Arc<ManualClock>,
+    stock: Arc<MemoryStock>,
+    orders: Arc<LocalDesk>,
+}
+
+impl Host {
+    fn shop(&self) -> Shop {
+        let catalog = SnapshotCatalog::new(self.kv.clone(), self.cache.clone(), self.clock.clone());
+        Shop {
+            catalog: Arc::new(catalog),
+            stock: self.stock.clone(),
+            levels: Arc::default(),
+            clock: self.clock.clone(),
+            orders: self.orders.clone(),
+        }
+    }
+}
+
+/// A shop with two kitchen products and a book product in stock, and `promotions` published.
+async fn host(promotions: Value) -> Host {
+    let clock = Arc::new(ManualClock::default());
+    clock.advance(1_000_000);
+    let stock = Arc::new(MemoryStock::with_clock(clock.clone()));
+    let host = Host {
+        kv: Arc::default(),
+        cache: Arc::default(),
+        orders: Arc::new(memory_desk(stock.clone(), clock.clone())),
+        clock,
+        stock,
+    };
+    let entry = |sku: &str, category: &str, price: i64| {
+        json!({"sku": sku, "title": sku, "price_minor": price, "category": category,
+               "image": "/images/kitchen.svg", "stock": 1_000})
+    };
+    let catalog = json!({"currency": "USD", "products": [
+        entry("MUG-1", "Kitchen", 1_200), entry("POT-2", "Kitchen", 3_450), entry("BOOK-3", "Books", 2_000)
+    ]});
+    let catalog = Catalog::from_json(&catalog.to_string()).unwrap();
+    let version = host.kv.publish_snapshot(&catalog.products, host.clock.now_ms());
+    let book: PromotionBook = serde_json::from_value(promotions).unwrap();
+    assert_eq!(book.validate(), Vec::new());
+    host.kv.put(&promotions_key(version), to_cbor(&book));
+    host.stock.seed(catalog.levels.clone(), true).await.unwrap();
+    host
+}
+
+fn request(lines: &[(&str, u32)], email: &str, token: &str, codes: &[&str]) -> CheckoutRequest {
+    CheckoutRequest {
+        lines: lines.iter().map(|(s, qty)| Line { sku: Sku::parse(s).unwrap(), qty: *qty }).collect(),
+        email: email.into(),
+        payment_token: token.into(),
+        codes: codes.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
+async fn post_checkout(host: &Host, body: Value, key: &str) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/checkout")
+        .header("idempotency-key", key)
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let res = router(host.shop()).oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+fn book() -> Value {
+    json!({
+        "currency": "USD",
+        "shipping": {"flat_minor": 500, "free_over_minor": 10_000},
+        "promotions": [
+            {"id": "KITCHEN20", "title": "20% off kitchen", "benefit": {"type": "percent_off", "percent": 20},
+             "applies_to": {"categories": ["kitchen"]}},
+            {"id": "FIVE", "title": "$5 off", "code": "FIVE", "benefit": {"type": "amount_off", "minor": 500},
+             "usage_limit": 50},
+            {"id": "ONCE", "title": "Free shipping, once each", "code": "SHIPFREE", "benefit": {"type": "free_shipping"},
+             "per_shopper_limit": 1},
+            {"id": "SOLO", "title": "Half price, alone", "code": "HALF", "benefit": {"type": "percent_off", "percent": 50},
+             "exclusive": true, "priority": 10}
+        ]
+    })
+}
+
+#[tokio::test]
+async fn checkout_prices_promotions_server_side_and_records_them_on_the_order() {
+    let host = host(book()).await;
+    let body = json!({"lines": [{"sku": "MUG-1", "qty": 2}, {"sku": "BOOK-3", "qty": 1}],
+                      "email": "a@b.co", "payment_token": "tok_visa", "codes": ["five"]});
+    let (status, reply) = post_checkout(&host, body.clone(), "k1").await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    // Same priority, so by id: $5 off spread 2400:2000 (273 + 227), then 20% of the mugs' 2127
+    // left (425); shipping 500 (the subtotal 4400 is below the free-shipping 10 000).
+    let pricing = &reply["order"]["pricing"];
+    assert_eq!(pricing["subtotal"]["minor"], 4_400);
+    assert_eq!(pricing["discount"]["minor"], 500 + 425);
+    assert_eq!(pricing["shipping"]["minor"], 500);
+    assert_eq!(reply["total"]["minor"], 4_400 - 925 + 500);
+    let ids: Vec<&str> = pricing["promotions"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["FIVE", "KITCHEN20"]);
+    assert_eq!(pricing["promotions"][1]["lines"], json!([{"sku": "MUG-1", "minor": 425}]));
+    // The order keeps it; a retry answers the same order; the code's counter sold one use.
+    let id = OrderId::parse(reply["order_id"].as_str().unwrap()).unwrap();
+    let order = host.orders.log.get(&id).await.unwrap().unwrap();
+    assert!(matches!(order.outcome, Some(CheckoutOutcome::Placed(ref o)) if o.pricing.as_ref().unwrap().promotions.len() == 2));
+    assert_eq!(post_checkout(&host, body, "k1").await.1, reply);
+    let counter = host.stock.level(&usage_sku("FIVE", None)).await.unwrap().unwrap();
+    assert_eq!((counter.available, counter.held, counter.sold), (49, 0, 1));
+    // A client cannot send its own prices or totals.
+    let forged = json!({"lines": [{"sku": "MUG-1", "qty": 1, "unit_price": 1}], "email": "a@b.co", "payment_token": "tok_visa"});
+    assert_eq!(post_checkout(&host, forged, "k2").await.0, StatusCode::BAD_REQUEST);
+    let forged = json!({"lines": [{"sku": "MUG-1", "qty": 1}], "email": "a@b.co", "payment_token": "tok_visa", "total": 1});
+    assert_eq!(post_checkout(&host, forged, "k3").await.0, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_code_that_does_not_apply_refuses_the_checkout_with_its_reason() {
+    let host = host(book()).await;
+    let shop = host.shop();
+    for (codes, why) in [(&["NOPE"][..], "does not exist"), (&["HALF", "FIVE"][..], "cannot be combined")] {
+        let outcome = place(&shop, Some(why), request(&[("MUG-1", 1)], "a@b.co", "tok_visa", codes)).await;
+        match outcome {
+            Err(ApiError::BadRequest(message)) => assert!(message.contains(why), "{message}"),
+            other => panic!("{codes:?}: {other:?}"),
+        }
+    }
+    // Without promotions or shipping on the order, it records none (and looks as it did before).
+    let free = host_without_promotions().await;
+    let (status, reply) = post_checkout(&free, json!({"lines": [{"sku": "MUG-1", "qty": 1}], "email": "a@b.co", "payment_token": "tok_visa"}), "plain").await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(reply["order"].get("pricing").is_none(), "{reply}");
+    assert_eq!(reply["total"]["minor"], 1_200);
+}
+
+async fn host_without_promotions() -> Host {
+    host(json!({"currency": "USD"})).await
+}
+
+#[tokio::test]
+async fn per_shopper_limits_hold_and_a_failed_checkout_gives_its_use_back() {
+    let host = host(book()).await;
+    let shop = host.shop();
+    let run = |key: &'static str, email: &'static str, token: &'static str| {
+        let shop = shop.clone();
+        async move { place(&shop, Some(key), request(&[("BOOK-3", 1)], email, token, &["SHIPFREE"])).await }
+    };
+    // A declined payment held the shopper's one use, then gave it back.
+    assert!(matches!(run("d1", "a@b.co", "tok_declined").await, Ok(CheckoutOutcome::Declined { .. })));
+    let placed = run("p1", "A@B.co", "tok_visa").await.unwrap();
+    let CheckoutOutcome::Placed(order) = placed else { panic!("{placed:?}") };
+    assert_eq!(order.total.minor, 2_000, "no shipping charge");
+    // The same shopper (any spelling of the address) cannot use it again; another can.
+    match run("p2", " a@b.co", "tok_visa").await {
+        Ok(CheckoutOutcome::Insufficient { sku, .. }) => assert_eq!(usage_promotion(&sku), Some("ONCE")),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(run("p3", "c@d.co", "tok_visa").await, Ok(CheckoutOutcome::Placed(_))));
+    // Over the JSON API it is a 409 that names the promotion.
+    let body = json!({"lines": [{"sku": "BOOK-3", "qty": 1}], "email": "c@d.co", "payment_token": "tok_visa", "codes": ["SHIPFREE"]});
+    let (status, reply) = post_checkout(&host, body, "p4").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!((reply["error"].as_str(), reply["promotion"].as_str()), (Some("promotion_used_up"), Some("ONCE")));
+}
+
+#[tokio::test]
+async fn a_cart_held_ahead_of_checkout_still_holds_its_code() {
+    let host = host(book()).await;
+    let key = "held-cart";
+    let id = edge_core::checkout::order_id_for_key(key);
+    let lines = [Line { sku: Sku::parse("POT-2").unwrap(), qty: 1 }];
+    assert!(matches!(hold_cart(host.stock.as_ref(), &id, &lines).await.unwrap(), CartHold::Held { .. }));
+    let outcome = place(&host.shop(), Some(key), request(&[("POT-2", 1)], "e@f.co", "tok_visa", &["FIVE"])).await.unwrap();
+    assert!(matches!(outcome, CheckoutOutcome::Placed(_)), "{outcome:?}");
+    let counter = host.stock.level(&usage_sku("FIVE", None)).await.unwrap().unwrap();
+    assert_eq!(counter.sold, 1, "the code's use was sold with the held lines");
+}
+
+/// 200 shoppers race for a code limited to 50 uses: exactly 50 orders get it, the rest are
+/// refused with nothing charged, and the counter ends with 50 sold and nothing held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_code_limited_to_50_uses_is_redeemed_exactly_50_times_under_concurrency() {
+    let host = Arc::new(host(book()).await);
+    let tasks: Vec<_> = (0..200)
+        .map(|n| {
+            let host = host.clone();
+            tokio::spawn(async move {
+                let email = format!("shopper{n}@example.com");
+                let lines = if n % 2 == 0 { vec![("MUG-1", 1)] } else { vec![("BOOK-3", 1), ("POT-2", 1)] };
+                place(&host.shop(), Some(&format!("race-{n}")), request(&lines, &email, "tok_visa", &["FIVE"])).await
+            })
+        })
+        .collect();
+    let (mut won, mut used_up) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(CheckoutOutcome::Placed(order)) => {
+                assert!(order.pricing.unwrap().promotions.iter().any(|p| p.id == "FIVE"));
+                won += 1;
+            }
+            Ok(CheckoutOutcome::Insufficient { sku, available: 0 }) if is_usage_sku(&sku) => used_up += 1,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!((won, used_up), (50, 150));
+    let counter = host.stock.level(&usage_sku("FIVE", None)).await.unwrap().unwrap();
+    assert_eq!((counter.available, counter.held, counter.sold), (0, 0, 50));
+    // Stock moved only for the winners.
+    let mugs = host.stock.level(&Sku::parse("MUG-1").unwrap()).await.unwrap().unwrap();
+    let books = host.stock.level(&Sku::parse("BOOK-3").unwrap()).await.unwrap().unwrap();
+    assert_eq!(mugs.sold + books.sold, 50);
+    assert_eq!(mugs.held + books.held, 0);
+}
