@@ -1527,10 +1527,17 @@ async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
     }
     let edge = origin::publish::EdgeAdmin::new(&ctx.edge.base_url, &ctx.edge.admin_token)
         .map_err(|e| e.to_string())?;
-    let live_before = ctx.get("/").await?;
+    let live_before = ctx.http.get(ctx.url("/")).send().await.map_err(|e| e.to_string())?;
+    // Earlier checks may have published versions of the same products: the live one is `old`.
+    let old: u64 = live_before
+        .headers()
+        .get("x-catalog-version")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .ok_or("no X-Catalog-Version on /")?;
+    let (old_version, new_version) = (old.to_string(), (old + 1).to_string());
     ensure!(
-        !live_before.1.contains(MARK),
-        "v2 marker visible before publishing"
+        !live_before.text().await.map_err(|e| e.to_string())?.contains(MARK),
+        "new-version marker visible before publishing"
     );
 
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -1552,28 +1559,28 @@ async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
                     .unwrap_or("none")
                     .to_owned();
                 let body = res.text().await.map_err(|e| e.to_string())?;
-                // Version 1 shows no marked title; version 2 shows every product and every
-                // occurrence of its title (markup and hydration data alike) marked.
+                // The old version shows no marked title; the new one shows every product and
+                // every occurrence of its title (markup and hydration data alike) marked.
                 let marked = body.matches(MARK).count();
-                if version == "2" {
-                    ensure!(marked > 0, "{path} at version 2 shows no version-2 title");
+                if version == new_version {
+                    ensure!(marked > 0, "{path} at version {version} shows no new title");
                     for p in &ctx.catalog.products {
                         let (all, v2) = (
                             body.matches(&p.title).count(),
                             body.matches(&format!("{}{MARK}", p.title)).count(),
                         );
-                        ensure!(all == v2, "{path} at version 2 shows {:?} {all} times, {v2} of them from version 2", p.title);
+                        ensure!(all == v2, "{path} at version {version} shows {:?} {all} times, {v2} of them new", p.title);
                     }
                 } else {
                     ensure!(
                         marked == 0,
-                        "{path} at version {version} shows {marked} version-2 titles"
+                        "{path} at version {version} shows {marked} new titles"
                     );
                 }
                 *seen.entry(version).or_default() += 1;
             }
             if stop.load(std::sync::atomic::Ordering::Relaxed)
-                && seen.get("2").is_some_and(|&n| n >= 10)
+                && seen.get(&new_version).is_some_and(|&n| n >= 10)
             {
                 return Ok(seen);
             }
@@ -1590,7 +1597,7 @@ async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
     };
     let (seen, report) = tokio::join!(reader, publisher);
     let (seen, report) = (seen?, report?);
-    ensure!(report.version == 2, "published version {}", report.version);
+    ensure!(report.version == old + 1, "published version {} after {old}", report.version);
     ensure!(
         report
             .diff
@@ -1600,7 +1607,7 @@ async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
         report.diff
     );
     ensure!(
-        seen.get("1").is_some_and(|&n| n > 0),
+        seen.get(&old_version).is_some_and(|&n| n > 0),
         "the reader never saw version 1 during the publish: {seen:?}"
     );
     println!("    reader saw {seen:?}");
@@ -1780,6 +1787,101 @@ async fn browser_searches_filters_and_pages(ctx: &Ctx) -> CheckResult {
     result
 }
 
+/// Orders that put two products together reach the origin, which lists them as bought
+/// together; the next publish takes the lists into the snapshot and the product page shows them.
+async fn bought_together_lists_reach_product_pages(ctx: &Ctx) -> CheckResult {
+    // Two simple products the sales leave alone (the catalog's last ones), with stock to sell.
+    let pair: Vec<String> = ctx
+        .catalog
+        .products
+        .iter()
+        .rev()
+        .filter(|p| p.variants.is_empty() && ctx.catalog.initial_stock(&p.sku).is_some_and(|n| n >= 3))
+        .map(|p| p.sku.to_string())
+        .take(2)
+        .collect();
+    ensure!(pair.len() == 2, "no two simple products with stock: {pair:?}");
+    for i in 0..2 {
+        let (status, body) = ctx.checkout(&[(&pair[0], 1), (&pair[1], 1)], "tok_visa", &format!("together-{i}")).await?;
+        ensure!(status == StatusCode::CREATED, "checkout {i}: {status} {body}");
+    }
+    restore_levels(ctx, &pair).await?;
+    let (base, token) = {
+        let origin = ctx.origin.lock().await;
+        (origin.base_url.clone(), origin.token.clone())
+    };
+    wait_for("the orders in the origin's bought-together lists", Duration::from_secs(30), || async {
+        let res = ctx.http.get(format!("{base}/internal/together")).bearer_auth(&token).send().await.map_err(|e| e.to_string())?;
+        let body: Value = res.json().await.map_err(|e| e.to_string())?;
+        Ok(body["products"][&pair[0]][0]["sku"] == json!(pair[1]))
+    })
+    .await?;
+    let mut catalog = ctx.catalog.clone();
+    catalog.together = origin::publish::fetch_together(&base, &token, &catalog).await.map_err(|e| e.to_string())?;
+    let edge = origin::publish::EdgeAdmin::new(&ctx.edge.base_url, &ctx.edge.admin_token).map_err(|e| e.to_string())?;
+    origin::publish::publish(&edge, &catalog, |_, _| {}).await.map_err(|e| e.to_string())?;
+    let path = format!("/p/{}", pair[0]);
+    wait_for("the product page's bought-together section", Duration::from_secs(30), || async {
+        let (status, html) = ctx.get(&path).await?;
+        let section = html.split("data-testid=\"bought-together\"").nth(1).and_then(|rest| rest.split("</section>").next());
+        Ok(status == StatusCode::OK && section.is_some_and(|s| s.contains(&format!("data-sku=\"{}\"", pair[1]))))
+    })
+    .await?;
+    let (status, body) = ctx.json("GET", &format!("/api/products/{}/together", pair[0]), None).await?;
+    ensure!(status == StatusCode::OK && body["together"][0]["sku"] == json!(pair[1]), "together: {status} {body}");
+    Ok(())
+}
+
+/// The home listing is the same for everyone in the HTML; after hydration a shopper who viewed
+/// three products of one category sees that category's products of the page moved first.
+async fn browser_sees_a_listing_ordered_by_taste(ctx: &Ctx) -> CheckResult {
+    let (status, html) = ctx.get("/").await?;
+    ensure!(status == StatusCode::OK, "/ answered {status}");
+    let page: Vec<String> = listed_skus(&html);
+    let category_of: std::collections::BTreeMap<String, String> =
+        ctx.catalog.products.iter().map(|p| (p.sku.to_string(), p.category.clone())).collect();
+    // The category of the page's last product, when it is not the first product's.
+    let first = category_of.get(page.first().ok_or("an empty home page")?).cloned();
+    let category = page.iter().rev().filter_map(|s| category_of.get(s)).find(|c| Some(*c) != first.as_ref()).cloned();
+    let category = category.ok_or("the home page shows one category only")?;
+    let viewed: Vec<String> =
+        ctx.catalog.products.iter().filter(|p| p.category == category).map(|p| p.sku.to_string()).take(3).collect();
+    let browser = Browser::start().await?;
+    let c = &browser.client;
+    let result: CheckResult = async {
+        for sku in &viewed {
+            c.goto(&ctx.url(&format!("/p/{sku}"))).await.map_err(|e| e.to_string())?;
+            wait_hydrated(c).await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        c.goto(&ctx.url("/")).await.map_err(|e| e.to_string())?;
+        wait_hydrated(c).await?;
+        wait_for("the listing ordered for the shopper", Duration::from_secs(10), || async {
+            Ok(js(c, "return !!document.querySelector('[data-testid=personalized]')").await? == json!(true))
+        })
+        .await?;
+        let shown = js(c, "return [...document.querySelectorAll('.results .grid li')].map(li => li.dataset.sku)").await?;
+        let shown: Vec<String> = shown.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+        let (mut a, mut b) = (shown.clone(), page.clone());
+        a.sort();
+        b.sort();
+        ensure!(a == b, "the re-ranked page shows other products: {shown:?} vs {page:?}");
+        ensure!(
+            category_of.get(&shown[0]) == Some(&category),
+            "{category} is not first after viewing {viewed:?}: {shown:?}"
+        );
+        // The server's HTML is still the merchant's order (and sets no cookie).
+        let res = ctx.http.get(ctx.url("/")).send().await.map_err(|e| e.to_string())?;
+        ensure!(res.headers().get("set-cookie").is_none(), "the home page sets a cookie");
+        let html = res.text().await.map_err(|e| e.to_string())?;
+        ensure!(listed_skus(&html) == page, "the cached home page changed order");
+        Ok(())
+    }
+    .await;
+    let _ = browser.client.clone().close().await;
+    result
+}
+
 type Check = for<'a> fn(&'a Ctx) -> BoxFuture<'a, CheckResult>;
 
 macro_rules! checks {
@@ -1814,10 +1916,13 @@ fn main() {
             browser_checks_out_and_follows_the_order_live,
             browser_sees_recently_viewed_and_can_opt_out,
             browser_follows_a_similar_item,
+            browser_sees_a_listing_ordered_by_taste,
             flash_sale_on_one_sku_never_oversells,
             flash_sale_of_2000_checkouts_across_shards_never_oversells,
             an_origin_outage_delays_orders_but_loses_none,
             holds_run_out_by_the_shards_alarm,
+            // Publishes a new version (same products, with bought-together lists).
+            bought_together_lists_reach_product_pages,
             // Last: it changes the live catalog the checks above compare against.
             republish_is_atomic_for_readers,
         ];
