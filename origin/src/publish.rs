@@ -496,6 +496,8 @@ pub async fn publish_with_grace(
         .map(|(key, value)| KvEntry { key, value })
         .collect();
     entries.extend(similar_entries(catalog, version)?);
+    // The promotions and shipping rate the edge prices carts with, pinned to this version.
+    entries.push(KvEntry { key: edge_core::snapshot::promotions_key(version), value: to_cbor(&catalog.promotions) });
     entries.extend(
         edge_core::snapshot::together_entries(&catalog.together, version)
             .into_iter()

@@ -164,15 +164,15 @@ async fn large_catalogs_go_in_batches() {
     .unwrap();
     assert_eq!(report.products, 1_203);
     // 1203 products + manifest + categories + 1 category listing + search + facets + units +
-    // trending + index = 1211 keys, and the similar-items index (SKU list, one chunk,
-    // manifest) = 1214,
+    // trending + index = 1211 keys, the similar-items index (SKU list, one chunk,
+    // manifest) = 1214, and the promotions = 1215,
     // in batches of 500.
     let mut progress = batches.lock().unwrap().clone();
     progress.sort();
     let done: Vec<usize> = progress.iter().map(|(d, _)| *d).collect();
-    assert_eq!(progress.last(), Some(&(1214, 1214)));
+    assert_eq!(progress.last(), Some(&(1215, 1215)));
     assert_eq!(done.len(), 3, "three batches: {progress:?}");
-    assert_eq!(kv.keys().len(), 1215, "1214 version keys + the pointer");
+    assert_eq!(kv.keys().len(), 1216, "1215 version keys + the pointer");
 }
 
 #[tokio::test]

@@ -257,6 +257,9 @@ pub struct Catalog {
     pub together: std::collections::BTreeMap<Sku, Vec<Sku>>,
     /// The merchant's vectors, one per product in catalog order, or empty (featurized text).
     pub vectors: Vec<Vec<f32>>,
+    /// The merchant's promotions and shipping rate (the file's `promotions` and `shipping`),
+    /// published with the snapshot.
+    pub promotions: crate::promo::PromotionBook,
 }
 
 impl Catalog {
@@ -281,6 +284,11 @@ impl Catalog {
             currency: String,
             #[serde(borrow)]
             products: Vec<&'a serde_json::value::RawValue>,
+            /// The promotions (see [`crate::promo`]), each parsed on its own for its line.
+            #[serde(default, borrow)]
+            promotions: Vec<&'a serde_json::value::RawValue>,
+            #[serde(default)]
+            shipping: crate::promo::ShippingRate,
         }
         let file_problem = |e: serde_json::Error| CatalogProblem {
             entry: None,
@@ -317,11 +325,13 @@ impl Catalog {
                 }),
             }
         }
+        let promotion_entries: Vec<(&str, usize)> = raw.promotions.iter().map(|v| (v.get(), line_of(v))).collect();
+        let currency = raw.currency.clone();
         let file = CatalogFile {
             currency: raw.currency,
             products: entries,
         };
-        match Self::from_file(file) {
+        let products = match Self::from_file(file) {
             Ok(catalog) if problems.is_empty() => Ok(catalog),
             Ok(_) => Err(problems),
             Err(mut found) => {
@@ -335,6 +345,20 @@ impl Catalog {
                 }
                 problems.extend(found);
                 problems.sort_by_key(|p| (p.entry, p.line));
+                Err(problems)
+            }
+        };
+        let valid = products.as_ref().ok().map(|c| c.products.as_slice());
+        let promotions = crate::promo::book_from_catalog(&currency, raw.shipping, &promotion_entries, valid);
+        match (products, promotions) {
+            (Ok(mut catalog), Ok(book)) => {
+                catalog.promotions = book;
+                Ok(catalog)
+            }
+            (Ok(_), Err(problems)) => Err(problems),
+            (Err(problems), Ok(_)) => Err(problems),
+            (Err(mut problems), Err(more)) => {
+                problems.extend(more);
                 Err(problems)
             }
         }
@@ -376,6 +400,10 @@ impl Catalog {
                 })
             };
             let sku = match Sku::parse(&entry.sku) {
+                Ok(sku) if crate::promo::is_usage_sku(&sku) => {
+                    bad("sku", format!("{sku}: SKUs starting with {:?} are reserved for promotion usage counters", crate::promo::USAGE_SKU_PREFIX));
+                    None
+                }
                 Ok(sku) if !seen.insert(sku.clone()) => {
                     bad("sku", format!("duplicate SKU {sku}"));
                     None
@@ -475,6 +503,10 @@ impl Catalog {
                     // A variant may share the product's SKU (Shopify's first variant does).
                     let vsku = match Sku::parse(&v.sku) {
                         Ok(vsku) if Some(&vsku) == sku.as_ref() => Some(vsku),
+                        Ok(vsku) if crate::promo::is_usage_sku(&vsku) => {
+                            bad(&field("sku"), format!("{vsku}: SKUs starting with {:?} are reserved for promotion usage counters", crate::promo::USAGE_SKU_PREFIX));
+                            None
+                        }
                         Ok(vsku) if !seen.insert(vsku.clone()) => {
                             bad(&field("sku"), format!("duplicate SKU {vsku}"));
                             None
@@ -537,7 +569,8 @@ impl Catalog {
             }
         }
         if problems.is_empty() {
-            Ok(Self { products, levels, trending: Vec::new(), together: Default::default(), vectors })
+            let promotions = crate::promo::PromotionBook { currency: file.currency.clone(), ..Default::default() };
+            Ok(Self { products, levels, trending: Vec::new(), together: Default::default(), vectors, promotions })
         } else {
             Err(problems)
         }

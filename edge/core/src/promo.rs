@@ -400,6 +400,81 @@ impl PromotionBook {
     }
 }
 
+/// Parses and validates the catalog file's `promotions` (each entry's JSON text and line) and
+/// `shipping`, against the catalog's `products` when they are valid: every problem as a
+/// catalog problem naming the line, the promotion and the field at fault.
+pub fn book_from_catalog(
+    currency: &str,
+    shipping: ShippingRate,
+    entries: &[(&str, usize)],
+    products: Option<&[crate::product::Product]>,
+) -> Result<PromotionBook, Vec<crate::product::CatalogProblem>> {
+    use crate::product::CatalogProblem;
+    let mut problems = Vec::new();
+    let mut promotions = Vec::with_capacity(entries.len());
+    for (i, (text, line)) in entries.iter().enumerate() {
+        match serde_json::from_str::<Promotion>(text) {
+            Ok(promo) => promotions.push(promo),
+            Err(e) => problems.push(CatalogProblem {
+                entry: None,
+                line: Some(line + e.line().saturating_sub(1)),
+                field: format!("promotions[{i}]"),
+                message: e.to_string(),
+            }),
+        }
+    }
+    if !problems.is_empty() {
+        // Positions no longer match the parsed list: report the parse errors alone.
+        return Err(problems);
+    }
+    let book = PromotionBook { currency: currency.to_owned(), shipping, promotions };
+    let mut found = book.validate();
+    if let Some(products) = products {
+        found.extend(unknown_targets(&book, products));
+    }
+    for problem in found {
+        let line = problem.index.and_then(|i| entries.get(i)).map(|(_, line)| *line);
+        let field = match problem.index {
+            Some(i) if problem.id.is_empty() => format!("promotions[{i}].{}", problem.field),
+            Some(i) => format!("promotions[{i}] ({}).{}", problem.id, problem.field),
+            None => problem.field,
+        };
+        problems.push(CatalogProblem { entry: None, line, field, message: problem.message });
+    }
+    problems.sort_by_key(|p| p.line);
+    if problems.is_empty() {
+        Ok(book)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Targets no product has: most likely a typo, which would silently make a sale apply to nothing.
+fn unknown_targets(book: &PromotionBook, products: &[crate::product::Product]) -> Vec<PromotionProblem> {
+    let categories: BTreeSet<String> = products.iter().map(|p| crate::listing::slug(&p.category)).collect();
+    let skus: BTreeSet<&Sku> = products
+        .iter()
+        .flat_map(|p| std::iter::once(&p.sku).chain(p.variants.iter().map(|v| &v.sku)))
+        .collect();
+    let mut problems = Vec::new();
+    for (i, promo) in book.promotions.iter().enumerate() {
+        let mut bad = |field: &str, message: String| {
+            problems.push(PromotionProblem { index: Some(i), id: promo.id.clone(), field: field.into(), message })
+        };
+        for category in &promo.applies_to.categories {
+            if !categories.contains(&crate::listing::slug(category)) {
+                bad("applies_to.categories", format!("no product is in the category {category:?}"));
+            }
+        }
+        for sku in &promo.applies_to.skus {
+            if !skus.contains(sku) {
+                bad("applies_to.skus", format!("no product or variant has the SKU {sku}"));
+            }
+        }
+    }
+    problems
+}
+
 /// One cart line as pricing sees it: the catalog's unit price, never the client's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CartLine {

@@ -233,3 +233,41 @@ async fn a_code_limited_to_50_uses_is_redeemed_exactly_50_times_under_concurrenc
     assert_eq!(mugs.sold + books.sold, 50);
     assert_eq!(mugs.held + books.held, 0);
 }
+
+#[test]
+fn the_catalog_file_carries_promotions_and_reports_bad_ones_by_line_promotion_and_field() {
+    let product = |sku: &str, category: &str| {
+        format!(r#"{{"sku": "{sku}", "title": "t", "price_minor": 100, "category": "{category}", "image": "/i.svg", "stock": 1}}"#)
+    };
+    let file = |promotions: &[&str]| {
+        format!(
+            "{{\"currency\": \"USD\",\n\"shipping\": {{\"flat_minor\": 450}},\n\"products\": [\n{},\n{}\n],\n\"promotions\": [\n{}\n]}}",
+            product("MUG-1", "Kitchen"),
+            product("BOOK-1", "Books"),
+            promotions.join(",\n")
+        )
+    };
+    let good = r#"{"id": "SALE", "title": "Kitchen sale", "benefit": {"type": "percent_off", "percent": 15}, "applies_to": {"categories": ["kitchen"]}}"#;
+    let catalog = Catalog::from_json(&file(&[good])).unwrap();
+    assert_eq!(catalog.promotions.promotions[0].id, "SALE");
+    assert_eq!((catalog.promotions.currency.as_str(), catalog.promotions.shipping.flat_minor), ("USD", 450));
+    // Without promotions the catalog has none (and free shipping).
+    let plain = Catalog::from_json(r#"{"currency": "USD", "products": []}"#).unwrap();
+    assert!(plain.promotions.promotions.is_empty());
+
+    let typo = r#"{"id": "TYPO", "title": "Garden sale", "benefit": {"type": "percent_off", "percent": 15}, "applies_to": {"categories": ["garden"]}}"#;
+    let bad_percent = r#"{"id": "BIG", "title": "Too big", "code": "BIG", "benefit": {"type": "percent_off", "percent": 150}}"#;
+    let problems: Vec<String> = Catalog::from_json(&file(&[good, typo, bad_percent])).unwrap_err().iter().map(|p| p.to_string()).collect();
+    assert_eq!(problems, [
+        "line 9: promotions[1] (TYPO).applies_to.categories: no product is in the category \"garden\"",
+        "line 10: promotions[2] (BIG).benefit.percent: 150 is not 1 to 100",
+    ]);
+    let unknown_field = r#"{"id": "X", "title": "x", "benefit": {"type": "free_shipping"}, "stacks": true}"#;
+    let problems = Catalog::from_json(&file(&[unknown_field])).unwrap_err();
+    assert_eq!((problems[0].line, problems[0].field.as_str()), (Some(8), "promotions[0]"));
+    assert!(problems[0].message.contains("unknown field `stacks`"), "{}", problems[0]);
+    // Usage counters' SKUs are reserved.
+    let reserved = format!("{{\"currency\": \"USD\", \"products\": [{}]}}", product("promo.X", "Kitchen"));
+    let problems = Catalog::from_json(&reserved).unwrap_err();
+    assert!(problems[0].to_string().contains("reserved for promotion usage counters"), "{}", problems[0]);
+}
