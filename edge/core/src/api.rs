@@ -361,12 +361,15 @@ pub async fn recommended_products_in(
             Err(e) => return Err(e.into()),
         },
     };
-    let personal = rerank_by_affinity(&products, weights, candidates, k);
+    let mut personal = rerank_by_affinity(&products, weights, candidates, k);
     let source = if personal.is_empty() { SuggestionSource::BestSellers } else { SuggestionSource::Personal };
+    // For diversity, personal suggestions leave the last places to best-sellers.
+    personal.truncate(k - trending_places(k));
     let mut picks: Vec<crate::ProductSummary> = personal.into_iter().filter_map(|i| products.get(i as usize).cloned()).collect();
     // Best-sellers: the trending list published with the snapshot, then the catalog's order.
     let trending = shop.catalog.trending().await.unwrap_or_default();
-    let trending_products = trending.iter().filter_map(|sku| products.iter().find(|p| &p.sku == sku));
+    let at = positions(&products, &trending.iter().collect::<Vec<_>>());
+    let trending_products = trending.iter().filter_map(|sku| products.get(*at.get(sku)? as usize));
     for product in trending_products.chain(products.iter()) {
         if picks.len() >= k {
             break;
@@ -376,6 +379,16 @@ pub async fn recommended_products_in(
         }
     }
     Ok((source, picks))
+}
+
+/// Places a list of `k` suggestions keeps for best-sellers (a quarter, at least one from four
+/// suggestions up): a shopper keeps seeing what is popular beyond their own taste.
+fn trending_places(k: usize) -> usize {
+    if k >= 4 {
+        (k / 4).max(1)
+    } else {
+        0
+    }
 }
 
 /// Most products [`personal_order`] re-ranks at once (a listing page's worth and more).

@@ -765,3 +765,26 @@ async fn a_listing_is_reordered_by_the_shoppers_taste_and_unchanged_without_one(
     assert_eq!(names[5], "GONE-1", "an unknown SKU keeps its place at the end");
     assert_eq!(ranked.len(), listing.len());
 }
+
+#[tokio::test]
+async fn personal_lists_keep_places_for_best_sellers_and_fall_back_without_an_index() {
+    use edge_core::api::{recommended_products_in, SuggestionSource};
+    use edge_core::behaviour::Arm;
+    let host = kitchen_and_apparel().await;
+    let tee = Sku::parse("TEE-1").unwrap();
+    let skus = |picks: &[edge_core::ProductSummary]| picks.iter().map(|p| p.sku.to_string()).collect::<Vec<_>>();
+    // Trending: the teapot. A shopper into apparel gets apparel, and the teapot last.
+    host.kv.put(&edge_core::snapshot::trending_key(1), to_cbor(&vec![Sku::parse("POT-3").unwrap()]));
+    let shop = host_sharing_kv(&host).shop();
+    let (source, picks) = recommended_products_in(&shop, &[(&tee, 1.0)], &[&tee], 4, Arm::Vector).await.unwrap();
+    let picks = skus(&picks);
+    assert_eq!(source, SuggestionSource::Personal);
+    assert_eq!(picks.len(), 4);
+    assert_eq!(picks[3], "POT-3", "the last place is a best-seller's: {picks:?}");
+    assert!(picks[..2].iter().all(|s| s == "TEE-2" || s == "HAT-3"), "{picks:?}");
+    // Without an index the vector arm has nothing personal: best-sellers, trending first.
+    host.kv.put(&vectors::manifest_key(&edge_core::similar::index_prefix(1)), b"garbage".to_vec());
+    let shop = host_sharing_kv(&host).shop();
+    let (source, picks) = recommended_products_in(&shop, &[(&tee, 1.0)], &[&tee], 3, Arm::Vector).await.unwrap();
+    assert_eq!((source, skus(&picks)), (SuggestionSource::BestSellers, vec!["POT-3".into(), "MUG-1".into(), "MUG-2".into()]));
+}
