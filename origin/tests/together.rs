@@ -87,6 +87,11 @@ async fn co_purchases_and_co_views_reach_the_published_snapshot() {
     assert_eq!(partners("CAP"), vec![("MUG".into(), 1)]);
     assert!(partners("POT").is_empty(), "bought alone: {raw}");
 
+    // The views rank as trending (the other list a publish takes from the origin).
+    let trending = origin::publish::fetch_trending(&url, TOKEN).await.unwrap();
+    let trending: Vec<&str> = trending.iter().map(|s| s.as_str()).collect();
+    assert_eq!(trending, vec!["CAP", "MUG", "TEA"], "one view each, ties by SKU");
+
     // Variant SKUs become their product.
     let mut catalog = load_catalog(&catalog_path).unwrap();
     catalog.together = fetch_together(&url, TOKEN, &catalog).await.unwrap();
