@@ -87,7 +87,8 @@ mod ssr {
             sku,
             kind,
             at_ms: shop.clock.now_ms(),
-            arm: Some(arm.as_str().to_owned()),
+            // Tagged with the experiment too: a later experiment may reuse an arm's name.
+            arm: Some(format!("{}/{}", edge_core::behaviour::RECOMMENDATIONS_EXPERIMENT, arm.as_str())),
         };
         personalization.events.push(event);
     }

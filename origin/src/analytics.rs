@@ -72,6 +72,8 @@ fn kind_name(kind: EventKind) -> &'static str {
 /// One experiment arm's exposure and clicks.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ArmReport {
+    /// The experiment (events are tagged `experiment/arm`; untagged ones are from `recs-1`).
+    pub experiment: String,
     pub arm: String,
     /// Recommendations shown, and by how many visitors.
     pub shown: u64,
@@ -181,7 +183,7 @@ impl Analytics {
         Ok(sessions)
     }
 
-    /// Exposure, clicks and click-through per experiment arm.
+    /// Exposure, clicks and click-through per experiment and arm.
     pub fn experiments(&self) -> Result<Vec<ArmReport>, AnalyticsError> {
         let conn = self.conn();
         let mut query = conn.prepare_cached(
@@ -192,15 +194,20 @@ impl Analytics {
         let rows = query.query_map([], |row| {
             let shown = row.get::<_, i64>(1)? as u64;
             let clicked = row.get::<_, i64>(3)? as u64;
+            let tag: String = row.get(0)?;
+            let (experiment, arm) = tag.split_once('/').unwrap_or(("recs-1", tag.as_str()));
             Ok(ArmReport {
-                arm: row.get(0)?,
+                experiment: experiment.to_owned(),
+                arm: arm.to_owned(),
                 shown,
                 visitors: row.get::<_, i64>(2)? as u64,
                 clicked,
                 click_through: if shown == 0 { 0.0 } else { clicked as f64 / shown as f64 },
             })
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut arms: Vec<ArmReport> = rows.collect::<Result<_, _>>()?;
+        arms.sort_by(|a, b| (&a.experiment, &a.arm).cmp(&(&b.experiment, &b.arm)));
+        Ok(arms)
     }
 
     /// Events stored, distinct visitors, and events edges reported dropped.
@@ -292,7 +299,10 @@ async fn experiments(State(state): State<RouteState>, headers: HeaderMap) -> Res
         .await
         .map_err(|e| RouteError::Unavailable(e.to_string()))?
         .map_err(storage)?;
-    Ok(Json(json!({ "experiment": edge_core::behaviour::RECOMMENDATIONS_EXPERIMENT, "arms": arms })))
+    // The running experiment's arms, and every experiment's.
+    let current = edge_core::behaviour::RECOMMENDATIONS_EXPERIMENT;
+    let running: Vec<&ArmReport> = arms.iter().filter(|a| a.experiment == current).collect();
+    Ok(Json(json!({ "experiment": current, "arms": running, "all": arms })))
 }
 
 async fn summary(State(state): State<RouteState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, RouteError> {
@@ -352,17 +362,34 @@ mod tests {
         let shown = |v: &str, arm: &str, kind| AnalyticsEvent { arm: Some(arm.into()), ..event(v, "HAT", kind, now) };
         let batch = EventBatch {
             events: vec![
-                shown("v1", "vector", EventKind::Shown),
-                shown("v1", "vector", EventKind::Shown),
-                shown("v1", "vector", EventKind::Clicked),
-                shown("v2", "affinity", EventKind::Shown),
+                shown("v1", "recs-2/vector", EventKind::Shown),
+                shown("v1", "recs-2/vector", EventKind::Shown),
+                shown("v1", "recs-2/vector", EventKind::Clicked),
+                shown("v2", "recs-2/co_purchase", EventKind::Shown),
+                // Untagged: recorded under recs-1, whose vector arm is another population.
+                shown("v3", "vector", EventKind::Shown),
+                shown("v3", "affinity", EventKind::Shown),
             ],
             dropped: 0,
         };
         assert_eq!(post(&app, "t", serde_json::to_string(&batch).unwrap()).await, StatusCode::OK);
         let arms = analytics.experiments().unwrap();
-        let by_arm: Vec<(&str, u64, u64, f64)> = arms.iter().map(|a| (a.arm.as_str(), a.shown, a.clicked, a.click_through)).collect();
-        assert_eq!(by_arm, vec![("affinity", 1, 0, 0.0), ("vector", 2, 1, 0.5)]);
+        let by_arm: Vec<(&str, &str, u64, u64, f64)> =
+            arms.iter().map(|a| (a.experiment.as_str(), a.arm.as_str(), a.shown, a.clicked, a.click_through)).collect();
+        assert_eq!(
+            by_arm,
+            vec![
+                ("recs-1", "affinity", 1, 0, 0.0),
+                ("recs-1", "vector", 1, 0, 0.0),
+                ("recs-2", "co_purchase", 1, 0, 0.0),
+                ("recs-2", "vector", 2, 1, 0.5),
+            ]
+        );
+        let request = Request::get("/internal/experiments").header("authorization", "Bearer t").body(Body::empty()).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
+        let running: Vec<&str> = body["arms"].as_array().unwrap().iter().map(|a| a["arm"].as_str().unwrap()).collect();
+        assert_eq!((body["experiment"].as_str(), running), (Some("recs-2"), vec!["co_purchase", "vector"]));
         assert!(analytics.trending(0, 10).unwrap().iter().all(|t| t.sku != "HAT"));
     }
 }
