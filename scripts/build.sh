@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds the two wasm artifacts, each only when its sources changed:
+# Builds the wasm artifacts, each only when its sources changed:
 #   public/pkg/shop-HASH.js + _bg.wasm  the hydrate bundle (browser), and style-HASH.css
 #   edge/build/worker/shim.mjs + wasm   the worker (workerd), via worker-build
 # wrangler.toml runs this as its build command; scripts/dev.sh and scripts/test.sh call it first.
+#   scripts/build.sh spin               the hydrate bundle and the Spin component instead:
+#   target/spin/wasm32-wasip2/release/edge_spin.wasm  (spin.toml's build command)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +50,23 @@ set -a
 . "$ASSETS"
 set +a
 
+size() { printf '%8d raw %8d gzip  %s\n' "$(stat -c %s "$1")" "$(gzip -9 -c "$1" | wc -c)" "$1"; }
+
+if [ "${1:-}" = spin ]; then
+  SPIN=target/spin/wasm32-wasip2/release/edge_spin.wasm
+  if [ ! -e "$SPIN" ] || [ -n "$(find edge/spin -newer "$SPIN" -type f -print -quit)" ] || stale "$SPIN" \
+    || [ "$ASSETS" -nt "$SPIN" ] || [ "${FORCE_BUILD:-}" = 1 ]; then
+    echo "build: spin component"
+    t0=$SECONDS
+    # Its own target dir: a wasip2 build shares nothing with the native or worker builds.
+    CARGO_TARGET_DIR=target/spin cargo build --quiet -p edge-spin --release --target wasm32-wasip2
+    touch "$SPIN"
+    echo "build: spin component took $((SECONDS - t0)) s"
+  fi
+  size "$SPIN"
+  exit 0
+fi
+
 WORKER=edge/build/worker/shim.mjs
 if stale "$WORKER" || [ "$ASSETS" -nt "$WORKER" ] || [ "${FORCE_BUILD:-}" = 1 ]; then
   echo "build: worker"
@@ -65,6 +84,5 @@ if stale "$WORKER" || [ "$ASSETS" -nt "$WORKER" ] || [ "${FORCE_BUILD:-}" = 1 ];
   echo "build: worker took $((SECONDS - t0)) s"
 fi
 
-size() { printf '%8d raw %8d gzip  %s\n' "$(stat -c %s "$1")" "$(gzip -9 -c "$1" | wc -c)" "$1"; }
 size edge/build/index_bg.wasm
 size "public/pkg/${SHOP_BUNDLE_NAME}_bg.wasm"

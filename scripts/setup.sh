@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 WASM_BINDGEN_VERSION=0.2.130   # must equal the wasm-bindgen version in Cargo.lock
 WORKER_BUILD_VERSION=0.8.7     # must equal the worker crate version
+WASM_TOOLS_VERSION=1.263.0     # checks the Spin component's imports (tests/tests/spin_component.rs)
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 
 step() { printf '\n== %s\n' "$*"; }
@@ -28,10 +29,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
-if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-  step "rustup: wasm32-unknown-unknown"
-  rustup target add wasm32-unknown-unknown
-fi
+for target in wasm32-unknown-unknown wasm32-wasip2; do   # the worker and browser; Spin
+  if ! rustup target list --installed | grep -qx "$target"; then
+    step "rustup: $target"
+    rustup target add "$target"
+  fi
+done
 
 # npm packages from the committed lock file; reinstalled when the lock file is newer.
 if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -49,4 +52,8 @@ fi
 if [ "$(installed_version worker-build)" != "$WORKER_BUILD_VERSION" ]; then
   step "cargo install worker-build $WORKER_BUILD_VERSION (a few minutes, once)"
   cargo install --quiet worker-build --version "$WORKER_BUILD_VERSION" --locked --force
+fi
+if [ "${1:-}" = test ] && [ "$(installed_version wasm-tools)" != "$WASM_TOOLS_VERSION" ]; then
+  step "cargo install wasm-tools $WASM_TOOLS_VERSION (a minute or two, once)"
+  cargo install --quiet wasm-tools --version "$WASM_TOOLS_VERSION" --locked --no-default-features --features component --force
 fi

@@ -21,6 +21,12 @@
 //! [`ShardReply`] out, behind `Authorization: Bearer <token>`. 400 for a body that is not a
 //! request, 404 for a shard index outside `0..16`, 503 when the shard's storage failed or is
 //! overloaded (nothing was changed that the retry would double: every request is idempotent).
+//!
+//! [`desk_routes`] serves the order desk to edges that have no order owner of their own (Spin):
+//! `POST /coordinator/checkouts` (a CBOR [`RemoteCheckout`] in, the CBOR
+//! `Result<CheckoutOutcome, CheckoutError>` out) runs the checkout on the origin's
+//! [`crate::desk::OriginDesk`], as its own storefront does; `GET /coordinator/orders/{id}` answers
+//! the CBOR `Option<Order>`. Same token, same errors.
 
 use crate::db::{self, OpenError, Serial, SerialError};
 use crate::http::{authorize, RouteError};
@@ -31,6 +37,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use edge_core::checkout::{OrderDesk, RemoteCheckout};
 use edge_core::codec::{from_cbor, to_cbor};
 use edge_core::shard::SHARD_COUNT;
 use edge_core::snapshot::Clock;
@@ -517,4 +524,66 @@ async fn shard_call(
         to_cbor(&reply),
     )
         .into_response())
+}
+
+/// `POST /coordinator/checkouts` and `GET /coordinator/orders/{id}`: the origin's order desk for
+/// remote edges (see the module doc). Without a token nothing is served (the caller's 404).
+pub fn desk_routes(desk: Arc<dyn OrderDesk>, token: Option<String>) -> Router {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Router::new();
+    };
+    Router::new()
+        .route("/coordinator/checkouts", post(remote_checkout))
+        .route("/coordinator/orders/{id}", axum::routing::get(remote_order))
+        .layer(DefaultBodyLimit::max(SHARD_REQUEST_BYTES_MAX))
+        .with_state(DeskState { desk, token })
+}
+
+#[derive(Clone)]
+struct DeskState {
+    desk: Arc<dyn OrderDesk>,
+    token: String,
+}
+
+fn cbor_response(body: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/cbor"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn remote_checkout(
+    State(state): State<DeskState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, RouteError> {
+    authorize(&headers, &state.token)?;
+    let body = body.map_err(|e| RouteError::BadRequest(format!("cannot read the body: {e}")))?;
+    let call: RemoteCheckout = from_cbor(&body)
+        .map_err(|e| RouteError::BadRequest(format!("the body is not a checkout: {e}")))?;
+    let result = state
+        .desk
+        .checkout(call.order_id, call.request, call.lines, call.total)
+        .await;
+    Ok(cbor_response(to_cbor(&result)))
+}
+
+async fn remote_order(
+    State(state): State<DeskState>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, RouteError> {
+    authorize(&headers, &state.token)?;
+    let id = OrderId::parse(&id)
+        .map_err(|_| RouteError::BadRequest(format!("invalid order id {id:?}")))?;
+    let order = state
+        .desk
+        .order(&id)
+        .await
+        .map_err(|e| RouteError::Unavailable(e.to_string()))?;
+    Ok(cbor_response(to_cbor(&order)))
 }

@@ -204,6 +204,7 @@ impl Origin {
         });
         router()
             .merge(coordinator::routes(self.shards.clone(), self.token.clone()))
+            .merge(coordinator::desk_routes(self.desk.clone(), self.token.clone()))
             .merge(orders::routes(self.book.clone(), self.token.clone()))
             .merge(self.admin.router())
             .merge(crate::metrics::routes(

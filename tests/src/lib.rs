@@ -331,3 +331,118 @@ impl Browser {
         })
     }
 }
+
+/// Which host the end-to-end suite runs the storefront on: `E2E_HOST=spin` for the Spin build
+/// under the test host (`tests/spin-host`), anything else (or unset) for `wrangler dev`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgeHost {
+    Wrangler,
+    Spin,
+}
+
+impl EdgeHost {
+    pub fn from_env() -> Self {
+        match std::env::var("E2E_HOST").as_deref() {
+            Ok("spin") => EdgeHost::Spin,
+            _ => EdgeHost::Wrangler,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EdgeHost::Wrangler => "wrangler dev",
+            EdgeHost::Spin => "spin-test-host",
+        }
+    }
+}
+
+/// The storefront under test, on either host: what the checks need is its base URL and its
+/// admin token.
+pub struct Edge {
+    pub host: EdgeHost,
+    pub base_url: String,
+    pub admin_token: String,
+    _running: EdgeProcess,
+}
+
+enum EdgeProcess {
+    Wrangler(#[allow(dead_code)] WranglerDev),
+    Spin(#[allow(dead_code)] SpinHost),
+}
+
+impl Edge {
+    /// Starts the storefront on `host`; `vars` are its configuration (the origin's URL and token).
+    pub async fn start(host: EdgeHost, vars: &[(&str, &str)]) -> Result<Self, String> {
+        Ok(match host {
+            EdgeHost::Wrangler => {
+                let dev = WranglerDev::start(vars).await?;
+                Self { host, base_url: dev.base_url.clone(), admin_token: dev.admin_token.clone(), _running: EdgeProcess::Wrangler(dev) }
+            }
+            EdgeHost::Spin => {
+                let spin = SpinHost::start(vars).await?;
+                Self { host, base_url: spin.base_url.clone(), admin_token: spin.admin_token.clone(), _running: EdgeProcess::Spin(spin) }
+            }
+        })
+    }
+}
+
+/// The Spin build of the storefront (`edge/spin`) under the test-only Spin host, configured as
+/// `spin.toml` declares it: the `default` key-value store, outbound HTTP only to the origin,
+/// `public/pkg` and `public/images` as the file server components serve them.
+pub struct SpinHost {
+    pub base_url: String,
+    pub admin_token: String,
+    _process: ProcessGroup,
+}
+
+/// Longest wait for the Spin host to compile the component and answer `/healthz`.
+const SPIN_READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl SpinHost {
+    /// The component and the host binary, as `scripts/build.sh spin` leaves them.
+    pub fn artifacts() -> (PathBuf, PathBuf) {
+        let root = repo_root();
+        (
+            root.join("target/spin/wasm32-wasip2/release/edge_spin.wasm"),
+            root.join("target/spin-host/bin/spin-test-host"),
+        )
+    }
+
+    pub async fn start(vars: &[(&str, &str)]) -> Result<Self, String> {
+        let root = repo_root();
+        let (component, host) = Self::artifacts();
+        for path in [&component, &host] {
+            if !path.exists() {
+                return Err(format!("{} is missing: run scripts/build.sh spin and scripts/spin-test-host.sh first", path.display()));
+            }
+        }
+        let port = free_port();
+        let log_path = std::env::temp_dir().join(format!("edge-shop-spin-{}-{port}.log", std::process::id()));
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let admin_token = format!(
+            "e2e-spin-{:x}",
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
+        );
+        let mut command = Command::new(host);
+        command
+            .current_dir(&root)
+            .arg("--wasm")
+            .arg(&component)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--kv-store", "default"])
+            .args(["--env", &format!("ADMIN_TOKEN={admin_token}")])
+            .args(["--files", "/pkg/=public/pkg;public, max-age=31536000, immutable"])
+            .args(["--files", "/images/=public/images;public, max-age=86400, stale-while-revalidate=604800"])
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log);
+        for (name, value) in vars {
+            command.args(["--env", &format!("{name}={value}")]);
+            if *name == "ORIGIN_URL" {
+                command.args(["--allow-outbound", value]);
+            }
+        }
+        let mut process = ProcessGroup::spawn(command).map_err(|e| format!("cannot start the Spin host: {e}"))?;
+        let base_url = format!("http://127.0.0.1:{port}");
+        wait_ready(&format!("{base_url}/healthz"), &mut process, SPIN_READY_TIMEOUT, &log_path).await?;
+        Ok(Self { base_url, admin_token, _process: process })
+    }
+}

@@ -544,6 +544,17 @@ pub trait OrderDesk: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<Order>, StoreError>>;
 }
 
+/// A checkout handed to a remote order desk (the origin's `POST /coordinator/checkouts`, for
+/// hosts without an order owner of their own, such as Spin): the arguments of
+/// [`OrderDesk::checkout`], in CBOR. The answer is a CBOR `Result<CheckoutOutcome, CheckoutError>`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RemoteCheckout {
+    pub order_id: OrderId,
+    pub request: CheckoutRequest,
+    pub lines: Vec<OrderLine>,
+    pub total: Money,
+}
+
 /// Turns per order id: runs of one order (checkout, resume, deliver, status change) wait for
 /// each other; runs of different orders do not. Entries live only while someone holds or waits.
 #[derive(Default)]
