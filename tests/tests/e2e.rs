@@ -3,18 +3,13 @@
 //!
 //! A custom harness (one wrangler for all checks): `cargo test -p shop-e2e --test e2e [FILTER]`.
 //! Ends with `e2e: N passed, N failed`.
-//!
-//! `E2E_HOST=spin` runs the same checks against the Spin build under the test-only Spin host
-//! (`tests/spin-host`) instead; the few that need Durable Objects (WebSockets, the edge's outbox,
-//! an isolate-wide cache) are skipped there with the reason printed (see [`not_on_spin`]), and
-//! the summary ends with `, N skipped`.
 
 use edge_core::{Catalog, Sku, SkuShard};
 use fantoccini::Locator;
 use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shop_e2e::{repo_root, Browser, Edge, EdgeHost, OriginServer};
+use shop_e2e::{repo_root, Browser, OriginServer, WranglerDev};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -22,7 +17,7 @@ use std::time::{Duration, Instant};
 type CheckResult = Result<(), String>;
 
 struct Ctx {
-    edge: Edge,
+    edge: WranglerDev,
     origin: tokio::sync::Mutex<OriginServer>,
     http: reqwest::Client,
     catalog: Catalog,
@@ -1421,6 +1416,19 @@ async fn browser_follows_a_similar_item(ctx: &Ctx) -> CheckResult {
     result
 }
 
+/// Opens each product's page in the browser (each view recorded after hydration), then the
+/// home page, hydrated.
+async fn view_products_then_home(ctx: &Ctx, c: &fantoccini::Client, skus: &[String]) -> CheckResult {
+    for sku in skus {
+        c.goto(&ctx.url(&format!("/p/{sku}"))).await.map_err(|e| e.to_string())?;
+        wait_hydrated(c).await?;
+        // The view is recorded by a request after hydration: wait for the cookie to change.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    c.goto(&ctx.url("/")).await.map_err(|e| e.to_string())?;
+    wait_hydrated(c).await
+}
+
 /// Three product views show up, newest first, in "Recently viewed" on the (publicly cached)
 /// home page; turning personalization off forgets them.
 async fn browser_sees_recently_viewed_and_can_opt_out(ctx: &Ctx) -> CheckResult {
@@ -1437,14 +1445,7 @@ async fn browser_sees_recently_viewed_and_can_opt_out(ctx: &Ctx) -> CheckResult 
     let browser = Browser::start().await?;
     let c = &browser.client;
     let result: CheckResult = async {
-        for sku in &viewed {
-            c.goto(&ctx.url(&format!("/p/{sku}"))).await.map_err(|e| e.to_string())?;
-            wait_hydrated(c).await?;
-            // The view is recorded by a request after hydration: wait for the cookie to change.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        c.goto(&ctx.url("/")).await.map_err(|e| e.to_string())?;
-        wait_hydrated(c).await?;
+        view_products_then_home(ctx, c, &viewed).await?;
         let newest_first: Vec<String> = viewed.iter().rev().cloned().collect();
         wait_for("the recently viewed strip", Duration::from_secs(10), || async {
             let skus = js(c, "return [...document.querySelectorAll('[data-testid=recently-viewed] li')].map(li => li.dataset.sku)").await?;
@@ -1854,13 +1855,7 @@ async fn browser_sees_a_listing_ordered_by_taste(ctx: &Ctx) -> CheckResult {
     let browser = Browser::start().await?;
     let c = &browser.client;
     let result: CheckResult = async {
-        for sku in &viewed {
-            c.goto(&ctx.url(&format!("/p/{sku}"))).await.map_err(|e| e.to_string())?;
-            wait_hydrated(c).await?;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        c.goto(&ctx.url("/")).await.map_err(|e| e.to_string())?;
-        wait_hydrated(c).await?;
+        view_products_then_home(ctx, c, &viewed).await?;
         wait_for("the listing ordered for the shopper", Duration::from_secs(10), || async {
             Ok(js(c, "return !!document.querySelector('[data-testid=personalized]')").await? == json!(true))
         })
@@ -1888,17 +1883,6 @@ async fn browser_sees_a_listing_ordered_by_taste(ctx: &Ctx) -> CheckResult {
 }
 
 type Check = for<'a> fn(&'a Ctx) -> BoxFuture<'a, CheckResult>;
-
-/// Why a check cannot run on Spin, or `None` when it runs on every host.
-fn not_on_spin(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "warm_product_page_makes_no_kv_reads" => "Spin instantiates the component per request: there is no isolate-wide catalog cache to be warm",
-        "browser_adds_to_cart_without_reload_and_sees_live_stock" => "live stock is a WebSocket to the stock shard's Durable Object; Spin has neither",
-        "browser_checks_out_and_follows_the_order_live" => "live order status is a WebSocket to the order's Durable Object; Spin has neither",
-        "an_origin_outage_delays_orders_but_loses_none" => "on Spin the origin is the stock coordinator and order desk: without it checkouts answer 503, there is no edge outbox to delay them",
-        _ => return None,
-    })
-}
 
 macro_rules! checks {
     ($($name:ident),* $(,)?) => {
@@ -1961,18 +1945,16 @@ fn main() {
             ("ORIGIN_TOKEN", origin.token.as_str()),
             ("PERSONALIZATION_SECRET", "e2e-personalization-secret-0123456789"),
         ];
-        let host = EdgeHost::from_env();
-        let edge = match Edge::start(host, &vars).await {
+        let edge = match WranglerDev::start(&vars).await {
             Ok(edge) => edge,
             Err(e) => {
-                eprintln!("e2e: cannot start {}: {e}", host.name());
+                eprintln!("e2e: cannot start wrangler dev: {e}");
                 println!("e2e: 0 passed, {} failed", selected.len());
                 return 1;
             }
         };
         println!(
-            "e2e: {} ready at {} in {:.1?}",
-            host.name(),
+            "e2e: wrangler dev ready at {} in {:.1?}",
             edge.base_url,
             started.elapsed()
         );
@@ -2007,13 +1989,8 @@ fn main() {
             catalog,
         };
 
-        let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+        let (mut passed, mut failed) = (0, 0);
         for (name, check) in selected {
-            if let Some(reason) = not_on_spin(name).filter(|_| host == EdgeHost::Spin) {
-                skipped += 1;
-                println!("test {name} ... skipped on Spin: {reason}");
-                continue;
-            }
             let t = Instant::now();
             match check(&ctx).await {
                 Ok(()) => {
@@ -2026,11 +2003,7 @@ fn main() {
                 }
             }
         }
-        if skipped > 0 {
-            println!("e2e: {passed} passed, {failed} failed, {skipped} skipped");
-        } else {
-            println!("e2e: {passed} passed, {failed} failed");
-        }
+        println!("e2e: {passed} passed, {failed} failed");
         i32::from(failed > 0)
     });
     std::process::exit(code);
