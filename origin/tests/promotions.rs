@@ -40,7 +40,11 @@ fn shopctl_validate_names_the_line_promotion_and_field_of_bad_rules() {
     let rules = r#"  {"id": "WELCOME", "title": "10% off", "code": "welcome", "benefit": {"type": "percent_off", "percent": 10}},
   {"id": "TIERS", "title": "Spend more", "benefit": {"type": "tiered_spend", "tiers": []}, "starts_at_ms": 5, "ends_at_ms": 1}"#;
     std::fs::write(&bad, catalog_text(rules)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_shopctl")).arg("validate").arg(&bad).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_shopctl"))
+        .arg("validate")
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for expected in [
@@ -52,8 +56,16 @@ fn shopctl_validate_names_the_line_promotion_and_field_of_bad_rules() {
     }
     let good = dir.join("good.json");
     std::fs::write(&good, catalog_text(GOOD)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_shopctl")).arg("validate").arg(&good).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_shopctl"))
+        .arg("validate")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -65,9 +77,19 @@ async fn a_publish_carries_the_promotions_to_the_edge_which_prices_checkouts_wit
     let clock = Arc::new(ManualClock::default());
     let orders = Arc::new(memory_desk(stock.clone(), clock.clone()));
     let shop = {
-        let (kv, stock, cache, clock, orders) = (kv.clone(), stock.clone(), cache.clone(), clock.clone(), orders.clone());
+        let (kv, stock, cache, clock, orders) = (
+            kv.clone(),
+            stock.clone(),
+            cache.clone(),
+            clock.clone(),
+            orders.clone(),
+        );
         move || Shop {
-            catalog: Arc::new(SnapshotCatalog::new(kv.clone(), cache.clone(), clock.clone())),
+            catalog: Arc::new(SnapshotCatalog::new(
+                kv.clone(),
+                cache.clone(),
+                clock.clone(),
+            )),
             stock: stock.clone(),
             levels: Arc::default(),
             clock: clock.clone(),
@@ -80,29 +102,63 @@ async fn a_publish_carries_the_promotions_to_the_edge_which_prices_checkouts_wit
         let (shop, kv) = (shop.clone(), kv.clone());
         tower::service_fn(move |req: axum::extract::Request| {
             let shop = shop();
-            let app = router(shop.clone()).merge(admin_router(shop, kv.clone(), Some(TOKEN.into())));
-            async move { Ok::<_, std::convert::Infallible>(tower::ServiceExt::oneshot(app, req).await.unwrap()) }
+            let app =
+                router(shop.clone()).merge(admin_router(shop, kv.clone(), Some(TOKEN.into())));
+            async move {
+                Ok::<_, std::convert::Infallible>(
+                    tower::ServiceExt::oneshot(app, req).await.unwrap(),
+                )
+            }
         })
     };
-    tokio::spawn(async move { axum::serve(listener, tower::make::Shared::new(app)).await.unwrap() });
+    tokio::spawn(async move {
+        axum::serve(listener, tower::make::Shared::new(app))
+            .await
+            .unwrap()
+    });
 
     let catalog = Catalog::from_json(&catalog_text(GOOD)).unwrap();
     let edge = EdgeAdmin::new(&url, TOKEN).unwrap();
     publish(&edge, &catalog, |_, _| {}).await.unwrap();
 
     let request = |email: &str, codes: &[&str]| CheckoutRequest {
-        lines: vec![Line { sku: Sku::parse("MUG-1").unwrap(), qty: 1 }, Line { sku: Sku::parse("BOOK-1").unwrap(), qty: 1 }],
+        lines: vec![
+            Line {
+                sku: Sku::parse("MUG-1").unwrap(),
+                qty: 1,
+            },
+            Line {
+                sku: Sku::parse("BOOK-1").unwrap(),
+                qty: 1,
+            },
+        ],
         email: email.into(),
         payment_token: "tok_visa".into(),
         codes: codes.iter().map(|c| c.to_string()).collect(),
     };
     // 3200: the kitchen sale takes 200 off the mug, the code 10% of the 3000 left; shipping 500.
-    let outcome = place(&shop(), Some("promo-1"), request("a@b.co", &["welcome10"])).await.unwrap();
-    let CheckoutOutcome::Placed(order) = outcome else { panic!("{outcome:?}") };
+    let outcome = place(&shop(), Some("promo-1"), request("a@b.co", &["welcome10"]))
+        .await
+        .unwrap();
+    let CheckoutOutcome::Placed(order) = outcome else {
+        panic!("{outcome:?}")
+    };
     assert_eq!(order.total.minor, 3_200 - 200 - 300 + 500);
     let pricing = order.pricing.unwrap();
-    assert_eq!(pricing.promotions.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["KITCHEN", "WELCOME"]);
+    assert_eq!(
+        pricing
+            .promotions
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect::<Vec<_>>(),
+        ["KITCHEN", "WELCOME"]
+    );
     // Once per shopper.
-    let again = place(&shop(), Some("promo-2"), request("a@b.co", &["WELCOME10"])).await.unwrap();
-    assert!(matches!(again, CheckoutOutcome::Insufficient { ref sku, .. } if edge_core::promo::is_usage_sku(sku)), "{again:?}");
+    let again = place(&shop(), Some("promo-2"), request("a@b.co", &["WELCOME10"]))
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, CheckoutOutcome::Insufficient { ref sku, .. } if edge_core::promo::is_usage_sku(sku)),
+        "{again:?}"
+    );
 }

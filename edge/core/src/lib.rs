@@ -24,6 +24,8 @@
 //!   and their recency weights, for personalization at the edge.
 //! - [`events`] (feature `server`): the bounded per-isolate queue of behaviour events bound for
 //!   the origin's analytics.
+//! - [`protect`] (feature `server`): rate limits per client, hoarding caps per shopper and a
+//!   bot score at checkout, as one bounded-memory axum middleware, with a log of its decisions.
 //! - [`memory`] (feature `server`): in-memory stores, the native test host.
 //! - [`api`] (feature `server`): the JSON API and admin routes as an axum router.
 //!
@@ -57,6 +59,8 @@ pub mod events;
 pub mod checkout;
 #[cfg(feature = "server")]
 pub mod memory;
+#[cfg(feature = "server")]
+pub mod protect;
 
 pub use money::Money;
 pub use product::{Catalog, Product, ProductSummary, Sku};

@@ -704,8 +704,10 @@ mod tests {
             .collect();
         let summaries: Vec<ProductSummary> = products.iter().map(ProductSummary::from).collect();
         let mut listed = version_keys(4, &manifest(&products), &listing::categories(&summaries));
-        // The publisher writes the promotions beside the snapshot's own entries.
+        // The publisher writes the promotions and the bought-together lists beside the
+        // snapshot's own entries.
         written.push(promotions_key(4));
+        written.push(together_key(4));
         assert_eq!(listed.last().map(String::as_str), Some("v4/manifest"));
         written.sort();
         listed.sort();

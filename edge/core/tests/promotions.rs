@@ -58,7 +58,9 @@ async fn host(promotions: Value) -> Host {
         entry("MUG-1", "Kitchen", 1_200), entry("POT-2", "Kitchen", 3_450), entry("BOOK-3", "Books", 2_000)
     ]});
     let catalog = Catalog::from_json(&catalog.to_string()).unwrap();
-    let version = host.kv.publish_snapshot(&catalog.products, host.clock.now_ms());
+    let version = host
+        .kv
+        .publish_snapshot(&catalog.products, host.clock.now_ms());
     let book: PromotionBook = serde_json::from_value(promotions).unwrap();
     assert_eq!(book.validate(), Vec::new());
     host.kv.put(&promotions_key(version), to_cbor(&book));
@@ -68,7 +70,13 @@ async fn host(promotions: Value) -> Host {
 
 fn request(lines: &[(&str, u32)], email: &str, token: &str, codes: &[&str]) -> CheckoutRequest {
     CheckoutRequest {
-        lines: lines.iter().map(|(s, qty)| Line { sku: Sku::parse(s).unwrap(), qty: *qty }).collect(),
+        lines: lines
+            .iter()
+            .map(|(s, qty)| Line {
+                sku: Sku::parse(s).unwrap(),
+                qty: *qty,
+            })
+            .collect(),
         email: email.into(),
         payment_token: token.into(),
         codes: codes.iter().map(|c| c.to_string()).collect(),
@@ -119,29 +127,58 @@ async fn checkout_prices_promotions_server_side_and_records_them_on_the_order() 
     assert_eq!(pricing["discount"]["minor"], 500 + 425);
     assert_eq!(pricing["shipping"]["minor"], 500);
     assert_eq!(reply["total"]["minor"], 4_400 - 925 + 500);
-    let ids: Vec<&str> = pricing["promotions"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = pricing["promotions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["FIVE", "KITCHEN20"]);
-    assert_eq!(pricing["promotions"][1]["lines"], json!([{"sku": "MUG-1", "minor": 425}]));
+    assert_eq!(
+        pricing["promotions"][1]["lines"],
+        json!([{"sku": "MUG-1", "minor": 425}])
+    );
     // The order keeps it; a retry answers the same order; the code's counter sold one use.
     let id = OrderId::parse(reply["order_id"].as_str().unwrap()).unwrap();
     let order = host.orders.log.get(&id).await.unwrap().unwrap();
-    assert!(matches!(order.outcome, Some(CheckoutOutcome::Placed(ref o)) if o.pricing.as_ref().unwrap().promotions.len() == 2));
+    assert!(
+        matches!(order.outcome, Some(CheckoutOutcome::Placed(ref o)) if o.pricing.as_ref().unwrap().promotions.len() == 2)
+    );
     assert_eq!(post_checkout(&host, body, "k1").await.1, reply);
-    let counter = host.stock.level(&usage_sku("FIVE", None)).await.unwrap().unwrap();
+    let counter = host
+        .stock
+        .level(&usage_sku("FIVE", None))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((counter.available, counter.held, counter.sold), (49, 0, 1));
     // A client cannot send its own prices or totals.
     let forged = json!({"lines": [{"sku": "MUG-1", "qty": 1, "unit_price": 1}], "email": "a@b.co", "payment_token": "tok_visa"});
-    assert_eq!(post_checkout(&host, forged, "k2").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        post_checkout(&host, forged, "k2").await.0,
+        StatusCode::BAD_REQUEST
+    );
     let forged = json!({"lines": [{"sku": "MUG-1", "qty": 1}], "email": "a@b.co", "payment_token": "tok_visa", "total": 1});
-    assert_eq!(post_checkout(&host, forged, "k3").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        post_checkout(&host, forged, "k3").await.0,
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test]
 async fn a_code_that_does_not_apply_refuses_the_checkout_with_its_reason() {
     let host = host(book()).await;
     let shop = host.shop();
-    for (codes, why) in [(&["NOPE"][..], "does not exist"), (&["HALF", "FIVE"][..], "cannot be combined")] {
-        let outcome = place(&shop, Some(why), request(&[("MUG-1", 1)], "a@b.co", "tok_visa", codes)).await;
+    for (codes, why) in [
+        (&["NOPE"][..], "does not exist"),
+        (&["HALF", "FIVE"][..], "cannot be combined"),
+    ] {
+        let outcome = place(
+            &shop,
+            Some(why),
+            request(&[("MUG-1", 1)], "a@b.co", "tok_visa", codes),
+        )
+        .await;
         match outcome {
             Err(ApiError::BadRequest(message)) => assert!(message.contains(why), "{message}"),
             other => panic!("{codes:?}: {other:?}"),
@@ -165,24 +202,44 @@ async fn per_shopper_limits_hold_and_a_failed_checkout_gives_its_use_back() {
     let shop = host.shop();
     let run = |key: &'static str, email: &'static str, token: &'static str| {
         let shop = shop.clone();
-        async move { place(&shop, Some(key), request(&[("BOOK-3", 1)], email, token, &["SHIPFREE"])).await }
+        async move {
+            place(
+                &shop,
+                Some(key),
+                request(&[("BOOK-3", 1)], email, token, &["SHIPFREE"]),
+            )
+            .await
+        }
     };
     // A declined payment held the shopper's one use, then gave it back.
-    assert!(matches!(run("d1", "a@b.co", "tok_declined").await, Ok(CheckoutOutcome::Declined { .. })));
+    assert!(matches!(
+        run("d1", "a@b.co", "tok_declined").await,
+        Ok(CheckoutOutcome::Declined { .. })
+    ));
     let placed = run("p1", "A@B.co", "tok_visa").await.unwrap();
-    let CheckoutOutcome::Placed(order) = placed else { panic!("{placed:?}") };
+    let CheckoutOutcome::Placed(order) = placed else {
+        panic!("{placed:?}")
+    };
     assert_eq!(order.total.minor, 2_000, "no shipping charge");
     // The same shopper (any spelling of the address) cannot use it again; another can.
     match run("p2", " a@b.co", "tok_visa").await {
-        Ok(CheckoutOutcome::Insufficient { sku, .. }) => assert_eq!(usage_promotion(&sku), Some("ONCE")),
+        Ok(CheckoutOutcome::Insufficient { sku, .. }) => {
+            assert_eq!(usage_promotion(&sku), Some("ONCE"))
+        }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(run("p3", "c@d.co", "tok_visa").await, Ok(CheckoutOutcome::Placed(_))));
+    assert!(matches!(
+        run("p3", "c@d.co", "tok_visa").await,
+        Ok(CheckoutOutcome::Placed(_))
+    ));
     // Over the JSON API it is a 409 that names the promotion.
     let body = json!({"lines": [{"sku": "BOOK-3", "qty": 1}], "email": "c@d.co", "payment_token": "tok_visa", "codes": ["SHIPFREE"]});
     let (status, reply) = post_checkout(&host, body, "p4").await;
     assert_eq!(status, StatusCode::CONFLICT);
-    assert_eq!((reply["error"].as_str(), reply["promotion"].as_str()), (Some("promotion_used_up"), Some("ONCE")));
+    assert_eq!(
+        (reply["error"].as_str(), reply["promotion"].as_str()),
+        (Some("promotion_used_up"), Some("ONCE"))
+    );
 }
 
 #[tokio::test]
@@ -190,12 +247,32 @@ async fn a_cart_held_ahead_of_checkout_still_holds_its_code() {
     let host = host(book()).await;
     let key = "held-cart";
     let id = edge_core::checkout::order_id_for_key(key);
-    let lines = [Line { sku: Sku::parse("POT-2").unwrap(), qty: 1 }];
-    assert!(matches!(hold_cart(host.stock.as_ref(), &id, &lines).await.unwrap(), CartHold::Held { .. }));
-    let outcome = place(&host.shop(), Some(key), request(&[("POT-2", 1)], "e@f.co", "tok_visa", &["FIVE"])).await.unwrap();
+    let lines = [Line {
+        sku: Sku::parse("POT-2").unwrap(),
+        qty: 1,
+    }];
+    assert!(matches!(
+        hold_cart(host.stock.as_ref(), &id, &lines).await.unwrap(),
+        CartHold::Held { .. }
+    ));
+    let outcome = place(
+        &host.shop(),
+        Some(key),
+        request(&[("POT-2", 1)], "e@f.co", "tok_visa", &["FIVE"]),
+    )
+    .await
+    .unwrap();
     assert!(matches!(outcome, CheckoutOutcome::Placed(_)), "{outcome:?}");
-    let counter = host.stock.level(&usage_sku("FIVE", None)).await.unwrap().unwrap();
-    assert_eq!(counter.sold, 1, "the code's use was sold with the held lines");
+    let counter = host
+        .stock
+        .level(&usage_sku("FIVE", None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        counter.sold, 1,
+        "the code's use was sold with the held lines"
+    );
 }
 
 /// 200 shoppers race for a code limited to 50 uses: exactly 50 orders get it, the rest are
@@ -208,8 +285,17 @@ async fn a_code_limited_to_50_uses_is_redeemed_exactly_50_times_under_concurrenc
             let host = host.clone();
             tokio::spawn(async move {
                 let email = format!("shopper{n}@example.com");
-                let lines = if n % 2 == 0 { vec![("MUG-1", 1)] } else { vec![("BOOK-3", 1), ("POT-2", 1)] };
-                place(&host.shop(), Some(&format!("race-{n}")), request(&lines, &email, "tok_visa", &["FIVE"])).await
+                let lines = if n % 2 == 0 {
+                    vec![("MUG-1", 1)]
+                } else {
+                    vec![("BOOK-3", 1), ("POT-2", 1)]
+                };
+                place(
+                    &host.shop(),
+                    Some(&format!("race-{n}")),
+                    request(&lines, &email, "tok_visa", &["FIVE"]),
+                )
+                .await
             })
         })
         .collect();
@@ -217,19 +303,41 @@ async fn a_code_limited_to_50_uses_is_redeemed_exactly_50_times_under_concurrenc
     for task in tasks {
         match task.await.unwrap() {
             Ok(CheckoutOutcome::Placed(order)) => {
-                assert!(order.pricing.unwrap().promotions.iter().any(|p| p.id == "FIVE"));
+                assert!(order
+                    .pricing
+                    .unwrap()
+                    .promotions
+                    .iter()
+                    .any(|p| p.id == "FIVE"));
                 won += 1;
             }
-            Ok(CheckoutOutcome::Insufficient { sku, available: 0 }) if is_usage_sku(&sku) => used_up += 1,
+            Ok(CheckoutOutcome::Insufficient { sku, available: 0 }) if is_usage_sku(&sku) => {
+                used_up += 1
+            }
             other => panic!("unexpected outcome {other:?}"),
         }
     }
     assert_eq!((won, used_up), (50, 150));
-    let counter = host.stock.level(&usage_sku("FIVE", None)).await.unwrap().unwrap();
+    let counter = host
+        .stock
+        .level(&usage_sku("FIVE", None))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((counter.available, counter.held, counter.sold), (0, 0, 50));
     // Stock moved only for the winners.
-    let mugs = host.stock.level(&Sku::parse("MUG-1").unwrap()).await.unwrap().unwrap();
-    let books = host.stock.level(&Sku::parse("BOOK-3").unwrap()).await.unwrap().unwrap();
+    let mugs = host
+        .stock
+        .level(&Sku::parse("MUG-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let books = host
+        .stock
+        .level(&Sku::parse("BOOK-3").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(mugs.sold + books.sold, 50);
     assert_eq!(mugs.held + books.held, 0);
 }
@@ -237,7 +345,9 @@ async fn a_code_limited_to_50_uses_is_redeemed_exactly_50_times_under_concurrenc
 #[test]
 fn the_catalog_file_carries_promotions_and_reports_bad_ones_by_line_promotion_and_field() {
     let product = |sku: &str, category: &str| {
-        format!(r#"{{"sku": "{sku}", "title": "t", "price_minor": 100, "category": "{category}", "image": "/i.svg", "stock": 1}}"#)
+        format!(
+            r#"{{"sku": "{sku}", "title": "t", "price_minor": 100, "category": "{category}", "image": "/i.svg", "stock": 1}}"#
+        )
     };
     let file = |promotions: &[&str]| {
         format!(
@@ -250,24 +360,51 @@ fn the_catalog_file_carries_promotions_and_reports_bad_ones_by_line_promotion_an
     let good = r#"{"id": "SALE", "title": "Kitchen sale", "benefit": {"type": "percent_off", "percent": 15}, "applies_to": {"categories": ["kitchen"]}}"#;
     let catalog = Catalog::from_json(&file(&[good])).unwrap();
     assert_eq!(catalog.promotions.promotions[0].id, "SALE");
-    assert_eq!((catalog.promotions.currency.as_str(), catalog.promotions.shipping.flat_minor), ("USD", 450));
+    assert_eq!(
+        (
+            catalog.promotions.currency.as_str(),
+            catalog.promotions.shipping.flat_minor
+        ),
+        ("USD", 450)
+    );
     // Without promotions the catalog has none (and free shipping).
     let plain = Catalog::from_json(r#"{"currency": "USD", "products": []}"#).unwrap();
     assert!(plain.promotions.promotions.is_empty());
 
     let typo = r#"{"id": "TYPO", "title": "Garden sale", "benefit": {"type": "percent_off", "percent": 15}, "applies_to": {"categories": ["garden"]}}"#;
     let bad_percent = r#"{"id": "BIG", "title": "Too big", "code": "BIG", "benefit": {"type": "percent_off", "percent": 150}}"#;
-    let problems: Vec<String> = Catalog::from_json(&file(&[good, typo, bad_percent])).unwrap_err().iter().map(|p| p.to_string()).collect();
+    let problems: Vec<String> = Catalog::from_json(&file(&[good, typo, bad_percent]))
+        .unwrap_err()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
     assert_eq!(problems, [
         "line 9: promotions[1] (TYPO).applies_to.categories: no product is in the category \"garden\"",
         "line 10: promotions[2] (BIG).benefit.percent: 150 is not 1 to 100",
     ]);
-    let unknown_field = r#"{"id": "X", "title": "x", "benefit": {"type": "free_shipping"}, "stacks": true}"#;
+    let unknown_field =
+        r#"{"id": "X", "title": "x", "benefit": {"type": "free_shipping"}, "stacks": true}"#;
     let problems = Catalog::from_json(&file(&[unknown_field])).unwrap_err();
-    assert_eq!((problems[0].line, problems[0].field.as_str()), (Some(8), "promotions[0]"));
-    assert!(problems[0].message.contains("unknown field `stacks`"), "{}", problems[0]);
+    assert_eq!(
+        (problems[0].line, problems[0].field.as_str()),
+        (Some(8), "promotions[0]")
+    );
+    assert!(
+        problems[0].message.contains("unknown field `stacks`"),
+        "{}",
+        problems[0]
+    );
     // Usage counters' SKUs are reserved.
-    let reserved = format!("{{\"currency\": \"USD\", \"products\": [{}]}}", product("promo.X", "Kitchen"));
+    let reserved = format!(
+        "{{\"currency\": \"USD\", \"products\": [{}]}}",
+        product("promo.X", "Kitchen")
+    );
     let problems = Catalog::from_json(&reserved).unwrap_err();
-    assert!(problems[0].to_string().contains("reserved for promotion usage counters"), "{}", problems[0]);
+    assert!(
+        problems[0]
+            .to_string()
+            .contains("reserved for promotion usage counters"),
+        "{}",
+        problems[0]
+    );
 }
