@@ -70,6 +70,7 @@ pub fn storefront_router(shop: Shop, options: LeptosOptions, personalization: Pe
         move || {
             provide_context(shop.clone());
             provide_context(personalization.clone());
+            allow_this_renders_scripts();
         }
     };
     let app_shell = {
@@ -98,23 +99,53 @@ pub fn storefront_router(shop: Shop, options: LeptosOptions, personalization: Pe
         .layer(axum::middleware::map_response(security_headers))
 }
 
-/// Headers every storefront response carries. The CSP forbids framing, plugins and foreign
-/// base URLs; scripts are limited to this origin plus inline ones (Leptos' hydration scripts
-/// are inline: a nonce per response would remove `'unsafe-inline'`, see the issue notes).
+/// The storefront's content security policy. No inline script runs without the nonce of its
+/// render: leptos_axum makes a random one per page render (`leptos::nonce::provide_nonce`,
+/// 128 bits from the platform's randomness), puts it on every script it writes (the hydration
+/// loader of `HydrationScripts`, the resolved-resources data of `SsrMode::Async`), and
+/// [`allow_this_renders_scripts`] names it in this header. Responses that are no page (JSON,
+/// server functions, the sitemap) get the policy without a nonce: no inline script at all.
+/// `'wasm-unsafe-eval'` lets the hydrate bundle compile its WebAssembly; inline styles stay
+/// allowed (Leptos writes none, but a style attribute cannot run code).
+pub fn content_security_policy(nonce: Option<&str>) -> String {
+    let nonce = nonce.map(|n| format!(" 'nonce-{n}'")).unwrap_or_default();
+    format!(
+        "default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline'; \
+         script-src 'self'{nonce} 'wasm-unsafe-eval'; connect-src 'self'; \
+         object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Sets this page render's CSP (with the render's nonce) on its response. Runs in the render's
+/// context, after leptos_axum provided the nonce and the response options.
+fn allow_this_renders_scripts() {
+    let (Some(nonce), Some(response)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) else {
+        return;
+    };
+    if let Ok(value) = HeaderValue::from_str(&content_security_policy(Some(&nonce))) {
+        response.insert_header(header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
+/// Headers every storefront response carries. The CSP forbids framing, plugins, foreign base
+/// URLs and inline scripts; a page's own set it first, with its nonce (see
+/// [`content_security_policy`]), and is kept.
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline'; \
-             script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; connect-src 'self'; \
-             object-src 'none'; base-uri 'self'; frame-ancestors 'none'",
-        ),
     ] {
         headers.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        if let Ok(value) = HeaderValue::from_str(&content_security_policy(None)) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, value);
+        }
     }
     response
 }

@@ -13,6 +13,7 @@
 //! - [`order_object`]: the `OrderShard` Durable Object, one per order shard: runs checkouts,
 //!   keeps placed orders in its outbox until the origin has them, pushes status changes.
 //! - [`live`]: WebSocket forwarding and the live messages.
+//! - [`request_id`]: one id per request, sent to the origin as `X-Request-Id` and echoed.
 //! - [`bench_counter`]: a bare Durable Object counter, the stock benchmark's baseline.
 //!
 //! Static files (`public/`, including the hydrate bundle in `public/pkg`) are served by the
@@ -23,6 +24,7 @@ mod kv_catalog;
 mod live;
 mod order_object;
 mod order_stub;
+mod request_id;
 mod shard_stub;
 mod stock_shard;
 
@@ -98,7 +100,7 @@ fn isolate_events() -> Arc<edge_core::events::EventQueue> {
 
 /// Sends a due batch of behaviour events to the origin (`POST {ORIGIN_URL}/internal/events`)
 /// after the response, without holding it up; a failed send is counted as dropped.
-fn flush_events(env: &Env, ctx: &Context) {
+fn flush_events(env: &Env, ctx: &Context, request_id: &str) {
     let queue = isolate_events();
     let Some(batch) = queue.take_due(worker::Date::now().as_millis(), false) else { return };
     let Some(url) = env.var("ORIGIN_URL").ok().map(|v| v.to_string()).filter(|u| !u.is_empty()) else {
@@ -110,11 +112,13 @@ fn flush_events(env: &Env, ctx: &Context) {
         .map(|s| s.to_string())
         .or_else(|_| env.var("ORIGIN_TOKEN").map(|v| v.to_string()))
         .unwrap_or_default();
+    let request_id = request_id.to_owned();
     ctx.wait_until(async move {
         let sent = async {
             let headers = worker::Headers::new();
             headers.set("content-type", "application/json")?;
             headers.set("authorization", &format!("Bearer {token}"))?;
+            headers.set(request_id::HEADER, &request_id)?;
             let body = serde_json::to_string(&batch).map_err(|e| worker::Error::RustError(e.to_string()))?;
             let mut init = worker::RequestInit::new();
             init.with_method(worker::Method::Post).with_headers(headers).with_body(Some(body.into()));
@@ -156,8 +160,9 @@ async fn fetch(
         ))
         .merge(live_routes(&env, token)?)
         .route("/healthz", get(|| async { "ok" }));
-    let mut response = router.call(req).await?;
-    flush_events(&env, &ctx);
+    let request_id = request_id::of_request(req.headers());
+    let mut response = request_id::scoped(request_id.clone(), router.call(req)).await?;
+    flush_events(&env, &ctx, &request_id);
     // What the catalog cost this request, for tests and benchmarks: `reads=0` on a warm page.
     let headers = response.headers_mut();
     if let Ok(timing) = HeaderValue::from_str(&format!("kv;desc=\"reads={}\"", catalog.kv_reads()))
@@ -166,6 +171,9 @@ async fn fetch(
     }
     if let Some(version) = catalog.pinned_version() {
         headers.insert("x-catalog-version", HeaderValue::from(version));
+    }
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        headers.insert(request_id::HEADER, id);
     }
     Ok(response)
 }

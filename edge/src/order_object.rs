@@ -58,6 +58,8 @@ const RECOVERY_DELAY_MS: u64 = 30_000;
 /// Bounds of the outbox's retry delay.
 const RETRY_DELAY_MS_MIN: u64 = 1_000;
 const RETRY_DELAY_MS_MAX: u64 = 5 * 60 * 1_000;
+/// Checkout request ids an object remembers for its deliveries.
+const REQUEST_IDS_MAX: usize = 1_000;
 /// Rows one alarm works through before re-arming.
 const ALARM_BATCH_MAX: i64 = 50;
 
@@ -89,6 +91,10 @@ pub struct OrderShard {
     /// must not write it back over another's.
     turns: OrderTurns,
     schema_fault: Option<String>,
+    /// The request id of each recent checkout's request, sent with the order's delivery to
+    /// the origin; in memory only, at most [`REQUEST_IDS_MAX`] (an evicted object's deliveries
+    /// get fresh ids).
+    request_ids: std::cell::RefCell<std::collections::BTreeMap<OrderId, String>>,
 }
 
 impl DurableObject for OrderShard {
@@ -102,7 +108,15 @@ impl DurableObject for OrderShard {
                 ShardedStock::new(DurableShards::unbound())
             }
         };
-        Self { state, env, log: SqlLog(sql), stock, turns: OrderTurns::default(), schema_fault }
+        Self {
+            state,
+            env,
+            log: SqlLog(sql),
+            stock,
+            turns: OrderTurns::default(),
+            schema_fault,
+            request_ids: Default::default(),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -123,6 +137,14 @@ impl DurableObject for OrderShard {
                     Ok(call) => call,
                     Err(e) => return Response::error(format!("malformed checkout call: {e}"), 400),
                 };
+                let request_id = req.headers().get(crate::request_id::HEADER).ok().flatten();
+                if let Some(id) = request_id.as_deref().and_then(crate::request_id::valid) {
+                    let mut ids = self.request_ids.borrow_mut();
+                    if ids.len() >= REQUEST_IDS_MAX {
+                        ids.pop_first();
+                    }
+                    ids.insert(call.order_id.clone(), id.to_owned());
+                }
                 let result = self.checkout(call).await;
                 Response::from_bytes(to_cbor(&result))
             }
@@ -211,9 +233,14 @@ impl OrderShard {
             },
             Some(CheckoutOutcome::Placed(order)) if !record.delivered => {
                 // Without an origin (a local demo) the order waits here until one is configured.
-                let origin = self.origin()?;
+                let mut origin = self.origin()?;
+                let remembered = self.request_ids.borrow().get(&order.id).cloned();
+                origin.request_id = remembered.unwrap_or_else(crate::request_id::fresh);
                 match checkout.deliver(&order.id, &origin).await {
-                    Ok(_) => None,
+                    Ok(_) => {
+                        self.request_ids.borrow_mut().remove(&order.id);
+                        None
+                    }
                     Err(e) => {
                         worker::console_warn!("order {} not delivered to the origin yet: {e}", order.id);
                         Some(now_ms() + retry_delay_ms(order.placed_at_ms))
@@ -300,7 +327,7 @@ impl OrderShard {
             .map(|s| s.to_string())
             .or_else(|_| self.env.var("ORIGIN_TOKEN").map(|v| v.to_string()))
             .unwrap_or_default();
-        (!url.is_empty()).then_some(OriginOutbox { url, token })
+        (!url.is_empty()).then_some(OriginOutbox { url, token, request_id: String::new() })
     }
 }
 
@@ -416,6 +443,8 @@ impl PaymentGateway for TestMode {
 struct OriginOutbox {
     url: String,
     token: String,
+    /// Sent as `X-Request-Id` (see [`crate::request_id`]); none when empty.
+    request_id: String,
 }
 
 impl OriginOutbox {
@@ -424,6 +453,9 @@ impl OriginOutbox {
         let headers = worker::Headers::new();
         headers.set("content-type", "application/json").map_err(unavailable)?;
         headers.set("authorization", &format!("Bearer {}", self.token)).map_err(unavailable)?;
+        if !self.request_id.is_empty() {
+            headers.set(crate::request_id::HEADER, &self.request_id).map_err(unavailable)?;
+        }
         let body = serde_json::to_string(order).map_err(|e| StoreError::Protocol(e.to_string()))?;
         let mut init = RequestInit::new();
         init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));

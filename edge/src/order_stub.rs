@@ -27,7 +27,10 @@ impl DurableOrders {
     async fn call<T: serde::de::DeserializeOwned>(&self, order: &OrderId, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<T, StoreError> {
         let unavailable = |e: worker::Error| StoreError::Unavailable(format!("order {order}: {e}"));
         let mut init = RequestInit::new();
-        init.with_method(method);
+        // The request behind this call, for the order's delivery to the origin.
+        let headers = worker::Headers::new();
+        headers.set(crate::request_id::HEADER, &crate::request_id::current_or_fresh()).map_err(unavailable)?;
+        init.with_method(method).with_headers(headers);
         if let Some(body) = body {
             init.with_body(Some(Uint8Array::from(body.as_slice()).into()));
         }

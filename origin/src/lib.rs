@@ -24,6 +24,8 @@
 //!   retried outbox), stock restock/adjust, and an append-only audit log; one route table.
 //! - [`metrics`]: `GET /metrics` (Prometheus text): requests and latencies by area, orders by
 //!   status, the admin outbox's depth, holds expired; behind the bearer token.
+//! - [`request_log`]: a request id per request (taken from the edge's `X-Request-Id`, echoed)
+//!   and one JSON log line per request on stderr.
 //! - [`http`]: the JSON error shape and bearer-token check of the origin's own routes.
 //! - [`publish`]: validates a catalog file and publishes it as a versioned snapshot to the catalog
 //!   KV (through an edge's admin API, or [`cloudflare`]'s API), seeding stock through the edge.
@@ -46,6 +48,7 @@ pub mod http;
 pub mod metrics;
 pub mod orders;
 pub mod publish;
+pub mod request_log;
 pub mod server;
 pub mod shopify;
 pub mod together;

@@ -26,6 +26,9 @@
 //! explicitly, for scripts). It refuses when an owner exists: further accounts are made by an
 //! owner through `POST /admin/api/users`, with an audit entry.
 //!
+//! While serving, each request writes one JSON line to stderr (`request_id`, `method`, `path`,
+//! `status`, `latency_ms`; see `origin::request_log`); `ORIGIN_LOG=off` turns them off.
+//!
 //! A startup problem (an unwritable data dir, an invalid catalog) is printed and the process
 //! exits with status 1. (Catalogs are published to edges with `shopctl`, the other binary of
 //! this package.)
@@ -180,6 +183,8 @@ async fn serve(addr: SocketAddr, config: OriginConfig, admin: AdminConfig) -> Ex
         }
     };
     let _background = origin.spawn_background();
+    // One JSON line per request on stderr (`ORIGIN_LOG=off` silences them).
+    origin::request_log::enable(std::env::var("ORIGIN_LOG").as_deref() != Ok("off"));
     println!(
         "origin: listening on http://{addr} (data in {}; stock seeded for {} new SKUs, {} kept)",
         data_dir.display(),

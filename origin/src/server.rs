@@ -223,6 +223,8 @@ impl Origin {
                 self.metrics.clone(),
                 crate::metrics::Metrics::track,
             ))
+            // Outermost: the id and the log line cover every route, and the time of all of it.
+            .layer(axum::middleware::from_fn(crate::request_log::track))
     }
 
     /// Starts the hold-expiry timer, the checkout recovery loop (which runs once now) and the
