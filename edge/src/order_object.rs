@@ -70,6 +70,12 @@ pub struct CheckoutCall {
     pub request: CheckoutRequest,
     pub lines: Vec<OrderLine>,
     pub total: Money,
+    /// What promotions did (see [`edge_core::checkout::PricedOrder`]); absent from callers
+    /// that predate promotions.
+    #[serde(default)]
+    pub pricing: Option<edge_core::order::OrderPricing>,
+    #[serde(default)]
+    pub usage: Vec<edge_core::promo::UsageClaim>,
 }
 
 /// An admin's status change: `{"status": "shipped"}`.
@@ -198,7 +204,8 @@ impl OrderShard {
     async fn checkout(&self, call: CheckoutCall) -> Result<CheckoutOutcome, CheckoutError> {
         let order_id = call.order_id.clone();
         let checkout = self.checkout_with();
-        let run = checkout.run(call.order_id, call.request, call.lines, call.total);
+        let priced = edge_core::checkout::PricedOrder { lines: call.lines, total: call.total, pricing: call.pricing, usage: call.usage };
+        let run = checkout.run_priced(call.order_id, call.request, priced);
         let result = self.turns.run(&order_id, run).await;
         let due = match &result {
             Ok(CheckoutOutcome::Placed(_)) => self.origin().map(|_| now_ms()),

@@ -48,8 +48,13 @@ impl DurableOrders {
 
 impl OrderDesk for DurableOrders {
     fn checkout(&self, order_id: OrderId, request: CheckoutRequest, lines: Vec<OrderLine>, total: Money) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
+        self.checkout_priced(order_id, request, edge_core::checkout::PricedOrder { lines, total, pricing: None, usage: Vec::new() })
+    }
+
+    fn checkout_priced(&self, order_id: OrderId, request: CheckoutRequest, priced: edge_core::checkout::PricedOrder) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
         Box::pin(SendFuture::new(async move {
-            let body = to_cbor(&CheckoutCall { order_id: order_id.clone(), request, lines, total });
+            let edge_core::checkout::PricedOrder { lines, total, pricing, usage } = priced;
+            let body = to_cbor(&CheckoutCall { order_id: order_id.clone(), request, lines, total, pricing, usage });
             let result: Result<CheckoutOutcome, CheckoutError> = self.call(&order_id, Method::Post, "/checkout", Some(body)).await?;
             result
         }))
