@@ -113,9 +113,54 @@ pub async fn price_order(
     now_ms: u64,
 ) -> Result<(PricedOrder, PricedCart), CheckoutError> {
     let book = catalog.promotions().await?;
-    let mut lines = Vec::with_capacity(request.lines.len());
-    let mut cart = Vec::with_capacity(request.lines.len());
-    for line in &request.lines {
+    let (lines, cart) = cart_lines(catalog, &request.lines).await?;
+    let email = request.email.trim();
+    let priced = crate::promo::price_cart(&book, &cart, &request.codes, now_ms, Some(email), &Default::default())
+        .map_err(|e| CheckoutError::Invalid(e.to_string()))?;
+    if let Some(refused) = priced.rejected_codes.first() {
+        return Err(CheckoutError::Invalid(format!("discount code {}: {}", refused.code, refused.refusal)));
+    }
+    let pricing = (!priced.applied.is_empty() || priced.shipping.minor > 0).then(|| OrderPricing {
+        subtotal: priced.subtotal.clone(),
+        discount: priced.discount.clone(),
+        shipping: priced.shipping.clone(),
+        promotions: priced.applied.clone(),
+    });
+    let order = PricedOrder { lines, total: priced.total.clone(), pricing, usage: priced.usage.clone() };
+    debug_assert_eq!(crate::order::priced_total(&order.lines, order.pricing.as_ref()).as_ref(), Some(&order.total));
+    Ok((order, priced))
+}
+
+/// A cart priced for showing (the cart page): like [`price_order`], but before the shopper is
+/// known, with refused codes in the result rather than an error, and codes whose usage counter
+/// is empty shown as used up (one counter read per limited code given).
+pub async fn preview_cart(
+    catalog: &dyn CatalogStore,
+    stock: &dyn StockCoordinator,
+    lines: &[Line],
+    codes: &[String],
+    now_ms: u64,
+) -> Result<PricedCart, CheckoutError> {
+    crate::stock::validate_lines(lines).map_err(CheckoutError::Invalid)?;
+    let book = catalog.promotions().await?;
+    let (_, cart) = cart_lines(catalog, lines).await?;
+    let mut usage = crate::promo::Usage::default();
+    let given = codes.iter().take(crate::promo::CODES_PER_CART_MAX);
+    for promo in given.filter_map(|c| book.by_code(&crate::promo::normalize_code(c))) {
+        let Some(limit) = promo.usage_limit else { continue };
+        let level = stock.level(&crate::promo::usage_sku(&promo.id, None)).await?;
+        if let Some(level) = level {
+            usage.total.insert(promo.id.clone(), limit.saturating_sub(level.available));
+        }
+    }
+    crate::promo::price_cart(&book, &cart, codes, now_ms, None, &usage).map_err(|e| CheckoutError::Invalid(e.to_string()))
+}
+
+/// The catalog's lines for an order (title and price) and for promotions (product, category).
+async fn cart_lines(catalog: &dyn CatalogStore, request: &[Line]) -> Result<(Vec<OrderLine>, Vec<CartLine>), CheckoutError> {
+    let mut lines = Vec::with_capacity(request.len());
+    let mut cart = Vec::with_capacity(request.len());
+    for line in request {
         let product = catalog.unit(&line.sku).await?;
         let Some((product, unit_price)) = product
             .as_ref()
@@ -132,21 +177,7 @@ pub async fn price_order(
         });
         lines.push(OrderLine { sku: line.sku.clone(), title: product.title.clone(), qty: line.qty, unit_price });
     }
-    let email = request.email.trim();
-    let priced = crate::promo::price_cart(&book, &cart, &request.codes, now_ms, Some(email), &Default::default())
-        .map_err(|e| CheckoutError::Invalid(e.to_string()))?;
-    if let Some(refused) = priced.rejected_codes.first() {
-        return Err(CheckoutError::Invalid(format!("discount code {}: {}", refused.code, refused.refusal)));
-    }
-    let pricing = (!priced.applied.is_empty() || priced.shipping.minor > 0).then(|| OrderPricing {
-        subtotal: priced.subtotal.clone(),
-        discount: priced.discount.clone(),
-        shipping: priced.shipping.clone(),
-        promotions: priced.applied.clone(),
-    });
-    let order = PricedOrder { lines, total: priced.total.clone(), pricing, usage: priced.usage.clone() };
-    debug_assert_eq!(crate::order::priced_total(&order.lines, order.pricing.as_ref()).as_ref(), Some(&order.total));
-    Ok((order, priced))
+    Ok((lines, cart))
 }
 
 /// Why a checkout could not run at all. Its outcomes (stock, payment) are [`CheckoutOutcome`]s.

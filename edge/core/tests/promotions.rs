@@ -408,3 +408,23 @@ fn the_catalog_file_carries_promotions_and_reports_bad_ones_by_line_promotion_an
         problems[0]
     );
 }
+
+#[tokio::test]
+async fn the_cart_preview_shows_savings_and_says_early_when_a_code_is_used_up() {
+    let host = host(book()).await;
+    let lines = [Line { sku: Sku::parse("MUG-1").unwrap(), qty: 1 }];
+    let codes = vec!["five".to_owned()];
+    let shop = host.shop();
+    let now = host.clock.now_ms();
+    let preview = edge_core::checkout::preview_cart(shop.catalog.as_ref(), shop.stock.as_ref(), &lines, &codes, now).await.unwrap();
+    assert_eq!(preview.applied.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["FIVE", "KITCHEN20"]);
+    assert!(preview.rejected_codes.is_empty());
+    // Use the code up (its counter starts at 50), then the preview refuses it before checkout.
+    for n in 0..50 {
+        let outcome = place(&shop, Some(&format!("use-{n}")), request(&[("BOOK-3", 1)], &format!("s{n}@e.co"), "tok_visa", &["FIVE"])).await;
+        assert!(matches!(outcome, Ok(CheckoutOutcome::Placed(_))), "{outcome:?}");
+    }
+    let preview = edge_core::checkout::preview_cart(shop.catalog.as_ref(), shop.stock.as_ref(), &lines, &codes, now).await.unwrap();
+    assert_eq!(preview.rejected_codes[0].refusal, edge_core::promo::CodeRefusal::UsedUp);
+    assert_eq!(preview.rejected_codes[0].refusal.to_string(), "this code has been used up");
+}
