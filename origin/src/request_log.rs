@@ -79,7 +79,8 @@ pub async fn track(mut request: Request, next: Next) -> Response {
             "method": method.as_str(),
             "path": path,
             "status": response.status().as_u16(),
-            "latency_ms": started.elapsed().as_secs_f64() * 1_000.0,
+            // Microsecond precision is plenty for a log line.
+            "latency_ms": (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1_000.0,
         });
         eprintln!("{line}");
     }

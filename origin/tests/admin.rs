@@ -2233,3 +2233,64 @@ async fn ui_stock_page_lists_levels_and_restocks_and_adjusts_with_a_reason() {
     let audit = page(&env.app, "/admin/audit", &viewer).await;
     assert_eq!(audit.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn ui_login_asks_for_the_totp_code_of_an_account_that_has_one() {
+    let env = env();
+    let owner = login(&env.app, OWNER, PASSWORD).await;
+    let enrol = post_as(&env.app, "/admin/api/me/totp", &owner, json!({})).await;
+    assert_eq!(enrol.status, StatusCode::OK, "{}", enrol.text);
+    let secret: Vec<u8> = env.admin.db.blocking(|conn| {
+        conn.query_row("SELECT totp_secret FROM users WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    });
+    let now_s = env.clock.now_ms() / 1_000;
+    let confirmed = post_as(
+        &env.app,
+        "/admin/api/me/totp/confirm",
+        &owner,
+        json!({ "code": totp::code_at(&secret, now_s) }),
+    )
+    .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.text);
+    env.clock.advance(30_000);
+    let cookie = "origin_admin_login=feedface";
+    let form = |code: String| {
+        let app = env.app.clone();
+        async move {
+            form_post(
+                &app,
+                "/admin/sfn/login",
+                Some(cookie),
+                "/admin/login",
+                &[
+                    ("email", OWNER),
+                    ("password", PASSWORD),
+                    ("totp", &code),
+                    ("login_csrf", "feedface"),
+                ],
+            )
+            .await
+        }
+    };
+    let without = form(String::new()).await;
+    assert_eq!(without.status, StatusCode::FOUND);
+    let page = send(&env.app, "GET", &location(&without), None, None, None, None).await;
+    assert!(
+        page.text
+            .contains("enter the code from its authenticator app"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("name=\"totp\""));
+    let with = form(totp::code_at(&secret, now_s + 30)).await;
+    assert_eq!(with.status, StatusCode::FOUND, "{}", with.text);
+    assert_eq!(location(&with), "/admin/orders");
+    assert!(with
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|v| v.to_str().unwrap().starts_with("origin_admin_session=")));
+}

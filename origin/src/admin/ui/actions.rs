@@ -134,7 +134,18 @@ pub async fn admin_login(
     let (raw, _session) = admin
         .login(login, client_ip_of_parts(&parts))
         .await
-        .map_err(|e| refuse(&parts, e, false))?;
+        .map_err(|e| match e {
+            // The API's message names its JSON field; the form's says what to do.
+            AdminError::TotpRequired => refuse(
+                &parts,
+                AdminError::Unauthorized(
+                    "this account has two-factor login: enter the code from its authenticator app"
+                        .into(),
+                ),
+                false,
+            ),
+            e => refuse(&parts, e, false),
+        })?;
     set_cookie(cookie(&raw, SESSION_TTL_MS / 1_000));
     set_cookie(format!(
         "{LOGIN_CSRF_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/admin; Max-Age=0"
