@@ -233,12 +233,15 @@ pub async fn place_order(
     email: String,
     payment_token: String,
     idempotency_key: String,
+    /// The discount codes entered, comma-separated (empty: none).
+    codes: String,
 ) -> Result<PlaceOrderResult, ServerFnError> {
     use edge_core::api::{place, ApiError};
     use edge_core::checkout::CheckoutOutcome;
     use edge_core::order::CheckoutRequest;
     let shop = ssr::shop()?;
-    let request = CheckoutRequest { lines, email, payment_token, codes: Vec::new() };
+    let codes = codes.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect();
+    let request = CheckoutRequest { lines, email, payment_token, codes };
     let refused = |message: String| Ok(PlaceOrderResult::Refused { message, sku: None, available: None });
     match place(&shop, Some(&idempotency_key), request).await {
         Ok(CheckoutOutcome::Placed(order)) => {
@@ -246,6 +249,9 @@ pub async fn place_order(
                 ssr::record(line.sku.clone(), edge_core::behaviour::EventKind::Purchased).await;
             }
             Ok(PlaceOrderResult::Placed { order_id: order.id.to_string() })
+        }
+        Ok(CheckoutOutcome::Insufficient { sku, .. }) if edge_core::promo::is_usage_sku(&sku) => {
+            refused("A discount code in your order has reached its usage limit. Nothing was charged; remove it to order without it.".into())
         }
         Ok(CheckoutOutcome::Insufficient { sku, available }) => Ok(PlaceOrderResult::Refused {
             message: format!("Only {available} of {sku} left: please lower the quantity."),

@@ -7,9 +7,14 @@
 //! the order is placed or definitely refused, so pressing the button again after a lost answer
 //! (or reloading) finds the same order instead of buying twice; a changed cart gets a new key
 //! and gives the old holds back.
+//!
+//! The shop prices the cart ([`price_cart`]) with its automatic promotions and the codes the
+//! shopper enters, and the page shows the saving line by line; checkout prices it again on the
+//! server, so what the page shows is never what is charged by itself.
 
 use crate::cart::{use_cart, CartLine};
 use crate::data::{cart_items, hold_cart, place_order, release_cart, CartHoldView, CartItem, PlaceOrderResult};
+use edge_core::promo::PricedCart;
 use edge_core::stock::Line;
 use edge_core::{Money, Sku};
 use leptos::prelude::*;
@@ -45,6 +50,19 @@ pub fn CartPage() -> impl IntoView {
     }
 }
 
+/// The cart priced by the shop: the catalog's prices, the automatic promotions and the codes
+/// entered (comma-separated), with each refused code's reason.
+#[server(prefix = "/_sfn", endpoint = "price-cart")]
+pub async fn price_cart(lines: Vec<Line>, codes: String) -> Result<PricedCart, ServerFnError> {
+    use edge_core::snapshot::Clock as _;
+    let shop = use_context::<edge_core::Shop>().ok_or_else(|| ServerFnError::new("shop context missing"))?;
+    let codes: Vec<String> = codes.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect();
+    let now = shop.clock.now_ms();
+    edge_core::checkout::preview_cart(shop.catalog.as_ref(), shop.stock.as_ref(), &lines, &codes, now)
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
 fn line_total(item: &CartItem, qty: u32) -> Money {
     Money::new(item.unit_price.minor.saturating_mul(u64::from(qty)), &item.unit_price.currency)
 }
@@ -54,7 +72,25 @@ fn CartView(items: Vec<CartItem>) -> impl IntoView {
     let cart = use_cart();
     let items = StoredValue::new(items);
     let qty_of = move |sku: &str| cart.units_of(sku);
+    // The codes entered; the shop prices the cart with them whenever it or they change.
+    let codes = RwSignal::new(Vec::<String>::new());
+    let pricing = LocalResource::new(move || {
+        let (lines, codes) = (cart.lines(), codes.get());
+        async move {
+            if lines.is_empty() {
+                return None;
+            }
+            price_cart(to_lines(&lines), codes.join(",")).await.ok()
+        }
+    });
+    // The priced cart, while it matches the cart's quantities (a stale one is not shown).
+    let priced = move || {
+        pricing.get().flatten().filter(|p: &PricedCart| p.lines.iter().all(|l| l.qty == qty_of(l.sku.as_str())))
+    };
     let total = move || {
+        if let Some(priced) = priced() {
+            return priced.total.to_string();
+        }
         items.with_value(|items| {
             let currency = items.first().map(|i| i.unit_price.currency.clone()).unwrap_or_else(|| "USD".into());
             let minor = items.iter().map(|i| line_total(i, qty_of(&i.sku)).minor).sum();
@@ -70,6 +106,12 @@ fn CartView(items: Vec<CartItem>) -> impl IntoView {
                 let (less, more, remove) = (sku.clone(), sku.clone(), sku.clone());
                 let shown = item.clone();
                 let row_sku = sku.clone();
+                let saving_sku = sku.clone();
+                let saving = move || {
+                    let priced = priced()?;
+                    let line = priced.lines.iter().find(|l| l.sku.as_str() == saving_sku)?;
+                    (line.discount_minor > 0).then(|| format!("−{}", Money::new(line.discount_minor, &priced.currency)))
+                };
                 view! {
                     <tr class="cart-line" data-sku=sku.clone()>
                         <td><img src=item.image.clone() alt="" width="64" height="48" /></td>
@@ -81,6 +123,7 @@ fn CartView(items: Vec<CartItem>) -> impl IntoView {
                             <button class="more" aria-label="One more" on:click=move |_| cart.set_qty(&more, qty_of(&more) + 1)>"+"</button>
                         </td>
                         <td class="line-total">{move || line_total(&shown, qty_of(&shown.sku)).to_string()}</td>
+                        <td class="line-saving" data-testid="line-saving">{saving}</td>
                         <td><button class="remove" on:click=move |_| cart.set_qty(&remove, 0)>"Remove"</button></td>
                     </tr>
                 }
@@ -91,8 +134,81 @@ fn CartView(items: Vec<CartItem>) -> impl IntoView {
         <table class="cart-lines">
             <tbody>{rows}</tbody>
         </table>
+        <CartSummary priced=Signal::derive(priced) codes />
         <p class="cart-total">"Total " <strong data-testid="cart-total">{total}</strong></p>
-        <CheckoutForm />
+        <CheckoutForm codes />
+    }
+}
+
+/// Subtotal, each promotion's saving, shipping, and the discount code form with each refused
+/// code's reason.
+#[component]
+fn CartSummary(priced: Signal<Option<PricedCart>>, codes: RwSignal<Vec<String>>) -> impl IntoView {
+    let entered = RwSignal::new(String::new());
+    let apply = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let code = edge_core::promo::normalize_code(&entered.get_untracked());
+        if !code.is_empty() && !codes.get_untracked().contains(&code) {
+            codes.update(|c| c.push(code));
+        }
+        entered.set(String::new());
+    };
+    let summary = move || {
+        let priced = priced.get()?;
+        let money = |minor: u64| Money::new(minor, &priced.currency).to_string();
+        let savings = priced
+            .applied
+            .iter()
+            .map(|a| {
+                let code = a.code.clone().map(|c| format!(" ({c})")).unwrap_or_default();
+                view! { <li class="saving" data-testid="saving" data-promotion=a.id.clone()>{a.title.clone()}{code} " −" {a.saving.to_string()}</li> }
+            })
+            .collect_view();
+        let shipping = if priced.shipping.minor == 0 { "Free".to_owned() } else { priced.shipping.to_string() };
+        Some(view! {
+            <dl class="cart-summary" data-testid="cart-summary">
+                <dt>"Subtotal"</dt><dd>{priced.subtotal.to_string()}</dd>
+                <dt>"Savings"</dt><dd data-testid="cart-discount">{format!("−{}", money(priced.discount.minor))}</dd>
+                <dt>"Shipping"</dt><dd data-testid="cart-shipping">{shipping}</dd>
+            </dl>
+            <ul class="savings">{savings}</ul>
+        })
+    };
+    let refused = move || {
+        let priced = priced.get()?;
+        let items = priced
+            .rejected_codes
+            .iter()
+            .map(|r| view! { <li class="code-refused" data-testid="code-refused">{r.code.clone()} ": " {r.refusal.to_string()}</li> })
+            .collect_view();
+        Some(view! { <ul class="codes-refused" role="alert">{items}</ul> })
+    };
+    let chips = move || {
+        codes
+            .get()
+            .into_iter()
+            .map(|code| {
+                let remove = code.clone();
+                view! {
+                    <li class="code" data-testid="code">{code.clone()}
+                        <button type="button" class="remove-code" aria-label=format!("Remove code {code}")
+                            on:click=move |_| codes.update(|c| c.retain(|x| x != &remove))>"×"</button>
+                    </li>
+                }
+            })
+            .collect_view()
+    };
+    view! {
+        {summary}
+        <form class="promo-code" on:submit=apply>
+            <label>"Discount code"
+                <input type="text" name="code" autocomplete="off" maxlength="32" data-testid="code-input"
+                    prop:value=move || entered.get() on:input=move |ev| entered.set(event_target_value(&ev)) />
+            </label>
+            <button type="submit" class="apply-code">"Apply"</button>
+        </form>
+        <ul class="codes">{chips}</ul>
+        {refused}
     }
 }
 
@@ -115,7 +231,7 @@ fn clock_time(ms: u64) -> String {
 }
 
 #[component]
-fn CheckoutForm() -> impl IntoView {
+fn CheckoutForm(codes: RwSignal<Vec<String>>) -> impl IntoView {
     let cart = use_cart();
     let email = RwSignal::new(String::new());
     let token = RwSignal::new(TEST_CARDS[0].0.to_string());
@@ -142,11 +258,11 @@ fn CheckoutForm() -> impl IntoView {
             }
         }
     });
-    let place = Action::new(move |(lines, email, token): &(Vec<CartLine>, String, String)| {
+    let place = Action::new(move |(lines, email, token, codes): &(Vec<CartLine>, String, String, Vec<String>)| {
         let key = checkout_key::for_cart(lines).key;
         let lines = to_lines(lines);
-        let (email, token) = (email.clone(), token.clone());
-        async move { place_order(lines, email, token, key).await }
+        let (email, token, codes) = (email.clone(), token.clone(), codes.join(","));
+        async move { place_order(lines, email, token, key, codes).await }
     });
     Effect::new(move |_| match place.value().get() {
         Some(Ok(PlaceOrderResult::Placed { order_id })) => {
@@ -167,7 +283,7 @@ fn CheckoutForm() -> impl IntoView {
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         message.set(None);
-        place.dispatch((cart.lines(), email.get_untracked(), token.get_untracked()));
+        place.dispatch((cart.lines(), email.get_untracked(), token.get_untracked(), codes.get_untracked()));
     };
     let hold_notice = move || match hold.get().flatten() {
         Some(CartHoldView::Held { expires_at_ms }) => view! {
