@@ -1876,7 +1876,11 @@ async fn page(app: &Router, uri: &str, client: &Client) -> Reply {
 /// Logs in through the login page's form: the client (cookie and the CSRF token the pages
 /// carry).
 async fn ui_login(env: &Env, email: &str) -> Client {
-    let login_page = send(&env.app, "GET", "/admin/login", None, None, None, None).await;
+    ui_login_on(&env.app, email).await
+}
+
+async fn ui_login_on(app: &Router, email: &str) -> Client {
+    let login_page = send(app, "GET", "/admin/login", None, None, None, None).await;
     assert_eq!(login_page.status, StatusCode::OK);
     let login_cookie = login_page.headers[header::SET_COOKIE]
         .to_str()
@@ -1888,7 +1892,7 @@ async fn ui_login(env: &Env, email: &str) -> Client {
     let token = login_cookie.split('=').nth(1).unwrap().to_owned();
     assert!(login_page.text.contains(&token), "{}", login_page.text);
     let reply = form_post(
-        &env.app,
+        app,
         "/admin/sfn/login",
         Some(&login_cookie),
         "/admin/login",
@@ -1914,7 +1918,7 @@ async fn ui_login(env: &Env, email: &str) -> Client {
         .unwrap()
         .to_owned();
     let orders = page(
-        &env.app,
+        app,
         "/admin/orders",
         &Client {
             cookie: cookie.clone(),
@@ -2293,4 +2297,56 @@ async fn ui_login_asks_for_the_totp_code_of_an_account_that_has_one() {
         .get_all(header::SET_COOKIE)
         .iter()
         .any(|v| v.to_str().unwrap().starts_with("origin_admin_session=")));
+}
+
+#[tokio::test]
+async fn ui_stock_page_lists_every_sku_of_the_origins_shards() {
+    let tmp = tempfile::tempdir().unwrap();
+    let catalog = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo-catalog.json");
+    let config = origin::server::OriginConfig {
+        data_dir: tmp.path().to_owned(),
+        catalog: Some(catalog.clone()),
+        token: None,
+    };
+    let admin = AdminConfig {
+        hash_cost: HashCost::Test,
+        edge: None,
+    };
+    let origin = Arc::new(
+        origin::server::Origin::open_with(config, admin)
+            .await
+            .unwrap(),
+    );
+    accounts::create_owner(tmp.path(), OWNER, PASSWORD, HashCost::Test, START_MS).unwrap();
+    let app = origin.router();
+    let owner = ui_login_on(&app, OWNER).await;
+    let all = page(&app, "/admin/stock", &owner).await;
+    assert_eq!(all.status, StatusCode::OK);
+    assert!(all.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    assert!(all.headers.contains_key("x-request-id"));
+    let levels = origin::publish::load_catalog(&catalog).unwrap().levels;
+    assert!(levels.len() > 40);
+    for (sku, _) in &levels {
+        assert!(
+            all.text.contains(&format!(">{sku}</a>")),
+            "{sku} missing from the stock page"
+        );
+    }
+    // A prefix narrows the list.
+    let (first, available) = &levels[0];
+    let prefix = &first.as_str()[..first.as_str().len() - 1];
+    let narrowed = page(&app, &format!("/admin/stock?sku={prefix}"), &owner).await;
+    let rows = narrowed.text.matches("<tr><td><a href=").count();
+    assert!(rows >= 1 && rows < levels.len(), "{rows} rows for {prefix}");
+    let one = page(&app, &format!("/admin/stock?sku={first}"), &owner).await;
+    assert!(
+        one.text.contains(&format!(
+            "available {available}, held 0, sold 0, received {available}"
+        )),
+        "{}",
+        one.text
+    );
 }
