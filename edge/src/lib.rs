@@ -92,6 +92,18 @@ fn personalization(env: &Env) -> app::ssr::Personalization {
     }
 }
 
+/// The isolate's edge protection (rate limits, hoarding caps, bot score; see
+/// `edge_core::protect`), when the `PROTECTION` var is `on`. Off by default for now: the
+/// end-to-end suite drives checkouts in bursts from one client, which the defaults refuse.
+fn isolate_protection(env: &Env) -> Option<edge_core::protect::Protection> {
+    static PROTECTION: std::sync::OnceLock<edge_core::protect::Protection> = std::sync::OnceLock::new();
+    let on = env.var("PROTECTION").map(|v| v.to_string()).is_ok_and(|v| v == "on");
+    on.then(|| {
+        let make = || edge_core::protect::Protection::new(Default::default(), Arc::new(kv_catalog::WorkerClock));
+        PROTECTION.get_or_init(make).clone()
+    })
+}
+
 /// Behaviour events recorded in this isolate, waiting to go to the origin.
 fn isolate_events() -> Arc<edge_core::events::EventQueue> {
     static EVENTS: std::sync::OnceLock<Arc<edge_core::events::EventQueue>> = std::sync::OnceLock::new();
@@ -158,8 +170,13 @@ async fn fetch(
             Arc::new(kv_catalog::WorkersKv::new(env.kv(CATALOG_BINDING)?)),
             token.clone(),
         ))
-        .merge(live_routes(&env, token)?)
+        .merge(live_routes(&env, token.clone())?)
         .route("/healthz", get(|| async { "ok" }));
+    if let Some(protection) = isolate_protection(&env) {
+        router = router
+            .layer(axum::middleware::from_fn_with_state(protection.clone(), edge_core::protect::Protection::layer))
+            .merge(edge_core::protect::admin_router(protection, token));
+    }
     let request_id = request_id::of_request(req.headers());
     let mut response = request_id::scoped(request_id.clone(), router.call(req)).await?;
     flush_events(&env, &ctx, &request_id);
