@@ -428,3 +428,87 @@ async fn the_cart_preview_shows_savings_and_says_early_when_a_code_is_used_up() 
     assert_eq!(preview.rejected_codes[0].refusal, edge_core::promo::CodeRefusal::UsedUp);
     assert_eq!(preview.rejected_codes[0].refusal.to_string(), "this code has been used up");
 }
+
+/// A stock coordinator whose calls fail now and then: before reaching the shard, or after it
+/// applied the request (the answer is lost). Seeded, so a failure replays.
+struct FlakyStock {
+    inner: Arc<MemoryStock>,
+    state: std::sync::Mutex<u64>,
+}
+
+impl StockCoordinator for FlakyStock {
+    fn on_shard(
+        &self,
+        shard: edge_core::SkuShard,
+        request: edge_core::stock::ShardRequest,
+    ) -> edge_core::store::BoxFuture<'_, Result<edge_core::stock::ShardReply, edge_core::StoreError>> {
+        let roll = {
+            let mut s = self.state.lock().unwrap();
+            *s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (*s >> 33) % 10
+        };
+        Box::pin(async move {
+            let lost = |when| Err(edge_core::StoreError::Unavailable(format!("flaky shard ({when})")));
+            match roll {
+                0 => lost("before"),
+                1 => {
+                    self.inner.on_shard(shard, request).await?;
+                    lost("after")
+                }
+                _ => self.inner.on_shard(shard, request).await,
+            }
+        })
+    }
+}
+
+/// Checkouts with a limited code over shards that lose requests and answers, each retried
+/// under its key until it has an outcome: the code is sold exactly once per placed order,
+/// never past its limit, and nothing stays held once holds run out.
+#[tokio::test]
+async fn usage_limits_hold_when_shards_lose_requests_and_answers() {
+    for seed in 0..20u64 {
+        let host = host(json!({"currency": "USD", "promotions": [
+            {"id": "TEN", "title": "$1 off", "code": "TEN", "benefit": {"type": "amount_off", "minor": 100}, "usage_limit": 10}
+        ]}))
+        .await;
+        let flaky = Arc::new(FlakyStock { inner: host.stock.clone(), state: std::sync::Mutex::new(seed) });
+        let desk = Arc::new(memory_desk(flaky.clone(), host.clock.clone()));
+        let shop = Shop { stock: flaky.clone(), orders: desk, ..host.shop() };
+        let mut placed = 0;
+        for n in 0..25 {
+            let token = if n % 5 == 4 { "tok_declined" } else { "tok_visa" };
+            let req = request(&[("MUG-1", 1), ("BOOK-3", 1)], &format!("s{n}@e.co"), token, &["TEN"]);
+            let mut outcome = None;
+            for _attempt in 0..50 {
+                match place(&shop, Some(&format!("flaky-{seed}-{n}")), req.clone()).await {
+                    Err(ApiError::Store(_)) => continue,
+                    other => {
+                        outcome = Some(other);
+                        break;
+                    }
+                }
+            }
+            match outcome.expect("a checkout finishes within 50 attempts") {
+                Ok(CheckoutOutcome::Placed(order)) => {
+                    assert_eq!(order.pricing.unwrap().promotions[0].id, "TEN");
+                    placed += 1;
+                }
+                Ok(CheckoutOutcome::Insufficient { sku, .. }) => assert!(is_usage_sku(&sku)),
+                Ok(CheckoutOutcome::Declined { .. } | CheckoutOutcome::HoldExpired) => {}
+                other => panic!("seed {seed}: {other:?}"),
+            }
+        }
+        // Holds a lost answer left behind run out.
+        host.clock.advance(edge_core::checkout::CHECKOUT_HOLD_TTL_MS + 1);
+        for shard in 0..edge_core::shard::SHARD_COUNT {
+            let shard = edge_core::SkuShard::from_index(shard).unwrap();
+            host.stock.on_shard(shard, edge_core::stock::ShardRequest::Expire).await.unwrap();
+        }
+        let counter = host.stock.level(&usage_sku("TEN", None)).await.unwrap().unwrap();
+        assert_eq!((counter.sold, counter.held), (placed, 0), "seed {seed}");
+        // 20 paying shoppers wanted it: every use went to one of them, none was lost to a fault.
+        assert_eq!(placed, 10, "seed {seed}: {placed} orders used a 10-use code");
+        let mugs = host.stock.level(&Sku::parse("MUG-1").unwrap()).await.unwrap().unwrap();
+        assert_eq!((mugs.sold, mugs.held), (placed, 0), "seed {seed}");
+    }
+}
