@@ -649,6 +649,19 @@ fn money(minor: u64, currency: &str) -> Money {
     Money::new(minor, currency)
 }
 
+/// The price one unit shows on listing and product pages: what a cart of just that unit costs
+/// with the automatic promotions (no codes, before shipping), when they take anything off.
+/// The cart prices the same way, so the shelf never promises what the cart does not give.
+pub fn shelf_price(book: &PromotionBook, unit: &CartLine, now_ms: u64) -> Option<Money> {
+    if !book.promotions.iter().any(|p| p.code.is_none()) {
+        return None;
+    }
+    let one = CartLine { qty: 1, ..unit.clone() };
+    let priced = price_cart(book, std::slice::from_ref(&one), &[], now_ms, None, &Usage::default()).ok()?;
+    let line = priced.lines.first()?;
+    (line.discount_minor > 0).then(|| money(line.total_minor, &priced.currency))
+}
+
 /// `amount * percent / 100`, rounded down (the shop never gives more than it says).
 fn percent_of(amount: u64, percent: u32) -> u64 {
     (u128::from(amount) * u128::from(percent.min(100)) / 100) as u64
@@ -1257,6 +1270,20 @@ mod tests {
                 "promotions[2] (T).excludes: no promotion has the id \"NOPE\"",
             ]
         );
+    }
+
+    #[test]
+    fn shelf_prices_show_automatic_promotions_only() {
+        let mut sale = promo("SALE", None, Benefit::PercentOff { percent: 25 });
+        sale.applies_to.categories = vec!["kitchen".into()];
+        let mut big = promo("BIG", None, Benefit::AmountOff { minor: 500 });
+        big.min_subtotal_minor = 5_000;
+        let b = book(vec![sale, big, promo("CODE", Some("CODE"), Benefit::PercentOff { percent: 50 })]);
+        assert_eq!(shelf_price(&b, &line("MUG", "Kitchen", 1_000, 3), 0), Some(Money::new(750, "USD")));
+        assert_eq!(shelf_price(&b, &line("RUG", "Home", 1_000, 1), 0), None, "no automatic promotion applies");
+        // A single unit over the minimum gets the amount off as well, as a cart of it would:
+        // BIG before SALE (same priority, by id), so 8000 - 500, then 25% off the 7500 left.
+        assert_eq!(shelf_price(&b, &line("POT", "Kitchen", 8_000, 1), 0), Some(Money::new(5_625, "USD")));
     }
 
     #[test]
