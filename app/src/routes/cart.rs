@@ -54,7 +54,6 @@ pub fn CartPage() -> impl IntoView {
 /// entered (comma-separated), with each refused code's reason.
 #[server(prefix = "/_sfn", endpoint = "price-cart")]
 pub async fn price_cart(lines: Vec<Line>, codes: String) -> Result<PricedCart, ServerFnError> {
-    use edge_core::snapshot::Clock as _;
     let shop = use_context::<edge_core::Shop>().ok_or_else(|| ServerFnError::new("shop context missing"))?;
     let codes: Vec<String> = codes.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect();
     let now = shop.clock.now_ms();
