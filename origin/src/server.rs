@@ -149,7 +149,7 @@ impl Origin {
                 path: path.clone(),
                 source,
             })?;
-            kv.publish_snapshot(&catalog.products, clock.now_ms());
+            kv.publish_catalog(&catalog, clock.now_ms());
             // `overwrite = false`: SKUs that already have stock (a restart) keep their levels.
             seeded = stock
                 .seed(catalog.levels.clone(), false)

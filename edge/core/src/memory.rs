@@ -70,6 +70,16 @@ impl MemoryKv {
     }
 }
 
+impl MemoryKv {
+    /// Publishes a whole catalog: its products ([`MemoryKv::publish_snapshot`]) and, before the
+    /// pointer is read by anyone, its promotions. Returns the new version.
+    pub fn publish_catalog(&self, catalog: &crate::product::Catalog, now_ms: u64) -> u64 {
+        let version = self.publish_snapshot(&catalog.products, now_ms);
+        self.put(&crate::snapshot::promotions_key(version), to_cbor(&catalog.promotions));
+        version
+    }
+}
+
 impl KvRead for MemoryKv {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         Box::pin(async move { Ok(self.values.read().expect("kv lock").get(key).cloned()) })
