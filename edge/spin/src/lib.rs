@@ -41,6 +41,7 @@ use edge_core::snapshot::{CatalogCache, Clock, SnapshotCatalog};
 use edge_core::store::ShardedStock;
 use edge_core::Shop;
 use http_body_util::BodyExt;
+use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
 use std::sync::Arc;
 use tower_service::Service;
 
@@ -60,10 +61,64 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// The component's `wasi:http/incoming-handler`. The SDK's buffered `Request`/`Response` types
+/// keep headers in a map, which would merge repeated `Set-Cookie`s; this reads and writes the
+/// WASI request and response directly instead, header by header.
 #[spin_sdk::http_component]
-async fn handle(request: Request<Vec<u8>>) -> Response<Vec<u8>> {
+async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     executor::init();
-    executor::drive(serve(request)).await
+    executor::drive(async move {
+        let response = match read_request(request).await {
+            Ok(request) => serve(request).await,
+            Err(e) => {
+                let mut response =
+                    Response::new(format!("cannot read the request: {e}").into_bytes());
+                *response.status_mut() = StatusCode::BAD_REQUEST;
+                response
+            }
+        };
+        write_response(response, response_out).await;
+    })
+    .await
+}
+
+/// The WASI request as an `http` one. Spin gives the authority apart from the headers (`host`
+/// is not a header in wasi:http); pages build absolute URLs from `Host`, so it is put back.
+async fn read_request(request: IncomingRequest) -> Result<Request<Vec<u8>>, String> {
+    let mut builder = Request::builder()
+        .method(axum::http::Method::from(request.method()))
+        .uri(request.uri());
+    let mut has_host = false;
+    for (name, value) in request.headers().entries() {
+        has_host |= name.eq_ignore_ascii_case("host");
+        builder = builder.header(name, value);
+    }
+    if let Some(authority) = request.authority().filter(|_| !has_host) {
+        builder = builder.header("host", authority);
+    }
+    let body = request
+        .into_body()
+        .await
+        .map_err(|e| format!("body: {e}"))?;
+    builder.body(body).map_err(|e| e.to_string())
+}
+
+/// Writes `response` with every header as given (repeated ones stay repeated).
+async fn write_response(response: Response<Vec<u8>>, response_out: ResponseOutparam) {
+    let (parts, body) = response.into_parts();
+    let headers = Fields::new();
+    for (name, value) in &parts.headers {
+        if let Err(e) = headers.append(&name.as_str().to_owned(), &value.as_bytes().to_vec()) {
+            eprintln!("response header {name} dropped: {e:?}");
+        }
+    }
+    let outgoing = OutgoingResponse::new(headers);
+    if outgoing.set_status_code(parts.status.as_u16()).is_err() {
+        eprintln!("status {} refused", parts.status);
+    }
+    if let Err(e) = response_out.set_with_body(outgoing, body).await {
+        eprintln!("response body not written: {e}");
+    }
 }
 
 async fn serve(request: Request<Vec<u8>>) -> Response<Vec<u8>> {
