@@ -12,7 +12,7 @@ bash scripts/setup.sh test
 bash scripts/build.sh
 
 echo "== native tests"
-cargo test --workspace --exclude edge --exclude app-hydrate --exclude shop-e2e
+cargo test --workspace --exclude edge --exclude edge-spin --exclude app-hydrate --exclude shop-e2e
 echo "== end-to-end (wrangler dev + Chromium)"
 cargo test -p shop-e2e --test e2e
 echo "== admin UI end-to-end (origin admin + wrangler dev + Chromium)"
