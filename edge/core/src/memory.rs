@@ -71,8 +71,9 @@ impl MemoryKv {
 }
 
 impl MemoryKv {
-    /// Publishes a whole catalog: its products ([`MemoryKv::publish_snapshot`]) and, before the
-    /// pointer is read by anyone, its promotions. Returns the new version.
+    /// Publishes a whole catalog: its products ([`MemoryKv::publish_snapshot`]), then its
+    /// promotions (after the pointer flip: for hosts that publish before they serve, like the
+    /// origin at startup). Returns the new version.
     pub fn publish_catalog(&self, catalog: &crate::product::Catalog, now_ms: u64) -> u64 {
         let version = self.publish_snapshot(&catalog.products, now_ms);
         self.put(&crate::snapshot::promotions_key(version), to_cbor(&catalog.promotions));
