@@ -23,4 +23,6 @@ if [ ! -x "$CACHE/bin/spin-test-host" ]; then
   echo "spin-test-host: built in $((SECONDS - t0)) s"
 fi
 mkdir -p target/spin-host/bin
-cp "$CACHE/bin/spin-test-host" target/spin-host/bin/spin-test-host
+# Copy, then rename: a host still running from an earlier run keeps its file.
+cp "$CACHE/bin/spin-test-host" target/spin-host/bin/spin-test-host.new
+mv -f target/spin-host/bin/spin-test-host.new target/spin-host/bin/spin-test-host

@@ -3,13 +3,16 @@
 # worker-build, Chromium + chromedriver), builds the worker and the hydrate bundle, then runs
 #   1. the native unit and router tests (edge-core, app, origin),
 #   2. the end-to-end suite against `wrangler dev` with a real browser (tests/),
-#   3. the origin admin UI end to end (tests/tests/admin_ui.rs).
+#   3. the origin admin UI end to end (tests/tests/admin_ui.rs),
+#   4. the Spin build: its imports against Spin's world, then the end-to-end suite on it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
 
 bash scripts/setup.sh test
 bash scripts/build.sh
+bash scripts/build.sh spin       # the Spin component (edge/spin, wasm32-wasip2)
+bash scripts/spin-test-host.sh   # the test-only Spin host, reused while its version is unchanged
 
 echo "== native tests"
 cargo test --workspace --exclude edge --exclude edge-spin --exclude app-hydrate --exclude shop-e2e
@@ -17,5 +20,10 @@ echo "== end-to-end (wrangler dev + Chromium)"
 cargo test -p shop-e2e --test e2e
 echo "== admin UI end-to-end (origin admin + wrangler dev + Chromium)"
 cargo test -p shop-e2e --test admin_ui
+
+echo "== Spin: the component imports only what Spin 3.x provides"
+REQUIRE_SPIN_BUILD=1 cargo test -p shop-e2e --test spin_component
+echo "== end-to-end on Spin (the Spin build under tests/spin-host + Chromium)"
+E2E_HOST=spin cargo test -p shop-e2e --test e2e
 
 echo "== all tests passed in $(( $(date +%s) - started )) s"
