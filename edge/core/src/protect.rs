@@ -500,53 +500,29 @@ impl Protection {
 
     /// Checks the hoarding caps for `shopper` holding (or buying) `lines` under idempotency
     /// `key`, and records them when admitted. The same key again replaces its lines (a retry,
-    /// or the checkout of a held cart), never counts twice.
+    /// or the checkout of a held cart), never counts twice. With an `ip`, the IP's caps
+    /// ([`ProtectionConfig::ip_factor`] times the shopper's) apply as well, so dropping the
+    /// client cookie does not start a fresh allowance.
     pub fn admit_hold(
         &self,
         class: RouteClass,
         shopper: &str,
+        ip: Option<&str>,
         key: &str,
         lines: &[Line],
     ) -> Result<(), Refusal> {
         let now = self.clock.now_ms();
-        let config = &self.config;
+        let ip_key = ip.map(|ip| format!("ip:{ip}"));
         let mut state = self.lock();
-        let orders = &mut state
-            .shoppers
-            .get_or_insert_mut(shopper.to_owned(), ShopperState::default)
-            .orders;
-        orders
-            .retain(|_, o| now.saturating_sub(o.at_ms) < config.window_ms.max(config.hold_ttl_ms));
-        let others = || orders.iter().filter(|(k, _)| k.as_str() != key);
-        let mut refusal = None;
-        let open = others()
-            .filter(|(_, o)| o.open && now.saturating_sub(o.at_ms) < config.hold_ttl_ms)
-            .count();
-        if class == RouteClass::Hold && open >= config.holds_max as usize {
-            refusal = Some(format!(
-                "{open} reservations are already open; at most {} at once",
-                config.holds_max
-            ));
-        }
-        for line in lines {
-            let earlier: u64 = others()
-                .filter(|(_, o)| now.saturating_sub(o.at_ms) < config.window_ms)
-                .flat_map(|(_, o)| o.lines.iter())
-                .filter(|l| l.sku == line.sku)
-                .map(|l| u64::from(l.qty))
-                .sum();
-            if refusal.is_none()
-                && earlier + u64::from(line.qty) > u64::from(config.units_per_sku_max)
-            {
-                refusal = Some(format!(
-                    "at most {} of {} per shopper every {} minutes ({} already)",
-                    config.units_per_sku_max,
-                    line.sku,
-                    config.window_ms / 60_000,
-                    earlier
-                ));
-            }
-        }
+        let mut holders = vec![(shopper, 1, "shopper")];
+        holders.extend(
+            ip_key
+                .as_deref()
+                .map(|k| (k, self.config.ip_factor.max(1), "address")),
+        );
+        let refusal = holders.iter().find_map(|(holder, factor, who)| {
+            self.hoard_refusal(&mut state, class, holder, key, lines, *factor, who, now)
+        });
         if let Some(message) = refusal {
             let decision = Decision {
                 at_ms: now,
@@ -563,37 +539,95 @@ impl Protection {
                 retry_after_ms: None,
             });
         }
-        if orders.len() >= ORDERS_PER_SHOPPER_MAX && !orders.contains_key(key) {
-            // The oldest goes: a shopper with this many orders in a window is capped anyway.
-            if let Some(oldest) = orders
-                .iter()
-                .min_by_key(|(_, o)| o.at_ms)
-                .map(|(k, _)| k.clone())
-            {
-                orders.remove(&oldest);
+        for (holder, ..) in holders {
+            let orders = &mut state
+                .shoppers
+                .get_or_insert_mut(holder.to_owned(), ShopperState::default)
+                .orders;
+            if orders.len() >= ORDERS_PER_SHOPPER_MAX && !orders.contains_key(key) {
+                // The oldest goes: a holder with this many orders in a window is capped anyway.
+                if let Some(oldest) = orders
+                    .iter()
+                    .min_by_key(|(_, o)| o.at_ms)
+                    .map(|(k, _)| k.clone())
+                {
+                    orders.remove(&oldest);
+                }
+            }
+            let at_ms = orders.get(key).map_or(now, |o| o.at_ms);
+            orders.insert(
+                key.to_owned(),
+                ShopperOrder {
+                    lines: lines.to_vec(),
+                    at_ms,
+                    open: class == RouteClass::Hold,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Why `holder` may not hold `lines` under `key` now (caps times `factor`), if it may not.
+    #[allow(clippy::too_many_arguments)]
+    fn hoard_refusal(
+        &self,
+        state: &mut State_,
+        class: RouteClass,
+        holder: &str,
+        key: &str,
+        lines: &[Line],
+        factor: u32,
+        who: &str,
+        now: u64,
+    ) -> Option<String> {
+        let config = &self.config;
+        let orders = &mut state
+            .shoppers
+            .get_or_insert_mut(holder.to_owned(), ShopperState::default)
+            .orders;
+        orders
+            .retain(|_, o| now.saturating_sub(o.at_ms) < config.window_ms.max(config.hold_ttl_ms));
+        let others = || orders.iter().filter(|(k, _)| k.as_str() != key);
+        let holds_max = config.holds_max.saturating_mul(factor) as usize;
+        let open = others()
+            .filter(|(_, o)| o.open && now.saturating_sub(o.at_ms) < config.hold_ttl_ms)
+            .count();
+        if class == RouteClass::Hold && open >= holds_max {
+            return Some(format!(
+                "{open} reservations are already open; at most {holds_max} at once per {who}"
+            ));
+        }
+        let units_max = u64::from(config.units_per_sku_max.saturating_mul(factor));
+        for line in lines {
+            let earlier: u64 = others()
+                .filter(|(_, o)| now.saturating_sub(o.at_ms) < config.window_ms)
+                .flat_map(|(_, o)| o.lines.iter())
+                .filter(|l| l.sku == line.sku)
+                .map(|l| u64::from(l.qty))
+                .sum();
+            if earlier + u64::from(line.qty) > units_max {
+                return Some(format!(
+                    "at most {units_max} of {} per {who} every {} minutes ({earlier} already)",
+                    line.sku,
+                    config.window_ms / 60_000,
+                ));
             }
         }
-        let at_ms = orders.get(key).map_or(now, |o| o.at_ms);
-        orders.insert(
-            key.to_owned(),
-            ShopperOrder {
-                lines: lines.to_vec(),
-                at_ms,
-                open: class == RouteClass::Hold,
-            },
-        );
-        Ok(())
+        None
     }
 
     /// A hold ended (released, or checked out): it no longer counts as open. A released one
     /// no longer counts its units either.
-    pub fn end_hold(&self, shopper: &str, key: &str, released: bool) {
+    pub fn end_hold(&self, shopper: &str, ip: Option<&str>, key: &str, released: bool) {
+        let ip_key = ip.map(|ip| format!("ip:{ip}"));
         let mut state = self.lock();
-        if let Some(shopper) = state.shoppers.get_mut(shopper) {
-            if released {
-                shopper.orders.remove(key);
-            } else if let Some(order) = shopper.orders.get_mut(key) {
-                order.open = false;
+        for holder in std::iter::once(shopper).chain(ip_key.as_deref()) {
+            if let Some(holder) = state.shoppers.get_mut(holder) {
+                if released {
+                    holder.orders.remove(key);
+                } else if let Some(order) = holder.orders.get_mut(key) {
+                    order.open = false;
+                }
             }
         }
     }
@@ -632,10 +666,13 @@ impl Protection {
                     match class {
                         RouteClass::Checkout => protection.end_hold(
                             &shopper,
+                            Some(&ip),
                             &order_key,
                             !response.status().is_success(),
                         ),
-                        RouteClass::Release => protection.end_hold(&shopper, &order_key, true),
+                        RouteClass::Release => {
+                            protection.end_hold(&shopper, Some(&ip), &order_key, true)
+                        }
                         _ => {}
                     }
                 }
@@ -700,7 +737,7 @@ impl Protection {
                     .unwrap_or_else(|| format!("body:{:016x}", fnv1a_64(&bytes)));
                 let shopper = format!("{ip}|{client}");
                 if class != RouteClass::Release {
-                    self.admit_hold(class, &shopper, &order_key, &lines)?;
+                    self.admit_hold(class, &shopper, Some(ip), &order_key, &lines)?;
                 }
                 Some((shopper, order_key))
             }

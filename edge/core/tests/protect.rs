@@ -434,3 +434,37 @@ async fn new_clients_get_a_cookie_and_memory_stays_bounded() {
         "{buckets} {clients} {shoppers}"
     );
 }
+
+#[tokio::test]
+async fn a_bot_dropping_its_cookie_still_hits_the_address_hoarding_cap() {
+    // 2 units per shopper, so 8 per address (ip_factor 4).
+    let host = host(ProtectionConfig {
+        units_per_sku_max: 2,
+        ..ProtectionConfig::default()
+    })
+    .await;
+    let mut held = 0;
+    for n in 0..10 {
+        // A fresh cookie every time, one address.
+        let cookie = format!("{n:016x}");
+        let form =
+            format!("lines%5B0%5D%5Bsku%5D=MUG-1&lines%5B0%5D%5Bqty%5D=2&idempotency_key=bot-{n}");
+        let (status, _, body) = host
+            .send(
+                "POST",
+                "/_sfn/hold-cart",
+                ("192.0.2.50", &cookie),
+                Some(("application/x-www-form-urlencoded", form)),
+            )
+            .await;
+        match status {
+            StatusCode::OK => held += 2,
+            StatusCode::TOO_MANY_REQUESTS => assert!(
+                body["message"].as_str().unwrap().contains("per address"),
+                "{body}"
+            ),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(held, 8, "four holds of 2 reach the address cap of 8 units");
+}
