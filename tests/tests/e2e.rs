@@ -5,9 +5,10 @@
 //! Ends with `e2e: N passed, N failed`.
 //!
 //! `E2E_HOST=spin` runs the same checks against the Spin build under the test-only Spin host
-//! (`tests/spin-host`) instead; the few that need Durable Objects (WebSockets, the edge's outbox,
-//! an isolate-wide cache) are skipped there with the reason printed (see [`not_on_spin`]), and
-//! the summary ends with `, N skipped`.
+//! (`tests/spin-host`) instead; the two that need what only Cloudflare has (the edge's outbox,
+//! an isolate-wide cache) are skipped there with the reason printed (see [`not_on_spin`]), the
+//! browser checks leave out their WebSocket steps ([`live_updates_missing`]), and the summary
+//! ends with `, N skipped`.
 
 use edge_core::{Catalog, Sku, SkuShard};
 use fantoccini::Locator;
