@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 HOST=tests/spin-host
 KEY=$(cat "$HOST/Cargo.toml" "$HOST/Cargo.lock" "$HOST"/src/*.rs "$HOST"/wit/*.wit | sha256sum | cut -c1-16)
-CACHE="${SPIN_HOST_CACHE:-$HOME/.cache/edge-shop/spin-test-host}/$KEY"
+CACHE="${SPIN_HOST_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/edge-shop/spin-test-host}/$KEY"
 if [ ! -x "$CACHE/bin/spin-test-host" ]; then
   echo "spin-test-host: building $KEY (wasmtime: ~8 minutes on 2 cores, once per version)"
   t0=$SECONDS
