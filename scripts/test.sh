@@ -15,7 +15,9 @@ bash scripts/build.sh spin       # the Spin component (edge/spin, wasm32-wasip2)
 bash scripts/spin-test-host.sh   # the test-only Spin host, reused while its version is unchanged
 
 echo "== native tests"
-cargo test --workspace --exclude edge --exclude edge-spin --exclude app-hydrate --exclude shop-e2e
+# `app` with its `ssr` feature: the origin's admin UI turns on Leptos' server side, so the
+# storefront's server functions must compile as servers too.
+cargo test --workspace --exclude edge --exclude edge-spin --exclude app-hydrate --exclude shop-e2e --features app/ssr
 echo "== end-to-end (wrangler dev + Chromium)"
 cargo test -p shop-e2e --test e2e
 echo "== admin UI end-to-end (origin admin + wrangler dev + Chromium)"
