@@ -395,6 +395,14 @@ pub struct SpinHost {
     _process: ProcessGroup,
 }
 
+/// The file server components of `spin.toml`: route prefix, directory, `CACHE_CONTROL` (the
+/// same as `public/_headers` gives them on Cloudflare). `tests/tests/spin_component.rs` checks
+/// that `spin.toml` declares these.
+pub const SPIN_FILES: &[(&str, &str, &str)] = &[
+    ("/pkg/", "public/pkg", "public, max-age=31536000, immutable"),
+    ("/images/", "public/images", "public, max-age=86400, stale-while-revalidate=604800"),
+];
+
 /// Longest wait for the Spin host to compile the component and answer `/healthz`.
 const SPIN_READY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -430,10 +438,11 @@ impl SpinHost {
             .arg(&component)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--kv-store", "default"])
             .args(["--env", &format!("ADMIN_TOKEN={admin_token}")])
-            .args(["--files", "/pkg/=public/pkg;public, max-age=31536000, immutable"])
-            .args(["--files", "/images/=public/images;public, max-age=86400, stale-while-revalidate=604800"])
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
+        for (route, dir, cache_control) in SPIN_FILES {
+            command.args(["--files", &format!("{route}={dir};{cache_control}")]);
+        }
         for (name, value) in vars {
             command.args(["--env", &format!("{name}={value}")]);
             if *name == "ORIGIN_URL" {

@@ -8,10 +8,13 @@
 //! `wasi:keyvalue/imports@0.2.0-draft2`, `spin:postgres` 3 and 4, `spin:sqlite@3.0.0` and
 //! `wasi:config/store`. Spin links any 0.2.x WASI import to its 0.2.6 (semver-compatible).
 //!
+//! It also checks that `spin.toml` declares what the test host runs (wasm, store, origin,
+//! file server routes), so the e2e suite on the test host tests the manifest's app.
+//!
 //! Needs the component (`scripts/build.sh spin`) and `wasm-tools` (`scripts/setup.sh test`);
 //! without them it says so and passes, unless `REQUIRE_SPIN_BUILD=1` (scripts/test.sh).
 
-use shop_e2e::{repo_root, SpinHost};
+use shop_e2e::{repo_root, SpinHost, SPIN_FILES};
 use std::process::Command;
 
 /// Packages and interfaces of Spin's stable world: `namespace:package/interface` with a version
@@ -143,4 +146,37 @@ fn the_spin_component_imports_only_what_spin_provides() {
             .any(|e| e.starts_with("wasi:http/incoming-handler@0.2.")),
         "not an HTTP component: exports {exports:?}"
     );
+}
+
+/// The test host runs the component as `spin.toml` declares it: the same wasm, key-value store,
+/// outbound origin, environment and file server routes.
+#[test]
+fn spin_toml_declares_what_the_test_host_runs() {
+    let manifest =
+        std::fs::read_to_string(repo_root().join("spin.toml")).expect("spin.toml at the top level");
+    let (component, _) = SpinHost::artifacts();
+    let source = component
+        .strip_prefix(repo_root())
+        .expect("the component is in the repo")
+        .display()
+        .to_string();
+    for needle in [
+        "spin_manifest_version = 2".to_string(),
+        format!("source = \"{source}\""),
+        "key_value_stores = [\"default\"]".to_string(),
+        "allowed_outbound_hosts = [\"http://127.0.0.1:8080\"]".to_string(),
+        "ORIGIN_URL = \"http://127.0.0.1:8080\"".to_string(),
+        "command = \"bash scripts/build.sh spin\"".to_string(),
+    ] {
+        assert!(manifest.contains(&needle), "spin.toml lacks {needle}");
+    }
+    for (route, dir, cache_control) in SPIN_FILES {
+        for needle in [
+            format!("route = \"{route}...\""),
+            format!("files = [{{ source = \"{dir}\", destination = \"/\" }}]"),
+            format!("CACHE_CONTROL = \"{cache_control}\""),
+        ] {
+            assert!(manifest.contains(&needle), "spin.toml lacks {needle}");
+        }
+    }
 }
