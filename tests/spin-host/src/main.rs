@@ -11,17 +11,17 @@
 //!   (Spin's `allowed_outbound_hosts`); anything else is refused with `HTTP-request-denied`;
 //! - `fermyon:spin/key-value@2.0.0` (Spin's published WIT, vendored in `wit/`), in memory, for the
 //!   store labels given by `--kv-store` (Spin's `key_value_stores`; `default` when none given).
-//!   Values live as long as the process, shared by every request.
-//!
+//!   Values live as long as the process, shared by every request;
 //! - Spin's file server components (`spin_static_fs` in `spin.toml`), as `--files
 //!   PREFIX=DIR[;CACHE-CONTROL]`: a request under `PREFIX` is a file of `DIR`.
 //!
 //! Everything else Spin offers (variables, SQLite, Redis, ...) is absent: a component that
 //! imports it fails to instantiate here, which is what we want; the import check in
-//! `tests/tests/spin.rs` compares the component against Spin's full world.
+//! `tests/tests/spin_component.rs` compares the component against Spin's full world.
 //!
 //! Its own workspace and lock: wasmtime's few hundred crates stay out of the shop's
-//! `Cargo.lock`, and `scripts/spin-host.sh` builds it once per version into its own target dir.
+//! `Cargo.lock`, and `scripts/spin-test-host.sh` builds it once per version (a hash of this
+//! crate's files) into a cache outside the work tree, reused by later runs and fresh clones.
 //!
 //! ```sh
 //! spin-test-host --wasm target/spin/wasm32-wasip2/release/edge_spin.wasm --listen 127.0.0.1:3000 \
