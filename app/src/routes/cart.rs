@@ -33,6 +33,19 @@ pub fn CartPage() -> impl IntoView {
     // The cart is only known after hydration; the server renders the empty state.
     let skus = Memo::new(move |_| cart.lines().into_iter().map(|l| l.sku).collect::<Vec<_>>());
     let items = Resource::new(move || skus.get(), cart_items);
+    // The codes entered, and the cart priced by the shop with them whenever it or they change.
+    // Owned here, not by the cart view: placing the order empties the cart, which disposes the
+    // view while this resource still runs once more.
+    let codes = RwSignal::new(Vec::<String>::new());
+    let pricing = LocalResource::new(move || {
+        let (lines, codes) = (cart.lines(), codes.get());
+        async move {
+            if lines.is_empty() {
+                return None;
+            }
+            price_cart(to_lines(&lines), codes.join(",")).await.ok()
+        }
+    });
     view! {
         <Title text="Your cart" />
         <section class="cart-page">
@@ -40,7 +53,7 @@ pub fn CartPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading">"Loading your cart…"</p> }>
                 {move || Suspend::new(async move {
                     match items.await {
-                        Ok(items) if !cart.lines().is_empty() => view! { <CartView items /> }.into_any(),
+                        Ok(items) if !cart.lines().is_empty() => view! { <CartView items codes pricing /> }.into_any(),
                         Ok(_) => view! { <p class="empty-cart" data-testid="empty-cart">"Your cart is empty. " <a href="/">"Keep shopping"</a></p> }.into_any(),
                         Err(_) => view! { <p class="notice">"Your cart cannot be shown right now. Please try again shortly."</p> }.into_any(),
                     }
@@ -67,24 +80,19 @@ fn line_total(item: &CartItem, qty: u32) -> Money {
 }
 
 #[component]
-fn CartView(items: Vec<CartItem>) -> impl IntoView {
+fn CartView(
+    items: Vec<CartItem>,
+    codes: RwSignal<Vec<String>>,
+    pricing: LocalResource<Option<PricedCart>>,
+) -> impl IntoView {
     let cart = use_cart();
     let items = StoredValue::new(items);
     let qty_of = move |sku: &str| cart.units_of(sku);
-    // The codes entered; the shop prices the cart with them whenever it or they change.
-    let codes = RwSignal::new(Vec::<String>::new());
-    let pricing = LocalResource::new(move || {
-        let (lines, codes) = (cart.lines(), codes.get());
-        async move {
-            if lines.is_empty() {
-                return None;
-            }
-            price_cart(to_lines(&lines), codes.join(",")).await.ok()
-        }
-    });
     // The priced cart, while it matches the cart's quantities (a stale one is not shown).
     let priced = move || {
-        pricing.get().flatten().filter(|p: &PricedCart| p.lines.iter().all(|l| l.qty == qty_of(l.sku.as_str())))
+        // `try_`: the order being placed empties the cart and takes this page away; a read
+        // that comes after must find nothing, not panic.
+        pricing.try_get().flatten().flatten().filter(|p: &PricedCart| p.lines.iter().all(|l| l.qty == qty_of(l.sku.as_str())))
     };
     let total = move || {
         if let Some(priced) = priced() {
@@ -153,7 +161,7 @@ fn CartSummary(priced: Signal<Option<PricedCart>>, codes: RwSignal<Vec<String>>)
         entered.set(String::new());
     };
     let summary = move || {
-        let priced = priced.get()?;
+        let priced = priced.try_get().flatten()?;
         let money = |minor: u64| Money::new(minor, &priced.currency).to_string();
         let savings = priced
             .applied
@@ -174,7 +182,7 @@ fn CartSummary(priced: Signal<Option<PricedCart>>, codes: RwSignal<Vec<String>>)
         })
     };
     let refused = move || {
-        let priced = priced.get()?;
+        let priced = priced.try_get().flatten()?;
         let items = priced
             .rejected_codes
             .iter()
@@ -266,9 +274,11 @@ fn CheckoutForm(codes: RwSignal<Vec<String>>) -> impl IntoView {
     Effect::new(move |_| match place.value().get() {
         Some(Ok(PlaceOrderResult::Placed { order_id })) => {
             checkout_key::forget();
-            cart.clear();
             let navigate = leptos_router::hooks::use_navigate();
             navigate(&format!("/orders/{order_id}"), Default::default());
+            // Emptied once the order page has taken over: emptying the cart re-renders (and
+            // disposes) this form, which must not happen while this effect still runs.
+            set_timeout(move || cart.clear(), std::time::Duration::ZERO);
         }
         Some(Ok(PlaceOrderResult::Refused { message: text, .. })) => {
             // A definite answer: nothing is held any more; the next attempt is a new checkout.
@@ -284,7 +294,9 @@ fn CheckoutForm(codes: RwSignal<Vec<String>>) -> impl IntoView {
         message.set(None);
         place.dispatch((cart.lines(), email.get_untracked(), token.get_untracked(), codes.get_untracked()));
     };
-    let hold_notice = move || match hold.get().flatten() {
+    let pending = place.pending();
+    let pending = move || pending.try_get().unwrap_or(false);
+    let hold_notice = move || match hold.try_get().flatten().flatten() {
         Some(CartHoldView::Held { expires_at_ms }) => view! {
             <p class="hold" data-testid="hold-expiry" data-expires-at=expires_at_ms.to_string()>
                 "Your items are held for you until " <strong>{clock_time(expires_at_ms)}</strong>
@@ -307,10 +319,10 @@ fn CheckoutForm(codes: RwSignal<Vec<String>>) -> impl IntoView {
             <label>"Card"
                 <select name="payment_token" on:change=move |ev| token.set(event_target_value(&ev))>{cards}</select>
             </label>
-            <button type="submit" class="place-order" disabled=move || place.pending().get() || cart.units() == 0>
-                {move || if place.pending().get() { "Placing order…" } else { "Place order" }}
+            <button type="submit" class="place-order" disabled=move || pending() || cart.units() == 0>
+                {move || if pending() { "Placing order…" } else { "Place order" }}
             </button>
-            <p class="checkout-message" role="alert" data-testid="checkout-message">{move || message.get()}</p>
+            <p class="checkout-message" role="alert" data-testid="checkout-message">{move || message.try_get().flatten()}</p>
         </form>
     }
 }
