@@ -59,7 +59,9 @@ if [ "${1:-}" = spin ]; then
     echo "build: spin component"
     t0=$SECONDS
     # Its own target dir: a wasip2 build shares nothing with the native or worker builds.
-    CARGO_TARGET_DIR=target/spin cargo build --quiet -p edge-spin --release --target wasm32-wasip2
+    # Without symbol names: 7.2 -> 4.2 MB raw (a component keeps its WIT in other sections).
+    CARGO_PROFILE_RELEASE_STRIP=symbols CARGO_TARGET_DIR=target/spin \
+      cargo build --quiet -p edge-spin --release --target wasm32-wasip2
     touch "$SPIN"
     echo "build: spin component took $((SECONDS - t0)) s"
   fi
