@@ -143,7 +143,7 @@ fn CartView(
         </table>
         <CartSummary priced=Signal::derive(priced) codes />
         <p class="cart-total">"Total " <strong data-testid="cart-total">{total}</strong></p>
-        <CheckoutForm codes />
+        <CheckoutForm codes pricing />
     }
 }
 
@@ -238,7 +238,7 @@ fn clock_time(ms: u64) -> String {
 }
 
 #[component]
-fn CheckoutForm(codes: RwSignal<Vec<String>>) -> impl IntoView {
+fn CheckoutForm(codes: RwSignal<Vec<String>>, pricing: LocalResource<Option<PricedCart>>) -> impl IntoView {
     let cart = use_cart();
     let email = RwSignal::new(String::new());
     let token = RwSignal::new(TEST_CARDS[0].0.to_string());
@@ -292,7 +292,17 @@ fn CheckoutForm(codes: RwSignal<Vec<String>>) -> impl IntoView {
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         message.set(None);
-        place.dispatch((cart.lines(), email.get_untracked(), token.get_untracked(), codes.get_untracked()));
+        // Codes the shop already said do not apply are left out (the page shows why); the
+        // server prices the order again and refuses any code that no longer applies.
+        let refused: Vec<String> = pricing
+            .try_get_untracked()
+            .flatten()
+            .flatten()
+            .map(|p| p.rejected_codes.into_iter().map(|r| r.code).collect())
+            .unwrap_or_default();
+        let codes: Vec<String> =
+            codes.get_untracked().into_iter().filter(|c| !refused.contains(&edge_core::promo::normalize_code(c))).collect();
+        place.dispatch((cart.lines(), email.get_untracked(), token.get_untracked(), codes));
     };
     let pending = place.pending();
     let pending = move || pending.try_get().unwrap_or(false);
