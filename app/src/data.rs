@@ -21,6 +21,9 @@ pub struct ProductWithStock {
     /// Products often bought with this one, from the snapshot's lists (empty without them).
     #[serde(default)]
     pub together: Vec<edge_core::ProductSummary>,
+    /// (SKU, sale price) of each stock unit the automatic promotions discount now.
+    #[serde(default)]
+    pub sales: Vec<(String, edge_core::Money)>,
 }
 
 #[cfg(feature = "ssr")]
@@ -172,7 +175,16 @@ pub async fn product_detail(sku: String) -> Result<Option<ProductWithStock>, Ser
         leptos::logging::error!("bought-together list for {sku} unavailable: {e:?}");
         Vec::new()
     });
-    Ok(Some(ProductWithStock { product, levels, similar, together }))
+    let (mut similar, mut together) = (similar, together);
+    for strip in [&mut similar, &mut together] {
+        let _ = edge_core::api::mark_sales(&shop, strip).await;
+    }
+    let sales = edge_core::api::unit_sales(&shop, &product).await.unwrap_or_else(|e| {
+        leptos::logging::error!("promotions for {sku} unavailable: {e:?}");
+        Vec::new()
+    });
+    let sales = sales.into_iter().map(|(unit, price)| (unit.to_string(), price)).collect();
+    Ok(Some(ProductWithStock { product, levels, similar, together, sales }))
 }
 
 /// Units available now, for the live stock line; `None` for a SKU without stock.
@@ -394,9 +406,10 @@ pub async fn recommended() -> Result<Suggestions, ServerFnError> {
     let weights = history.weights(now_s);
     let seen = history.seen();
     let arm = edge_core::behaviour::Arm::of(&history.visitor);
-    let (source, products) = edge_core::api::recommended_products_in(&shop, &weights, &seen, RECOMMENDED_SHOWN, arm)
+    let (source, mut products) = edge_core::api::recommended_products_in(&shop, &weights, &seen, RECOMMENDED_SHOWN, arm)
         .await
         .map_err(|e| ServerFnError::new(format!("{e:?}")))?;
+    let _ = edge_core::api::mark_sales(&shop, &mut products).await;
     let personal = source == edge_core::api::SuggestionSource::Personal;
     // Exposure, for the experiment's click-through (only personal lists are in the experiment).
     if personal {

@@ -30,19 +30,31 @@ pub fn ProductGrid(products: Vec<ProductSummary>) -> impl IntoView {
                 .into_iter()
                 .map(|p| {
                     let href = format!("/p/{}", p.sku);
+                    let price = price_tag(&p);
                     view! {
                         <li class="card" data-sku=p.sku.to_string()>
                             <a href=href>
                                 <img src=p.image alt="" width="240" height="180" loading="lazy" />
                                 <span class="category">{p.category}</span>
                                 <h2 class="title">{p.title}</h2>
-                                <span class="price">{p.price.to_string()}</span>
+                                {price}
                             </a>
                         </li>
                     }
                 })
                 .collect_view()}
         </ul>
+    }
+}
+
+/// A product's price: the sale price beside the struck-through list price when it is on sale.
+pub fn price_tag(p: &ProductSummary) -> impl IntoView {
+    match &p.sale_price {
+        Some(sale) => view! {
+            <span class="price on-sale"><s class="was">{p.price.to_string()}</s> " " <span class="sale">{sale.to_string()}</span></span>
+        }
+        .into_any(),
+        None => view! { <span class="price">{p.price.to_string()}</span> }.into_any(),
     }
 }
 

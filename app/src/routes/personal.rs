@@ -28,12 +28,13 @@ pub fn strip(products: Vec<ProductSummary>) -> impl IntoView {
     let items = products
         .into_iter()
         .map(|p| {
+            let price = super::listing::price_tag(&p);
             view! {
                 <li class="strip-item" data-sku=p.sku.to_string()>
                     <a href=format!("/p/{}", p.sku)>
                         <img src=p.image alt="" width="120" height="90" loading="lazy" />
                         <span class="title">{p.title}</span>
-                        <span class="price">{p.price.to_string()}</span>
+                        {price}
                     </a>
                 </li>
             }

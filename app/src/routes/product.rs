@@ -48,7 +48,7 @@ pub fn ProductPage() -> impl IntoView {
 
 #[component]
 fn ProductView(detail: ProductWithStock) -> impl IntoView {
-    let ProductWithStock { product, levels, similar, together } = detail;
+    let ProductWithStock { product, levels, similar, together, sales } = detail;
     let together = (!together.is_empty()).then(|| {
         view! {
             <section class="together" data-testid="bought-together">
@@ -111,12 +111,16 @@ fn ProductView(detail: ProductWithStock) -> impl IntoView {
             let _ = record_event(sku, "carted".into()).await;
         });
     };
+    // The list price, and the sale price when automatic promotions discount the unit now.
     let price = {
         let product = product.clone();
         move || {
-            let sku = Sku::parse(&selected.get()).ok();
-            sku.and_then(|s| product.price_of(&s).map(ToString::to_string))
-                .unwrap_or_default()
+            let unit = selected.get();
+            let list = Sku::parse(&unit).ok().and_then(|s| product.price_of(&s).map(ToString::to_string)).unwrap_or_default();
+            match sales.iter().find(|(s, _)| *s == unit) {
+                Some((_, sale)) => view! { <s class="was">{list}</s> " " <span class="sale">{sale.to_string()}</span> }.into_any(),
+                None => list.into_any(),
+            }
         }
     };
     let variant_links = (!product.variants.is_empty()).then(|| {

@@ -132,8 +132,62 @@ async fn unknown_route(Path(rest): Path<String>) -> ApiError {
 pub const QUERY_CHARS_MAX: usize = 200;
 
 /// A page of products: all, one category (`category=`), or search results (`q=`), with the
-/// listing filters, sort and page of [`ListingQuery`].
+/// listing filters, sort and page of [`ListingQuery`]; products on sale carry their sale price.
 pub async fn browse(shop: &Shop, params: &[(String, String)]) -> Result<ListingPage, ApiError> {
+    let mut page = listing_page(shop, params).await?;
+    mark_sales(shop, &mut page.products).await?;
+    Ok(page)
+}
+
+/// The snapshot's promotions; none when the value is corrupt (the page shows list prices, and
+/// checkout, which reads them too, refuses with its own error).
+async fn promotion_book(shop: &Shop) -> Result<Arc<crate::promo::PromotionBook>, ApiError> {
+    match shop.catalog.promotions().await {
+        Ok(book) => Ok(book),
+        Err(StoreError::Corrupt { .. }) => Ok(Arc::default()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sets each product's [`crate::ProductSummary::sale_price`]: one unit priced like a cart with the
+/// automatic promotions running now ([`crate::promo::shelf_price`]).
+pub async fn mark_sales(shop: &Shop, products: &mut [crate::ProductSummary]) -> Result<(), ApiError> {
+    let book = promotion_book(shop).await?;
+    let now_ms = shop.clock.now_ms();
+    for product in products {
+        let unit = crate::promo::CartLine {
+            sku: product.sku.clone(),
+            product: product.sku.clone(),
+            category: product.category.clone(),
+            unit_price: product.price.clone(),
+            qty: 1,
+        };
+        product.sale_price = crate::promo::shelf_price(&book, &unit, now_ms);
+    }
+    Ok(())
+}
+
+/// The sale price of each of `product`'s stock units that automatic promotions discount now.
+pub async fn unit_sales(shop: &Shop, product: &crate::Product) -> Result<Vec<(Sku, crate::Money)>, ApiError> {
+    let book = promotion_book(shop).await?;
+    let now_ms = shop.clock.now_ms();
+    Ok(product
+        .stock_units()
+        .into_iter()
+        .filter_map(|unit| {
+            let line = crate::promo::CartLine {
+                sku: unit.clone(),
+                product: product.sku.clone(),
+                category: product.category.clone(),
+                unit_price: product.price_of(unit)?.clone(),
+                qty: 1,
+            };
+            Some((unit.clone(), crate::promo::shelf_price(&book, &line, now_ms)?))
+        })
+        .collect())
+}
+
+async fn listing_page(shop: &Shop, params: &[(String, String)]) -> Result<ListingPage, ApiError> {
     let query = ListingQuery::from_params(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(ApiError::BadRequest)?;
     let param = |name: &str| {

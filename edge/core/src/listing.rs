@@ -380,6 +380,7 @@ mod tests {
             image: "/i.svg".into(),
             vendor: vendor.into(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            sale_price: None,
         }
     }
 

@@ -132,6 +132,10 @@ pub struct ProductSummary {
     pub vendor: String,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The price with the automatic promotions running now, when they take something off
+    /// (set when a page is served, never published: promotions start and end on their own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sale_price: Option<Money>,
 }
 
 impl From<&Product> for ProductSummary {
@@ -144,6 +148,7 @@ impl From<&Product> for ProductSummary {
             image: p.image.clone(),
             vendor: p.vendor.clone(),
             tags: p.tags.clone(),
+            sale_price: None,
         }
     }
 }

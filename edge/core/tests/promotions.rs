@@ -512,3 +512,30 @@ async fn usage_limits_hold_when_shards_lose_requests_and_answers() {
         assert_eq!((mugs.sold, mugs.held), (placed, 0), "seed {seed}");
     }
 }
+
+#[tokio::test]
+async fn listings_and_product_pages_show_the_automatic_promotions_sale_prices() {
+    let shelf = host(book()).await;
+    let req = Request::builder().uri("/api/products").body(Body::empty()).unwrap();
+    let res = router(shelf.shop()).oneshot(req).await.unwrap();
+    let listing: Value = serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let sale = |sku: &str| -> Option<u64> {
+        let product = listing["products"].as_array().unwrap().iter().find(|p| p["sku"] == sku).unwrap();
+        product.get("sale_price").map(|p| p["minor"].as_u64().unwrap())
+    };
+    // 20% off kitchen, automatic; the codes (FIVE, HALF, ...) are not shelf prices.
+    assert_eq!((sale("MUG-1"), sale("POT-2"), sale("BOOK-3")), (Some(960), Some(2_760), None), "{listing}");
+    let shop = shelf.shop();
+    let mug = shop.catalog.product(&Sku::parse("MUG-1").unwrap()).await.unwrap().unwrap();
+    let sales = edge_core::api::unit_sales(&shop, &mug).await.unwrap();
+    assert_eq!(sales, vec![(Sku::parse("MUG-1").unwrap(), edge_core::Money::new(960, "USD"))]);
+    // Without automatic promotions nothing is on sale.
+    let plain = host(json!({"currency": "USD", "promotions": [
+        {"id": "TEN", "title": "$1 off", "code": "TEN", "benefit": {"type": "amount_off", "minor": 100}}
+    ]}))
+    .await;
+    let shop = plain.shop();
+    let mut products = shop.catalog.products().await.unwrap().as_ref().clone();
+    edge_core::api::mark_sales(&shop, &mut products).await.unwrap();
+    assert!(products.iter().all(|p| p.sale_price.is_none()));
+}
