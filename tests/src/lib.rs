@@ -455,3 +455,40 @@ impl SpinHost {
         Ok(Self { base_url, admin_token, _process: process })
     }
 }
+
+/// Polls `probe` every 100 ms until it says `true`; an error names `what` after `timeout`.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if probe().await? {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("timed out after {timeout:?} waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Clicks the first element matching `css`.
+pub async fn click(c: &fantoccini::Client, css: &str) -> Result<(), String> {
+    let element = c.find(fantoccini::Locator::Css(css)).await.map_err(|e| format!("{css}: {e}"))?;
+    element.click().await.map_err(|e| format!("click {css}: {e}"))
+}
+
+/// Runs `script` in the page and returns its value.
+pub async fn js(c: &fantoccini::Client, script: &str) -> Result<serde_json::Value, String> {
+    c.execute(script, vec![]).await.map_err(|e| e.to_string())
+}
+
+/// Waits until the storefront page has hydrated (the app marks `<body data-hydrated>`).
+pub async fn wait_hydrated(c: &fantoccini::Client) -> Result<(), String> {
+    wait_for("hydration", Duration::from_secs(20), || async {
+        Ok(js(c, "return document.body.dataset.hydrated === 'true'").await? == serde_json::json!(true))
+    })
+    .await
+}

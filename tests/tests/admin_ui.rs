@@ -22,7 +22,7 @@ use fantoccini::{Client, Locator};
 use origin::admin::{accounts, AdminConfig, EdgeTarget, HashCost};
 use origin::server::{Origin, OriginConfig};
 use serde_json::{json, Value};
-use shop_e2e::{free_port, repo_root, Browser, WranglerDev};
+use shop_e2e::{click, free_port, js, repo_root, wait_for, wait_hydrated, Browser, WranglerDev};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -241,10 +241,7 @@ async fn in_browser(c: &Client, edge: &WranglerDev, origin_url: &str, id: &str) 
         "the order page's CSP allows inline scripts: {csp}"
     );
     c.goto(&shopper_url).await.map_err(|e| e.to_string())?;
-    wait_for("hydration", Duration::from_secs(20), || async {
-        Ok(js(c, "return document.body.dataset.hydrated === 'true'").await? == json!(true))
-    })
-    .await?;
+    wait_hydrated(c).await?;
     ensure!(
         shopper_status(c).await? == json!("paid"),
         "the new order is not paid"
@@ -429,35 +426,3 @@ async fn fill(c: &Client, css: &str, text: &str) -> CheckResult {
         .map_err(|e| format!("type into {css}: {e}"))
 }
 
-async fn click(c: &Client, css: &str) -> CheckResult {
-    let element = c
-        .find(Locator::Css(css))
-        .await
-        .map_err(|e| format!("{css}: {e}"))?;
-    element
-        .click()
-        .await
-        .map_err(|e| format!("click {css}: {e}"))
-}
-
-async fn js(c: &Client, script: &str) -> Result<Value, String> {
-    c.execute(script, vec![]).await.map_err(|e| e.to_string())
-}
-
-async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut probe: F) -> CheckResult
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool, String>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if probe().await? {
-            return Ok(());
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}

@@ -15,7 +15,7 @@ use fantoccini::Locator;
 use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shop_e2e::{repo_root, Browser, Edge, EdgeHost, OriginServer};
+use shop_e2e::{click, js, repo_root, wait_for, wait_hydrated, Browser, Edge, EdgeHost, OriginServer};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -1127,24 +1127,6 @@ async fn flash_sale_of_2000_checkouts_across_shards_never_oversells(ctx: &Ctx) -
     result
 }
 
-async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut probe: F) -> CheckResult
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool, String>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if probe().await? {
-            return Ok(());
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn text_of(client: &fantoccini::Client, css: &str) -> Result<String, String> {
     client
         .find(Locator::Css(css))
@@ -1257,25 +1239,6 @@ async fn browser_adds_to_cart_without_reload_and_sees_live_stock(ctx: &Ctx) -> C
     .await;
     let _ = browser.client.clone().close().await;
     result
-}
-
-/// Clicks the first element matching `css`.
-async fn click(c: &fantoccini::Client, css: &str) -> CheckResult {
-    let element = c.find(Locator::Css(css)).await.map_err(|e| format!("{css}: {e}"))?;
-    element.click().await.map_err(|e| format!("click {css}: {e}"))?;
-    Ok(())
-}
-
-/// Runs `script` in the page and returns its value.
-async fn js(c: &fantoccini::Client, script: &str) -> Result<Value, String> {
-    c.execute(script, vec![]).await.map_err(|e| e.to_string())
-}
-
-async fn wait_hydrated(c: &fantoccini::Client) -> CheckResult {
-    wait_for("hydration", Duration::from_secs(20), || async {
-        Ok(js(c, "return document.body.dataset.hydrated === 'true'").await? == json!(true))
-    })
-    .await
 }
 
 /// A shopper adds two products, checks out with the test card and lands on the order page,
