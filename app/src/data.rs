@@ -167,15 +167,14 @@ pub async fn product_detail(sku: String) -> Result<Option<ProductWithStock>, Ser
         }
     });
     let levels = futures::future::join_all(reads).await;
-    let similar = edge_core::api::similar_products(&shop, &sku, SIMILAR_SHOWN).await.unwrap_or_else(|e| {
+    let mut similar = edge_core::api::similar_products(&shop, &sku, SIMILAR_SHOWN).await.unwrap_or_else(|e| {
         leptos::logging::error!("similar items for {sku} unavailable: {e:?}");
         Vec::new()
     });
-    let together = edge_core::api::bought_together(&shop, &sku, TOGETHER_SHOWN).await.unwrap_or_else(|e| {
+    let mut together = edge_core::api::bought_together(&shop, &sku, TOGETHER_SHOWN).await.unwrap_or_else(|e| {
         leptos::logging::error!("bought-together list for {sku} unavailable: {e:?}");
         Vec::new()
     });
-    let (mut similar, mut together) = (similar, together);
     for strip in [&mut similar, &mut together] {
         let _ = edge_core::api::mark_sales(&shop, strip).await;
     }

@@ -15,7 +15,7 @@
 //! outbox until [`Checkout::deliver`] hands it to the origin.
 
 use crate::money::Money;
-use crate::order::{total, CheckoutRequest, Order, OrderLine, OrderPricing, OrderStatus, StatusChange};
+use crate::order::{CheckoutRequest, Order, OrderLine, OrderPricing, OrderStatus, StatusChange};
 use crate::promo::{CartLine, PricedCart, UsageClaim};
 use crate::product::Sku;
 use crate::shard::SkuShard;
@@ -230,37 +230,6 @@ pub trait CheckoutLog: Send + Sync {
 /// The origin's order intake, as the outbox sees it. Idempotent by order id.
 pub trait OrderSink: Send + Sync {
     fn deliver<'a>(&'a self, order: &'a Order) -> BoxFuture<'a, Result<(), StoreError>>;
-}
-
-/// Prices an order's lines from the catalog. Unknown SKUs, mixed currencies and overflowing
-/// totals are the caller's error.
-pub async fn price(
-    catalog: &dyn CatalogStore,
-    lines: &[Line],
-) -> Result<(Vec<OrderLine>, Money), CheckoutError> {
-    let mut priced = Vec::with_capacity(lines.len());
-    for line in lines {
-        let product = catalog.unit(&line.sku).await?;
-        let Some((product, unit_price)) = product
-            .as_ref()
-            .and_then(|p| Some((p, p.price_of(&line.sku)?.clone())))
-        else {
-            return Err(CheckoutError::Invalid(format!(
-                "the catalog has no SKU {}",
-                line.sku
-            )));
-        };
-        priced.push(OrderLine {
-            sku: line.sku.clone(),
-            title: product.title.clone(),
-            qty: line.qty,
-            unit_price,
-        });
-    }
-    let total = total(&priced).ok_or_else(|| {
-        CheckoutError::Invalid("the lines' prices cannot be added up (mixed currencies)".into())
-    })?;
-    Ok((priced, total))
 }
 
 /// One checkout's collaborators.
@@ -923,6 +892,7 @@ pub fn order_id_for_key(key: &str) -> OrderId {
 mod tests {
     use super::*;
     use crate::memory::{ManualClock, MemoryStock};
+    use crate::order::total;
     use futures::executor::block_on;
 
     struct Host {
