@@ -400,17 +400,22 @@ pub async fn publish(
 /// Products in the trending list a publish takes from the origin.
 pub const TRENDING_PUBLISHED: usize = 50;
 
-/// The origin's trending products (`GET {origin}/internal/trending`), best first.
-pub async fn fetch_trending(origin: &str, token: &str) -> Result<Vec<edge_core::Sku>, PublishError> {
-    let url = format!("{}/internal/trending?limit={TRENDING_PUBLISHED}", origin.trim_end_matches('/'));
+/// `GET {origin}{path}` with the origin's token, as JSON; `what` names it in errors.
+async fn fetch_analytics(origin: &str, path: &str, token: &str, what: &str) -> Result<serde_json::Value, PublishError> {
+    let url = format!("{}{path}", origin.trim_end_matches('/'));
     let request = reqwest::Client::new().get(&url);
-    let (status, body) = send_authorized(&url, token, "the trending list", request).await?;
+    let (status, body) = send_authorized(&url, token, what, request).await?;
     if status == 404 {
         let body = String::from_utf8_lossy(&body).into_owned();
-        return Err(PublishError::Refused { what: "the trending list".into(), status, body });
+        return Err(PublishError::Refused { what: what.into(), status, body });
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| PublishError::CorruptLive(format!("trending list: {e}")))?;
+    serde_json::from_slice(&body).map_err(|e| PublishError::CorruptLive(format!("{what}: {e}")))
+}
+
+/// The origin's trending products (`GET {origin}/internal/trending`), best first.
+pub async fn fetch_trending(origin: &str, token: &str) -> Result<Vec<edge_core::Sku>, PublishError> {
+    let path = format!("/internal/trending?limit={TRENDING_PUBLISHED}");
+    let value = fetch_analytics(origin, &path, token, "the trending list").await?;
     Ok(value["products"]
         .as_array()
         .into_iter()
@@ -421,15 +426,7 @@ pub async fn fetch_trending(origin: &str, token: &str) -> Result<Vec<edge_core::
 
 /// The origin's "bought together" lists (`GET {origin}/internal/together`), for `catalog`.
 pub async fn fetch_together(origin: &str, token: &str, catalog: &Catalog) -> Result<edge_core::store::Together, PublishError> {
-    let url = format!("{}/internal/together", origin.trim_end_matches('/'));
-    let request = reqwest::Client::new().get(&url);
-    let (status, body) = send_authorized(&url, token, "the bought-together lists", request).await?;
-    if status == 404 {
-        let body = String::from_utf8_lossy(&body).into_owned();
-        return Err(PublishError::Refused { what: "the bought-together lists".into(), status, body });
-    }
-    let value: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| PublishError::CorruptLive(format!("bought-together lists: {e}")))?;
+    let value = fetch_analytics(origin, "/internal/together", token, "the bought-together lists").await?;
     let raw = value["products"].as_object().into_iter().flatten().map(|(sku, partners)| {
         let partners = partners.as_array().into_iter().flatten().filter_map(|p| p["sku"].as_str().map(str::to_owned));
         (sku.clone(), partners.collect())
