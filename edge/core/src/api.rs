@@ -290,14 +290,18 @@ async fn together_lists(shop: &Shop) -> Result<Arc<crate::store::Together>, ApiE
     }
 }
 
-/// Positions in `products` of the SKUs in `wanted` (one pass over the catalog).
-fn positions(products: &[crate::ProductSummary], wanted: &[&Sku]) -> BTreeMap<Sku, u32> {
-    let wanted: std::collections::BTreeSet<&Sku> = wanted.iter().copied().collect();
-    products
+/// The catalog's SKU → place map, to find a few SKUs in `products` without a scan.
+type Places = std::collections::HashMap<Sku, u32>;
+
+/// Positions in `products` of the SKUs in `wanted`, from the catalog's `places`; a SKU whose
+/// place holds another product (a publish between the two reads) is left out.
+fn positions(products: &[crate::ProductSummary], places: &Places, wanted: &[&Sku]) -> BTreeMap<Sku, u32> {
+    wanted
         .iter()
-        .enumerate()
-        .filter(|(_, p)| wanted.contains(&p.sku))
-        .map(|(i, p)| (p.sku.clone(), i as u32))
+        .filter_map(|sku| {
+            let at = *places.get(*sku)?;
+            (products.get(at as usize)?.sku == **sku).then(|| ((*sku).clone(), at))
+        })
         .collect()
 }
 
@@ -308,7 +312,7 @@ pub async fn bought_together(shop: &Shop, sku: &Sku, k: usize) -> Result<Vec<cra
     let Some(list) = together.get(sku) else { return Ok(Vec::new()) };
     let products = shop.catalog.products().await?;
     let wanted: Vec<&Sku> = list.iter().filter(|s| *s != sku && not_sold_out(shop, s)).collect();
-    let at = positions(&products, &wanted);
+    let at = positions(&products, &*shop.catalog.positions().await?, &wanted);
     Ok(wanted
         .into_iter()
         .filter_map(|s| products.get(*at.get(s)? as usize).cloned())
@@ -338,6 +342,7 @@ async fn get_together(
 /// products, scaled to at most 1.
 fn co_purchase_candidates(
     products: &[crate::ProductSummary],
+    places: &Places,
     together: &crate::store::Together,
     weights: &[(&Sku, f32)],
     keep: impl Fn(&Sku) -> bool,
@@ -352,7 +357,7 @@ fn co_purchase_candidates(
     }
     let top = scores.values().copied().fold(0f32, f32::max);
     let wanted: Vec<&Sku> = scores.keys().copied().collect();
-    let at = positions(products, &wanted);
+    let at = positions(products, places, &wanted);
     scores
         .into_iter()
         .filter_map(|(sku, score)| Some((*at.get(sku)?, if top > 0.0 { score / top } else { 0.0 })))
@@ -399,7 +404,7 @@ pub async fn recommended_products_in(
         _ if weights.is_empty() => Vec::new(),
         crate::behaviour::Arm::CoPurchase => {
             let together = together_lists(shop).await?;
-            let mut candidates = co_purchase_candidates(&products, &together, weights, keep);
+            let mut candidates = co_purchase_candidates(&products, &*shop.catalog.positions().await?, &together, weights, keep);
             // Co-purchases first (a bonus above any affinity), then the catalog's best-sellers,
             // earlier ones a little higher.
             candidates.iter_mut().for_each(|(_, score)| *score += 1.0);
@@ -422,7 +427,7 @@ pub async fn recommended_products_in(
     let mut picks: Vec<crate::ProductSummary> = personal.into_iter().filter_map(|i| products.get(i as usize).cloned()).collect();
     // Best-sellers: the trending list published with the snapshot, then the catalog's order.
     let trending = shop.catalog.trending().await.unwrap_or_default();
-    let at = positions(&products, &trending.iter().collect::<Vec<_>>());
+    let at = positions(&products, &*shop.catalog.positions().await?, &trending.iter().collect::<Vec<_>>());
     let trending_products = trending.iter().filter_map(|sku| products.get(*at.get(sku)? as usize));
     for product in trending_products.chain(products.iter()) {
         if picks.len() >= k {
@@ -466,7 +471,7 @@ pub async fn personal_order(shop: &Shop, weights: &[(&Sku, f32)], skus: &[Sku]) 
         Ok(None) | Err(StoreError::Corrupt { .. }) => vec![None; skus.len()],
         Err(e) => return Err(e.into()),
     };
-    let at = positions(&products, &skus.iter().collect::<Vec<_>>());
+    let at = positions(&products, &*shop.catalog.positions().await?, &skus.iter().collect::<Vec<_>>());
     let listed: Vec<u32> = skus.iter().filter_map(|s| at.get(s).copied()).collect();
     let candidates: Vec<(u32, f32)> = skus
         .iter()

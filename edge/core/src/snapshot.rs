@@ -22,7 +22,7 @@ use crate::store::{BoxFuture, CatalogStore, StoreError, Together};
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -476,6 +476,24 @@ impl<K: KvRead> CatalogStore for SnapshotCatalog<K> {
 
     fn products(&self) -> BoxFuture<'_, Result<Arc<Vec<ProductSummary>>, StoreError>> {
         Box::pin(self.required(index_key))
+    }
+
+    fn positions(&self) -> BoxFuture<'_, Result<Arc<HashMap<Sku, u32>>, StoreError>> {
+        Box::pin(async move {
+            let Some(version) = self.version().await? else { return Ok(Arc::default()) };
+            // Derived from the version's product index, kept beside it (a key KV never has).
+            let key = format!("{}#positions", index_key(version));
+            if let Some(hit) = self.cache.lock().values.get(&key).cloned().flatten() {
+                if let Ok(positions) = hit.downcast::<HashMap<Sku, u32>>() {
+                    return Ok(positions);
+                }
+            }
+            let products = self.products().await?;
+            let positions: Arc<HashMap<Sku, u32>> =
+                Arc::new(products.iter().enumerate().map(|(i, p)| (p.sku.clone(), i as u32)).collect());
+            self.cache.lock().values.put(key, Some(positions.clone() as Arc<dyn Any + Send + Sync>));
+            Ok(positions)
+        })
     }
 
     fn unit<'a>(&'a self, sku: &'a Sku) -> BoxFuture<'a, Result<Option<Product>, StoreError>> {

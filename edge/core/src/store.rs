@@ -55,6 +55,14 @@ pub trait CatalogStore: Send + Sync {
     fn trending(&self) -> BoxFuture<'_, Result<Arc<Vec<Sku>>, StoreError>> {
         Box::pin(async { Ok(Arc::default()) })
     }
+    /// Each product's place in [`Self::products`], for finding a few SKUs' summaries without a
+    /// scan. Hosts with a cache keep one per version; the default builds it per call.
+    fn positions(&self) -> BoxFuture<'_, Result<Arc<std::collections::HashMap<Sku, u32>>, StoreError>> {
+        Box::pin(async move {
+            let products = self.products().await?;
+            Ok(Arc::new(products.iter().enumerate().map(|(i, p)| (p.sku.clone(), i as u32)).collect()))
+        })
+    }
     /// Products bought together with each product, published with the snapshot (may be empty).
     fn together(&self) -> BoxFuture<'_, Result<Arc<Together>, StoreError>> {
         Box::pin(async { Ok(Arc::default()) })

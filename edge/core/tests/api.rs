@@ -788,3 +788,23 @@ async fn personal_lists_keep_places_for_best_sellers_and_fall_back_without_an_in
     let (source, picks) = recommended_products_in(&shop, &[(&tee, 1.0)], &[&tee], 3, Arm::Vector).await.unwrap();
     assert_eq!((source, skus(&picks)), (SuggestionSource::BestSellers, vec!["POT-3".into(), "MUG-1".into(), "MUG-2".into()]));
 }
+
+#[tokio::test]
+async fn product_places_follow_the_live_version() {
+    let host = published().await;
+    let shop = host.shop();
+    let places = shop.catalog.positions().await.unwrap();
+    let products = shop.catalog.products().await.unwrap();
+    assert_eq!(places.len(), products.len());
+    assert!(products.iter().enumerate().all(|(i, p)| places[&p.sku] == i as u32));
+    // A new version in the other order: the places follow once the pointer is re-read.
+    let mut catalog = Catalog::from_json(&catalog_json()).unwrap();
+    catalog.products.reverse();
+    host.kv.publish_snapshot(&catalog.products, host.clock.now_ms());
+    host.clock.advance(POINTER_TTL_MS);
+    let shop = host.shop();
+    let places = shop.catalog.positions().await.unwrap();
+    let last = catalog.products.len() as u32 - 1;
+    assert_eq!(places[&catalog.products[0].sku], 0);
+    assert_eq!(places[&catalog.products[last as usize].sku], last);
+}
