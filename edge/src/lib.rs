@@ -93,12 +93,12 @@ fn personalization(env: &Env) -> app::ssr::Personalization {
 }
 
 /// The isolate's edge protection (rate limits, hoarding caps, bot score; see
-/// `edge_core::protect`), when the `PROTECTION` var is `on`. Off by default for now: the
-/// end-to-end suite drives checkouts in bursts from one client, which the defaults refuse.
+/// `edge_core::protect`): on unless the `PROTECTION` var is `off` (for a benchmark that means
+/// to measure the shards rather than the limits).
 fn isolate_protection(env: &Env) -> Option<edge_core::protect::Protection> {
     static PROTECTION: std::sync::OnceLock<edge_core::protect::Protection> = std::sync::OnceLock::new();
-    let on = env.var("PROTECTION").map(|v| v.to_string()).is_ok_and(|v| v == "on");
-    on.then(|| {
+    let off = env.var("PROTECTION").map(|v| v.to_string()).is_ok_and(|v| v == "off");
+    (!off).then(|| {
         let make = || edge_core::protect::Protection::new(Default::default(), Arc::new(kv_catalog::WorkerClock));
         PROTECTION.get_or_init(make).clone()
     })

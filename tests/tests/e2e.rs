@@ -37,6 +37,26 @@ macro_rules! ensure {
     };
 }
 
+macro_rules! checks {
+    ($($name:ident),* $(,)?) => {
+        vec![$((stringify!($name), (|ctx| Box::pin($name(ctx))) as Check)),*]
+    };
+}
+
+// Checks of one feature each, in files of their own under `tests/e2e/`.
+#[path = "e2e/promotions.rs"]
+mod promotions;
+#[path = "e2e/protection.rs"]
+mod protection;
+
+/// The address a simulated shopper connects from, one per `shopper` name (in 10.0.0.0/8).
+/// Cloudflare sets `CF-Connecting-IP` on every request; local workerd passes the one given,
+/// so each shopper of a load check gets its own rate and hoarding budgets, as real ones do.
+fn shopper_ip(shopper: &str) -> String {
+    let h = edge_core::shard::fnv1a_64(shopper.as_bytes());
+    format!("10.{}.{}.{}", (h >> 16) & 0xff, (h >> 8) & 0xff, h & 0xff)
+}
+
 fn demo_catalog_path() -> PathBuf {
     repo_root().join("origin/data/demo-catalog.json")
 }
@@ -95,7 +115,8 @@ impl Ctx {
         Ok(())
     }
 
-    /// `POST /api/checkout` with an `Idempotency-Key`.
+    /// `POST /api/checkout` with an `Idempotency-Key`, as the simulated shopper the key names:
+    /// from its own address ([`shopper_ip`]), as the load of many shoppers arrives at the edge.
     async fn checkout(
         &self,
         lines: &[(&str, u64)],
@@ -108,6 +129,7 @@ impl Ctx {
             .http
             .post(self.url("/api/checkout"))
             .header("idempotency-key", key)
+            .header("cf-connecting-ip", shopper_ip(key))
             .body(body.to_string())
             .send()
             .await
@@ -1878,12 +1900,6 @@ fn not_on_spin(name: &str) -> Option<&'static str> {
     })
 }
 
-macro_rules! checks {
-    ($($name:ident),* $(,)?) => {
-        vec![$((stringify!($name), (|ctx| Box::pin($name(ctx))) as Check)),*]
-    };
-}
-
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -1891,7 +1907,7 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let code = runtime.block_on(async move {
-        let checks: Vec<(&str, Check)> = checks![
+        let mut checks: Vec<(&str, Check)> = checks![
             home_page_is_server_rendered_with_products_and_categories,
             every_product_is_listed_in_its_category,
             facets_filter_and_sort_listings,
@@ -1915,11 +1931,15 @@ fn main() {
             flash_sale_of_2000_checkouts_across_shards_never_oversells,
             an_origin_outage_delays_orders_but_loses_none,
             holds_run_out_by_the_shards_alarm,
+        ];
+        checks.extend(promotions::checks());
+        checks.extend(protection::checks());
+        checks.extend(checks![
             // Publishes a new version (same products, with bought-together lists).
             bought_together_lists_reach_product_pages,
             // Last: it changes the live catalog the checks above compare against.
             republish_is_atomic_for_readers,
-        ];
+        ]);
         let selected: Vec<_> = checks
             .into_iter()
             .filter(|(name, _)| filter.as_deref().is_none_or(|f| name.contains(f)))

@@ -1,0 +1,7 @@
+//! End-to-end checks of protection (registered in `e2e.rs` through [`checks`]).
+
+use super::*;
+
+pub(crate) fn checks() -> Vec<(&'static str, Check)> {
+    checks![]
+}
