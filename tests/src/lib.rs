@@ -123,7 +123,12 @@ fn test_config(root: &Path) -> Result<PathBuf, String> {
         }
     }
     let path = root.join(".wrangler-test.toml");
-    std::fs::write(&path, kept.join("\n") + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = kept.join("\n") + "\n";
+    // Written only when it changes: wrangler watches its config, so rewriting it (another run
+    // starting) would reload a running worker and lose its isolate's state mid-check.
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     Ok(path)
 }
 
