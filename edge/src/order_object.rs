@@ -22,9 +22,9 @@ use edge_core::checkout::{
 };
 use edge_core::codec::{from_cbor, to_cbor};
 use edge_core::order::{CheckoutRequest, Order, OrderLine, OrderStatus};
-use edge_core::stock::{OrderId, ShardRequest};
-use edge_core::store::{BoxFuture, ShardedStock, StockCoordinator};
-use edge_core::{Money, SkuShard, StoreError};
+use edge_core::stock::OrderId;
+use edge_core::store::{BoxFuture, ShardedStock};
+use edge_core::{Money, StoreError};
 use serde::{Deserialize, Serialize};
 use worker::send::SendFuture;
 use worker::{
@@ -279,7 +279,8 @@ impl OrderShard {
     }
 
     /// Moves the order along its state machine; a cancel or a restocking return gives the units
-    /// back through their shards (idempotent: `Cancel` by order id).
+    /// back through their shards, and a cancel its promotion uses too (idempotent: `Cancel` by
+    /// order id; see `edge_core::checkout::stock_returns`).
     async fn change_status(&self, order_id: &OrderId, raw: &str) -> worker::Result<Response> {
         let Some(status) = OrderStatus::parse(raw) else {
             return Response::error(format!("unknown order status {raw:?}"), 400);
@@ -295,13 +296,8 @@ impl OrderShard {
             let message = format!("an order that is {} cannot become {}", order.status.as_str(), status.as_str());
             return Response::error(message, 409);
         }
-        if status.returns_stock() {
-            let shards: std::collections::BTreeSet<SkuShard> = order.lines.iter().map(|l| SkuShard::of(&l.sku)).collect();
-            for shard in shards {
-                if let Err(e) = self.stock.on_shard(shard, ShardRequest::Cancel { order: order.id.clone() }).await {
-                    return Response::error(format!("stock could not be returned: {e}; retry"), 503);
-                }
-            }
+        if let Err(e) = edge_core::checkout::return_stock(&self.stock, order, status).await {
+            return Response::error(format!("stock could not be returned: {e}; retry"), 503);
         }
         order.set_status(status, now_ms());
         let message = order_message(order);

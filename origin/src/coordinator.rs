@@ -24,9 +24,12 @@
 //!
 //! [`desk_routes`] serves the order desk to edges that have no order owner of their own (Spin):
 //! `POST /coordinator/checkouts` (a CBOR [`RemoteCheckout`] in, the CBOR
-//! `Result<CheckoutOutcome, CheckoutError>` out) runs the checkout on the origin's
-//! [`crate::desk::OriginDesk`], as its own storefront does; `GET /coordinator/orders/{id}` answers
-//! the CBOR `Option<Order>`. Same token, same errors.
+//! `Result<CheckoutOutcome, CheckoutError>` out) runs the checkout with its promotions on the
+//! origin's [`crate::desk::OriginDesk`], as its own storefront does: the order records its
+//! pricing, and the promotion usage counters are held and sold beside the lines on these shards,
+//! so a usage limit holds across edges. A checkout whose amounts do not add up (or that claims a
+//! counter no applied promotion uses) is refused with 400 and the reason. `GET
+//! /coordinator/orders/{id}` answers the CBOR `Option<Order>`. Same token, same errors.
 
 use crate::db::{self, OpenError, Serial, SerialError};
 use crate::http::{authorize, RouteError};
@@ -565,9 +568,16 @@ async fn remote_checkout(
     let body = body.map_err(|e| RouteError::BadRequest(format!("cannot read the body: {e}")))?;
     let call: RemoteCheckout = from_cbor(&body)
         .map_err(|e| RouteError::BadRequest(format!("the body is not a checkout: {e}")))?;
+    let priced = call.priced();
+    priced.check(&call.request.email).map_err(|e| {
+        RouteError::BadRequest(format!(
+            "checkout {} is not priced consistently: {e}",
+            call.order_id
+        ))
+    })?;
     let result = state
         .desk
-        .checkout(call.order_id, call.request, call.lines, call.total)
+        .checkout_priced(call.order_id, call.request, priced)
         .await;
     Ok(cbor_response(to_cbor(&result)))
 }

@@ -13,8 +13,7 @@
 
 use crate::orders::{OrderBook, Unfinished};
 use edge_core::checkout::{CheckoutError, CheckoutOutcome, LocalDesk, OrderDesk, PricedOrder};
-use edge_core::money::Money;
-use edge_core::order::{CheckoutRequest, Order, OrderLine};
+use edge_core::order::{CheckoutRequest, Order};
 use edge_core::snapshot::Clock;
 use edge_core::stock::OrderId;
 use edge_core::store::{BoxFuture, StoreError};
@@ -205,17 +204,6 @@ impl OriginDesk {
 }
 
 impl OrderDesk for OriginDesk {
-    fn checkout(
-        &self,
-        order_id: OrderId,
-        request: CheckoutRequest,
-        lines: Vec<OrderLine>,
-        total: Money,
-    ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
-        let priced = PricedOrder { lines, total, pricing: None, usage: Vec::new() };
-        self.checkout_priced(order_id, request, priced)
-    }
-
     fn checkout_priced(
         &self,
         order_id: OrderId,

@@ -87,10 +87,39 @@ pub struct PricedOrder {
 }
 
 impl PricedOrder {
-    /// Whether promotions or shipping play any part (hosts without promotion support refuse
-    /// such checkouts rather than lose a usage limit).
-    pub fn has_promotions(&self) -> bool {
-        self.pricing.is_some() || !self.usage.is_empty()
+    /// Checks a priced order that was priced elsewhere (a remote edge's checkout, see
+    /// [`RemoteCheckout`]) before an order desk runs it: the total is the lines less the
+    /// discount plus shipping ([`crate::order::priced_total`], as the origin checks every order
+    /// it records), and each usage claim is the counter of an applied promotion, in total or for
+    /// the shopper `email`, claimed once. The error says what does not add up.
+    pub fn check(&self, email: &str) -> Result<(), String> {
+        let Some(expected) = crate::order::priced_total(&self.lines, self.pricing.as_ref()) else {
+            return Err("the lines and pricing do not add up: mixed currencies, an overflow, a discount \
+                        larger than the lines, or a pricing subtotal that is not the lines' sum"
+                .into());
+        };
+        if expected != self.total {
+            return Err(format!(
+                "total {} {} is not the lines less the discount plus shipping ({} {})",
+                self.total.minor, self.total.currency, expected.minor, expected.currency
+            ));
+        }
+        let applied = self.pricing.as_ref().map_or(&[][..], |p| &p.promotions[..]);
+        let mut claimed = std::collections::BTreeSet::new();
+        for claim in &self.usage {
+            let counts_an_applied_promotion = applied.iter().any(|promotion| {
+                [None, Some(email)]
+                    .into_iter()
+                    .any(|shopper| crate::promo::try_usage_sku(&promotion.id, shopper).as_ref() == Some(&claim.sku))
+            });
+            if !counts_an_applied_promotion {
+                return Err(format!("usage claim {} is not a counter of a promotion the order applies", claim.sku));
+            }
+            if !claimed.insert(&claim.sku) {
+                return Err(format!("usage claim {} is made twice", claim.sku));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -513,30 +542,26 @@ impl Checkout<'_> {
 /// by itself: a Durable Object interleaves requests at every outgoing fetch. [`OrderTurns`]
 /// gives the turns; [`LocalDesk`] takes them for its checkouts.
 pub trait OrderDesk: Send + Sync {
-    /// Runs, continues or answers the checkout of `order_id` (see [`Checkout::run`]).
+    /// Runs, continues or answers the checkout of `order_id` without promotions (see
+    /// [`Checkout::run`]).
     fn checkout(
         &self,
         order_id: OrderId,
         request: CheckoutRequest,
         lines: Vec<OrderLine>,
         total: Money,
-    ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>>;
-    /// [`OrderDesk::checkout`] with promotions (see [`Checkout::run_priced`]). A host that does
-    /// not carry them to its order owner yet refuses checkouts that have any, rather than lose
-    /// a usage limit or a saving the shopper was shown.
+    ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
+        self.checkout_priced(order_id, request, PricedOrder { lines, total, pricing: None, usage: Vec::new() })
+    }
+    /// Runs, continues or answers the checkout of `order_id` with its promotions (see
+    /// [`Checkout::run_priced`]): every host carries the pricing and the usage claims to where
+    /// the order is owned, so the order records its savings and a usage limit holds.
     fn checkout_priced(
         &self,
         order_id: OrderId,
         request: CheckoutRequest,
         priced: PricedOrder,
-    ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
-        if priced.has_promotions() {
-            return Box::pin(async {
-                Err(CheckoutError::Invalid("promotions and shipping charges are not available on this host yet".into()))
-            });
-        }
-        self.checkout(order_id, request, priced.lines, priced.total)
-    }
+    ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>>;
     /// A placed order, as the shopper's order page shows it.
     fn order<'a>(
         &'a self,
@@ -546,13 +571,85 @@ pub trait OrderDesk: Send + Sync {
 
 /// A checkout handed to a remote order desk (the origin's `POST /coordinator/checkouts`, for
 /// hosts without an order owner of their own, such as Spin): the arguments of
-/// [`OrderDesk::checkout`], in CBOR. The answer is a CBOR `Result<CheckoutOutcome, CheckoutError>`.
+/// [`OrderDesk::checkout_priced`], in CBOR. The answer is a CBOR
+/// `Result<CheckoutOutcome, CheckoutError>`. The desk checks the pricing ([`PricedOrder::check`])
+/// before it runs the checkout.
+///
+/// `pricing` and `usage` are left out when there are none, so a checkout without promotions is
+/// encoded as before they existed, and a message from an edge that predates them reads as one
+/// without. (An origin that predates them would ignore them: deploy the origin first.)
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RemoteCheckout {
     pub order_id: OrderId,
     pub request: CheckoutRequest,
     pub lines: Vec<OrderLine>,
     pub total: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<OrderPricing>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<UsageClaim>,
+}
+
+impl RemoteCheckout {
+    pub fn new(order_id: OrderId, request: CheckoutRequest, priced: PricedOrder) -> Self {
+        let PricedOrder { lines, total, pricing, usage } = priced;
+        Self { order_id, request, lines, total, pricing, usage }
+    }
+
+    /// The order's prices, as [`OrderDesk::checkout_priced`] takes them.
+    pub fn priced(&self) -> PricedOrder {
+        PricedOrder {
+            lines: self.lines.clone(),
+            total: self.total.clone(),
+            pricing: self.pricing.clone(),
+            usage: self.usage.clone(),
+        }
+    }
+}
+
+/// What gives an order's stock back when it enters `status`; nothing unless
+/// [`OrderStatus::returns_stock`]. `Cancel` of the order on every shard of its lines and, when
+/// the status also gives promotion uses back ([`OrderStatus::returns_promotion_uses`]: a cancel,
+/// not a return), `Cancel` of [`usage_order_id`] on every shard the order's usage counters may
+/// be held on. Every request is idempotent by order id: a retry or a second cancel gives
+/// nothing back twice.
+///
+/// The usage counters come from the order itself: each applied promotion's counter in total
+/// and for the order's shopper, as [`price_order`] claims them. Every host can work them out
+/// from the order alone (the origin's admin has nothing else), orders placed before this
+/// existed included. A shard may be named that holds nothing under that id (a promotion
+/// without a limit): the `Cancel` there leaves a tombstone, harmless for a placed order, whose
+/// usage id never reserves again.
+pub fn stock_returns(order: &Order, status: OrderStatus) -> Vec<(SkuShard, ShardRequest)> {
+    if !status.returns_stock() {
+        return Vec::new();
+    }
+    let line_shards: std::collections::BTreeSet<SkuShard> = order.lines.iter().map(|l| SkuShard::of(&l.sku)).collect();
+    let mut returns: Vec<(SkuShard, ShardRequest)> =
+        line_shards.into_iter().map(|shard| (shard, ShardRequest::Cancel { order: order.id.clone() })).collect();
+    if status.returns_promotion_uses() {
+        let holder = usage_order_id(&order.id);
+        let promotions = order.pricing.iter().flat_map(|p| &p.promotions);
+        let counters = promotions.flat_map(|p| {
+            [None, Some(order.email.as_str())].into_iter().filter_map(|shopper| crate::promo::try_usage_sku(&p.id, shopper))
+        });
+        let usage_shards: std::collections::BTreeSet<SkuShard> = counters.map(|sku| SkuShard::of(&sku)).collect();
+        returns.extend(usage_shards.into_iter().map(|shard| (shard, ShardRequest::Cancel { order: holder.clone() })));
+    }
+    returns
+}
+
+/// Sends [`stock_returns`] for `order` entering `status`, concurrently. Idempotent; an error
+/// (a shard unreachable or answering out of protocol) is for the caller to retry.
+pub async fn return_stock(stock: &dyn StockCoordinator, order: &Order, status: OrderStatus) -> Result<(), StoreError> {
+    let calls = stock_returns(order, status).into_iter().map(|(shard, request)| stock.on_shard(shard, request));
+    for reply in futures::future::join_all(calls).await {
+        match reply? {
+            ShardReply::Cancelled | ShardReply::Released { .. } => {}
+            other => return Err(unexpected(other)),
+        }
+    }
+    Ok(())
 }
 
 /// Turns per order id: runs of one order (checkout, resume, deliver, status change) wait for
@@ -621,16 +718,6 @@ impl LocalDesk {
 }
 
 impl OrderDesk for LocalDesk {
-    fn checkout(
-        &self,
-        order_id: OrderId,
-        request: CheckoutRequest,
-        lines: Vec<OrderLine>,
-        total: Money,
-    ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
-        self.checkout_priced(order_id, request, PricedOrder { lines, total, pricing: None, usage: Vec::new() })
-    }
-
     fn checkout_priced(
         &self,
         order_id: OrderId,
@@ -1128,6 +1215,89 @@ mod tests {
         drop(dropped);
         assert_eq!(turns.busy(), 0);
         assert_eq!(block_on(turns.run(&id, async { 7 })), 7);
+    }
+
+    #[test]
+    fn a_cancel_returns_the_lines_and_the_promotion_uses_and_a_return_only_the_lines() {
+        let order_id = OrderId::parse("o1").unwrap();
+        let promotion = |id: &str| crate::promo::AppliedPromotion {
+            id: id.into(),
+            title: id.into(),
+            code: None,
+            saving: Money::new(100, "USD"),
+            lines: Vec::new(),
+            shipping_saving_minor: 0,
+        };
+        let order = Order {
+            id: order_id.clone(),
+            email: "A@b.co".into(),
+            lines: vec![OrderLine { sku: sku("MUG-1"), title: "Mug".into(), qty: 2, unit_price: Money::new(500, "USD") }],
+            total: Money::new(900, "USD"),
+            status: OrderStatus::Paid,
+            charge_id: "ch".into(),
+            placed_at_ms: 0,
+            history: Vec::new(),
+            pricing: Some(OrderPricing {
+                subtotal: Money::new(1_000, "USD"),
+                discount: Money::new(100, "USD"),
+                shipping: Money::new(0, "USD"),
+                // An id that cannot make a SKU (a bad order from the wire) is passed over.
+                promotions: vec![promotion("FIVE"), promotion("not a sku id")],
+            }),
+        };
+        let cancel = |order: &OrderId, skus: &[Sku]| -> Vec<(SkuShard, ShardRequest)> {
+            let shards: std::collections::BTreeSet<SkuShard> = skus.iter().map(SkuShard::of).collect();
+            shards.into_iter().map(|shard| (shard, ShardRequest::Cancel { order: order.clone() })).collect()
+        };
+        let lines = cancel(&order_id, &[sku("MUG-1")]);
+        let counters = [crate::promo::usage_sku("FIVE", None), crate::promo::usage_sku("FIVE", Some("a@b.co"))];
+        let uses = cancel(&usage_order_id(&order_id), &counters);
+        assert_eq!(stock_returns(&order, OrderStatus::Cancelled), [lines.clone(), uses].concat());
+        assert_eq!(stock_returns(&order, OrderStatus::Restocked), lines);
+        assert_eq!(stock_returns(&order, OrderStatus::Refunded), []);
+        assert_eq!(stock_returns(&Order { pricing: None, ..order.clone() }, OrderStatus::Cancelled), lines);
+    }
+
+    #[test]
+    fn a_priced_order_from_elsewhere_is_checked_before_it_runs() {
+        let line = OrderLine { sku: sku("MUG-1"), title: "Mug".into(), qty: 2, unit_price: Money::new(500, "USD") };
+        let claim = |id: &str, shopper| crate::promo::UsageClaim { sku: crate::promo::usage_sku(id, shopper), limit: 3 };
+        let priced = PricedOrder {
+            lines: vec![line],
+            total: Money::new(1_200, "USD"),
+            pricing: Some(OrderPricing {
+                subtotal: Money::new(1_000, "USD"),
+                discount: Money::new(100, "USD"),
+                shipping: Money::new(300, "USD"),
+                promotions: vec![crate::promo::AppliedPromotion {
+                    id: "FIVE".into(),
+                    title: "Five".into(),
+                    code: Some("FIVE".into()),
+                    saving: Money::new(100, "USD"),
+                    lines: Vec::new(),
+                    shipping_saving_minor: 0,
+                }],
+            }),
+            usage: vec![claim("FIVE", None), claim("FIVE", Some("a@b.co"))],
+        };
+        assert_eq!(priced.check(" A@b.co"), Ok(()));
+        let refusal = |change: &dyn Fn(&mut PricedOrder)| {
+            let mut bad = priced.clone();
+            change(&mut bad);
+            bad.check("a@b.co").unwrap_err()
+        };
+        assert_eq!(
+            refusal(&|p| p.total.minor = 1_100),
+            "total 1100 USD is not the lines less the discount plus shipping (1200 USD)"
+        );
+        assert!(refusal(&|p| p.pricing = None).starts_with("total 1200 USD is not"));
+        assert!(refusal(&|p| p.pricing.as_mut().unwrap().discount.minor = 2_000).starts_with("the lines and pricing do not add up"));
+        assert_eq!(
+            refusal(&|p| p.usage.push(claim("FIVE", Some("c@d.co")))),
+            format!("usage claim {} is not a counter of a promotion the order applies", crate::promo::usage_sku("FIVE", Some("c@d.co")))
+        );
+        assert_eq!(refusal(&|p| p.usage.push(claim("FIVE", None))), "usage claim promo.FIVE is made twice");
+        assert!(refusal(&|p| p.usage.push(claim("OTHER", None))).starts_with("usage claim promo.OTHER is not"));
     }
 
     #[test]

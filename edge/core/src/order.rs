@@ -143,6 +143,16 @@ impl OrderStatus {
         matches!(self, OrderStatus::Cancelled | OrderStatus::Restocked)
     }
 
+    /// Whether the order's promotion usage (a limited code's use, in total and for its shopper)
+    /// goes back on entering this status. Only a cancel gives it back: the order never went
+    /// out, so the promotion was never redeemed. A restocking return does not: the order was
+    /// delivered at its discounted price and the refund repays what was paid, so the code was
+    /// redeemed; giving the use back would let a shopper buy, return and buy again with a
+    /// once-per-shopper code, and let a capped code be redeemed past its cap.
+    pub fn returns_promotion_uses(self) -> bool {
+        matches!(self, OrderStatus::Cancelled)
+    }
+
     /// What the shopper's order page says.
     pub fn label(self) -> &'static str {
         match self {

@@ -621,6 +621,12 @@ pub enum PricingError {
 /// The usage counter of promotion `id`: in total (`shopper == None`) or for one shopper (the
 /// normalized e-mail address). Held like stock at checkout, so a limit holds under concurrency.
 pub fn usage_sku(id: &str, shopper: Option<&str>) -> Sku {
+    try_usage_sku(id, shopper).expect("promotion ids and hex are SKU characters within the length limit")
+}
+
+/// [`usage_sku`] for a promotion id that was not validated with its book (one recorded on an
+/// order that came over the wire): `None` when the id cannot make a SKU.
+pub fn try_usage_sku(id: &str, shopper: Option<&str>) -> Option<Sku> {
     let raw = match shopper {
         None => format!("{USAGE_SKU_PREFIX}{id}"),
         Some(email) => {
@@ -631,7 +637,7 @@ pub fn usage_sku(id: &str, shopper: Option<&str>) -> Sku {
             )
         }
     };
-    Sku::parse(&raw).expect("promotion ids and hex are SKU characters within the length limit")
+    Sku::parse(&raw).ok()
 }
 
 /// Whether a SKU is a promotion usage counter rather than merchandise.

@@ -4,10 +4,10 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use edge_core::api::{place, router, ApiError};
-use edge_core::checkout::{hold_cart, CartHold, CheckoutOutcome, LocalDesk};
+use edge_core::checkout::{hold_cart, return_stock, CartHold, CheckoutOutcome, LocalDesk};
 use edge_core::codec::to_cbor;
 use edge_core::memory::{memory_desk, ManualClock, MemoryKv, MemoryStock};
-use edge_core::order::CheckoutRequest;
+use edge_core::order::{CheckoutRequest, OrderStatus};
 use edge_core::promo::{is_usage_sku, usage_promotion, usage_sku, PromotionBook};
 use edge_core::snapshot::{promotions_key, CatalogCache, Clock, SnapshotCatalog};
 use edge_core::stock::{Line, OrderId};
@@ -427,6 +427,64 @@ async fn the_cart_preview_shows_savings_and_says_early_when_a_code_is_used_up() 
     let preview = edge_core::checkout::preview_cart(shop.catalog.as_ref(), shop.stock.as_ref(), &lines, &codes, now).await.unwrap();
     assert_eq!(preview.rejected_codes[0].refusal, edge_core::promo::CodeRefusal::UsedUp);
     assert_eq!(preview.rejected_codes[0].refusal.to_string(), "this code has been used up");
+}
+
+/// A cancel gives a limited code its use back, in total and for the shopper, however often
+/// the cancel is repeated; a restocking return gives the units back but keeps the code redeemed.
+#[tokio::test]
+async fn a_cancel_gives_a_codes_use_back_once_and_a_return_does_not() {
+    let host = host(json!({"currency": "USD", "promotions": [
+        {"id": "ONLY1", "title": "$1 off, once", "code": "ONE", "benefit": {"type": "amount_off", "minor": 100},
+         "usage_limit": 1, "per_shopper_limit": 1}
+    ]}))
+    .await;
+    let shop = host.shop();
+    let run = |key: &'static str, email: &'static str| {
+        let shop = shop.clone();
+        async move { place(&shop, Some(key), request(&[("MUG-1", 1)], email, "tok_visa", &["ONE"])).await }
+    };
+    let counter = |sku: Sku| {
+        let stock = host.stock.clone();
+        async move {
+            let level = stock.level(&sku).await.unwrap().unwrap();
+            (level.available, level.held, level.sold)
+        }
+    };
+    let total = usage_sku("ONLY1", None);
+    let mugs = Sku::parse("MUG-1").unwrap();
+    let first = match run("first", "a@b.co").await {
+        Ok(CheckoutOutcome::Placed(order)) => order,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(first.total.minor, 1_100);
+    match run("second", "c@d.co").await {
+        Ok(CheckoutOutcome::Insufficient { sku, available: 0 }) => assert_eq!(sku, total),
+        other => panic!("the code's one use is taken: {other:?}"),
+    }
+
+    for _ in 0..2 {
+        return_stock(host.stock.as_ref(), &first, OrderStatus::Cancelled).await.unwrap();
+    }
+    assert_eq!(counter(total.clone()).await, (1, 0, 0), "one use back, not two");
+    assert_eq!(counter(usage_sku("ONLY1", Some("a@b.co"))).await, (1, 0, 0));
+    assert_eq!(counter(mugs.clone()).await, (1_000, 0, 0));
+
+    // The same shopper can use the code again: their own use came back as well.
+    let again = match run("again", "A@B.co").await {
+        Ok(CheckoutOutcome::Placed(order)) => order,
+        other => panic!("the cancelled order's use is back: {other:?}"),
+    };
+    return_stock(host.stock.as_ref(), &first, OrderStatus::Cancelled).await.unwrap();
+    assert_eq!(counter(total.clone()).await, (0, 0, 1), "a late repeat of the cancel gives nothing");
+
+    // A restocking return: the mug goes back, the code stays redeemed.
+    return_stock(host.stock.as_ref(), &again, OrderStatus::Restocked).await.unwrap();
+    assert_eq!(counter(mugs).await, (1_000, 0, 0));
+    assert_eq!(counter(total.clone()).await, (0, 0, 1));
+    match run("after-return", "c@d.co").await {
+        Ok(CheckoutOutcome::Insufficient { sku, available: 0 }) => assert_eq!(sku, total),
+        other => panic!("a return does not give the use back: {other:?}"),
+    }
 }
 
 /// A stock coordinator whose calls fail now and then: before reaching the shard, or after it

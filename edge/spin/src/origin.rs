@@ -5,20 +5,21 @@
 //!
 //! - [`OriginShards`]: [`ShardTransport`] over `POST {ORIGIN_URL}/coordinator/shards/{n}`.
 //! - [`OriginOrders`]: [`OrderDesk`] over `POST {ORIGIN_URL}/coordinator/checkouts` and
-//!   `GET {ORIGIN_URL}/coordinator/orders/{id}`: the origin runs the checkout saga and records the
-//!   order in its table at once (no outbox on this host).
+//!   `GET {ORIGIN_URL}/coordinator/orders/{id}`: the origin runs the checkout saga (promotion
+//!   usage counters included) and records the order in its table at once (no outbox on this
+//!   host).
 //! - [`send_events`]: a request's behaviour events to `POST {ORIGIN_URL}/internal/events`.
 //!
 //! Every call carries `Authorization: Bearer {ORIGIN_TOKEN}`; the origin's host must be in the
 //! component's `allowed_outbound_hosts` (`spin.toml`).
 
 use crate::send::AssumeSend;
-use edge_core::checkout::{CheckoutError, CheckoutOutcome, OrderDesk, RemoteCheckout};
+use edge_core::checkout::{CheckoutError, CheckoutOutcome, OrderDesk, PricedOrder, RemoteCheckout};
 use edge_core::codec::{from_cbor, to_cbor};
-use edge_core::order::{CheckoutRequest, Order, OrderLine};
+use edge_core::order::{CheckoutRequest, Order};
 use edge_core::stock::{OrderId, ShardReply, ShardRequest};
 use edge_core::store::{BoxFuture, ShardTransport};
-use edge_core::{Money, SkuShard, StoreError};
+use edge_core::{SkuShard, StoreError};
 use spin_sdk::http::Method;
 use std::sync::Arc;
 
@@ -106,19 +107,15 @@ pub struct OriginOrders {
 }
 
 impl OrderDesk for OriginOrders {
-    fn checkout(
+    /// The checkout with its pricing and usage claims: the origin holds the usage counters on
+    /// its shards beside the lines, exactly as an order's Durable Object does on Cloudflare.
+    fn checkout_priced(
         &self,
         order_id: OrderId,
         request: CheckoutRequest,
-        lines: Vec<OrderLine>,
-        total: Money,
+        priced: PricedOrder,
     ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
-        let body = to_cbor(&RemoteCheckout {
-            order_id,
-            request,
-            lines,
-            total,
-        });
+        let body = to_cbor(&RemoteCheckout::new(order_id, request, priced));
         Box::pin(AssumeSend(async move {
             let result: Result<CheckoutOutcome, CheckoutError> = self
                 .origin

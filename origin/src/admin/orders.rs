@@ -16,8 +16,10 @@
 //! `"edge": "delivered" | "queued" | "refused" | "off"`; `refused`: the edge answered 4xx, see
 //! the audit log). The edge call waits at most [`super::outbox::EDGE_TIMEOUT_MS`], so a hanging
 //! edge delays the reply by that much, once; the change stands either way. Stock goes back through the origin coordinator
-//! with `ShardRequest::Cancel { order }` on every shard of the order's lines (idempotent: a
-//! repeat changes nothing, an order never sold here leaves a tombstone and no stock change);
+//! with `ShardRequest::Cancel { order }` on every shard of the order's lines, and for a cancel
+//! on the shards of its promotion usage counters (`edge_core::checkout::stock_returns`; a
+//! restocking return keeps the code redeemed) (idempotent: a repeat changes nothing, an order
+//! never sold here leaves a tombstone and no stock change);
 //! the edge returns its own stock when it applies the status.
 //!
 //! Steps 2 and 3 are two files and two fsyncs. A crash between them leaves the intent: the

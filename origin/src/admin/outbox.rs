@@ -4,7 +4,9 @@
 //!
 //! # Kinds
 //! - `stock_cancel`: `ShardRequest::Cancel { order }` on every shard of the order's lines, on the
-//!   origin's coordinator (idempotent).
+//!   origin's coordinator (idempotent); for a cancel also on the shards of its promotion usage
+//!   counters, so a limited code's use comes back (not for a restocking return: see
+//!   [`OrderStatus::returns_promotion_uses`] and `edge_core::checkout::stock_returns`).
 //! - `edge_status`: `POST {edge}/_admin/orders/{id}/status {"status"}` with the edge admin token,
 //!   so the edge updates its copy, returns its own stock and pushes the change to the shopper's
 //!   open order page.
@@ -31,10 +33,10 @@
 use super::audit::{self, NewEntry};
 use super::error::AdminError;
 use super::Admin;
+use edge_core::checkout::stock_returns;
 use edge_core::order::OrderStatus;
-use edge_core::stock::{OrderId, ShardReply, ShardRequest};
+use edge_core::stock::{OrderId, ShardReply};
 use edge_core::store::StockCoordinator;
-use edge_core::SkuShard;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 use serde_json::json;
@@ -455,7 +457,13 @@ impl Admin {
     /// postponed with its error otherwise.
     async fn run_row(&self, row: &Row) -> Delivery {
         let delivery = match (Kind::parse(&row.kind), OrderId::parse(&row.order_id)) {
-            (Some(Kind::StockCancel), Ok(order)) => self.return_stock(&order).await,
+            (Some(Kind::StockCancel), Ok(order)) => match OrderStatus::parse(&row.status) {
+                Some(status) => self.return_stock(&order, status).await,
+                None => Delivery::GaveUp(format!(
+                    "unreadable status {:?} on row {}",
+                    row.status, row.id
+                )),
+            },
             (Some(Kind::EdgeStatus), Ok(order)) => self.forward_to_edge(&order, &row.status).await,
             _ => Delivery::GaveUp(format!("unreadable row {} ({})", row.id, row.kind)),
         };
@@ -504,19 +512,15 @@ impl Admin {
         }
     }
 
-    /// `Cancel` on every shard of the order's lines.
-    async fn return_stock(&self, order: &OrderId) -> Delivery {
+    /// What the order's move to `status` gives back ([`stock_returns`]): `Cancel` on every shard
+    /// of the order's lines and, for a cancel, of its promotion usage counters.
+    async fn return_stock(&self, order: &OrderId, status: OrderStatus) -> Delivery {
         let stored = match self.book.order(order).await {
             Ok(Some(stored)) => stored,
             Ok(None) => return Delivery::GaveUp(format!("no order {order}")),
             Err(e) => return Delivery::Retry(e.to_string()),
         };
-        let shards: BTreeSet<SkuShard> =
-            stored.lines.iter().map(|l| SkuShard::of(&l.sku)).collect();
-        for shard in shards {
-            let request = ShardRequest::Cancel {
-                order: order.clone(),
-            };
+        for (shard, request) in stock_returns(&stored, status) {
             match self.stock.on_shard(shard, request).await {
                 Ok(ShardReply::Cancelled | ShardReply::Released { .. }) => {}
                 Ok(ShardReply::Rejected { reason }) => return Delivery::GaveUp(reason),
