@@ -106,10 +106,11 @@ async fn wait_ready(
     }
 }
 
-/// `wrangler.toml` without its `[build]` table, beside it (paths in it stay valid): tests run the
-/// worker that is built, and an edit to a watched source file during a run does not rebuild
-/// and restart it under the tests' feet.
-fn test_config(root: &Path) -> Result<PathBuf, String> {
+/// A copy of the built worker (`edge/build`) and its static files (`public/`) in `dir`, with
+/// `wrangler.toml` minus its `[build]` table: a run serves the worker as it was built when the
+/// run started. Neither an edit to a watched source file nor a rebuild in the checkout (another
+/// run, a developer) reloads it mid-check, which would drop its isolate's memory.
+fn test_config(root: &Path, dir: &Path) -> Result<PathBuf, String> {
     let source = std::fs::read_to_string(root.join("wrangler.toml")).map_err(|e| format!("wrangler.toml: {e}"))?;
     let mut kept = Vec::new();
     let mut in_build = false;
@@ -122,14 +123,26 @@ fn test_config(root: &Path) -> Result<PathBuf, String> {
             kept.push(line);
         }
     }
-    let path = root.join(".wrangler-test.toml");
-    let text = kept.join("\n") + "\n";
-    // Written only when it changes: wrangler watches its config, so rewriting it (another run
-    // starting) would reload a running worker and lose its isolate's state mid-check.
-    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    for tree in ["edge/build", "public"] {
+        copy_tree(&root.join(tree), &dir.join(tree)).map_err(|e| format!("copying {tree}: {e}"))?;
     }
+    let path = dir.join("wrangler.toml");
+    std::fs::write(&path, kept.join("\n") + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 /// The storefront worker under `wrangler dev --local`, with fresh state and a random admin token.
@@ -168,7 +181,7 @@ impl WranglerDev {
                 .unwrap_or_default()
                 .as_nanos()
         );
-        let config = test_config(&root)?;
+        let config = test_config(&root, &state_dir.join("worker"))?;
         let mut command = Command::new(wrangler);
         command
             .current_dir(&root)

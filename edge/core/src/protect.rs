@@ -698,15 +698,21 @@ impl Protection {
         client: &str,
         request: Request,
     ) -> Result<(Request, Option<(String, String)>), Refusal> {
-        self.admit_rate(class, ip, client)?;
+        let admitted = self.admit_rate(class, ip, client).and_then(|()| match class {
+            RouteClass::Checkout => self.admit_checkout(ip, client).map(drop),
+            _ => Ok(()),
+        });
+        if let Err(refusal) = admitted {
+            // The body is read (and dropped) before the answer: a refusal that leaves it unread
+            // can cost the client its keep-alive connection, failing its next request on it.
+            let _ = axum::body::to_bytes(request.into_body(), INSPECTED_BODY_BYTES_MAX).await;
+            return Err(refusal);
+        }
         if !matches!(
             class,
             RouteClass::Checkout | RouteClass::Hold | RouteClass::Release
         ) {
             return Ok((request, None));
-        }
-        if class == RouteClass::Checkout {
-            self.admit_checkout(ip, client)?;
         }
         let (parts, body) = request.into_parts();
         let bytes = axum::body::to_bytes(body, INSPECTED_BODY_BYTES_MAX)
