@@ -656,6 +656,7 @@ impl Protection {
             None => (protection.new_client_id(&ip), true),
         };
         let key = format!("{ip}|{client}");
+        let method = request.method().clone();
         protection.observe(class, &key);
         let mut response = match protection.guard(class, &ip, &client, request).await {
             Ok((request, hold)) => {
@@ -680,7 +681,7 @@ impl Protection {
             }
             Err(refusal) => refusal.into_response(),
         };
-        if new_client {
+        if new_client && private_response(&method, &response) {
             let cookie = format!("{CLIENT_COOKIE}={client}; Path=/; Max-Age=31536000; HttpOnly; Secure; SameSite=Lax");
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().append(header::SET_COOKIE, value);
@@ -689,7 +690,7 @@ impl Protection {
         response
     }
 
-    /// The checks of one request; the request back (its body re-assembled) when admitted, with
+        /// The checks of one request; the request back (its body re-assembled) when admitted, with
     /// the shopper and idempotency key of a hold or checkout.
     async fn guard(
         &self,
@@ -750,6 +751,22 @@ impl Protection {
         };
         Ok((Request::from_parts(parts, Body::from(bytes)), hold))
     }
+}
+
+/// Whether a response may carry the client cookie: not a `GET`/`HEAD` answer a shared cache may
+/// keep (pages are edge-cached for everyone; a cookie on one would be dropped by the cache or,
+/// worse, handed to every shopper). A client without the cookie gets it from its first
+/// server-function call, which hydration makes.
+fn private_response(method: &Method, response: &Response) -> bool {
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        return true;
+    }
+    response
+        .headers()
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("no-store") || v.contains("private"))
 }
 
 /// The lines (and idempotency key, for server functions) of a checkout or hold body: JSON

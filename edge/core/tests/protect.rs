@@ -64,7 +64,10 @@ impl Host {
         router(shop)
             .route(
                 "/p/{sku}",
-                axum::routing::get(|| async { "a product page" }),
+                // As the storefront's pages are: cached at the edge for everyone.
+                axum::routing::get(|| async {
+                    ([(header::CACHE_CONTROL, "public, max-age=0, s-maxage=30")], "a product page")
+                }),
             )
             .route("/_sfn/hold-cart", post(|| async { "held" }))
             .route("/_sfn/release-cart", post(|| async { "released" }))
@@ -404,6 +407,17 @@ async fn new_clients_get_a_cookie_and_memory_stays_bounded() {
     })
     .await;
     let req = Request::get("/p/MUG-1")
+        .header("cf-connecting-ip", "192.0.2.9")
+        .body(Body::empty())
+        .unwrap();
+    let page = host.app().oneshot(req).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers().get(header::SET_COOKIE).is_none(),
+        "a page cached for everyone must not carry one client's cookie"
+    );
+    // The first server-function call (hydration makes one) gets it.
+    let req = Request::post("/_sfn/hold-cart")
         .header("cf-connecting-ip", "192.0.2.9")
         .body(Body::empty())
         .unwrap();
