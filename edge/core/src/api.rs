@@ -155,16 +155,20 @@ pub async fn mark_sales(shop: &Shop, products: &mut [crate::ProductSummary]) -> 
     let book = promotion_book(shop).await?;
     let now_ms = shop.clock.now_ms();
     for product in products {
-        let unit = crate::promo::CartLine {
-            sku: product.sku.clone(),
-            product: product.sku.clone(),
-            category: product.category.clone(),
-            unit_price: product.price.clone(),
-            qty: 1,
-        };
-        product.sale_price = crate::promo::shelf_price(&book, &unit, now_ms);
+        product.sale_price = crate::promo::shelf_price(&book, &unit_line(product), now_ms);
     }
     Ok(())
+}
+
+/// One unit of a listed product, as a cart line for [`crate::promo::shelf_price`].
+fn unit_line(product: &crate::ProductSummary) -> crate::promo::CartLine {
+    crate::promo::CartLine {
+        sku: product.sku.clone(),
+        product: product.sku.clone(),
+        category: product.category.clone(),
+        unit_price: product.price.clone(),
+        qty: 1,
+    }
 }
 
 /// The sale price of each of `product`'s stock units that automatic promotions discount now.
@@ -190,6 +194,16 @@ pub async fn unit_sales(shop: &Shop, product: &crate::Product) -> Result<Vec<(Sk
 async fn listing_page(shop: &Shop, params: &[(String, String)]) -> Result<ListingPage, ApiError> {
     let query = ListingQuery::from_params(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(ApiError::BadRequest)?;
+    // Price sorts order by the price shown: the sale price where automatic promotions run now.
+    let book = match query.sort {
+        listing::Sort::PriceAsc | listing::Sort::PriceDesc => Some(promotion_book(shop).await?),
+        _ => None,
+    };
+    let now_ms = shop.clock.now_ms();
+    let shelf = |p: &crate::ProductSummary| match &book {
+        Some(book) => crate::promo::shelf_price(book, &unit_line(p), now_ms).unwrap_or_else(|| p.price.clone()).minor,
+        None => p.price.minor,
+    };
     let param = |name: &str| {
         params
             .iter()
@@ -210,7 +224,7 @@ async fn listing_page(shop: &Shop, params: &[(String, String)]) -> Result<Listin
                 .as_ref()
                 .is_none_or(|c| listing::slug(&p.category) == *c)
         });
-        return Ok(listing::page(in_category, &query, None));
+        return Ok(listing::page_priced(in_category, &query, None, shelf));
     }
     if let Some(slug) = category {
         let listing = shop
@@ -218,11 +232,7 @@ async fn listing_page(shop: &Shop, params: &[(String, String)]) -> Result<Listin
             .category(&slug)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no category {slug:?}")))?;
-        return Ok(listing::page(
-            &listing.products,
-            &query,
-            Some(&listing.facets),
-        ));
+        return Ok(listing::page_priced(&listing.products, &query, Some(&listing.facets), shelf));
     }
     let products = shop.catalog.products().await?;
     // Unfiltered, every product's facets are the publish-time counts; filtered, they are
@@ -232,7 +242,7 @@ async fn listing_page(shop: &Shop, params: &[(String, String)]) -> Result<Listin
     } else {
         Some(shop.catalog.facets().await?)
     };
-    Ok(listing::page(products.iter(), &query, facets.as_deref()))
+    Ok(listing::page_priced(products.iter(), &query, facets.as_deref(), shelf))
 }
 
 async fn list_products(

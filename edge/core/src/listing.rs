@@ -324,11 +324,24 @@ pub struct ListingPage {
     pub facets: Facets,
 }
 
-/// Filters `products` (in their given order), sorts and cuts one page.
+/// Filters `products` (in their given order), sorts and cuts one page; price sorts use the
+/// list price.
 pub fn page<'a>(
     products: impl IntoIterator<Item = &'a ProductSummary>,
     query: &ListingQuery,
     precomputed: Option<&Facets>,
+) -> ListingPage {
+    page_priced(products, query, precomputed, |p| p.price.minor)
+}
+
+/// [`page`], with price sorts ordering by `shelf_price` (minor units): the price the shopper is
+/// shown, e.g. a sale price. Filters and facets stay on list prices (facets are counted at
+/// publish time, before any sale starts or ends).
+pub fn page_priced<'a>(
+    products: impl IntoIterator<Item = &'a ProductSummary>,
+    query: &ListingQuery,
+    precomputed: Option<&Facets>,
+    shelf_price: impl Fn(&ProductSummary) -> u64,
 ) -> ListingPage {
     let mut matching: Vec<&ProductSummary> =
         products.into_iter().filter(|p| query.matches(p)).collect();
@@ -338,8 +351,8 @@ pub fn page<'a>(
     };
     match query.sort {
         Sort::Featured => {}
-        Sort::PriceAsc => matching.sort_by_key(|p| p.price.minor),
-        Sort::PriceDesc => matching.sort_by_key(|p| std::cmp::Reverse(p.price.minor)),
+        Sort::PriceAsc => matching.sort_by_cached_key(|p| shelf_price(p)),
+        Sort::PriceDesc => matching.sort_by_cached_key(|p| std::cmp::Reverse(shelf_price(p))),
         Sort::Title => matching.sort_by_cached_key(|p| p.title.to_lowercase()),
     }
     let total = matching.len();

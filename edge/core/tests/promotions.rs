@@ -597,3 +597,35 @@ async fn listings_and_product_pages_show_the_automatic_promotions_sale_prices() 
     edge_core::api::mark_sales(&shop, &mut products).await.unwrap();
     assert!(products.iter().all(|p| p.sale_price.is_none()));
 }
+
+#[tokio::test]
+async fn price_sorts_order_by_the_price_shown_on_sale() {
+    let skus = |host: &Host, query: &'static str| {
+        let shop = host.shop();
+        async move {
+            let req = Request::builder().uri(format!("/api/products?{query}")).body(Body::empty()).unwrap();
+            let res = router(shop).oneshot(req).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{query}");
+            let listing: Value = serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+            listing["products"].as_array().unwrap().iter().map(|p| p["sku"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+        }
+    };
+    // List prices: MUG-1 12.00, BOOK-3 20.00, POT-2 34.50. Half off kitchen: the pot shows 17.25.
+    let half_off_kitchen = host(json!({"currency": "USD", "promotions": [
+        {"id": "HALF-KITCHEN", "title": "Half off kitchen", "benefit": {"type": "percent_off", "percent": 50},
+         "applies_to": {"categories": ["kitchen"]}}
+    ]}))
+    .await;
+    assert_eq!(skus(&half_off_kitchen, "sort=price-asc").await, ["MUG-1", "POT-2", "BOOK-3"]);
+    assert_eq!(skus(&half_off_kitchen, "sort=price-desc").await, ["BOOK-3", "POT-2", "MUG-1"]);
+    // The same catalog without the sale sorts by list price.
+    let no_sale = host(json!({"currency": "USD", "promotions": []})).await;
+    assert_eq!(skus(&no_sale, "sort=price-asc").await, ["MUG-1", "BOOK-3", "POT-2"]);
+    // Codes are not shelf prices: a code-only promotion leaves the order alone.
+    let code_only = host(json!({"currency": "USD", "promotions": [
+        {"id": "HALF", "title": "Half off kitchen", "code": "HALF", "benefit": {"type": "percent_off", "percent": 50},
+         "applies_to": {"categories": ["kitchen"]}}
+    ]}))
+    .await;
+    assert_eq!(skus(&code_only, "sort=price-desc").await, ["POT-2", "BOOK-3", "MUG-1"]);
+}
