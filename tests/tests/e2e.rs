@@ -396,6 +396,24 @@ async fn facets_filter_and_sort_listings(ctx: &Ctx) -> CheckResult {
         !prices.is_empty() && prices.windows(2).all(|w| w[0] >= w[1]),
         "API price-desc order {prices:?}"
     );
+
+    // Across the whole shop, "price: low to high" follows the price shown: a sale price where
+    // an automatic promotion runs (the demo's sale reorders some products).
+    let (mut shown, mut list) = (Vec::new(), Vec::new());
+    for page in 1..10 {
+        let (status, body) = ctx.json("GET", &format!("/api/products?sort=price-asc&page={page}"), None).await?;
+        ensure!(status == StatusCode::OK, "API listing {status}");
+        for p in body["products"].as_array().into_iter().flatten() {
+            let price = p["price"]["minor"].as_u64().unwrap_or_default();
+            list.push(price);
+            shown.push(p["sale_price"]["minor"].as_u64().unwrap_or(price));
+        }
+        if body["page"] == body["pages"] {
+            break;
+        }
+    }
+    ensure!(shown.windows(2).all(|w| w[0] <= w[1]), "price-asc is not in the order of the prices shown: {shown:?}");
+    ensure!(!list.windows(2).all(|w| w[0] <= w[1]), "the demo's sale reorders nothing, so this proves nothing: {list:?}");
     Ok(())
 }
 
@@ -427,6 +445,30 @@ async fn search_finds_and_ranks_products(ctx: &Ctx) -> CheckResult {
         "a search without hits lists products"
     );
     Ok(())
+}
+
+/// The first product without variants the listing shows on sale: (SKU, list, sale) in minor units.
+async fn on_sale(ctx: &Ctx) -> Result<Option<(String, u64, u64)>, String> {
+    for page in 1..10 {
+        let (status, body) = ctx.json("GET", &format!("/api/products?page={page}"), None).await?;
+        ensure!(status == StatusCode::OK, "/api/products: {status}");
+        let products = body["products"].as_array().cloned().unwrap_or_default();
+        let simple = |sku: &str| ctx.catalog.products.iter().any(|p| p.sku.as_str() == sku && p.variants.is_empty());
+        let found = products.iter().find_map(|p| {
+            let sku = p["sku"].as_str()?;
+            Some((sku.to_owned(), p["price"]["minor"].as_u64()?, p["sale_price"]["minor"].as_u64()?)).filter(|_| simple(sku))
+        });
+        if found.is_some() || body["page"] == body["pages"] {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
+/// A page's JSON-LD, parsed.
+fn json_ld(html: &str) -> Option<Value> {
+    let ld = &html[html.find("<script type=\"application/ld+json\">")?..];
+    serde_json::from_str(&ld[ld.find('>')? + 1..ld.find("</script>")?]).ok()
 }
 
 async fn seo_tags_sitemap_robots_and_cache_headers(ctx: &Ctx) -> CheckResult {
@@ -480,6 +522,19 @@ async fn seo_tags_sitemap_robots_and_cache_headers(ctx: &Ctx) -> CheckResult {
     ensure!(
         ld["offers"]["price"] == price.as_str() && ld["offers"]["priceCurrency"] == "USD",
         "JSON-LD offer {}",
+        ld["offers"]
+    );
+    ensure!(ld["offers"].get("priceSpecification").is_none(), "a list-priced offer has a strikethrough price: {ld}");
+    // A product on sale offers the sale price it shows, with the list price struck through.
+    let (sku, list, sale) = on_sale(ctx).await?.ok_or("no demo product is on sale")?;
+    let (_, html) = ctx.get(&format!("/p/{sku}")).await?;
+    let ld = json_ld(&html).ok_or(format!("/p/{sku} has no JSON-LD"))?;
+    let decimal = |minor: u64| format!("{}.{:02}", minor / 100, minor % 100);
+    ensure!(
+        ld["offers"]["price"] == decimal(sale).as_str()
+            && ld["offers"]["priceSpecification"]["price"] == decimal(list).as_str()
+            && ld["offers"]["priceSpecification"]["priceType"] == "https://schema.org/StrikethroughPrice",
+        "/p/{sku} on sale at {sale} (list {list}): JSON-LD offer {}",
         ld["offers"]
     );
 

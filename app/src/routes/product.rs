@@ -111,6 +111,8 @@ fn ProductView(detail: ProductWithStock) -> impl IntoView {
             let _ = record_event(sku, "carted".into()).await;
         });
     };
+    // What search engines read is the first unit's offer, as the page first shows it.
+    let first_sale = sales.iter().find(|(s, _)| *s == units[0]).map(|(_, sale)| sale.clone());
     // The list price, and the sale price when automatic promotions discount the unit now.
     let price = {
         let product = product.clone();
@@ -150,7 +152,7 @@ fn ProductView(detail: ProductWithStock) -> impl IntoView {
     view! {
         <Title text=product.title.clone() />
         <Meta name="description" content=description />
-        <super::seo::ProductSeo product=product.clone() available=first_level />
+        <super::seo::ProductSeo product=product.clone() sale=first_sale available=first_level />
         <article class="product" data-sku=product.sku.to_string()>
             <img src=product.image.clone() alt=product.title.clone() width="480" height="360" />
             <div class="details">

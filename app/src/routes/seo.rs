@@ -32,28 +32,34 @@ pub fn Canonical(path: String) -> impl IntoView {
     view! { <Link rel="canonical" href=absolute(&path) /> }
 }
 
-/// `schema.org/Product` with its offer, as JSON-LD.
-pub fn product_json_ld(product: &Product, available: Option<u32>, url: &str) -> String {
-    let decimals = if product.price.to_string().contains('.') {
-        2
+/// A price as schema.org writes it: a decimal string in the currency's major unit.
+fn decimal(money: &edge_core::Money) -> String {
+    if money.to_string().contains('.') {
+        format!("{}.{:02}", money.minor / 100, money.minor % 100)
     } else {
-        0
-    };
-    let price = if decimals == 2 {
-        format!(
-            "{}.{:02}",
-            product.price.minor / 100,
-            product.price.minor % 100
-        )
-    } else {
-        product.price.minor.to_string()
-    };
+        money.minor.to_string()
+    }
+}
+
+/// `schema.org/Product` with its offer, as JSON-LD. The offer's price is the price shown: the
+/// `sale` price when automatic promotions discount the product now, with the list price as its
+/// strikethrough price.
+pub fn product_json_ld(product: &Product, sale: Option<&edge_core::Money>, available: Option<u32>, url: &str) -> String {
+    let price = decimal(sale.unwrap_or(&product.price));
+    let list_price = sale.map(|_| {
+        serde_json::json!({
+            "@type": "UnitPriceSpecification",
+            "priceType": "https://schema.org/StrikethroughPrice",
+            "price": decimal(&product.price),
+            "priceCurrency": product.price.currency,
+        })
+    });
     let availability = match available {
         Some(0) => "https://schema.org/OutOfStock",
         Some(_) => "https://schema.org/InStock",
         None => "https://schema.org/LimitedAvailability",
     };
-    let value = serde_json::json!({
+    let mut value = serde_json::json!({
         "@context": "https://schema.org",
         "@type": "Product",
         "sku": product.sku,
@@ -70,13 +76,16 @@ pub fn product_json_ld(product: &Product, available: Option<u32>, url: &str) -> 
             "availability": availability,
         },
     });
+    if let Some(list_price) = list_price {
+        value["offers"]["priceSpecification"] = list_price;
+    }
     // `</` cannot end the script element early once escaped.
     value.to_string().replace("</", "<\\/")
 }
 
 /// Canonical URL, Open Graph tags and JSON-LD for a product page.
 #[component]
-pub fn ProductSeo(product: Product, available: Option<u32>) -> impl IntoView {
+pub fn ProductSeo(product: Product, sale: Option<edge_core::Money>, available: Option<u32>) -> impl IntoView {
     let url = absolute(&format!("/p/{}", product.sku));
     let image = if product.image.starts_with("https://") {
         product.image.clone()
@@ -84,7 +93,7 @@ pub fn ProductSeo(product: Product, available: Option<u32>) -> impl IntoView {
         absolute(&product.image)
     };
     let description: String = product.description.chars().take(200).collect();
-    let json_ld = product_json_ld(&product, available, &url);
+    let json_ld = product_json_ld(&product, sale.as_ref(), available, &url);
     view! {
         <Link rel="canonical" href=url.clone() />
         <Meta property="og:type" content="product" />
