@@ -115,6 +115,15 @@ async fn call(origin: &Arc<Origin>, request: Request<Body>) -> (StatusCode, Vec<
     )
 }
 
+/// An origin (its data in a temp dir, kept alive by the returned guard) with `qty` of MUG-1.
+async fn with_mugs(qty: u32) -> (tempfile::TempDir, Arc<Origin>, Sku) {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = origin(&dir).await;
+    let sku = Sku::parse("MUG-1").unwrap();
+    origin.stock.seed(vec![(sku.clone(), qty)], true).await.unwrap();
+    (dir, origin, sku)
+}
+
 fn post(call: &RemoteCheckout, token: &str) -> Request<Body> {
     Request::post("/coordinator/checkouts")
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
@@ -124,14 +133,7 @@ fn post(call: &RemoteCheckout, token: &str) -> Request<Body> {
 
 #[tokio::test]
 async fn a_remote_checkout_places_the_order_at_the_origin_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let origin = origin(&dir).await;
-    let sku = Sku::parse("MUG-1").unwrap();
-    origin
-        .stock
-        .seed(vec![(sku.clone(), 3)], true)
-        .await
-        .unwrap();
+    let (_dir, origin, sku) = with_mugs(3).await;
 
     let call_a = checkout("spin-order-1", &sku, 2, "tok_visa");
     let (status, body) = call(&origin, post(&call_a, TOKEN)).await;
@@ -207,14 +209,7 @@ async fn the_desk_routes_need_the_token() {
 
 #[tokio::test]
 async fn a_remote_checkout_with_promotions_is_recorded_with_its_pricing_and_holds_its_code() {
-    let dir = tempfile::tempdir().unwrap();
-    let origin = origin(&dir).await;
-    let sku = Sku::parse("MUG-1").unwrap();
-    origin
-        .stock
-        .seed(vec![(sku.clone(), 10)], true)
-        .await
-        .unwrap();
+    let (_dir, origin, sku) = with_mugs(10).await;
 
     let call_a = priced_checkout("spin-promo-1", &sku, "a@b.co", 5);
     let placed = outcome_of(&origin, &call_a).await;
@@ -254,14 +249,7 @@ async fn a_remote_checkout_with_promotions_is_recorded_with_its_pricing_and_hold
 /// refused on the code's counter, and only the winners' mugs are sold.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_code_limited_to_5_uses_is_redeemed_exactly_5_times_by_40_remote_checkouts() {
-    let dir = tempfile::tempdir().unwrap();
-    let origin = origin(&dir).await;
-    let sku = Sku::parse("MUG-1").unwrap();
-    origin
-        .stock
-        .seed(vec![(sku.clone(), 200)], true)
-        .await
-        .unwrap();
+    let (_dir, origin, sku) = with_mugs(200).await;
     let tasks: Vec<_> = (0..40)
         .map(|n| {
             let (origin, sku) = (origin.clone(), sku.clone());
@@ -296,14 +284,7 @@ async fn a_code_limited_to_5_uses_is_redeemed_exactly_5_times_by_40_remote_check
 
 #[tokio::test]
 async fn a_remote_checkout_whose_amounts_do_not_add_up_is_refused_with_the_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let origin = origin(&dir).await;
-    let sku = Sku::parse("MUG-1").unwrap();
-    origin
-        .stock
-        .seed(vec![(sku.clone(), 10)], true)
-        .await
-        .unwrap();
+    let (_dir, origin, sku) = with_mugs(10).await;
 
     let mut wrong_total = priced_checkout("spin-bad-1", &sku, "a@b.co", 5);
     wrong_total.total = Money::new(2_200, "USD");
