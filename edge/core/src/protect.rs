@@ -657,7 +657,11 @@ impl Protection {
         };
         let key = format!("{ip}|{client}");
         let method = request.method().clone();
-        protection.observe(class, &key);
+        // A client first seen on a page gets no cookie there (shared caches keep pages), so what
+        // it does cannot be followed: remembering it would only fill the maps (a crawler).
+        if !new_client || !matches!(method, Method::GET | Method::HEAD) {
+            protection.observe(class, &key);
+        }
         let mut response = match protection.guard(class, &ip, &client, request).await {
             Ok((request, hold)) => {
                 let response = next.run(request).await;

@@ -416,6 +416,12 @@ async fn new_clients_get_a_cookie_and_memory_stays_bounded() {
         page.headers().get(header::SET_COOKIE).is_none(),
         "a page cached for everyone must not carry one client's cookie"
     );
+    // Nor is such a visit remembered: it could never be told apart from the next one.
+    for n in 0..50 {
+        let req = Request::get(format!("/p/MUG-{n}")).header("cf-connecting-ip", "192.0.2.10").body(Body::empty()).unwrap();
+        host.app().oneshot(req).await.unwrap();
+    }
+    assert_eq!(host.protection.sizes().1, 0, "cookie-less page views fill the client map");
     // The first server-function call (hydration makes one) gets it.
     let req = Request::post("/_sfn/hold-cart")
         .header("cf-connecting-ip", "192.0.2.9")
