@@ -151,6 +151,17 @@ pub struct WranglerDev {
     pub admin_token: String,
     pub state_dir: PathBuf,
     _process: ProcessGroup,
+    // After the process (fields drop in order): the worker copy goes, the state and log stay.
+    _worker_copy: RemovedOnDrop,
+}
+
+/// A directory removed when this is dropped.
+struct RemovedOnDrop(PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl WranglerDev {
@@ -181,7 +192,8 @@ impl WranglerDev {
                 .unwrap_or_default()
                 .as_nanos()
         );
-        let config = test_config(&root, &state_dir.join("worker"))?;
+        let worker_copy = RemovedOnDrop(state_dir.join("worker"));
+        let config = test_config(&root, &worker_copy.0)?;
         let mut command = Command::new(wrangler);
         command
             .current_dir(&root)
@@ -224,6 +236,7 @@ impl WranglerDev {
             admin_token,
             state_dir,
             _process: process,
+            _worker_copy: worker_copy,
         })
     }
 }
