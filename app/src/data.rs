@@ -7,6 +7,7 @@
 use edge_core::listing::{CategoryInfo, ListingPage};
 use edge_core::Product;
 use leptos::prelude::*;
+use leptos::server_fn::{self, error::FromServerFnError};
 use serde::{Deserialize, Serialize};
 
 /// A product with the stock of each of its stock units, for the product page.
@@ -228,6 +229,67 @@ pub async fn cart_items(skus: Vec<String>) -> Result<Vec<CartItem>, ServerFnErro
     Ok(items.map_err(ssr::unavailable)?.into_iter().flatten().collect())
 }
 
+/// Why a cart call (holding the cart, placing the order) did not run to an answer: the edge's
+/// protection refused it before its server function ran, or the call failed.
+///
+/// The protection (`edge_core::protect`) answers such calls itself with its own JSON
+/// (`{"error", "message", "retry_after_s"?}`: 429 `hold_limit` or `rate_limited`, 403
+/// `checkout_refused`), not in the server function's encoding; [`FromServerFnError::de`] reads
+/// that shape first, so the page can tell the shopper what the shop said instead of a
+/// decoding error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CartCallError {
+    /// Refused by the edge's protection: `code` is its `error`, `message` what to tell the
+    /// shopper ("at most 5 of KIT-001 per shopper every 15 minutes (3 already)").
+    Refused { code: String, message: String, retry_after_s: Option<u64> },
+    /// The shop could not be reached or failed; the detail is for the log, not the shopper.
+    Failed(String),
+}
+
+/// The `error` codes of the edge protection's refusals, whose messages are meant for shoppers.
+/// Other errors of the edge (a 503 with a store's detail) stay [`CartCallError::Failed`].
+pub const PROTECTION_REFUSALS: [&str; 4] = ["rate_limited", "hold_limit", "checkout_refused", "too_large"];
+
+impl std::fmt::Display for CartCallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CartCallError::Refused { message, .. } => f.write_str(message),
+            CartCallError::Failed(detail) => f.write_str(detail),
+        }
+    }
+}
+
+impl From<ServerFnError> for CartCallError {
+    fn from(e: ServerFnError) -> Self {
+        CartCallError::Failed(e.to_string())
+    }
+}
+
+impl FromServerFnError for CartCallError {
+    type Encoder = server_fn::codec::JsonEncoding;
+
+    fn from_server_fn_error(value: server_fn::error::ServerFnErrorErr) -> Self {
+        CartCallError::Failed(value.to_string())
+    }
+
+    fn de(data: server_fn::Bytes) -> Self {
+        #[derive(Deserialize)]
+        struct EdgeRefusal {
+            error: String,
+            message: String,
+            #[serde(default)]
+            retry_after_s: Option<u64>,
+        }
+        if let Ok(r) = serde_json::from_slice::<EdgeRefusal>(&data) {
+            if PROTECTION_REFUSALS.contains(&r.error.as_str()) {
+                return CartCallError::Refused { code: r.error, message: r.message, retry_after_s: r.retry_after_s };
+            }
+        }
+        serde_json::from_slice(&data)
+            .unwrap_or_else(|_| CartCallError::Failed(String::from_utf8_lossy(&data).chars().take(200).collect()))
+    }
+}
+
 /// How the checkout form's submission ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PlaceOrderResult {
@@ -246,7 +308,7 @@ pub async fn place_order(
     idempotency_key: String,
     /// The discount codes entered, comma-separated (empty: none).
     codes: String,
-) -> Result<PlaceOrderResult, ServerFnError> {
+) -> Result<PlaceOrderResult, CartCallError> {
     use edge_core::api::{place, ApiError};
     use edge_core::checkout::CheckoutOutcome;
     use edge_core::order::CheckoutRequest;
@@ -281,8 +343,8 @@ pub async fn place_order(
         Ok(CheckoutOutcome::HoldExpired) => refused("Your reservation ran out before payment finished. Nothing was charged.".into()),
         Err(ApiError::BadRequest(message)) => refused(message),
         Err(ApiError::Refused { message, .. }) => refused(message),
-        Err(ApiError::Store(e)) => Err(ssr::unavailable(e)),
-        Err(other) => Err(ServerFnError::new(format!("{other:?}"))),
+        Err(ApiError::Store(e)) => Err(ssr::unavailable(e).into()),
+        Err(other) => Err(ServerFnError::new(format!("{other:?}")).into()),
     }
 }
 
@@ -306,12 +368,12 @@ pub enum CartHoldView {
 /// Holds the cart's lines under the checkout's idempotency key, so the checkout that follows
 /// sells exactly these units; the page shows until when they are held.
 #[server(prefix = "/_sfn", endpoint = "hold-cart")]
-pub async fn hold_cart(lines: Vec<edge_core::stock::Line>, idempotency_key: String) -> Result<CartHoldView, ServerFnError> {
+pub async fn hold_cart(lines: Vec<edge_core::stock::Line>, idempotency_key: String) -> Result<CartHoldView, CartCallError> {
     use edge_core::checkout::{hold_cart, order_id_for_key, CartHold};
     let shop = ssr::shop()?;
     edge_core::stock::validate_lines(&lines).map_err(ServerFnError::new)?;
     if idempotency_key.is_empty() || idempotency_key.len() > edge_core::api::IDEMPOTENCY_KEY_LEN_MAX {
-        return Err(ServerFnError::new("bad idempotency key"));
+        return Err(ServerFnError::new("bad idempotency key").into());
     }
     let order = order_id_for_key(&idempotency_key);
     Ok(match hold_cart(shop.stock.as_ref(), &order, &lines).await.map_err(ssr::unavailable)? {

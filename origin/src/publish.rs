@@ -569,6 +569,12 @@ mod tests {
             catalog.products.iter().any(|p| p.variants.len() > 1),
             "the demo shows a product with variants"
         );
+        let promotions = &catalog.promotions.promotions;
+        assert!(
+            promotions.iter().any(|p| p.code.is_none()) && promotions.iter().any(|p| p.code.is_some()),
+            "the demo shows an automatic sale and discount codes (the e2e promotion checks use them)"
+        );
+        assert!(catalog.promotions.shipping.flat_minor > 0, "the demo charges shipping, so free shipping shows");
     }
 
     #[test]

@@ -11,9 +11,14 @@
 //! The shop prices the cart ([`price_cart`]) with its automatic promotions and the codes the
 //! shopper enters, and the page shows the saving line by line; checkout prices it again on the
 //! server, so what the page shows is never what is charged by itself.
+//!
+//! The edge's protection may refuse a hold or a checkout before its server function runs
+//! (hoarding caps, rate limits, bot score); the call then ends in
+//! [`CartCallError::Refused`] and the page shows the protection's message (on the hold notice,
+//! or under the checkout button), not a failed call.
 
 use crate::cart::{use_cart, CartLine};
-use crate::data::{cart_items, hold_cart, place_order, release_cart, CartHoldView, CartItem, PlaceOrderResult};
+use crate::data::{cart_items, hold_cart, place_order, release_cart, CartCallError, CartHoldView, CartItem, PlaceOrderResult};
 use edge_core::promo::PricedCart;
 use edge_core::stock::Line;
 use edge_core::{Money, Sku};
@@ -86,7 +91,10 @@ fn CartView(
     pricing: LocalResource<Option<PricedCart>>,
 ) -> impl IntoView {
     let cart = use_cart();
-    let items = StoredValue::new(items);
+    // Owned by the closures, not a `StoredValue`: a quantity change re-renders the page's
+    // `Suspend` (it reads the cart), which disposes this view's owner while its total may still
+    // run once more; a disposed value read there panics and leaves the page's tasks broken.
+    let items = std::sync::Arc::new(items);
     let qty_of = move |sku: &str| cart.units_of(sku);
     // The priced cart, while it matches the cart's quantities (a stale one is not shown).
     let priced = move || {
@@ -94,17 +102,16 @@ fn CartView(
         // that comes after must find nothing, not panic.
         pricing.try_get().flatten().flatten().filter(|p: &PricedCart| p.lines.iter().all(|l| l.qty == qty_of(l.sku.as_str())))
     };
+    let total_items = items.clone();
     let total = move || {
         if let Some(priced) = priced() {
             return priced.total.to_string();
         }
-        items.with_value(|items| {
-            let currency = items.first().map(|i| i.unit_price.currency.clone()).unwrap_or_else(|| "USD".into());
-            let minor = items.iter().map(|i| line_total(i, qty_of(&i.sku)).minor).sum();
-            Money::new(minor, &currency).to_string()
-        })
+        let currency = total_items.first().map(|i| i.unit_price.currency.clone()).unwrap_or_else(|| "USD".into());
+        let minor = total_items.iter().map(|i| line_total(i, qty_of(&i.sku)).minor).sum();
+        Money::new(minor, &currency).to_string()
     };
-    let rows = items.with_value(|items| {
+    let rows = {
         items
             .iter()
             .cloned()
@@ -136,7 +143,7 @@ fn CartView(
                 }
             })
             .collect_view()
-    });
+    };
     view! {
         <table class="cart-lines">
             <tbody>{rows}</tbody>
@@ -256,12 +263,21 @@ fn CheckoutForm(codes: RwSignal<Vec<String>>, pricing: LocalResource<Option<Pric
             if let Some((old_key, old_lines)) = key.replaced {
                 let _ = release_cart(to_lines(&old_lines), old_key).await;
             }
-            match hold_cart(to_lines(&lines), key.key).await {
+            let held = match hold_cart(to_lines(&lines), key.key).await {
                 Ok(CartHoldView::Spent) => {
                     checkout_key::forget();
-                    hold_cart(to_lines(&lines), checkout_key::for_cart(&lines).key).await.ok()
+                    hold_cart(to_lines(&lines), checkout_key::for_cart(&lines).key).await
                 }
-                other => other.ok(),
+                other => other,
+            };
+            match held {
+                Ok(view) => Some(view),
+                // The edge's protection refused to hold (too many units or holds, too many
+                // tries): the shopper learns why and what to do, as the shop said it.
+                Err(CartCallError::Refused { message, .. }) => {
+                    Some(CartHoldView::Refused { message: format!("We cannot hold these items for you: {message}.") })
+                }
+                Err(CartCallError::Failed(_)) => None,
             }
         }
     });
@@ -286,7 +302,14 @@ fn CheckoutForm(codes: RwSignal<Vec<String>>, pricing: LocalResource<Option<Pric
             generation.update(|g| *g += 1);
             message.set(Some(text));
         }
-        Some(Err(_)) => message.set(Some("We could not reach the shop. Please press the button again: you will not be charged twice.".into())),
+        // Refused at the edge before the checkout ran: nothing was held or charged under the
+        // key, so it stays for a later try.
+        Some(Err(CartCallError::Refused { message: text, .. })) => {
+            message.set(Some(format!("Your order was not placed: {text}. Nothing was charged.")))
+        }
+        Some(Err(CartCallError::Failed(_))) => {
+            message.set(Some("We could not reach the shop. Please press the button again: you will not be charged twice.".into()))
+        }
         None => {}
     });
     let submit = move |ev: leptos::ev::SubmitEvent| {

@@ -75,6 +75,26 @@ fn OrderView(order: Order) -> impl IntoView {
             }
         })
         .collect_view();
+    // What the shop's pricing recorded: each promotion's saving, shipping, and the subtotal.
+    let pricing = order.pricing.clone().map(|pricing| {
+        let savings = pricing
+            .promotions
+            .iter()
+            .map(|a| {
+                let code = a.code.clone().map(|c| format!(" ({c})")).unwrap_or_default();
+                view! { <li class="saving" data-testid="order-saving" data-promotion=a.id.clone()>{a.title.clone()}{code} " −" {a.saving.to_string()}</li> }
+            })
+            .collect_view();
+        let shipping = if pricing.shipping.minor == 0 { "Free".to_owned() } else { pricing.shipping.to_string() };
+        view! {
+            <dl class="order-pricing" data-testid="order-pricing">
+                <dt>"Subtotal"</dt><dd>{pricing.subtotal.to_string()}</dd>
+                <dt>"Savings"</dt><dd data-testid="order-discount">{format!("−{}", pricing.discount)}</dd>
+                <dt>"Shipping"</dt><dd data-testid="order-shipping">{shipping}</dd>
+            </dl>
+            <ul class="savings">{savings}</ul>
+        }
+    });
     view! {
         <Title text=format!("Order {}", order.id) />
         <section class="order" data-order-id=order.id.to_string()>
@@ -84,7 +104,8 @@ fn OrderView(order: Order) -> impl IntoView {
                 <strong data-testid="order-status" data-status=move || status.get().as_str()>{move || status.get().label()}</strong>
             </p>
             <ul class="order-lines">{lines}</ul>
-            <p class="order-total">"Total " <strong>{order.total.to_string()}</strong></p>
+            {pricing}
+            <p class="order-total">"Total " <strong data-testid="order-total">{order.total.to_string()}</strong></p>
             <p class="order-email">"Confirmation sent to " {order.email.clone()}</p>
             <ol class="order-history">
                 {move || history.get().into_iter().map(|change| view! { <li>{change.status.label()}</li> }).collect_view()}
