@@ -18,7 +18,6 @@ pub(crate) fn checks() -> Vec<(&'static str, Check)> {
         browser_cart_shows_promo_savings_line_by_line_and_refused_codes,
         browser_checks_out_with_promo_codes_and_the_order_records_the_pricing,
         promo_checkouts_never_take_the_clients_prices,
-        browser_cart_shows_the_hoarding_cap,
     ]
 }
 
@@ -72,7 +71,7 @@ fn shelf(ctx: &Ctx, product: &Product, unit: &Sku) -> Option<Money> {
 
 /// Simple (variant-free) products with at least `stock` units in the catalog, each with its
 /// shelf sale price, if any.
-fn simple_products(ctx: &Ctx, stock: u32) -> Vec<(&Product, Option<Money>)> {
+pub(super) fn simple_products(ctx: &Ctx, stock: u32) -> Vec<(&Product, Option<Money>)> {
     ctx.catalog
         .products
         .iter()
@@ -228,7 +227,7 @@ async fn wait_for_cart(c: &fantoccini::Client, cart: &PricedCart, what: &str) ->
 
 /// Opens the shop, puts `lines` in the stored cart and opens the cart page, hydrated, with
 /// every line shown. Returns when the first page was opened (the bot score counts from it).
-async fn open_cart(ctx: &Ctx, c: &fantoccini::Client, lines: &[(String, u32)]) -> Result<Instant, String> {
+pub(super) async fn open_cart(ctx: &Ctx, c: &fantoccini::Client, lines: &[(String, u32)]) -> Result<Instant, String> {
     let first_page = Instant::now();
     c.goto(&ctx.url("/")).await.map_err(|e| e.to_string())?;
     wait_hydrated(c).await?;
@@ -258,7 +257,7 @@ async fn enter_code(c: &fantoccini::Client, code: &str) -> CheckResult {
 
 /// Places the order from the cart page as `email` (at least `human_ms` after the shopper's
 /// first page, as a person would); returns the order id from the order page it lands on.
-async fn place_order(c: &fantoccini::Client, email: &str, first_page: Instant) -> Result<String, String> {
+pub(super) async fn place_order(c: &fantoccini::Client, email: &str, first_page: Instant) -> Result<String, String> {
     c.find(Locator::Css("input[name=email]"))
         .await
         .map_err(|e| e.to_string())?
@@ -617,68 +616,4 @@ async fn sfn_place_order(ctx: &Ctx, key: &str, form: String) -> Result<(StatusCo
     let status = res.status();
     let text = res.text().await.map_err(|e| e.to_string())?;
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-}
-
-/// One shopper buys the hoarding cap's worth of a SKU less a few, then comes back for more: the
-/// edge's protection refuses to hold or sell them, and the cart page says why in the
-/// protection's words (not a failed call), both for the hold and for the checkout.
-async fn browser_cart_shows_the_hoarding_cap(ctx: &Ctx) -> CheckResult {
-    let config = edge_core::protect::ProtectionConfig::default();
-    let cap = config.units_per_sku_max;
-    let (first, second) = (cap / 2 + 1, cap / 2 + 1);
-    ensure!(first <= cap && first + second > cap, "cap {cap}: {first} + {second} units do not cross it");
-    // A product no other browser check buys (after the flash sales' SKUs), with stock for both.
-    let flash: Vec<String> = sale_skus(ctx, 20);
-    let sku = simple_products(ctx, first + second)
-        .into_iter()
-        .map(|(p, _)| p.sku.to_string())
-        .find(|s| !flash.contains(s))
-        .ok_or("no product for the hoarding check")?;
-    let before = ctx.level(&sku).await?;
-    let wanted = format!("at most {cap} of {sku} per shopper every {} minutes ({first} already)", config.window_ms / 60_000);
-
-    let browser = Browser::start().await?;
-    let c = &browser.client;
-    let result: CheckResult = async {
-        let first_page = open_cart(ctx, c, &[(sku.clone(), first)]).await?;
-        wait_for("the hold notice", Duration::from_secs(10), || async {
-            Ok(js(c, "return !!document.querySelector('[data-testid=hold-expiry]')").await? == json!(true))
-        })
-        .await?;
-        place_order(c, "hoarder@example.com", first_page).await?;
-        ensure!(ctx.level(&sku).await? + u64::from(first) == before, "{sku}: {first} units were not sold");
-
-        // Back for more: the same shopper (same browser), the same SKU.
-        open_cart(ctx, c, &[(sku.clone(), second)]).await?;
-        let refused = wait_for("the hold refusal", Duration::from_secs(10), || async {
-            Ok(js(c, "const h = document.querySelector('[data-testid=hold-refused]'); return h && h.textContent").await?.as_str().is_some_and(|t| t.contains(&wanted)))
-        })
-        .await;
-        if let Err(e) = refused {
-            let notice = js(c, "const h = document.querySelector('.hold'); return h && h.textContent").await?;
-            return Err(format!("{e}: expected {wanted:?}, the page shows {notice}"));
-        }
-        let level = ctx.admin_level(&sku).await?;
-        ensure!(level["held"] == 0, "{sku} is held after the refusal: {level}");
-
-        c.find(Locator::Css("input[name=email]")).await.map_err(|e| e.to_string())?.send_keys("hoarder@example.com").await.map_err(|e| e.to_string())?;
-        click(c, "button.place-order").await?;
-        let message = wait_for("the checkout refusal", Duration::from_secs(10), || async {
-            Ok(text_of(c, "[data-testid=checkout-message]").await.unwrap_or_default().contains(&wanted))
-        })
-        .await;
-        if let Err(e) = message {
-            let shown = text_of(c, "[data-testid=checkout-message]").await.unwrap_or_default();
-            return Err(format!("{e}: expected {wanted:?}, the page shows {shown:?}"));
-        }
-        let shown = text_of(c, "[data-testid=checkout-message]").await?;
-        ensure!(!shown.contains("could not reach"), "the refusal reads as a failed call: {shown:?}");
-        ensure!(js(c, "return location.pathname").await? == json!("/cart"), "a refused checkout left the cart page");
-        ensure!(ctx.level(&sku).await? + u64::from(first) == before, "{sku}: the refused checkout sold units");
-        Ok(())
-    }
-    .await;
-    let _ = browser.client.clone().close().await;
-    restore_levels(ctx, &[sku]).await?;
-    result
 }

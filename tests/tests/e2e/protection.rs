@@ -1,12 +1,14 @@
 //! End-to-end checks of the edge protection (`edge_core::protect`, on by default in the
 //! worker): rate limits answer 429 with `Retry-After` and recover, one shopper cannot hoard a
-//! sale while others still buy, and an automated-looking checkout is refused with its reason.
+//! sale while others still buy (and the cart page says why), and an automated-looking checkout
+//! is refused with its reason.
 //!
 //! Each simulated client is an address (`CF-Connecting-IP`, which local workerd passes
 //! through) and, where it keeps one, its `shop_client` cookie. The limits are the shop's
 //! defaults (`ProtectionConfig::default()`), read here rather than copied.
 
 use super::*;
+use super::promotions::{open_cart, place_order, simple_products};
 use edge_core::protect::{ProtectionConfig, CLIENT_COOKIE};
 
 pub(crate) fn checks() -> Vec<(&'static str, Check)> {
@@ -14,6 +16,7 @@ pub(crate) fn checks() -> Vec<(&'static str, Check)> {
         bursts_get_429_with_retry_after_and_recover,
         one_shopper_cannot_hoard_a_sale_while_others_buy,
         automated_checkouts_are_refused_with_their_reason,
+        browser_cart_shows_the_hoarding_cap,
     ]
 }
 
@@ -293,4 +296,68 @@ async fn automated_checkouts_are_refused_with_their_reason(ctx: &Ctx) -> CheckRe
         "the person's checkout should be logged with score 0: {logged:?}"
     );
     restore_levels(ctx, &[sku]).await
+}
+
+/// One shopper buys the hoarding cap's worth of a SKU less a few, then comes back for more: the
+/// edge's protection refuses to hold or sell them, and the cart page says why in the
+/// protection's words (not a failed call), both for the hold and for the checkout.
+async fn browser_cart_shows_the_hoarding_cap(ctx: &Ctx) -> CheckResult {
+    let config = edge_core::protect::ProtectionConfig::default();
+    let cap = config.units_per_sku_max;
+    let (first, second) = (cap / 2 + 1, cap / 2 + 1);
+    ensure!(first <= cap && first + second > cap, "cap {cap}: {first} + {second} units do not cross it");
+    // A product no other browser check buys (after the flash sales' SKUs), with stock for both.
+    let flash: Vec<String> = sale_skus(ctx, 20);
+    let sku = simple_products(ctx, first + second)
+        .into_iter()
+        .map(|(p, _)| p.sku.to_string())
+        .find(|s| !flash.contains(s))
+        .ok_or("no product for the hoarding check")?;
+    let before = ctx.level(&sku).await?;
+    let wanted = format!("at most {cap} of {sku} per shopper every {} minutes ({first} already)", config.window_ms / 60_000);
+
+    let browser = Browser::start().await?;
+    let c = &browser.client;
+    let result: CheckResult = async {
+        let first_page = open_cart(ctx, c, &[(sku.clone(), first)]).await?;
+        wait_for("the hold notice", Duration::from_secs(10), || async {
+            Ok(js(c, "return !!document.querySelector('[data-testid=hold-expiry]')").await? == json!(true))
+        })
+        .await?;
+        place_order(c, "hoarder@example.com", first_page).await?;
+        ensure!(ctx.level(&sku).await? + u64::from(first) == before, "{sku}: {first} units were not sold");
+
+        // Back for more: the same shopper (same browser), the same SKU.
+        open_cart(ctx, c, &[(sku.clone(), second)]).await?;
+        let refused = wait_for("the hold refusal", Duration::from_secs(10), || async {
+            Ok(js(c, "const h = document.querySelector('[data-testid=hold-refused]'); return h && h.textContent").await?.as_str().is_some_and(|t| t.contains(&wanted)))
+        })
+        .await;
+        if let Err(e) = refused {
+            let notice = js(c, "const h = document.querySelector('.hold'); return h && h.textContent").await?;
+            return Err(format!("{e}: expected {wanted:?}, the page shows {notice}"));
+        }
+        let level = ctx.admin_level(&sku).await?;
+        ensure!(level["held"] == 0, "{sku} is held after the refusal: {level}");
+
+        c.find(Locator::Css("input[name=email]")).await.map_err(|e| e.to_string())?.send_keys("hoarder@example.com").await.map_err(|e| e.to_string())?;
+        click(c, "button.place-order").await?;
+        let message = wait_for("the checkout refusal", Duration::from_secs(10), || async {
+            Ok(text_of(c, "[data-testid=checkout-message]").await.unwrap_or_default().contains(&wanted))
+        })
+        .await;
+        if let Err(e) = message {
+            let shown = text_of(c, "[data-testid=checkout-message]").await.unwrap_or_default();
+            return Err(format!("{e}: expected {wanted:?}, the page shows {shown:?}"));
+        }
+        let shown = text_of(c, "[data-testid=checkout-message]").await?;
+        ensure!(!shown.contains("could not reach"), "the refusal reads as a failed call: {shown:?}");
+        ensure!(js(c, "return location.pathname").await? == json!("/cart"), "a refused checkout left the cart page");
+        ensure!(ctx.level(&sku).await? + u64::from(first) == before, "{sku}: the refused checkout sold units");
+        Ok(())
+    }
+    .await;
+    let _ = browser.client.clone().close().await;
+    restore_levels(ctx, &[sku]).await?;
+    result
 }
