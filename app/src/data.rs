@@ -72,6 +72,11 @@ mod ssr {
         }
         history.record(edge_core::behaviour::Event { sku, kind, at_s: at_ms / 1000 });
         set_cookie(&edge_core::behaviour::history_set_cookie(&history, &secret));
+        set_cookie(&format!(
+            "{}=1; Path=/; Max-Age={}; Secure; SameSite=Lax",
+            super::HAS_HISTORY_COOKIE,
+            edge_core::behaviour::HISTORY_MAX_AGE_S
+        ));
         true
     }
 
@@ -427,6 +432,28 @@ pub async fn recently_viewed() -> Result<Vec<edge_core::ProductSummary>, ServerF
 /// Products a "recently viewed" strip shows.
 pub const RECENT_SHOWN: usize = 8;
 
+/// A cookie the browser can read, set beside the (HttpOnly, signed) history cookie: it says only
+/// that a history exists, so pages skip asking for a personal order when there is none.
+pub const HAS_HISTORY_COOKIE: &str = "shop_has_history";
+
+/// Whether this browser has a behaviour history (see [`HAS_HISTORY_COOKIE`]); always `true`
+/// outside the browser.
+pub fn may_have_history() -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let cookies = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.dyn_into::<web_sys::HtmlDocument>().ok())
+            .and_then(|d| d.cookie().ok())
+            .unwrap_or_default();
+        let flag = format!("{HAS_HISTORY_COOKIE}=1");
+        cookies.split(';').any(|pair| pair.trim() == flag)
+    }
+    #[cfg(not(feature = "hydrate"))]
+    true
+}
+
 /// Whether personalization is on for this shopper (`None`: the shop has it off).
 #[server(prefix = "/_sfn", endpoint = "personalization")]
 pub async fn personalization_state() -> Result<Option<bool>, ServerFnError> {
@@ -439,6 +466,8 @@ pub async fn set_personalization(enabled: bool) -> Result<(), ServerFnError> {
     for value in edge_core::behaviour::opt_out_set_cookies(!enabled) {
         ssr::set_cookie(&value);
     }
+    // Either way the history is gone.
+    ssr::set_cookie(&format!("{HAS_HISTORY_COOKIE}=; Path=/; Max-Age=0; Secure; SameSite=Lax"));
     Ok(())
 }
 

@@ -1910,6 +1910,13 @@ async fn browser_sees_a_listing_ordered_by_taste(ctx: &Ctx) -> CheckResult {
     let browser = Browser::start().await?;
     let c = &browser.client;
     let result: CheckResult = async {
+        // A new visitor has no history: the hydrated listing does not ask for a personal order.
+        c.goto(&ctx.url("/")).await.map_err(|e| e.to_string())?;
+        wait_hydrated(c).await?;
+        // Time for a request the page would make after hydration to finish and be listed.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let asked = "return performance.getEntriesByType('resource').filter(e => e.name.includes('/_sfn/personal-order')).length";
+        ensure!(js(c, asked).await? == json!(0), "a visitor without a history asked for a personal order");
         view_products_then_home(ctx, c, &viewed).await?;
         wait_for("the listing ordered for the shopper", Duration::from_secs(10), || async {
             Ok(js(c, "return !!document.querySelector('[data-testid=personalized]')").await? == json!(true))

@@ -169,7 +169,7 @@ pub fn ListingView(
     // The merchant's order ("Featured") is re-ranked for a shopper with a history, in the
     // browser after hydration: the cached page stays the same for everyone. A sort the shopper
     // chose, and search results (best match first), are left alone.
-    if query.sort == Sort::Featured && fixed.is_empty() {
+    if query.sort == Sort::Featured && fixed.is_empty() && crate::data::may_have_history() {
         Effect::new(move |_| {
             let skus: Vec<String> = products.with_untracked(|p| p.iter().map(|p| p.sku.to_string()).collect());
             leptos::task::spawn_local(async move {
