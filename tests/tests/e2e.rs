@@ -5,9 +5,8 @@
 //! Ends with `e2e: N passed, N failed`.
 //!
 //! `E2E_HOST=spin` runs the same checks against the Spin build under the test-only Spin host
-//! (`tests/spin-host`) instead; the checks that need what only Cloudflare has (the edge's
-//! outbox, isolate-wide memory for the cache and the protection's counters) are skipped there
-//! with the reason printed (see [`not_on_spin`]), the
+//! (`tests/spin-host`) instead; the two that need what only Cloudflare has (the edge's outbox,
+//! an isolate-wide cache) are skipped there with the reason printed (see [`not_on_spin`]), the
 //! browser checks leave out their WebSocket steps ([`live_updates_missing`]), and the summary
 //! ends with `, N skipped`.
 
@@ -1959,10 +1958,6 @@ fn not_on_spin(name: &str) -> Option<&'static str> {
     Some(match name {
         "warm_product_page_makes_no_kv_reads" => "Spin instantiates the component per request: there is no isolate-wide catalog cache to be warm",
         "an_origin_outage_delays_orders_but_loses_none" => "on Spin the origin is the stock coordinator and order desk: without it checkouts answer 503, there is no edge outbox to delay them",
-        "bursts_get_429_with_retry_after_and_recover"
-        | "browser_cart_shows_the_hoarding_cap"
-        | "one_shopper_cannot_hoard_a_sale_while_others_buy"
-        | "automated_checkouts_are_refused_with_their_reason" => "edge protection keeps its counters in the isolate's memory, and Spin instantiates the component per request: the Spin build runs without it",
         _ => return None,
     })
 }

@@ -19,6 +19,8 @@
 //!
 //! Time comes from the injected [`Clock`], so tests move it by hand: no sleeps.
 
+pub mod carry;
+
 use crate::behaviour::cookie;
 use crate::product::Sku;
 use crate::shard::fnv1a_64;
@@ -165,7 +167,7 @@ impl RouteClass {
 }
 
 /// A token bucket in thousandths of a request, so refills stay exact in integers.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Bucket {
     milli: u64,
     at_ms: u64,
@@ -199,7 +201,7 @@ impl Bucket {
 }
 
 /// What the protection knows of one client (IP + cookie).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct ClientState {
     first_page_ms: Option<u64>,
     pages: u32,
@@ -207,12 +209,12 @@ struct ClientState {
 }
 
 /// A shopper's recent holds and checkouts, by idempotency key.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct ShopperState {
     orders: BTreeMap<String, ShopperOrder>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct ShopperOrder {
     lines: Vec<Line>,
     at_ms: u64,
@@ -248,6 +250,8 @@ struct State_ {
     clients: LruCache<String, ClientState>,
     shoppers: LruCache<String, ShopperState>,
     decisions: VecDeque<Decision>,
+    /// Decisions put in by [`Protection::carry_in_decisions`] (not this instance's own).
+    carried_decisions: usize,
     next_client: u64,
 }
 
@@ -312,6 +316,14 @@ pub fn client_ip(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
+/// The owners of the protection's entries a request can touch: its client (`ip|cookie`, when it
+/// has the cookie) and its address (`ip:{ip}`). See [`carry`].
+pub fn owners_of(headers: &HeaderMap) -> Vec<String> {
+    let ip = client_ip(headers);
+    let client = client_cookie(headers).map(|cookie| format!("{ip}|{cookie}"));
+    client.into_iter().chain([format!("ip:{ip}")]).collect()
+}
+
 fn client_cookie(headers: &HeaderMap) -> Option<String> {
     let value = cookie(headers.get(header::COOKIE)?.to_str().ok()?, CLIENT_COOKIE)?;
     (value.len() == 16 && value.bytes().all(|b| b.is_ascii_hexdigit())).then(|| value.to_owned())
@@ -327,6 +339,7 @@ impl Protection {
                 clients: LruCache::new(capacity),
                 shoppers: LruCache::new(capacity),
                 decisions: VecDeque::with_capacity(DECISIONS_MAX),
+                carried_decisions: 0,
                 next_client: 0,
             })),
             config: Arc::new(config),
@@ -360,6 +373,7 @@ impl Protection {
     fn record(&self, state: &mut State_, decision: Decision) {
         if state.decisions.len() == DECISIONS_MAX {
             state.decisions.pop_front();
+            state.carried_decisions = state.carried_decisions.saturating_sub(1);
         }
         state.decisions.push_back(decision);
     }
@@ -630,6 +644,60 @@ impl Protection {
                 }
             }
         }
+    }
+
+    /// Puts `owner`'s entries, carried from an earlier request, into this protection.
+    pub fn carry_in(&self, owner: &str, carried: carry::Carried) {
+        let mut state = self.lock();
+        for (class, bucket) in carried.buckets {
+            state.buckets.put((class, owner.to_owned()), bucket);
+        }
+        if let Some(client) = carried.client {
+            state.clients.put(owner.to_owned(), client);
+        }
+        if let Some(shopper) = carried.shopper {
+            state.shoppers.put(owner.to_owned(), shopper);
+        }
+    }
+
+    /// Every owner's entries this protection holds, to carry to the next request.
+    pub fn carry_out(&self) -> BTreeMap<String, carry::Carried> {
+        let now = self.clock.now_ms();
+        let state = self.lock();
+        let mut out: BTreeMap<String, carry::Carried> = BTreeMap::new();
+        fn entry<'m>(out: &'m mut BTreeMap<String, carry::Carried>, owner: &str, now: u64) -> &'m mut carry::Carried {
+            out.entry(owner.to_owned()).or_insert_with(|| carry::Carried { seen_ms: now, ..Default::default() })
+        }
+        for ((class, owner), bucket) in state.buckets.iter() {
+            entry(&mut out, owner, now).buckets.push((*class, *bucket));
+        }
+        for (owner, client) in state.clients.iter() {
+            entry(&mut out, owner, now).client = Some(client.clone());
+        }
+        for (owner, shopper) in state.shoppers.iter() {
+            entry(&mut out, owner, now).shopper = Some(shopper.clone());
+        }
+        out
+    }
+
+    /// Puts decisions recorded by earlier requests (oldest first) before this one's own.
+    pub fn carry_in_decisions(&self, decisions: Vec<Decision>) {
+        let mut state = self.lock();
+        let own: Vec<Decision> = state.decisions.drain(..).collect();
+        let carried: Vec<Decision> = decisions.into_iter().rev().take(DECISIONS_MAX).rev().collect();
+        state.carried_decisions = carried.len();
+        state.decisions.extend(carried);
+        state.decisions.extend(own);
+        while state.decisions.len() > DECISIONS_MAX {
+            state.decisions.pop_front();
+            state.carried_decisions = state.carried_decisions.saturating_sub(1);
+        }
+    }
+
+    /// The decisions this protection made itself (not carried in), oldest first.
+    pub fn own_decisions(&self) -> Vec<Decision> {
+        let state = self.lock();
+        state.decisions.iter().skip(state.carried_decisions).cloned().collect()
     }
 
     fn new_client_id(&self, ip: &str) -> String {

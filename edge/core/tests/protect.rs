@@ -8,8 +8,8 @@ use axum::routing::post;
 use axum::Router;
 use edge_core::api::router;
 use edge_core::memory::{memory_desk, ManualClock, MemoryKv, MemoryStock};
-use edge_core::protect::{Action, Protection, ProtectionConfig, RouteClass, CLIENT_COOKIE};
-use edge_core::snapshot::{CatalogCache, SnapshotCatalog};
+use edge_core::protect::{carry, owners_of, Action, Protection, ProtectionConfig, RouteClass, CLIENT_COOKIE};
+use edge_core::snapshot::{CatalogCache, KvRead, SnapshotCatalog};
 use edge_core::{Catalog, Shop, StockCoordinator};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -50,6 +50,10 @@ async fn host(config: ProtectionConfig) -> Host {
 impl Host {
     /// The API behind the protection, plus stand-ins for a page and the hold server function.
     fn app(&self) -> Router {
+        self.app_with(self.protection.clone())
+    }
+
+    fn app_with(&self, protection: Protection) -> Router {
         let shop = Shop {
             catalog: Arc::new(SnapshotCatalog::new(
                 self.kv.clone(),
@@ -72,7 +76,7 @@ impl Host {
             .route("/_sfn/hold-cart", post(|| async { "held" }))
             .route("/_sfn/release-cart", post(|| async { "released" }))
             .layer(axum::middleware::from_fn_with_state(
-                self.protection.clone(),
+                protection,
                 Protection::layer,
             ))
     }
@@ -95,38 +99,73 @@ impl Host {
         body: Option<(&str, String)>,
         key: Option<&str>,
     ) -> (StatusCode, Option<String>, Value) {
-        let (ip, cookie) = client;
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("cf-connecting-ip", ip);
-        if let Some(key) = key {
-            req = req.header("idempotency-key", key);
-        }
-        if !cookie.is_empty() {
-            req = req.header(header::COOKIE, format!("{CLIENT_COOKIE}={cookie}"));
-        }
-        let body = match body {
-            Some((content_type, body)) => {
-                req = req.header(header::CONTENT_TYPE, content_type);
-                Body::from(body)
-            }
-            None => Body::empty(),
-        };
-        let res = self.app().oneshot(req.body(body).unwrap()).await.unwrap();
-        let status = res.status();
-        let retry = res
-            .headers()
-            .get(header::RETRY_AFTER)
-            .map(|v| v.to_str().unwrap().to_owned());
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            retry,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        let req = request(method, uri, client, body, key);
+        answer(self.app().oneshot(req).await.unwrap()).await
     }
 
+    /// [`Host::send_keyed`] as a host that keeps no memory between requests (Spin) runs it: a
+    /// fresh protection per request, loaded from and saved to `store` (`protect::carry`).
+    async fn send_carried(
+        &self,
+        store: &MemoryKv,
+        method: &str,
+        uri: &str,
+        client: (&str, &str),
+        body: Option<(&str, String)>,
+        key: Option<&str>,
+    ) -> (StatusCode, Option<String>, Value) {
+        let req = request(method, uri, client, body, key);
+        let protection = Protection::new(self.protection.config().clone(), self.clock.clone());
+        carry::load(store, &protection, &owners_of(req.headers()), false).await.unwrap();
+        let res = self.app_with(protection.clone()).oneshot(req).await.unwrap();
+        carry::save(store, &protection).await.unwrap();
+        answer(res).await
+    }
+}
+
+fn request(
+    method: &str,
+    uri: &str,
+    client: (&str, &str),
+    body: Option<(&str, String)>,
+    key: Option<&str>,
+) -> Request<Body> {
+    let (ip, cookie) = client;
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("cf-connecting-ip", ip);
+    if let Some(key) = key {
+        req = req.header("idempotency-key", key);
+    }
+    if !cookie.is_empty() {
+        req = req.header(header::COOKIE, format!("{CLIENT_COOKIE}={cookie}"));
+    }
+    let body = match body {
+        Some((content_type, body)) => {
+            req = req.header(header::CONTENT_TYPE, content_type);
+            Body::from(body)
+        }
+        None => Body::empty(),
+    };
+    req.body(body).unwrap()
+}
+
+async fn answer(res: axum::response::Response) -> (StatusCode, Option<String>, Value) {
+    let status = res.status();
+    let retry = res
+        .headers()
+        .get(header::RETRY_AFTER)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        retry,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+impl Host {
     async fn checkout(
         &self,
         client: (&str, &str),
@@ -487,4 +526,77 @@ async fn a_bot_dropping_its_cookie_still_hits_the_address_hoarding_cap() {
         }
     }
     assert_eq!(held, 8, "four holds of 2 reach the address cap of 8 units");
+}
+
+/// On a host that keeps no memory between requests, the limits still hold: each request's
+/// protection is fresh, loaded from the store and saved back (`protect::carry`).
+#[tokio::test]
+async fn limits_hold_across_per_request_instances_through_the_store() {
+    let host = host(ProtectionConfig::default()).await;
+    let config = host.protection.config().clone();
+    let store = MemoryKv::default();
+    let checkout = |key: String, qty: u32| {
+        let body = json!({"lines": [{"sku": "MUG-1", "qty": qty}], "email": "a@b.co", "payment_token": "tok_visa"});
+        (Some(("application/json", body.to_string())), key)
+    };
+    let client = ("198.51.100.7", "00000000000000d1");
+    // A view first, so the bot score stays low; then the hoarding cap, one unit per checkout.
+    host.send_carried(&store, "GET", "/p/MUG-1", client, None, None).await;
+    host.clock.advance(config.human_checkout_ms_min);
+    for n in 0..config.units_per_sku_max {
+        let (body, key) = checkout(format!("c-{n}"), 1);
+        let (status, _, value) = host.send_carried(&store, "POST", "/api/checkout", client, body, Some(&key)).await;
+        assert_eq!(status, StatusCode::CREATED, "checkout {n}: {value}");
+    }
+    let (body, key) = checkout("c-over".into(), 1);
+    let (status, _, value) = host.send_carried(&store, "POST", "/api/checkout", client, body, Some(&key)).await;
+    assert_eq!((status, value["error"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("hold_limit")), "{value}");
+
+    // The rate budget too: searches past it get 429, and it refills with time.
+    let searcher = ("198.51.100.8", "00000000000000d2");
+    for n in 0..config.search.requests {
+        let (status, _, _) = host.send_carried(&store, "GET", "/api/products?q=mug", searcher, None, None).await;
+        assert_eq!(status, StatusCode::OK, "search {n}");
+    }
+    let (status, retry, _) = host.send_carried(&store, "GET", "/api/products?q=mug", searcher, None, None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let wait_s: u64 = retry.expect("Retry-After").parse().unwrap();
+    host.clock.advance(wait_s * 1_000);
+    let (status, _, _) = host.send_carried(&store, "GET", "/api/products?q=mug", searcher, None, None).await;
+    assert_eq!(status, StatusCode::OK, "after Retry-After");
+
+    // The decisions reach the admin's view through the store.
+    let admin = Protection::new(config.clone(), host.clock.clone());
+    carry::load(&store, &admin, &[], true).await.unwrap();
+    let actions: Vec<Action> = admin.decisions().iter().map(|d| d.action).collect();
+    assert!(actions.contains(&Action::Hoarding) && actions.contains(&Action::RateLimited), "{actions:?}");
+    assert!(admin.own_decisions().is_empty(), "carried decisions are not the admin request's own");
+}
+
+/// The store holds a bounded number of owners: a slot keeps the most recently seen.
+#[tokio::test]
+async fn the_carried_state_stays_bounded_per_slot() {
+    let host = host(ProtectionConfig::default()).await;
+    let store = MemoryKv::default();
+    // Addresses whose owners (`ip:{ip}`) share one slot.
+    let slot = carry::slot_key("ip:203.0.113.0");
+    let crowd: Vec<String> = (0..200_000u32)
+        .map(|n| format!("203.0.{}.{}", n >> 8, n & 255))
+        .filter(|ip| carry::slot_key(&format!("ip:{ip}")) == slot)
+        .take(carry::OWNERS_PER_SLOT + 3)
+        .collect();
+    assert_eq!(crowd.len(), carry::OWNERS_PER_SLOT + 3, "not enough addresses in one slot");
+    for ip in &crowd {
+        host.clock.advance(1_000);
+        let (status, _, _) = host.send_carried(&store, "GET", "/api/products?q=mug", (ip, ""), None, None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let kept: std::collections::BTreeMap<String, carry::Carried> =
+        edge_core::codec::from_cbor(&store.get(&slot).await.unwrap().unwrap()).unwrap();
+    let owners: Vec<&String> = kept.keys().filter(|o| o.starts_with("ip:")).collect();
+    assert!(kept.len() <= carry::OWNERS_PER_SLOT, "{} owners in one slot", kept.len());
+    for ip in &crowd[crowd.len() - 3..] {
+        assert!(owners.contains(&&format!("ip:{ip}")), "a recent owner was dropped: {ip}");
+    }
+    assert!(!owners.contains(&&format!("ip:{}", crowd[0])), "the stalest owner was kept");
 }

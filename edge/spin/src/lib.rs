@@ -23,7 +23,9 @@
 //! component in front of this one, as the Workers assets binding does on Cloudflare.
 //!
 //! # What differs from Cloudflare
-//! No Durable Objects, so no WebSockets: `/api/stock/{sku}/live` and `/api/orders/{id}/live`
+//! Edge protection keeps its counters in the key-value store between requests
+//! (`edge_core::protect::carry`) rather than in isolate memory. No Durable Objects, so no
+//! WebSockets: `/api/stock/{sku}/live` and `/api/orders/{id}/live`
 //! answer 501 and pages show the level or status of their last load. Checkouts run at the
 //! origin, which records the order before answering, so there is no outbox;
 //! `/_admin/orders/{id}/status` answers 501 (status changes are made in the origin's admin).
@@ -150,6 +152,15 @@ async fn serve(request: Request<Vec<u8>>) -> Response<Vec<u8>> {
         events: Arc::default(),
     };
     let events = personalization.events.clone();
+    // Edge protection as on Cloudflare, its state carried through the key-value store
+    // (`edge_core::protect::carry`): this instance lives for one request.
+    let protection = edge_core::protect::Protection::new(Default::default(), clock.clone());
+    let state = key_value::SpinKv::new();
+    let owners = edge_core::protect::owners_of(request.headers());
+    let admin_view = request.uri().path() == "/_admin/protection";
+    if let Err(e) = edge_core::protect::carry::load(&state, &protection, &owners, admin_view).await {
+        eprintln!("protection state not loaded (this request runs without it): {e}");
+    }
     let mut router =
         app::ssr::storefront_router(shop.clone(), app::ssr::leptos_options(), personalization)
             .merge(edge_core::api::admin_router(
@@ -158,7 +169,12 @@ async fn serve(request: Request<Vec<u8>>) -> Response<Vec<u8>> {
                 env("ADMIN_TOKEN"),
             ))
             .merge(durable_object_routes())
-            .route("/healthz", get(|| async { "ok" }));
+            .route("/healthz", get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn_with_state(
+                protection.clone(),
+                edge_core::protect::Protection::layer,
+            ))
+            .merge(edge_core::protect::admin_router(protection.clone(), env("ADMIN_TOKEN")));
 
     let (parts, body) = request.into_parts();
     let response = match router
@@ -169,6 +185,9 @@ async fn serve(request: Request<Vec<u8>>) -> Response<Vec<u8>> {
         Err(never) => match never {},
     };
     origin::send_events(&origin, &events, clock.now_ms()).await;
+    if let Err(e) = edge_core::protect::carry::save(&state, &protection).await {
+        eprintln!("protection state not saved: {e}");
+    }
     let (mut parts, body) = response.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes().to_vec(),
