@@ -1204,6 +1204,22 @@ async fn flash_sale_of_2000_checkouts_across_shards_never_oversells(ctx: &Ctx) -
     result
 }
 
+/// Clicks "Place order" on the cart page and waits for the paid order's page: its order id.
+async fn submit_order(c: &fantoccini::Client) -> Result<String, String> {
+    click(c, "button.place-order").await?;
+    let landed = wait_for("the order page", Duration::from_secs(20), || async {
+        let status = js(c, "const s = document.querySelector('[data-testid=order-status]'); return s && s.dataset.status").await?;
+        Ok(status == json!("paid"))
+    })
+    .await;
+    if let Err(e) = landed {
+        let message = text_of(c, "[data-testid=checkout-message]").await.unwrap_or_default();
+        return Err(format!("{e}; checkout message: {message:?}"));
+    }
+    let path = js(c, "return location.pathname").await?;
+    path.as_str().and_then(|p| p.strip_prefix("/orders/")).map(str::to_owned).ok_or(format!("not an order page: {path}"))
+}
+
 async fn text_of(client: &fantoccini::Client, css: &str) -> Result<String, String> {
     client
         .find(Locator::Css(css))
@@ -1371,22 +1387,7 @@ async fn browser_checks_out_and_follows_the_order_live(ctx: &Ctx) -> CheckResult
             .send_keys("browser@example.com")
             .await
             .map_err(|e| e.to_string())?;
-        click(c, "button.place-order").await?;
-        let landed = wait_for("the order page", Duration::from_secs(20), || async {
-            let status = js(
-                c,
-                "const s = document.querySelector('[data-testid=order-status]'); return s && s.dataset.status",
-            )
-            .await?;
-            Ok(status == json!("paid"))
-        })
-        .await;
-        if let Err(e) = landed {
-            let message = text_of(c, "[data-testid=checkout-message]").await.unwrap_or_default();
-            return Err(format!("{e}; checkout message: {message:?}"));
-        }
-        let path = js(c, "return location.pathname").await?;
-        let id = path.as_str().and_then(|p| p.strip_prefix("/orders/")).ok_or(format!("not an order page: {path}"))?.to_string();
+        let id = submit_order(c).await?;
         let badge = text_of(c, "[data-testid=cart-badge]").await?;
         ensure!(badge == "0", "the cart is emptied after the order, badge {badge:?}");
         let (status, order) = ctx.json("GET", &format!("/api/orders/{id}"), None).await?;

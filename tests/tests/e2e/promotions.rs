@@ -268,18 +268,7 @@ pub(super) async fn place_order(c: &fantoccini::Client, email: &str, first_page:
     if let Some(wait) = human.checked_sub(first_page.elapsed()) {
         tokio::time::sleep(wait).await;
     }
-    click(c, "button.place-order").await?;
-    let landed = wait_for("the order page", Duration::from_secs(20), || async {
-        let status = js(c, "const s = document.querySelector('[data-testid=order-status]'); return s && s.dataset.status").await?;
-        Ok(status == json!("paid"))
-    })
-    .await;
-    if let Err(e) = landed {
-        let message = text_of(c, "[data-testid=checkout-message]").await.unwrap_or_default();
-        return Err(format!("{e}; checkout message: {message:?}"));
-    }
-    let path = js(c, "return location.pathname").await?;
-    path.as_str().and_then(|p| p.strip_prefix("/orders/")).map(str::to_owned).ok_or(format!("not an order page: {path}"))
+    submit_order(c).await
 }
 
 /// Listings (in the browser, every category) and product pages show the sale price beside the
