@@ -1477,8 +1477,13 @@ async fn view_products_then_home(ctx: &Ctx, c: &fantoccini::Client, skus: &[Stri
     for sku in skus {
         c.goto(&ctx.url(&format!("/p/{sku}"))).await.map_err(|e| e.to_string())?;
         wait_hydrated(c).await?;
-        // The view is recorded by a request after hydration: wait for the cookie to change.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The view is recorded by a request after hydration; leaving before its answer (and
+        // its cookie) arrives would lose it on a loaded machine. Resource timings list it once done.
+        wait_for("the view to be recorded", Duration::from_secs(10), || async {
+            let done = js(c, "return performance.getEntriesByType('resource').some(e => e.name.includes('/_sfn/record'))").await?;
+            Ok(done == json!(true))
+        })
+        .await?;
     }
     c.goto(&ctx.url("/")).await.map_err(|e| e.to_string())?;
     wait_hydrated(c).await
