@@ -1507,11 +1507,16 @@ async fn browser_sees_recently_viewed_and_can_opt_out(ctx: &Ctx) -> CheckResult 
     let result: CheckResult = async {
         view_products_then_home(ctx, c, &viewed).await?;
         let newest_first: Vec<String> = viewed.iter().rev().cloned().collect();
-        wait_for("the recently viewed strip", Duration::from_secs(10), || async {
-            let skus = js(c, "return [...document.querySelectorAll('[data-testid=recently-viewed] li')].map(li => li.dataset.sku)").await?;
-            Ok(skus == json!(newest_first))
+        let strip = "return [...document.querySelectorAll('[data-testid=recently-viewed] li')].map(li => li.dataset.sku)";
+        let shown = wait_for("the recently viewed strip", Duration::from_secs(10), || async {
+            Ok(js(c, strip).await? == json!(newest_first))
         })
-        .await?;
+        .await;
+        if let Err(e) = shown {
+            let skus = js(c, strip).await.unwrap_or_default();
+            let body = js(c, "return document.body.dataset.hydrated").await.unwrap_or_default();
+            return Err(format!("{e}: expected {newest_first:?}, the strip shows {skus} (hydrated: {body})"));
+        }
         // "Recommended for you": the viewed category dominates, nothing already seen.
         wait_for("personal recommendations", Duration::from_secs(10), || async {
             Ok(js(c, "const r = document.querySelector('[data-testid=recommended]'); return r && r.dataset.source").await? == json!("personal"))

@@ -212,7 +212,8 @@ fn live_stock(selected: Memo<String>, levels: RwSignal<BTreeMap<String, Option<u
                 leptos::task::spawn_local(async move {
                     // A failed refresh keeps the last known level on screen.
                     if let Ok(level) = stock_level(sku.clone()).await {
-                        levels.update(|l| {
+                        // Unless the page is gone meanwhile.
+                        levels.try_update(|l| {
                             l.insert(sku, level);
                         });
                     }
