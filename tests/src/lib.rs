@@ -507,8 +507,17 @@ where
 
 /// Clicks the first element matching `css`.
 pub async fn click(c: &fantoccini::Client, css: &str) -> Result<(), String> {
-    let element = c.find(fantoccini::Locator::Css(css)).await.map_err(|e| format!("{css}: {e}"))?;
-    element.click().await.map_err(|e| format!("click {css}: {e}"))
+    // An element found just as its page is replaced goes stale: find it again on the new one.
+    for _ in 0..3 {
+        let element = c.find(fantoccini::Locator::Css(css)).await.map_err(|e| format!("{css}: {e}"))?;
+        match element.click().await {
+            Err(e) if e.to_string().contains("stale element") => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            clicked => return clicked.map_err(|e| format!("click {css}: {e}")),
+        }
+    }
+    Err(format!("click {css}: the element went stale three times"))
 }
 
 /// Runs `script` in the page and returns its value.

@@ -274,10 +274,11 @@ async fn in_browser(c: &Client, edge: &WranglerDev, origin_url: &str, id: &str) 
     // 4. Find the order, open it, pack and ship it.
     fill(c, "input[name=email]", "shopper@example.com").await?;
     click(c, "form.filters button").await?;
-    wait_for("the order in the list", Duration::from_secs(10), || async {
+    // On the filtered list (the submit loads a new page): the unfiltered one may show it too.
+    wait_for("the order in the filtered list", Duration::from_secs(10), || async {
         Ok(js(
             c,
-            &format!("return !!document.querySelector('#orders a[href=\"/admin/orders/{id}\"]')"),
+            &format!("return location.search.includes('email=') && !!document.querySelector('#orders a[href=\"/admin/orders/{id}\"]')"),
         )
         .await?
             == json!(true))
