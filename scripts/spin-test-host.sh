@@ -16,10 +16,11 @@ CACHE="${SPIN_HOST_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/edge-shop/spin
 if [ ! -x "$CACHE/bin/spin-test-host" ]; then
   echo "spin-test-host: building $KEY (wasmtime: ~8 minutes on 2 cores, once per version)"
   t0=$SECONDS
-  # Its own target dir: the host is its own workspace, and a rebuild after a small change to
-  # it reuses the compiled wasmtime.
+  # Its own target dir: the host is its own workspace.
   CARGO_TARGET_DIR=target/spin-host cargo install --quiet --locked --path "$HOST" --root "$CACHE.tmp"
   rm -rf "$CACHE" && mv "$CACHE.tmp" "$CACHE"
+  # The binary is cached; its build tree (over a GB of wasmtime objects) is not worth the disk.
+  rm -rf target/spin-host/release
   echo "spin-test-host: built in $((SECONDS - t0)) s"
 fi
 mkdir -p target/spin-host/bin
