@@ -80,6 +80,12 @@ impl IntoResponse for ApiError {
                 StatusCode::UNAUTHORIZED,
                 json!({"error": "unauthorized", "message": "missing or wrong bearer token"}),
             ),
+            // A coordinator (or origin) that answers what this protocol does not expect will
+            // answer it again: not a "retry later" but a deployment to fix.
+            ApiError::Store(e @ StoreError::Protocol(_)) => (
+                StatusCode::BAD_GATEWAY,
+                json!({"error": "bad_gateway", "message": e.to_string()}),
+            ),
             ApiError::Store(e) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"error": "unavailable", "message": e.to_string()}),

@@ -808,3 +808,64 @@ async fn product_places_follow_the_live_version() {
     assert_eq!(places[&catalog.products[0].sku], 0);
     assert_eq!(places[&catalog.products[last as usize].sku], last);
 }
+
+/// An order desk whose far side always fails with the given error (as the Spin host's origin can).
+struct FailingDesk(edge_core::StoreError);
+
+impl edge_core::checkout::OrderDesk for FailingDesk {
+    fn checkout_priced(
+        &self,
+        _: edge_core::stock::OrderId,
+        _: edge_core::order::CheckoutRequest,
+        _: edge_core::checkout::PricedOrder,
+    ) -> edge_core::store::BoxFuture<
+        '_,
+        Result<edge_core::checkout::CheckoutOutcome, edge_core::checkout::CheckoutError>,
+    > {
+        let e = self.0.clone();
+        Box::pin(async move { Err(edge_core::checkout::CheckoutError::Store(e)) })
+    }
+
+    fn order<'a>(
+        &'a self,
+        _: &'a edge_core::stock::OrderId,
+    ) -> edge_core::store::BoxFuture<'a, Result<Option<edge_core::order::Order>, edge_core::StoreError>>
+    {
+        let e = self.0.clone();
+        Box::pin(async move { Err(e) })
+    }
+}
+
+#[tokio::test]
+async fn a_refusing_coordinator_is_502_and_an_unreachable_one_503() {
+    use edge_core::StoreError;
+    let host = published().await;
+    let cases = [
+        (
+            StoreError::Protocol("/coordinator/checkouts: the origin answered 401: bad token".into()),
+            StatusCode::BAD_GATEWAY,
+            "bad_gateway",
+        ),
+        (
+            StoreError::Unavailable("/coordinator/checkouts: connection refused".into()),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+        ),
+    ];
+    for (error, status, code) in cases {
+        let mut shop = host.shop();
+        shop.orders = Arc::new(FailingDesk(error.clone()));
+        let app = router(shop);
+        let (got, body) = buy(&app, "k-failing-desk", &[("MUG-1", 1)], "tok_visa").await;
+        assert_eq!((got, body["error"].as_str()), (status, Some(code)), "{error}: {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| m.contains("/coordinator/checkouts")),
+            "the message names the call: {body}"
+        );
+        let (got, body) = call_app(&app, "GET", "/api/orders/ord_0123456789abcdef", None, None).await;
+        assert_eq!(got, status, "order read with {error}: {body}");
+    }
+    // Nothing was sold by the failed checkouts.
+    let (_, body) = call(&host, "GET", "/api/stock/MUG-1", None, None).await;
+    assert_eq!(body["available"], 3);
+}

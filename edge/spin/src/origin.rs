@@ -38,7 +38,9 @@ impl Origin {
         })
     }
 
-    /// One request; the body of a 2xx answer, anything else an `Unavailable` that names the call.
+    /// One request; the body of a 2xx answer. A 4xx answer is a `Protocol` error (the origin
+    /// refused what this component sent: a token or version mismatch, which retrying will not
+    /// fix), anything else an `Unavailable`; both name the call.
     async fn call(
         &self,
         method: Method,
@@ -66,9 +68,12 @@ impl Origin {
         let body = response.into_body();
         if !(200..300).contains(&status) {
             let detail = String::from_utf8_lossy(&body);
-            return Err(StoreError::Unavailable(format!(
-                "{path}: the origin answered {status}: {detail}"
-            )));
+            let message = format!("{path}: the origin answered {status}: {detail}");
+            return Err(if (400..500).contains(&status) {
+                StoreError::Protocol(message)
+            } else {
+                StoreError::Unavailable(message)
+            });
         }
         Ok(body)
     }
