@@ -13,6 +13,12 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 disk() { echo "disk: target $(du -sh target 2>/dev/null | cut -f1), $(df -h --output=avail . | tail -1 | tr -d ' ') free"; }
 
 bash scripts/setup.sh test
+if cargo fmt --version >/dev/null 2>&1; then
+  echo "== rustfmt"
+  cargo fmt --all --check
+else
+  echo "== rustfmt: not installed with this toolchain, formatting not checked"
+fi
 bash scripts/build.sh
 bash scripts/build.sh spin       # the Spin component (edge/spin, wasm32-wasip2)
 bash scripts/spin-test-host.sh   # the test-only Spin host, reused while its version is unchanged

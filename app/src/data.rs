@@ -42,7 +42,12 @@ mod ssr {
 
     fn cookie_header() -> Option<String> {
         let parts = use_context::<axum::http::request::Parts>()?;
-        parts.headers.get(axum::http::header::COOKIE)?.to_str().ok().map(str::to_owned)
+        parts
+            .headers
+            .get(axum::http::header::COOKIE)?
+            .to_str()
+            .ok()
+            .map(str::to_owned)
     }
 
     fn secret() -> Option<std::sync::Arc<[u8]>> {
@@ -52,7 +57,9 @@ mod ssr {
     /// Whether personalization is on for this request's shopper; `None` when the shop has it off.
     pub async fn personalization_on() -> Option<bool> {
         secret()?;
-        Some(!edge_core::behaviour::opted_out(&cookie_header().unwrap_or_default()))
+        Some(!edge_core::behaviour::opted_out(
+            &cookie_header().unwrap_or_default(),
+        ))
     }
 
     /// The shopper's history, when personalization is on and they have one.
@@ -63,14 +70,28 @@ mod ssr {
     /// Records an event in the shopper's history cookie; `false` when nothing was recorded
     /// (personalization off, or opted out).
     pub async fn record(sku: Sku, kind: edge_core::behaviour::EventKind) -> bool {
-        let (Some(true), Some(secret)) = (personalization_on().await, secret()) else { return false };
+        let (Some(true), Some(secret)) = (personalization_on().await, secret()) else {
+            return false;
+        };
         let mut history = history().await.unwrap_or_default();
         let at_ms = shop().map(|s| s.clock.now_ms()).unwrap_or(0);
         let visitor = history.visitor_id().to_owned();
         if let Some(personalization) = use_context::<crate::ssr::Personalization>() {
-            personalization.events.push(edge_core::events::AnalyticsEvent { visitor, sku: sku.clone(), kind, at_ms, arm: None });
+            personalization
+                .events
+                .push(edge_core::events::AnalyticsEvent {
+                    visitor,
+                    sku: sku.clone(),
+                    kind,
+                    at_ms,
+                    arm: None,
+                });
         }
-        history.record(edge_core::behaviour::Event { sku, kind, at_s: at_ms / 1000 });
+        history.record(edge_core::behaviour::Event {
+            sku,
+            kind,
+            at_s: at_ms / 1000,
+        });
         set_cookie(&edge_core::behaviour::history_set_cookie(&history, &secret));
         set_cookie(&format!(
             "{}=1; Path=/; Max-Age={}; Secure; SameSite=Lax",
@@ -81,23 +102,37 @@ mod ssr {
     }
 
     pub fn set_cookie(value: &str) {
-        if let (Some(response), Ok(value)) =
-            (use_context::<leptos_axum::ResponseOptions>(), axum::http::HeaderValue::from_str(value))
-        {
+        if let (Some(response), Ok(value)) = (
+            use_context::<leptos_axum::ResponseOptions>(),
+            axum::http::HeaderValue::from_str(value),
+        ) {
             response.append_header(axum::http::header::SET_COOKIE, value);
         }
     }
 
     /// Queues an analytics-only event (a recommendation shown or clicked) under an arm.
-    pub fn queue(visitor: &str, sku: Sku, kind: edge_core::behaviour::EventKind, arm: edge_core::behaviour::Arm) {
-        let (Some(personalization), Ok(shop)) = (use_context::<crate::ssr::Personalization>(), shop()) else { return };
+    pub fn queue(
+        visitor: &str,
+        sku: Sku,
+        kind: edge_core::behaviour::EventKind,
+        arm: edge_core::behaviour::Arm,
+    ) {
+        let (Some(personalization), Ok(shop)) =
+            (use_context::<crate::ssr::Personalization>(), shop())
+        else {
+            return;
+        };
         let event = edge_core::events::AnalyticsEvent {
             visitor: visitor.to_owned(),
             sku,
             kind,
             at_ms: shop.clock.now_ms(),
             // Tagged with the experiment too: a later experiment may reuse an arm's name.
-            arm: Some(format!("{}/{}", edge_core::behaviour::RECOMMENDATIONS_EXPERIMENT, arm.as_str())),
+            arm: Some(format!(
+                "{}/{}",
+                edge_core::behaviour::RECOMMENDATIONS_EXPERIMENT,
+                arm.as_str()
+            )),
         };
         personalization.events.push(event);
     }
@@ -173,23 +208,38 @@ pub async fn product_detail(sku: String) -> Result<Option<ProductWithStock>, Ser
         }
     });
     let levels = futures::future::join_all(reads).await;
-    let mut similar = edge_core::api::similar_products(&shop, &sku, SIMILAR_SHOWN).await.unwrap_or_else(|e| {
-        leptos::logging::error!("similar items for {sku} unavailable: {e:?}");
-        Vec::new()
-    });
-    let mut together = edge_core::api::bought_together(&shop, &sku, TOGETHER_SHOWN).await.unwrap_or_else(|e| {
-        leptos::logging::error!("bought-together list for {sku} unavailable: {e:?}");
-        Vec::new()
-    });
+    let mut similar = edge_core::api::similar_products(&shop, &sku, SIMILAR_SHOWN)
+        .await
+        .unwrap_or_else(|e| {
+            leptos::logging::error!("similar items for {sku} unavailable: {e:?}");
+            Vec::new()
+        });
+    let mut together = edge_core::api::bought_together(&shop, &sku, TOGETHER_SHOWN)
+        .await
+        .unwrap_or_else(|e| {
+            leptos::logging::error!("bought-together list for {sku} unavailable: {e:?}");
+            Vec::new()
+        });
     for strip in [&mut similar, &mut together] {
         let _ = edge_core::api::mark_sales(&shop, strip).await;
     }
-    let sales = edge_core::api::unit_sales(&shop, &product).await.unwrap_or_else(|e| {
-        leptos::logging::error!("promotions for {sku} unavailable: {e:?}");
-        Vec::new()
-    });
-    let sales = sales.into_iter().map(|(unit, price)| (unit.to_string(), price)).collect();
-    Ok(Some(ProductWithStock { product, levels, similar, together, sales }))
+    let sales = edge_core::api::unit_sales(&shop, &product)
+        .await
+        .unwrap_or_else(|e| {
+            leptos::logging::error!("promotions for {sku} unavailable: {e:?}");
+            Vec::new()
+        });
+    let sales = sales
+        .into_iter()
+        .map(|(unit, price)| (unit.to_string(), price))
+        .collect();
+    Ok(Some(ProductWithStock {
+        product,
+        levels,
+        similar,
+        together,
+        sales,
+    }))
 }
 
 /// Units available now, for the live stock line; `None` for a SKU without stock.
@@ -199,7 +249,12 @@ pub async fn stock_level(sku: String) -> Result<Option<u32>, ServerFnError> {
     let Some(sku) = ssr::sku(&sku) else {
         return Ok(None);
     };
-    Ok(shop.stock.level(&sku).await.map_err(ssr::unavailable)?.map(|l| l.available))
+    Ok(shop
+        .stock
+        .level(&sku)
+        .await
+        .map_err(ssr::unavailable)?
+        .map(|l| l.available))
 }
 
 /// One cart line as the cart page shows it.
@@ -220,18 +275,37 @@ pub async fn cart_items(skus: Vec<String>) -> Result<Vec<CartItem>, ServerFnErro
     if skus.len() > crate::cart::CART_LINES_MAX {
         return Err(ServerFnError::new("too many cart lines"));
     }
-    let reads = skus.into_iter().filter_map(|raw| ssr::sku(&raw)).map(|sku| {
-        let shop = shop.clone();
-        async move {
-            let product = shop.catalog.unit(&sku).await?;
-            let Some(product) = product else { return Ok(None) };
-            let unit_price = product.price_of(&sku).cloned().unwrap_or_else(|| product.price.clone());
-            let available = shop.display_level(&sku).await.unwrap_or(None);
-            Ok(Some(CartItem { sku: sku.to_string(), title: product.title, image: product.image, unit_price, available }))
-        }
-    });
-    let items: Result<Vec<Option<CartItem>>, edge_core::StoreError> = futures::future::join_all(reads).await.into_iter().collect();
-    Ok(items.map_err(ssr::unavailable)?.into_iter().flatten().collect())
+    let reads = skus
+        .into_iter()
+        .filter_map(|raw| ssr::sku(&raw))
+        .map(|sku| {
+            let shop = shop.clone();
+            async move {
+                let product = shop.catalog.unit(&sku).await?;
+                let Some(product) = product else {
+                    return Ok(None);
+                };
+                let unit_price = product
+                    .price_of(&sku)
+                    .cloned()
+                    .unwrap_or_else(|| product.price.clone());
+                let available = shop.display_level(&sku).await.unwrap_or(None);
+                Ok(Some(CartItem {
+                    sku: sku.to_string(),
+                    title: product.title,
+                    image: product.image,
+                    unit_price,
+                    available,
+                }))
+            }
+        });
+    let items: Result<Vec<Option<CartItem>>, edge_core::StoreError> =
+        futures::future::join_all(reads).await.into_iter().collect();
+    Ok(items
+        .map_err(ssr::unavailable)?
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 /// Why a cart call (holding the cart, placing the order) did not run to an answer: the edge's
@@ -246,14 +320,23 @@ pub async fn cart_items(skus: Vec<String>) -> Result<Vec<CartItem>, ServerFnErro
 pub enum CartCallError {
     /// Refused by the edge's protection: `code` is its `error`, `message` what to tell the
     /// shopper ("at most 5 of KIT-001 per shopper every 15 minutes (3 already)").
-    Refused { code: String, message: String, retry_after_s: Option<u64> },
+    Refused {
+        code: String,
+        message: String,
+        retry_after_s: Option<u64>,
+    },
     /// The shop could not be reached or failed; the detail is for the log, not the shopper.
     Failed(String),
 }
 
 /// The `error` codes of the edge protection's refusals, whose messages are meant for shoppers.
 /// Other errors of the edge (a 503 with a store's detail) stay [`CartCallError::Failed`].
-pub const PROTECTION_REFUSALS: [&str; 4] = ["rate_limited", "hold_limit", "checkout_refused", "too_large"];
+pub const PROTECTION_REFUSALS: [&str; 4] = [
+    "rate_limited",
+    "hold_limit",
+    "checkout_refused",
+    "too_large",
+];
 
 impl std::fmt::Display for CartCallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -287,20 +370,31 @@ impl FromServerFnError for CartCallError {
         }
         if let Ok(r) = serde_json::from_slice::<EdgeRefusal>(&data) {
             if PROTECTION_REFUSALS.contains(&r.error.as_str()) {
-                return CartCallError::Refused { code: r.error, message: r.message, retry_after_s: r.retry_after_s };
+                return CartCallError::Refused {
+                    code: r.error,
+                    message: r.message,
+                    retry_after_s: r.retry_after_s,
+                };
             }
         }
-        serde_json::from_slice(&data)
-            .unwrap_or_else(|_| CartCallError::Failed(String::from_utf8_lossy(&data).chars().take(200).collect()))
+        serde_json::from_slice(&data).unwrap_or_else(|_| {
+            CartCallError::Failed(String::from_utf8_lossy(&data).chars().take(200).collect())
+        })
     }
 }
 
 /// How the checkout form's submission ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PlaceOrderResult {
-    Placed { order_id: String },
+    Placed {
+        order_id: String,
+    },
     /// Refused for a reason the shopper can act on (stock, card, input); nothing was charged.
-    Refused { message: String, sku: Option<String>, available: Option<u32> },
+    Refused {
+        message: String,
+        sku: Option<String>,
+        available: Option<u32>,
+    },
 }
 
 /// Places the order: the same path as `POST /api/checkout`, with the form's idempotency key
@@ -318,9 +412,25 @@ pub async fn place_order(
     use edge_core::checkout::CheckoutOutcome;
     use edge_core::order::CheckoutRequest;
     let shop = ssr::shop()?;
-    let codes = codes.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect();
-    let request = CheckoutRequest { lines, email, payment_token, codes };
-    let refused = |message: String| Ok(PlaceOrderResult::Refused { message, sku: None, available: None });
+    let codes = codes
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let request = CheckoutRequest {
+        lines,
+        email,
+        payment_token,
+        codes,
+    };
+    let refused = |message: String| {
+        Ok(PlaceOrderResult::Refused {
+            message,
+            sku: None,
+            available: None,
+        })
+    };
     match place(&shop, Some(&idempotency_key), request).await {
         Ok(CheckoutOutcome::Placed(order)) => {
             for line in &order.lines {
@@ -357,15 +467,21 @@ pub async fn place_order(
 #[server(prefix = "/_sfn", endpoint = "order")]
 pub async fn order_detail(id: String) -> Result<Option<edge_core::order::Order>, ServerFnError> {
     let shop = ssr::shop()?;
-    let Ok(id) = edge_core::stock::OrderId::parse(&id) else { return Ok(None) };
+    let Ok(id) = edge_core::stock::OrderId::parse(&id) else {
+        return Ok(None);
+    };
     shop.orders.order(&id).await.map_err(ssr::unavailable)
 }
 
 /// The cart's holds as the cart page shows them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CartHoldView {
-    Held { expires_at_ms: u64 },
-    Refused { message: String },
+    Held {
+        expires_at_ms: u64,
+    },
+    Refused {
+        message: String,
+    },
     /// The key was used up (the order was checked out or given up): hold under a new one.
     Spent,
 }
@@ -373,32 +489,51 @@ pub enum CartHoldView {
 /// Holds the cart's lines under the checkout's idempotency key, so the checkout that follows
 /// sells exactly these units; the page shows until when they are held.
 #[server(prefix = "/_sfn", endpoint = "hold-cart")]
-pub async fn hold_cart(lines: Vec<edge_core::stock::Line>, idempotency_key: String) -> Result<CartHoldView, CartCallError> {
+pub async fn hold_cart(
+    lines: Vec<edge_core::stock::Line>,
+    idempotency_key: String,
+) -> Result<CartHoldView, CartCallError> {
     use edge_core::checkout::{hold_cart, order_id_for_key, CartHold};
     let shop = ssr::shop()?;
     edge_core::stock::validate_lines(&lines).map_err(ServerFnError::new)?;
-    if idempotency_key.is_empty() || idempotency_key.len() > edge_core::api::IDEMPOTENCY_KEY_LEN_MAX {
+    if idempotency_key.is_empty() || idempotency_key.len() > edge_core::api::IDEMPOTENCY_KEY_LEN_MAX
+    {
         return Err(ServerFnError::new("bad idempotency key").into());
     }
     let order = order_id_for_key(&idempotency_key);
-    Ok(match hold_cart(shop.stock.as_ref(), &order, &lines).await.map_err(ssr::unavailable)? {
-        CartHold::Held { expires_at_ms } => CartHoldView::Held { expires_at_ms },
-        CartHold::Refused { sku: Some(sku), available } => {
-            CartHoldView::Refused { message: format!("Only {available} of {sku} left: please lower the quantity.") }
-        }
-        CartHold::Refused { sku: None, .. } => CartHoldView::Refused { message: "Some items are no longer available.".into() },
-        CartHold::Spent => CartHoldView::Spent,
-    })
+    Ok(
+        match hold_cart(shop.stock.as_ref(), &order, &lines)
+            .await
+            .map_err(ssr::unavailable)?
+        {
+            CartHold::Held { expires_at_ms } => CartHoldView::Held { expires_at_ms },
+            CartHold::Refused {
+                sku: Some(sku),
+                available,
+            } => CartHoldView::Refused {
+                message: format!("Only {available} of {sku} left: please lower the quantity."),
+            },
+            CartHold::Refused { sku: None, .. } => CartHoldView::Refused {
+                message: "Some items are no longer available.".into(),
+            },
+            CartHold::Spent => CartHoldView::Spent,
+        },
+    )
 }
 
 /// Gives back the holds of a cart that changed (its old key is spent).
 #[server(prefix = "/_sfn", endpoint = "release-cart")]
-pub async fn release_cart(lines: Vec<edge_core::stock::Line>, idempotency_key: String) -> Result<(), ServerFnError> {
+pub async fn release_cart(
+    lines: Vec<edge_core::stock::Line>,
+    idempotency_key: String,
+) -> Result<(), ServerFnError> {
     use edge_core::checkout::{order_id_for_key, release_cart};
     let shop = ssr::shop()?;
     edge_core::stock::validate_lines(&lines).map_err(ServerFnError::new)?;
     let order = order_id_for_key(&idempotency_key);
-    release_cart(shop.stock.as_ref(), &order, &lines).await.map_err(ssr::unavailable)
+    release_cart(shop.stock.as_ref(), &order, &lines)
+        .await
+        .map_err(ssr::unavailable)
 }
 
 /// What the shopper did, from the browser: `viewed` (a product page), `carted`.
@@ -410,7 +545,9 @@ pub async fn record_event(sku: String, kind: String) -> Result<bool, ServerFnErr
         "carted" => EventKind::Carted,
         _ => return Err(ServerFnError::new(format!("unknown event kind {kind:?}"))),
     };
-    let Some(sku) = ssr::sku(&sku) else { return Err(ServerFnError::new("invalid SKU")) };
+    let Some(sku) = ssr::sku(&sku) else {
+        return Err(ServerFnError::new("invalid SKU"));
+    };
     Ok(ssr::record(sku, kind).await)
 }
 
@@ -418,7 +555,9 @@ pub async fn record_event(sku: String, kind: String) -> Result<bool, ServerFnErr
 #[server(prefix = "/_sfn", endpoint = "recent")]
 pub async fn recently_viewed() -> Result<Vec<edge_core::ProductSummary>, ServerFnError> {
     let shop = ssr::shop()?;
-    let Some(history) = ssr::history().await else { return Ok(Vec::new()) };
+    let Some(history) = ssr::history().await else {
+        return Ok(Vec::new());
+    };
     let products = shop.catalog.products().await.map_err(ssr::unavailable)?;
     let summaries = history
         .seen()
@@ -467,7 +606,9 @@ pub async fn set_personalization(enabled: bool) -> Result<(), ServerFnError> {
         ssr::set_cookie(&value);
     }
     // Either way the history is gone.
-    ssr::set_cookie(&format!("{HAS_HISTORY_COOKIE}=; Path=/; Max-Age=0; Secure; SameSite=Lax"));
+    ssr::set_cookie(&format!(
+        "{HAS_HISTORY_COOKIE}=; Path=/; Max-Age=0; Secure; SameSite=Lax"
+    ));
     Ok(())
 }
 
@@ -496,18 +637,28 @@ pub async fn recommended() -> Result<Suggestions, ServerFnError> {
     let weights = history.weights(now_s);
     let seen = history.seen();
     let arm = edge_core::behaviour::Arm::of(&history.visitor);
-    let (source, mut products) = edge_core::api::recommended_products_in(&shop, &weights, &seen, RECOMMENDED_SHOWN, arm)
-        .await
-        .map_err(|e| ServerFnError::new(format!("{e:?}")))?;
+    let (source, mut products) =
+        edge_core::api::recommended_products_in(&shop, &weights, &seen, RECOMMENDED_SHOWN, arm)
+            .await
+            .map_err(|e| ServerFnError::new(format!("{e:?}")))?;
     let _ = edge_core::api::mark_sales(&shop, &mut products).await;
     let personal = source == edge_core::api::SuggestionSource::Personal;
     // Exposure, for the experiment's click-through (only personal lists are in the experiment).
     if personal {
         for product in &products {
-            ssr::queue(&history.visitor, product.sku.clone(), edge_core::behaviour::EventKind::Shown, arm);
+            ssr::queue(
+                &history.visitor,
+                product.sku.clone(),
+                edge_core::behaviour::EventKind::Shown,
+                arm,
+            );
         }
     }
-    Ok(Suggestions { personal, products, arm: personal.then(|| arm.as_str().to_owned()) })
+    Ok(Suggestions {
+        personal,
+        products,
+        arm: personal.then(|| arm.as_str().to_owned()),
+    })
 }
 
 /// A listing page's SKUs in this shopper's order (their taste and category interest), or
@@ -516,13 +667,18 @@ pub async fn recommended() -> Result<Suggestions, ServerFnError> {
 #[server(prefix = "/_sfn", endpoint = "personal-order")]
 pub async fn personal_order(skus: Vec<String>) -> Result<Option<Vec<String>>, ServerFnError> {
     let shop = ssr::shop()?;
-    let Some(history) = ssr::history().await else { return Ok(None) };
+    let Some(history) = ssr::history().await else {
+        return Ok(None);
+    };
     let weights = history.weights(shop.clock.now_ms() / 1000);
     if weights.is_empty() {
         return Ok(None);
     }
-    let skus: Vec<edge_core::Sku> =
-        skus.iter().take(edge_core::api::PERSONAL_ORDER_MAX).filter_map(|s| ssr::sku(s)).collect();
+    let skus: Vec<edge_core::Sku> = skus
+        .iter()
+        .take(edge_core::api::PERSONAL_ORDER_MAX)
+        .filter_map(|s| ssr::sku(s))
+        .collect();
     let ranked = edge_core::api::personal_order(&shop, &weights, &skus)
         .await
         .map_err(|e| ServerFnError::new(format!("{e:?}")))?;
@@ -536,7 +692,12 @@ pub async fn record_click(sku: String, arm: String) -> Result<(), ServerFnError>
         return Err(ServerFnError::new("invalid SKU or arm"));
     };
     if let Some(history) = ssr::history().await {
-        ssr::queue(&history.visitor, sku, edge_core::behaviour::EventKind::Clicked, arm);
+        ssr::queue(
+            &history.visitor,
+            sku,
+            edge_core::behaviour::EventKind::Clicked,
+            arm,
+        );
     }
     Ok(())
 }

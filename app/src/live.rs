@@ -34,12 +34,20 @@ mod browser {
 
     fn url(path: &str) -> Option<String> {
         let location = web_sys::window()?.location();
-        let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
+        let scheme = if location.protocol().ok()? == "https:" {
+            "wss"
+        } else {
+            "ws"
+        };
         Some(format!("{scheme}://{}{path}", location.host().ok()?))
     }
 
     pub fn watch(path: String, on_message: impl Fn(String) + Clone + 'static) {
-        let watch = Rc::new(Watch { socket: RefCell::new(None), closed: Cell::new(false), reconnects: Cell::new(0) });
+        let watch = Rc::new(Watch {
+            socket: RefCell::new(None),
+            closed: Cell::new(false),
+            reconnects: Cell::new(0),
+        });
         connect(watch.clone(), path, on_message);
         let send_watch = send_wrapper::SendWrapper::new(watch);
         on_cleanup(move || {
@@ -52,7 +60,9 @@ mod browser {
 
     fn connect(watch: Rc<Watch>, path: String, on_message: impl Fn(String) + Clone + 'static) {
         let Some(url) = url(&path) else { return };
-        let Ok(socket) = WebSocket::new(&url) else { return };
+        let Ok(socket) = WebSocket::new(&url) else {
+            return;
+        };
         let handler = on_message.clone();
         let onmessage = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {
             if let Some(text) = event.data().as_string() {
@@ -68,7 +78,10 @@ mod browser {
             }
             again.reconnects.set(again.reconnects.get() + 1);
             let (watch, path, on_message) = (again.clone(), path.clone(), on_message.clone());
-            set_timeout(move || connect(watch, path, on_message), std::time::Duration::from_millis(RECONNECT_DELAY_MS));
+            set_timeout(
+                move || connect(watch, path, on_message),
+                std::time::Duration::from_millis(RECONNECT_DELAY_MS),
+            );
         });
         socket.set_onclose(Some(onclose.as_ref().unchecked_ref()));
         onclose.forget();

@@ -62,7 +62,11 @@ pub struct Personalization {
     pub events: std::sync::Arc<edge_core::events::EventQueue>,
 }
 
-pub fn storefront_router(shop: Shop, options: LeptosOptions, personalization: Personalization) -> Router {
+pub fn storefront_router(
+    shop: Shop,
+    options: LeptosOptions,
+    personalization: Personalization,
+) -> Router {
     let routes = ROUTES.with(Clone::clone);
     let recommend_personalization = personalization.clone();
     let context = {
@@ -93,7 +97,13 @@ pub fn storefront_router(shop: Shop, options: LeptosOptions, personalization: Pe
         .route("/robots.txt", get(robots))
         .route(
             "/api/recommendations",
-            get(move |headers: HeaderMap| recommendations(recommend_shop.clone(), recommend_personalization.clone(), headers)),
+            get(move |headers: HeaderMap| {
+                recommendations(
+                    recommend_shop.clone(),
+                    recommend_personalization.clone(),
+                    headers,
+                )
+            }),
         )
         .merge(edge_core::api::router(shop))
         .layer(axum::middleware::map_response(security_headers))
@@ -136,11 +146,16 @@ fn allow_this_renders_scripts() {
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
-        (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"),
+        (
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        ),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
     ] {
-        headers.entry(name).or_insert(HeaderValue::from_static(value));
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
     }
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         if let Ok(value) = HeaderValue::from_str(&content_security_policy(None)) {
@@ -152,15 +167,29 @@ async fn security_headers(mut response: Response) -> Response {
 
 /// `GET /api/recommendations`: what the home page's "Recommended for you" shows, for the
 /// shopper of the request's history cookie (best-sellers without one, or when opted out).
-async fn recommendations(shop: Shop, personalization: Personalization, headers: HeaderMap) -> Response {
-    let header = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+async fn recommendations(
+    shop: Shop,
+    personalization: Personalization,
+    headers: HeaderMap,
+) -> Response {
+    let header = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let history = personalization
         .secret
         .and_then(|secret| edge_core::behaviour::history_from_cookies(header, &secret))
         .unwrap_or_default();
     let weights = history.weights(shop.clock.now_ms() / 1000);
     let seen = history.seen();
-    match edge_core::api::recommended_products(&shop, &weights, &seen, crate::data::RECOMMENDED_SHOWN).await {
+    match edge_core::api::recommended_products(
+        &shop,
+        &weights,
+        &seen,
+        crate::data::RECOMMENDED_SHOWN,
+    )
+    .await
+    {
         Ok((source, products)) => (
             [(header::CACHE_CONTROL, "private, no-store")],
             axum::Json(serde_json::json!({ "source": source, "products": products })),

@@ -15,13 +15,19 @@ pub struct BenchCounter {
 impl DurableObject for BenchCounter {
     fn new(state: State, _env: Env) -> Self {
         let sql = state.storage().sql();
-        let _ = sql.exec("CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)", None);
+        let _ = sql.exec(
+            "CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
+            None,
+        );
         let _ = sql.exec("INSERT OR IGNORE INTO counter (id, n) VALUES (1, 0)", None);
         Self { sql }
     }
 
     async fn fetch(&self, _req: Request) -> worker::Result<Response> {
-        match self.sql.exec("UPDATE counter SET n = n + 1 WHERE id = 1", None) {
+        match self
+            .sql
+            .exec("UPDATE counter SET n = n + 1 WHERE id = 1", None)
+        {
             Ok(_) => Response::ok("counted"),
             Err(e) => Response::error(e.to_string(), 503),
         }

@@ -72,7 +72,9 @@ fn shop(env: &Env) -> worker::Result<(Shop, Arc<Catalog>)> {
         stock: Arc::new(stock),
         levels: kv_catalog::isolate_levels(),
         clock,
-        orders: Arc::new(order_stub::DurableOrders::new(env.durable_object(ORDERS_BINDING)?)),
+        orders: Arc::new(order_stub::DurableOrders::new(
+            env.durable_object(ORDERS_BINDING)?,
+        )),
     };
     Ok((shop, catalog))
 }
@@ -96,17 +98,27 @@ fn personalization(env: &Env) -> app::ssr::Personalization {
 /// `edge_core::protect`): on unless the `PROTECTION` var is `off` (for a benchmark that means
 /// to measure the shards rather than the limits).
 fn isolate_protection(env: &Env) -> Option<edge_core::protect::Protection> {
-    static PROTECTION: std::sync::OnceLock<edge_core::protect::Protection> = std::sync::OnceLock::new();
-    let off = env.var("PROTECTION").map(|v| v.to_string()).is_ok_and(|v| v == "off");
+    static PROTECTION: std::sync::OnceLock<edge_core::protect::Protection> =
+        std::sync::OnceLock::new();
+    let off = env
+        .var("PROTECTION")
+        .map(|v| v.to_string())
+        .is_ok_and(|v| v == "off");
     (!off).then(|| {
-        let make = || edge_core::protect::Protection::new(Default::default(), Arc::new(kv_catalog::WorkerClock));
+        let make = || {
+            edge_core::protect::Protection::new(
+                Default::default(),
+                Arc::new(kv_catalog::WorkerClock),
+            )
+        };
         PROTECTION.get_or_init(make).clone()
     })
 }
 
 /// Behaviour events recorded in this isolate, waiting to go to the origin.
 fn isolate_events() -> Arc<edge_core::events::EventQueue> {
-    static EVENTS: std::sync::OnceLock<Arc<edge_core::events::EventQueue>> = std::sync::OnceLock::new();
+    static EVENTS: std::sync::OnceLock<Arc<edge_core::events::EventQueue>> =
+        std::sync::OnceLock::new();
     EVENTS.get_or_init(Arc::default).clone()
 }
 
@@ -114,8 +126,15 @@ fn isolate_events() -> Arc<edge_core::events::EventQueue> {
 /// after the response, without holding it up; a failed send is counted as dropped.
 fn flush_events(env: &Env, ctx: &Context, request_id: &str) {
     let queue = isolate_events();
-    let Some(batch) = queue.take_due(worker::Date::now().as_millis(), false) else { return };
-    let Some(url) = env.var("ORIGIN_URL").ok().map(|v| v.to_string()).filter(|u| !u.is_empty()) else {
+    let Some(batch) = queue.take_due(worker::Date::now().as_millis(), false) else {
+        return;
+    };
+    let Some(url) = env
+        .var("ORIGIN_URL")
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|u| !u.is_empty())
+    else {
         queue.lost(&batch);
         return;
     };
@@ -131,14 +150,22 @@ fn flush_events(env: &Env, ctx: &Context, request_id: &str) {
             headers.set("content-type", "application/json")?;
             headers.set("authorization", &format!("Bearer {token}"))?;
             headers.set(request_id::HEADER, &request_id)?;
-            let body = serde_json::to_string(&batch).map_err(|e| worker::Error::RustError(e.to_string()))?;
+            let body = serde_json::to_string(&batch)
+                .map_err(|e| worker::Error::RustError(e.to_string()))?;
             let mut init = worker::RequestInit::new();
-            init.with_method(worker::Method::Post).with_headers(headers).with_body(Some(body.into()));
-            let request = worker::Request::new_with_init(&format!("{}/internal/events", url.trim_end_matches('/')), &init)?;
+            init.with_method(worker::Method::Post)
+                .with_headers(headers)
+                .with_body(Some(body.into()));
+            let request = worker::Request::new_with_init(
+                &format!("{}/internal/events", url.trim_end_matches('/')),
+                &init,
+            )?;
             let response = worker::Fetch::Request(request).send().await?;
             match response.status_code() {
                 200..=299 => Ok(()),
-                status => Err(worker::Error::RustError(format!("origin answered {status}"))),
+                status => Err(worker::Error::RustError(format!(
+                    "origin answered {status}"
+                ))),
             }
         };
         if let Err(e) = sent.await {
@@ -164,17 +191,24 @@ async fn fetch(
 ) -> worker::Result<axum::http::Response<axum::body::Body>> {
     let (shop, catalog) = shop(&env)?;
     let token = admin_token(&env);
-    let mut router = app::ssr::storefront_router(shop.clone(), app::ssr::leptos_options(), personalization(&env))
-        .merge(edge_core::api::admin_router(
-            shop,
-            Arc::new(kv_catalog::WorkersKv::new(env.kv(CATALOG_BINDING)?)),
-            token.clone(),
-        ))
-        .merge(live_routes(&env, token.clone())?)
-        .route("/healthz", get(|| async { "ok" }));
+    let mut router = app::ssr::storefront_router(
+        shop.clone(),
+        app::ssr::leptos_options(),
+        personalization(&env),
+    )
+    .merge(edge_core::api::admin_router(
+        shop,
+        Arc::new(kv_catalog::WorkersKv::new(env.kv(CATALOG_BINDING)?)),
+        token.clone(),
+    ))
+    .merge(live_routes(&env, token.clone())?)
+    .route("/healthz", get(|| async { "ok" }));
     if let Some(protection) = isolate_protection(&env) {
         router = router
-            .layer(axum::middleware::from_fn_with_state(protection.clone(), edge_core::protect::Protection::layer))
+            .layer(axum::middleware::from_fn_with_state(
+                protection.clone(),
+                edge_core::protect::Protection::layer,
+            ))
             .merge(edge_core::protect::admin_router(protection, token));
     }
     let request_id = request_id::of_request(req.headers());
@@ -205,8 +239,12 @@ fn live_routes(env: &Env, token: Option<String>) -> worker::Result<axum::Router>
     use edge_core::stock::OrderId;
     use edge_core::{Sku, SkuShard};
 
-    let shards = Arc::new(shard_stub::DurableShards::new(env.durable_object(STOCK_BINDING)?));
-    let orders = Arc::new(order_stub::DurableOrders::new(env.durable_object(ORDERS_BINDING)?));
+    let shards = Arc::new(shard_stub::DurableShards::new(
+        env.durable_object(STOCK_BINDING)?,
+    ));
+    let orders = Arc::new(order_stub::DurableOrders::new(
+        env.durable_object(ORDERS_BINDING)?,
+    ));
     let bad = |message: String| (StatusCode::BAD_REQUEST, message).into_response();
     let token_for_bench = token.clone();
     let unavailable = |e: String| (StatusCode::SERVICE_UNAVAILABLE, e).into_response();
@@ -217,13 +255,17 @@ fn live_routes(env: &Env, token: Option<String>) -> worker::Result<axum::Router>
             if !wants_upgrade(&headers) {
                 return live::upgrade_required();
             }
-            let Ok(sku) = Sku::parse(&sku) else { return bad(format!("invalid SKU {sku:?}")) };
+            let Ok(sku) = Sku::parse(&sku) else {
+                return bad(format!("invalid SKU {sku:?}"));
+            };
             let stub = match shards.stub(SkuShard::of(&sku)) {
                 Ok(stub) => stub,
                 Err(e) => return unavailable(e.to_string()),
             };
             let url = format!("https://stock-shard/live?sku={sku}");
-            live::forward_upgrade(stub, &url).await.unwrap_or_else(|e| unavailable(e.to_string()))
+            live::forward_upgrade(stub, &url)
+                .await
+                .unwrap_or_else(|e| unavailable(e.to_string()))
         })
     };
     let order_orders = orders.clone();
@@ -233,7 +275,9 @@ fn live_routes(env: &Env, token: Option<String>) -> worker::Result<axum::Router>
             if !wants_upgrade(&headers) {
                 return live::upgrade_required();
             }
-            let Ok(id) = OrderId::parse(&id) else { return bad(format!("invalid order id {id:?}")) };
+            let Ok(id) = OrderId::parse(&id) else {
+                return bad(format!("invalid order id {id:?}"));
+            };
             match orders.stub(&id) {
                 Ok(stub) => live::forward_upgrade(stub, &format!("https://order/live?order={id}"))
                     .await
@@ -242,21 +286,27 @@ fn live_routes(env: &Env, token: Option<String>) -> worker::Result<axum::Router>
             }
         })
     };
-    let order_status = move |Path(id): Path<String>, headers: HeaderMap, body: axum::body::Bytes| {
+    let order_status = move |Path(id): Path<String>,
+                             headers: HeaderMap,
+                             body: axum::body::Bytes| {
         let orders = orders.clone();
         let token = token.clone();
         worker::send::SendFuture::new(async move {
             if !authorized(&headers, token.as_deref()) {
                 return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
             }
-            let Ok(id) = OrderId::parse(&id) else { return bad(format!("invalid order id {id:?}")) };
+            let Ok(id) = OrderId::parse(&id) else {
+                return bad(format!("invalid order id {id:?}"));
+            };
             let stub = match orders.stub(&id) {
                 Ok(stub) => stub,
                 Err(e) => return unavailable(e.to_string()),
             };
             let mut init = worker::RequestInit::new();
-            init.with_method(worker::Method::Post).with_body(Some(worker::js_sys::Uint8Array::from(body.as_ref()).into()));
-            let forwarded = worker::Request::new_with_init(&format!("https://order/status?order={id}"), &init);
+            init.with_method(worker::Method::Post)
+                .with_body(Some(worker::js_sys::Uint8Array::from(body.as_ref()).into()));
+            let forwarded =
+                worker::Request::new_with_init(&format!("https://order/status?order={id}"), &init);
             match forwarded {
                 Ok(request) => match stub.fetch_with_request(request).await {
                     Ok(response) => axum::http::Response::from(response),
@@ -293,7 +343,10 @@ fn live_routes(env: &Env, token: Option<String>) -> worker::Result<axum::Router>
 }
 
 fn wants_upgrade(headers: &axum::http::HeaderMap) -> bool {
-    headers.get("upgrade").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+    headers
+        .get("upgrade")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 /// The bearer token check of the admin routes, for the routes defined here.

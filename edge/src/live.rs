@@ -14,12 +14,18 @@ use worker::{Request, Stub};
 /// An alarm time from milliseconds since the epoch. (`ScheduledTime::from(i64)` is an offset
 /// from now, not a time.)
 pub fn alarm_at(ms_since_epoch: u64) -> worker::ScheduledTime {
-    worker::ScheduledTime::new(worker::js_sys::Date::new(&worker::wasm_bindgen::JsValue::from_f64(ms_since_epoch as f64)))
+    worker::ScheduledTime::new(worker::js_sys::Date::new(
+        &worker::wasm_bindgen::JsValue::from_f64(ms_since_epoch as f64),
+    ))
 }
 
 /// Whether a request asks for a WebSocket.
 pub fn is_upgrade(req: &Request) -> bool {
-    req.headers().get("upgrade").ok().flatten().is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+    req.headers()
+        .get("upgrade")
+        .ok()
+        .flatten()
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 /// What a stock watcher receives.
@@ -38,7 +44,9 @@ pub async fn forward_upgrade(stub: Stub, url: &str) -> worker::Result<HttpRespon
     let headers = worker::Headers::new();
     headers.set("upgrade", "websocket")?;
     init.with_headers(headers);
-    let response = stub.fetch_with_request(Request::new_with_init(url, &init)?).await?;
+    let response = stub
+        .fetch_with_request(Request::new_with_init(url, &init)?)
+        .await?;
     Ok(HttpResponse::from(response))
 }
 

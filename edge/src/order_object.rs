@@ -17,8 +17,8 @@
 use crate::live::{is_upgrade, order_message};
 use crate::shard_stub::DurableShards;
 use edge_core::checkout::{
-    Checkout, CheckoutError, CheckoutLog, CheckoutOutcome, CheckoutRecord, OrderSink, OrderTurns, PaymentError,
-    PaymentGateway, TestGateway,
+    Checkout, CheckoutError, CheckoutLog, CheckoutOutcome, CheckoutRecord, OrderSink, OrderTurns,
+    PaymentError, PaymentGateway, TestGateway,
 };
 use edge_core::codec::{from_cbor, to_cbor};
 use edge_core::order::{CheckoutRequest, Order, OrderLine, OrderStatus};
@@ -28,8 +28,8 @@ use edge_core::{Money, StoreError};
 use serde::{Deserialize, Serialize};
 use worker::send::SendFuture;
 use worker::{
-    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, SqlStorage, SqlStorageValue, State,
-    WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, SqlStorage,
+    SqlStorageValue, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
 /// Number of order shards. Changing it moves orders between objects: only with a migration.
@@ -37,7 +37,10 @@ pub const ORDER_SHARD_COUNT: u64 = 32;
 
 /// The name of the object that owns `order`.
 pub fn order_shard_name(order: &OrderId) -> String {
-    format!("order-shard-{:02}", edge_core::shard::fnv1a_64(order.as_str().as_bytes()) % ORDER_SHARD_COUNT)
+    format!(
+        "order-shard-{:02}",
+        edge_core::shard::fnv1a_64(order.as_str().as_bytes()) % ORDER_SHARD_COUNT
+    )
 }
 
 const SCHEMA: [&str; 2] = [
@@ -106,7 +109,10 @@ pub struct OrderShard {
 impl DurableObject for OrderShard {
     fn new(state: State, env: Env) -> Self {
         let sql = state.storage().sql();
-        let mut schema_fault = SCHEMA.iter().find_map(|s| sql.exec(s, None).err()).map(|e| e.to_string());
+        let mut schema_fault = SCHEMA
+            .iter()
+            .find_map(|s| sql.exec(s, None).err())
+            .map(|e| e.to_string());
         let stock = match env.durable_object(crate::STOCK_BINDING) {
             Ok(namespace) => ShardedStock::new(DurableShards::new(namespace)),
             Err(e) => {
@@ -130,7 +136,10 @@ impl DurableObject for OrderShard {
             return Response::error(format!("order schema unavailable: {fault}"), 503);
         }
         let url = req.url()?;
-        let order = url.query_pairs().find(|(k, _)| k == "order").and_then(|(_, v)| OrderId::parse(&v).ok());
+        let order = url
+            .query_pairs()
+            .find(|(k, _)| k == "order")
+            .and_then(|(_, v)| OrderId::parse(&v).ok());
         if is_upgrade(&req) {
             return match order {
                 Some(order) => self.watch(&order),
@@ -154,13 +163,17 @@ impl DurableObject for OrderShard {
                 let result = self.checkout(call).await;
                 Response::from_bytes(to_cbor(&result))
             }
-            (Method::Get, "/order", Some(order)) => Response::from_bytes(to_cbor(&self.order(&order))),
+            (Method::Get, "/order", Some(order)) => {
+                Response::from_bytes(to_cbor(&self.order(&order)))
+            }
             (Method::Post, "/status", Some(order)) => {
                 let body: StatusChangeBody = match serde_json::from_slice(&req.bytes().await?) {
                     Ok(body) => body,
                     Err(e) => return Response::error(format!("malformed status change: {e}"), 400),
                 };
-                self.turns.run(&order, self.change_status(&order, &body.status)).await
+                self.turns
+                    .run(&order, self.change_status(&order, &body.status))
+                    .await
             }
             _ => Response::error("no such order route", 404),
         }
@@ -182,11 +195,21 @@ impl DurableObject for OrderShard {
         Response::ok("done")
     }
 
-    async fn websocket_message(&self, _ws: WebSocket, _message: WebSocketIncomingMessage) -> worker::Result<()> {
+    async fn websocket_message(
+        &self,
+        _ws: WebSocket,
+        _message: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
         Ok(())
     }
 
-    async fn websocket_close(&self, ws: WebSocket, code: usize, _reason: String, _clean: bool) -> worker::Result<()> {
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        _reason: String,
+        _clean: bool,
+    ) -> worker::Result<()> {
         let _ = ws.close(Some(code.clamp(1000, 4999) as u16), Some("bye"));
         Ok(())
     }
@@ -198,13 +221,23 @@ impl DurableObject for OrderShard {
 
 impl OrderShard {
     fn checkout_with(&self) -> Checkout<'_> {
-        Checkout { stock: &self.stock, payments: &TestMode, log: &self.log, clock: &crate::kv_catalog::WorkerClock }
+        Checkout {
+            stock: &self.stock,
+            payments: &TestMode,
+            log: &self.log,
+            clock: &crate::kv_catalog::WorkerClock,
+        }
     }
 
     async fn checkout(&self, call: CheckoutCall) -> Result<CheckoutOutcome, CheckoutError> {
         let order_id = call.order_id.clone();
         let checkout = self.checkout_with();
-        let priced = edge_core::checkout::PricedOrder { lines: call.lines, total: call.total, pricing: call.pricing, usage: call.usage };
+        let priced = edge_core::checkout::PricedOrder {
+            lines: call.lines,
+            total: call.total,
+            pricing: call.pricing,
+            usage: call.usage,
+        };
         let run = checkout.run_priced(call.order_id, call.request, priced);
         let result = self.turns.run(&order_id, run).await;
         let due = match &result {
@@ -249,7 +282,10 @@ impl OrderShard {
                         None
                     }
                     Err(e) => {
-                        worker::console_warn!("order {} not delivered to the origin yet: {e}", order.id);
+                        worker::console_warn!(
+                            "order {} not delivered to the origin yet: {e}",
+                            order.id
+                        );
                         Some(now_ms() + retry_delay_ms(order.placed_at_ms))
                     }
                 }
@@ -260,7 +296,10 @@ impl OrderShard {
 
     /// Points the alarm at the earliest due row, if any.
     async fn arm_alarm(&self) -> worker::Result<()> {
-        let next = self.log.next_due().map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let next = self
+            .log
+            .next_due()
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
         if let Some(next) = next {
             let storage = self.state.storage();
             let current = storage.get_alarm().await?.map(|at| at.max(0) as u64);
@@ -285,7 +324,9 @@ impl OrderShard {
         let Some(status) = OrderStatus::parse(raw) else {
             return Response::error(format!("unknown order status {raw:?}"), 400);
         };
-        let Ok(Some(mut record)) = self.log.read(order_id) else { return Response::error("no such order", 404) };
+        let Ok(Some(mut record)) = self.log.read(order_id) else {
+            return Response::error("no such order", 404);
+        };
         let Some(CheckoutOutcome::Placed(order)) = &mut record.outcome else {
             return Response::error("no such order", 404);
         };
@@ -293,7 +334,11 @@ impl OrderShard {
             return Response::from_json(&serde_json::json!({ "order": order }));
         }
         if !order.status.can_move_to(status) {
-            let message = format!("an order that is {} cannot become {}", order.status.as_str(), status.as_str());
+            let message = format!(
+                "an order that is {} cannot become {}",
+                order.status.as_str(),
+                status.as_str()
+            );
             return Response::error(message, 409);
         }
         if let Err(e) = edge_core::checkout::return_stock(&self.stock, order, status).await {
@@ -312,12 +357,15 @@ impl OrderShard {
     }
 
     fn watch(&self, order_id: &OrderId) -> worker::Result<Response> {
-        let Some(order) = self.order(order_id) else { return Response::error("no such order", 404) };
+        let Some(order) = self.order(order_id) else {
+            return Response::error("no such order", 404);
+        };
         if self.state.get_websockets().len() >= WATCHERS_MAX {
             return Response::error("too many watchers on this order shard", 503);
         }
         let pair = WebSocketPair::new()?;
-        self.state.accept_websocket_with_tags(&pair.server, &[order_id.as_str()]);
+        self.state
+            .accept_websocket_with_tags(&pair.server, &[order_id.as_str()]);
         let _ = pair.server.send_with_str(order_message(&order));
         Response::from_websocket(pair.client)
     }
@@ -330,7 +378,11 @@ impl OrderShard {
             .map(|s| s.to_string())
             .or_else(|_| self.env.var("ORIGIN_TOKEN").map(|v| v.to_string()))
             .unwrap_or_default();
-        (!url.is_empty()).then_some(OriginOutbox { url, token, request_id: String::new() })
+        (!url.is_empty()).then_some(OriginOutbox {
+            url,
+            token,
+            request_id: String::new(),
+        })
     }
 }
 
@@ -352,10 +404,14 @@ fn unavailable(e: worker::Error) -> StoreError {
 
 fn decode(order: &str, row: Vec<SqlStorageValue>) -> Result<CheckoutRecord, StoreError> {
     match row.into_iter().next() {
-        Some(SqlStorageValue::Blob(bytes)) => {
-            from_cbor(&bytes).map_err(|e| StoreError::Corrupt { key: order.to_owned(), reason: e.to_string() })
-        }
-        other => Err(StoreError::Corrupt { key: order.to_owned(), reason: format!("{other:?} is not a blob") }),
+        Some(SqlStorageValue::Blob(bytes)) => from_cbor(&bytes).map_err(|e| StoreError::Corrupt {
+            key: order.to_owned(),
+            reason: e.to_string(),
+        }),
+        other => Err(StoreError::Corrupt {
+            key: order.to_owned(),
+            reason: format!("{other:?} is not a blob"),
+        }),
     }
 }
 
@@ -363,9 +419,14 @@ impl SqlLog {
     fn read(&self, order: &OrderId) -> Result<Option<CheckoutRecord>, StoreError> {
         let cursor = self
             .0
-            .exec("SELECT record FROM checkouts WHERE order_id = ?", vec![order.as_str().into()])
+            .exec(
+                "SELECT record FROM checkouts WHERE order_id = ?",
+                vec![order.as_str().into()],
+            )
             .map_err(unavailable)?;
-        let Some(row) = cursor.raw().next() else { return Ok(None) };
+        let Some(row) = cursor.raw().next() else {
+            return Ok(None);
+        };
         decode(order.as_str(), row.map_err(unavailable)?).map(Some)
     }
 
@@ -374,7 +435,10 @@ impl SqlLog {
             .exec(
                 "INSERT INTO checkouts (order_id, record) VALUES (?, ?)
                  ON CONFLICT (order_id) DO UPDATE SET record = excluded.record",
-                vec![record.order_id.as_str().into(), SqlStorageValue::Blob(to_cbor(record))],
+                vec![
+                    record.order_id.as_str().into(),
+                    SqlStorageValue::Blob(to_cbor(record)),
+                ],
             )
             .map(drop)
             .map_err(unavailable)
@@ -383,7 +447,10 @@ impl SqlLog {
     fn set_due(&self, order: &OrderId, due_at_ms: Option<u64>) -> Result<(), StoreError> {
         let due: SqlStorageValue = due_at_ms.map_or(SqlStorageValue::Null, |at| (at as i64).into());
         self.0
-            .exec("UPDATE checkouts SET due_at_ms = ? WHERE order_id = ?", vec![due, order.as_str().into()])
+            .exec(
+                "UPDATE checkouts SET due_at_ms = ? WHERE order_id = ?",
+                vec![due, order.as_str().into()],
+            )
             .map(drop)
             .map_err(unavailable)
     }
@@ -400,16 +467,25 @@ impl SqlLog {
         cursor
             .raw()
             .map(|row| match row.map_err(unavailable)?.into_iter().next() {
-                Some(SqlStorageValue::String(id)) => OrderId::parse(&id)
-                    .map_err(|reason| StoreError::Corrupt { key: id, reason }),
-                other => Err(StoreError::Corrupt { key: "checkouts".into(), reason: format!("order id {other:?}") }),
+                Some(SqlStorageValue::String(id)) => {
+                    OrderId::parse(&id).map_err(|reason| StoreError::Corrupt { key: id, reason })
+                }
+                other => Err(StoreError::Corrupt {
+                    key: "checkouts".into(),
+                    reason: format!("order id {other:?}"),
+                }),
             })
             .collect()
     }
 
     fn next_due(&self) -> Result<Option<u64>, StoreError> {
-        let cursor = self.0.exec("SELECT MIN(due_at_ms) FROM checkouts", None).map_err(unavailable)?;
-        let Some(row) = cursor.raw().next() else { return Ok(None) };
+        let cursor = self
+            .0
+            .exec("SELECT MIN(due_at_ms) FROM checkouts", None)
+            .map_err(unavailable)?;
+        let Some(row) = cursor.raw().next() else {
+            return Ok(None);
+        };
         Ok(match row.map_err(unavailable)?.into_iter().next() {
             Some(SqlStorageValue::Integer(at)) => Some(at.max(0) as u64),
             Some(SqlStorageValue::Float(at)) => Some(at.max(0.0) as u64),
@@ -419,7 +495,10 @@ impl SqlLog {
 }
 
 impl CheckoutLog for SqlLog {
-    fn get<'a>(&'a self, order: &'a OrderId) -> BoxFuture<'a, Result<Option<CheckoutRecord>, StoreError>> {
+    fn get<'a>(
+        &'a self,
+        order: &'a OrderId,
+    ) -> BoxFuture<'a, Result<Option<CheckoutRecord>, StoreError>> {
         Box::pin(std::future::ready(self.read(order)))
     }
 
@@ -433,8 +512,15 @@ impl CheckoutLog for SqlLog {
 struct TestMode;
 
 impl PaymentGateway for TestMode {
-    fn charge<'a>(&'a self, order: &'a OrderId, _amount: &'a Money, token: &'a str) -> BoxFuture<'a, Result<String, PaymentError>> {
-        Box::pin(std::future::ready(TestGateway::decide(token).map(|()| format!("ch_test_{order}"))))
+    fn charge<'a>(
+        &'a self,
+        order: &'a OrderId,
+        _amount: &'a Money,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<String, PaymentError>> {
+        Box::pin(std::future::ready(
+            TestGateway::decide(token).map(|()| format!("ch_test_{order}")),
+        ))
     }
 
     fn refund<'a>(&'a self, _order: &'a OrderId) -> BoxFuture<'a, Result<(), PaymentError>> {
@@ -454,17 +540,28 @@ impl OriginOutbox {
     async fn send(&self, order: &Order) -> Result<(), StoreError> {
         let unavailable = |e: worker::Error| StoreError::Unavailable(format!("origin: {e}"));
         let headers = worker::Headers::new();
-        headers.set("content-type", "application/json").map_err(unavailable)?;
-        headers.set("authorization", &format!("Bearer {}", self.token)).map_err(unavailable)?;
+        headers
+            .set("content-type", "application/json")
+            .map_err(unavailable)?;
+        headers
+            .set("authorization", &format!("Bearer {}", self.token))
+            .map_err(unavailable)?;
         if !self.request_id.is_empty() {
-            headers.set(crate::request_id::HEADER, &self.request_id).map_err(unavailable)?;
+            headers
+                .set(crate::request_id::HEADER, &self.request_id)
+                .map_err(unavailable)?;
         }
         let body = serde_json::to_string(order).map_err(|e| StoreError::Protocol(e.to_string()))?;
         let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(body.into()));
         let url = format!("{}/internal/orders", self.url.trim_end_matches('/'));
         let request = Request::new_with_init(&url, &init).map_err(unavailable)?;
-        let response = worker::Fetch::Request(request).send().await.map_err(unavailable)?;
+        let response = worker::Fetch::Request(request)
+            .send()
+            .await
+            .map_err(unavailable)?;
         match response.status_code() {
             200 | 201 => Ok(()),
             status => Err(StoreError::Unavailable(format!("origin answered {status}"))),

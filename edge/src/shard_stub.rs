@@ -15,7 +15,9 @@ pub struct DurableShards {
 
 impl DurableShards {
     pub fn new(namespace: ObjectNamespace) -> Self {
-        Self { namespace: Some(namespace) }
+        Self {
+            namespace: Some(namespace),
+        }
     }
 
     pub fn unbound() -> Self {
@@ -25,8 +27,13 @@ impl DurableShards {
     /// The stub of the object that owns `shard`.
     pub fn stub(&self, shard: SkuShard) -> Result<worker::Stub, StoreError> {
         let name = shard.object_name();
-        let namespace = self.namespace.as_ref().ok_or_else(|| StoreError::Unavailable("no STOCK binding".into()))?;
-        namespace.get_by_name(&name).map_err(|e| StoreError::Unavailable(format!("{name}: {e}")))
+        let namespace = self
+            .namespace
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("no STOCK binding".into()))?;
+        namespace
+            .get_by_name(&name)
+            .map_err(|e| StoreError::Unavailable(format!("{name}: {e}")))
     }
 
     async fn call_inner(&self, shard: SkuShard, body: Vec<u8>) -> Result<ShardReply, StoreError> {

@@ -12,15 +12,16 @@
 use crate::live::{is_upgrade, level_message};
 use edge_core::codec::{from_cbor, to_cbor};
 use edge_core::stock::{
-    apply, Hold, HoldState, OrderId, ShardReply, ShardRequest, ShardStorage, StockLevel, StorageFault, EXPIRE_BATCH_MAX,
+    apply, Hold, HoldState, OrderId, ShardReply, ShardRequest, ShardStorage, StockLevel,
+    StorageFault, EXPIRE_BATCH_MAX,
 };
 use edge_core::Sku;
 use serde::Deserialize;
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use worker::{
-    durable_object, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State, WebSocket,
-    WebSocketIncomingMessage, WebSocketPair,
+    durable_object, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State,
+    WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
 const SCHEMA: [&str; 4] = [
@@ -41,7 +42,8 @@ const SCHEMA: [&str; 4] = [
     // Levels written by the first release (available only) carry over as fresh stock.
     "CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, available INTEGER NOT NULL)",
 ];
-const MIGRATE_V1: &str = "INSERT OR IGNORE INTO levels SELECT sku, available, 0, 0, available FROM stock";
+const MIGRATE_V1: &str =
+    "INSERT OR IGNORE INTO levels SELECT sku, available, 0, 0, available FROM stock";
 
 /// Live-level sockets one shard keeps; more are refused (the page falls back to polling).
 const LIVE_SOCKETS_MAX: usize = 2_000;
@@ -66,7 +68,12 @@ impl DurableObject for StockShard {
             .chain([&MIGRATE_V1, &"DELETE FROM stock"])
             .find_map(|statement| sql.exec(statement, None).err())
             .map(|e| e.to_string());
-        Self { state, sql, schema_fault, alarm_at_ms: Cell::new(None) }
+        Self {
+            state,
+            sql,
+            schema_fault,
+            alarm_at_ms: Cell::new(None),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -84,7 +91,11 @@ impl DurableObject for StockShard {
         // Which SKUs to push to watchers is only worked out when someone watches: a reserve or
         // commit with no open product page costs no extra read.
         let watched = !self.state.get_websockets().is_empty();
-        let touched = if watched { self.touched_by(&request) } else { Some(BTreeSet::new()) };
+        let touched = if watched {
+            self.touched_by(&request)
+        } else {
+            Some(BTreeSet::new())
+        };
         // From here to the reply nothing awaits: the read-modify-write is atomic.
         let reply = match apply(&mut SqlShard(&self.sql), request, now_ms()) {
             Ok(reply) => reply,
@@ -102,23 +113,37 @@ impl DurableObject for StockShard {
         self.alarm_at_ms.set(None);
         for _ in 0..EXPIRE_ROUNDS_MAX {
             match apply(&mut SqlShard(&self.sql), ShardRequest::Expire, now_ms()) {
-                Ok(ShardReply::Expired { released }) if (released as usize) < EXPIRE_BATCH_MAX => break,
+                Ok(ShardReply::Expired { released }) if (released as usize) < EXPIRE_BATCH_MAX => {
+                    break
+                }
                 Ok(_) => {}
                 Err(fault) => return Response::error(fault.to_string(), 503),
             }
         }
         self.push_levels(self.watched_skus());
-        let next = SqlShard(&self.sql).next_expiry().map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let next = SqlShard(&self.sql)
+            .next_expiry()
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
         self.arm_alarm(next).await?;
         Response::ok("expired")
     }
 
-    async fn websocket_message(&self, _ws: WebSocket, _message: WebSocketIncomingMessage) -> worker::Result<()> {
+    async fn websocket_message(
+        &self,
+        _ws: WebSocket,
+        _message: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
         // Watchers only listen.
         Ok(())
     }
 
-    async fn websocket_close(&self, ws: WebSocket, code: usize, _reason: String, _clean: bool) -> worker::Result<()> {
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        _reason: String,
+        _clean: bool,
+    ) -> worker::Result<()> {
         let _ = ws.close(Some(code.clamp(1000, 4999) as u16), Some("bye"));
         Ok(())
     }
@@ -132,16 +157,23 @@ impl StockShard {
     /// Accepts a browser's WebSocket watching `?sku=` and sends it the current level.
     fn watch(&self, req: &Request) -> worker::Result<Response> {
         let url = req.url()?;
-        let Some(sku) = url.query_pairs().find(|(k, _)| k == "sku").and_then(|(_, v)| Sku::parse(&v).ok()) else {
+        let Some(sku) = url
+            .query_pairs()
+            .find(|(k, _)| k == "sku")
+            .and_then(|(_, v)| Sku::parse(&v).ok())
+        else {
             return Response::error("watching needs ?sku=<SKU>", 400);
         };
         if self.state.get_websockets().len() >= LIVE_SOCKETS_MAX {
             return Response::error("too many watchers on this shard; poll instead", 503);
         }
         let pair = WebSocketPair::new()?;
-        self.state.accept_websocket_with_tags(&pair.server, &[sku.as_str()]);
+        self.state
+            .accept_websocket_with_tags(&pair.server, &[sku.as_str()]);
         if let Ok(Some(level)) = SqlShard(&self.sql).level(&sku) {
-            let _ = pair.server.send_with_str(level_message(&sku, level.available));
+            let _ = pair
+                .server
+                .send_with_str(level_message(&sku, level.available));
         }
         Response::from_websocket(pair.client)
     }
@@ -149,12 +181,21 @@ impl StockShard {
     /// The SKUs a request changes, when the request names them.
     fn touched_by(&self, request: &ShardRequest) -> Option<BTreeSet<Sku>> {
         match request {
-            ShardRequest::Reserve { lines, .. } => Some(lines.iter().map(|l| l.sku.clone()).collect()),
+            ShardRequest::Reserve { lines, .. } => {
+                Some(lines.iter().map(|l| l.sku.clone()).collect())
+            }
             ShardRequest::Restock { sku, .. } => Some(BTreeSet::from([sku.clone()])),
-            ShardRequest::Seed { levels, .. } => Some(levels.iter().map(|(sku, _)| sku.clone()).collect()),
-            ShardRequest::Commit { order } | ShardRequest::Release { order } | ShardRequest::Cancel { order } => {
+            ShardRequest::Seed { levels, .. } => {
+                Some(levels.iter().map(|(sku, _)| sku.clone()).collect())
+            }
+            ShardRequest::Commit { order }
+            | ShardRequest::Release { order }
+            | ShardRequest::Cancel { order } => {
                 let hold = SqlShard(&self.sql).hold(order).ok().flatten();
-                Some(hold.map(|h| h.lines.into_iter().map(|l| l.sku).collect()).unwrap_or_default())
+                Some(
+                    hold.map(|h| h.lines.into_iter().map(|l| l.sku).collect())
+                        .unwrap_or_default(),
+                )
             }
             ShardRequest::Level { .. } => Some(BTreeSet::new()),
             ShardRequest::Expire => None,
@@ -170,7 +211,11 @@ impl StockShard {
 
     fn watched_skus(&self) -> BTreeSet<Sku> {
         let sockets = self.state.get_websockets();
-        sockets.iter().flat_map(|ws| self.state.get_tags(ws)).filter_map(|t| Sku::parse(&t).ok()).collect()
+        sockets
+            .iter()
+            .flat_map(|ws| self.state.get_tags(ws))
+            .filter_map(|t| Sku::parse(&t).ok())
+            .collect()
     }
 
     /// Sends each touched SKU's level to the sockets watching it.
@@ -180,7 +225,9 @@ impl StockShard {
             if sockets.is_empty() {
                 continue;
             }
-            let Ok(Some(level)) = SqlShard(&self.sql).level(&sku) else { continue };
+            let Ok(Some(level)) = SqlShard(&self.sql).level(&sku) else {
+                continue;
+            };
             let message = level_message(&sku, level.available);
             for socket in sockets {
                 let _ = socket.send_with_str(&message);
@@ -239,22 +286,30 @@ fn count(value: f64, what: &str, sku: &Sku) -> Result<u64, StorageFault> {
     if value >= 0.0 && value <= 9_007_199_254_740_991.0 && value.fract() == 0.0 {
         Ok(value as u64)
     } else {
-        Err(StorageFault(format!("stored {what} {value} for {sku} is not a unit count")))
+        Err(StorageFault(format!(
+            "stored {what} {value} for {sku} is not a unit count"
+        )))
     }
 }
 
 fn count_u32(value: f64, what: &str, sku: &Sku) -> Result<u32, StorageFault> {
-    u32::try_from(count(value, what, sku)?).map_err(|_| StorageFault(format!("stored {what} for {sku} overflows")))
+    u32::try_from(count(value, what, sku)?)
+        .map_err(|_| StorageFault(format!("stored {what} for {sku} overflows")))
 }
 
 impl ShardStorage for SqlShard<'_> {
     fn level(&self, sku: &Sku) -> Result<Option<StockLevel>, StorageFault> {
         let rows: Vec<LevelRow> = self
             .0
-            .exec("SELECT available, held, sold, received FROM levels WHERE sku = ?", vec![sku.as_str().into()])
+            .exec(
+                "SELECT available, held, sold, received FROM levels WHERE sku = ?",
+                vec![sku.as_str().into()],
+            )
             .and_then(|cursor| cursor.to_array())
             .map_err(fault)?;
-        let Some(row) = rows.first() else { return Ok(None) };
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
         Ok(Some(StockLevel {
             available: count_u32(row.available, "available", sku)?,
             held: count_u32(row.held, "held", sku)?,
@@ -285,14 +340,21 @@ impl ShardStorage for SqlShard<'_> {
     fn hold(&self, order: &OrderId) -> Result<Option<Hold>, StorageFault> {
         let rows = self
             .0
-            .exec("SELECT record FROM holds WHERE order_id = ?", vec![order.as_str().into()])
+            .exec(
+                "SELECT record FROM holds WHERE order_id = ?",
+                vec![order.as_str().into()],
+            )
             .map_err(fault)?;
-        let Some(row) = rows.raw().next() else { return Ok(None) };
+        let Some(row) = rows.raw().next() else {
+            return Ok(None);
+        };
         match row.map_err(fault)?.into_iter().next() {
-            Some(SqlStorageValue::Blob(bytes)) => {
-                from_cbor(&bytes).map(Some).map_err(|e| StorageFault(format!("hold record of {order}: {e}")))
-            }
-            other => Err(StorageFault(format!("hold record of {order} is {other:?}, not a blob"))),
+            Some(SqlStorageValue::Blob(bytes)) => from_cbor(&bytes)
+                .map(Some)
+                .map_err(|e| StorageFault(format!("hold record of {order}: {e}"))),
+            other => Err(StorageFault(format!(
+                "hold record of {order} is {other:?}, not a blob"
+            ))),
         }
     }
 
@@ -308,7 +370,12 @@ impl ShardStorage for SqlShard<'_> {
                 "INSERT INTO holds (order_id, state, expires_at_ms, record) VALUES (?, ?, ?, ?)
                  ON CONFLICT (order_id) DO UPDATE SET state = excluded.state,
                  expires_at_ms = excluded.expires_at_ms, record = excluded.record",
-                vec![order.as_str().into(), state.into(), expires, SqlStorageValue::Blob(to_cbor(hold))],
+                vec![
+                    order.as_str().into(),
+                    state.into(),
+                    expires,
+                    SqlStorageValue::Blob(to_cbor(hold)),
+                ],
             )
             .map(drop)
             .map_err(fault)
@@ -323,7 +390,9 @@ impl ShardStorage for SqlShard<'_> {
             )
             .and_then(|cursor| cursor.to_array())
             .map_err(fault)?;
-        rows.into_iter().map(|r| OrderId::parse(&r.order_id).map_err(StorageFault)).collect()
+        rows.into_iter()
+            .map(|r| OrderId::parse(&r.order_id).map_err(StorageFault))
+            .collect()
     }
 
     fn next_expiry(&self) -> Result<Option<u64>, StorageFault> {
@@ -333,7 +402,10 @@ impl ShardStorage for SqlShard<'_> {
         }
         let rows: Vec<Next> = self
             .0
-            .exec("SELECT MIN(expires_at_ms) AS next FROM holds WHERE state = 'held'", None)
+            .exec(
+                "SELECT MIN(expires_at_ms) AS next FROM holds WHERE state = 'held'",
+                None,
+            )
             .and_then(|cursor| cursor.to_array())
             .map_err(fault)?;
         Ok(rows.first().and_then(|r| r.next).map(|n| n.max(0.0) as u64))

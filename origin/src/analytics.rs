@@ -43,7 +43,10 @@ const TRENDING_DAYS_MAX: u64 = 90;
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyticsError {
     #[error("cannot open {path}: {source}")]
-    Open { path: String, source: rusqlite::Error },
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
     #[error("analytics storage: {0}")]
     Storage(#[from] rusqlite::Error),
 }
@@ -99,8 +102,13 @@ impl Analytics {
             }
             Ok(conn)
         };
-        let conn = open().map_err(|source| AnalyticsError::Open { path: path.display().to_string(), source })?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        let conn = open().map_err(|source| AnalyticsError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -112,8 +120,9 @@ impl Analytics {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
-            let mut insert =
-                tx.prepare_cached("INSERT INTO events (visitor, sku, kind, at_ms, arm) VALUES (?, ?, ?, ?, ?)")?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO events (visitor, sku, kind, at_ms, arm) VALUES (?, ?, ?, ?, ?)",
+            )?;
             for event in &batch.events {
                 insert.execute(params![
                     event.visitor,
@@ -124,7 +133,10 @@ impl Analytics {
                 ])?;
             }
         }
-        tx.execute("UPDATE dropped SET count = count + ? WHERE id = 1", params![batch.dropped as i64])?;
+        tx.execute(
+            "UPDATE dropped SET count = count + ? WHERE id = 1",
+            params![batch.dropped as i64],
+        )?;
         tx.commit()?;
         Ok(batch.events.len())
     }
@@ -139,22 +151,30 @@ impl Analytics {
              FROM events WHERE at_ms >= ? AND kind IN ('viewed', 'carted', 'purchased')
              GROUP BY sku ORDER BY score DESC, sku LIMIT ?",
         )?;
-        let rows = query.query_map(params![since_ms as i64, limit.min(TRENDING_MAX) as i64], |row| {
-            Ok(Trending {
-                sku: row.get(0)?,
-                views: row.get::<_, i64>(1)? as u64,
-                carts: row.get::<_, i64>(2)? as u64,
-                purchases: row.get::<_, i64>(3)? as u64,
-                score: row.get::<_, i64>(4)? as u64,
-            })
-        })?;
+        let rows = query.query_map(
+            params![since_ms as i64, limit.min(TRENDING_MAX) as i64],
+            |row| {
+                Ok(Trending {
+                    sku: row.get(0)?,
+                    views: row.get::<_, i64>(1)? as u64,
+                    carts: row.get::<_, i64>(2)? as u64,
+                    purchases: row.get::<_, i64>(3)? as u64,
+                    score: row.get::<_, i64>(4)? as u64,
+                })
+            },
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The products each visitor viewed or carted since `since_ms`, one list per browsing session
     /// (a gap of more than `gap_ms` starts a new one), in the order first seen; from at most
     /// `events_max` most recent events. What "bought together" counts co-views in.
-    pub fn sessions(&self, since_ms: u64, gap_ms: u64, events_max: usize) -> Result<Vec<Vec<String>>, AnalyticsError> {
+    pub fn sessions(
+        &self,
+        since_ms: u64,
+        gap_ms: u64,
+        events_max: usize,
+    ) -> Result<Vec<Vec<String>>, AnalyticsError> {
         let conn = self.conn();
         let mut query = conn.prepare_cached(
             "SELECT visitor, sku, at_ms FROM
@@ -163,13 +183,19 @@ impl Analytics {
              ORDER BY visitor, at_ms",
         )?;
         let rows = query.query_map(params![since_ms as i64, events_max as i64], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
         })?;
         let mut sessions: Vec<Vec<String>> = Vec::new();
         let mut last: Option<(String, i64)> = None;
         for row in rows {
             let (visitor, sku, at_ms) = row?;
-            let continues = last.as_ref().is_some_and(|(v, t)| *v == visitor && at_ms.saturating_sub(*t) <= gap_ms as i64);
+            let continues = last
+                .as_ref()
+                .is_some_and(|(v, t)| *v == visitor && at_ms.saturating_sub(*t) <= gap_ms as i64);
             if !continues {
                 sessions.push(Vec::new());
             }
@@ -202,7 +228,11 @@ impl Analytics {
                 shown,
                 visitors: row.get::<_, i64>(2)? as u64,
                 clicked,
-                click_through: if shown == 0 { 0.0 } else { clicked as f64 / shown as f64 },
+                click_through: if shown == 0 {
+                    0.0
+                } else {
+                    clicked as f64 / shown as f64
+                },
             })
         })?;
         let mut arms: Vec<ArmReport> = rows.collect::<Result<_, _>>()?;
@@ -213,9 +243,13 @@ impl Analytics {
     /// Events stored, distinct visitors, and events edges reported dropped.
     pub fn summary(&self) -> Result<(u64, u64, u64), AnalyticsError> {
         let conn = self.conn();
-        let (events, visitors): (i64, i64) =
-            conn.query_row("SELECT COUNT(*), COUNT(DISTINCT visitor) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let dropped: i64 = conn.query_row("SELECT count FROM dropped WHERE id = 1", [], |r| r.get(0))?;
+        let (events, visitors): (i64, i64) = conn.query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT visitor) FROM events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let dropped: i64 =
+            conn.query_row("SELECT count FROM dropped WHERE id = 1", [], |r| r.get(0))?;
         Ok((events as u64, visitors as u64, dropped as u64))
     }
 }
@@ -229,7 +263,9 @@ struct RouteState {
 /// `/internal/events` (intake), `/internal/trending`, `/internal/events/summary`, behind the
 /// origin token; without one they are absent.
 pub fn routes(analytics: Analytics, token: Option<String>) -> Router {
-    let Some(token) = token.filter(|t| !t.is_empty()) else { return Router::new() };
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Router::new();
+    };
     Router::new()
         .route("/internal/events", post(ingest))
         .route("/internal/events/summary", get(summary))
@@ -249,13 +285,22 @@ async fn ingest(
 ) -> Result<Json<serde_json::Value>, RouteError> {
     authorize(&headers, &state.token)?;
     let body = body.map_err(|e| RouteError::BadRequest(format!("cannot read the body: {e}")))?;
-    let batch: EventBatch =
-        serde_json::from_slice(&body).map_err(|e| RouteError::BadRequest(format!("not an event batch: {e}")))?;
+    let batch: EventBatch = serde_json::from_slice(&body)
+        .map_err(|e| RouteError::BadRequest(format!("not an event batch: {e}")))?;
     if batch.events.len() > BATCH_EVENTS_MAX {
-        return Err(RouteError::BadRequest(format!("at most {BATCH_EVENTS_MAX} events per batch")));
+        return Err(RouteError::BadRequest(format!(
+            "at most {BATCH_EVENTS_MAX} events per batch"
+        )));
     }
-    if let Some(bad) = batch.events.iter().find(|e| e.visitor.is_empty() || e.visitor.len() > VISITOR_LEN_MAX) {
-        return Err(RouteError::BadRequest(format!("visitor id {:?} must be 1 to {VISITOR_LEN_MAX} characters", bad.visitor)));
+    if let Some(bad) = batch
+        .events
+        .iter()
+        .find(|e| e.visitor.is_empty() || e.visitor.len() > VISITOR_LEN_MAX)
+    {
+        return Err(RouteError::BadRequest(format!(
+            "visitor id {:?} must be 1 to {VISITOR_LEN_MAX} characters",
+            bad.visitor
+        )));
     }
     let analytics = state.analytics.clone();
     let stored = tokio::task::spawn_blocking(move || analytics.ingest(&batch))
@@ -292,7 +337,10 @@ async fn trending(
     Ok(Json(json!({ "days": days, "products": list })))
 }
 
-async fn experiments(State(state): State<RouteState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, RouteError> {
+async fn experiments(
+    State(state): State<RouteState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, RouteError> {
     authorize(&headers, &state.token)?;
     let analytics = state.analytics.clone();
     let arms = tokio::task::spawn_blocking(move || analytics.experiments())
@@ -302,17 +350,24 @@ async fn experiments(State(state): State<RouteState>, headers: HeaderMap) -> Res
     // The running experiment's arms, and every experiment's.
     let current = edge_core::behaviour::RECOMMENDATIONS_EXPERIMENT;
     let running: Vec<&ArmReport> = arms.iter().filter(|a| a.experiment == current).collect();
-    Ok(Json(json!({ "experiment": current, "arms": running, "all": arms })))
+    Ok(Json(
+        json!({ "experiment": current, "arms": running, "all": arms }),
+    ))
 }
 
-async fn summary(State(state): State<RouteState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, RouteError> {
+async fn summary(
+    State(state): State<RouteState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, RouteError> {
     authorize(&headers, &state.token)?;
     let analytics = state.analytics.clone();
     let (events, visitors, dropped) = tokio::task::spawn_blocking(move || analytics.summary())
         .await
         .map_err(|e| RouteError::Unavailable(e.to_string()))?
         .map_err(storage)?;
-    Ok(Json(json!({ "events": events, "visitors": visitors, "dropped": dropped })))
+    Ok(Json(
+        json!({ "events": events, "visitors": visitors, "dropped": dropped }),
+    ))
 }
 
 #[cfg(test)]
@@ -325,11 +380,20 @@ mod tests {
     use tower::ServiceExt;
 
     fn event(visitor: &str, sku: &str, kind: EventKind, at_ms: u64) -> AnalyticsEvent {
-        AnalyticsEvent { visitor: visitor.into(), sku: Sku::parse(sku).unwrap(), kind, at_ms, arm: None }
+        AnalyticsEvent {
+            visitor: visitor.into(),
+            sku: Sku::parse(sku).unwrap(),
+            kind,
+            at_ms,
+            arm: None,
+        }
     }
 
     async fn post(app: &Router, token: &str, body: String) -> StatusCode {
-        let request = Request::post("/internal/events").header("authorization", format!("Bearer {token}")).body(Body::from(body)).unwrap();
+        let request = Request::post("/internal/events")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::from(body))
+            .unwrap();
         app.clone().oneshot(request).await.unwrap().status()
     }
 
@@ -338,28 +402,60 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let analytics = Analytics::open(dir.path()).unwrap();
         let app = routes(analytics.clone(), Some("t".into()));
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
         let batch = EventBatch {
             events: vec![
                 event("v1", "MUG", EventKind::Viewed, now),
                 event("v2", "MUG", EventKind::Viewed, now),
                 event("v1", "TEE", EventKind::Purchased, now),
-                event("v1", "OLD", EventKind::Purchased, now - 30 * 24 * 60 * 60 * 1_000),
+                event(
+                    "v1",
+                    "OLD",
+                    EventKind::Purchased,
+                    now - 30 * 24 * 60 * 60 * 1_000,
+                ),
             ],
             dropped: 3,
         };
-        assert_eq!(post(&app, "t", serde_json::to_string(&batch).unwrap()).await, StatusCode::OK);
-        assert_eq!(post(&app, "wrong", serde_json::to_string(&batch).unwrap()).await, StatusCode::UNAUTHORIZED);
-        assert_eq!(post(&app, "t", "{not json".into()).await, StatusCode::BAD_REQUEST);
-        let bad = EventBatch { events: vec![event("", "MUG", EventKind::Viewed, now)], dropped: 0 };
-        assert_eq!(post(&app, "t", serde_json::to_string(&bad).unwrap()).await, StatusCode::BAD_REQUEST);
-        let trending = analytics.trending(now - 7 * 24 * 60 * 60 * 1_000, 10).unwrap();
+        assert_eq!(
+            post(&app, "t", serde_json::to_string(&batch).unwrap()).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            post(&app, "wrong", serde_json::to_string(&batch).unwrap()).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            post(&app, "t", "{not json".into()).await,
+            StatusCode::BAD_REQUEST
+        );
+        let bad = EventBatch {
+            events: vec![event("", "MUG", EventKind::Viewed, now)],
+            dropped: 0,
+        };
+        assert_eq!(
+            post(&app, "t", serde_json::to_string(&bad).unwrap()).await,
+            StatusCode::BAD_REQUEST
+        );
+        let trending = analytics
+            .trending(now - 7 * 24 * 60 * 60 * 1_000, 10)
+            .unwrap();
         let ranked: Vec<(&str, u64)> = trending.iter().map(|t| (t.sku.as_str(), t.score)).collect();
-        assert_eq!(ranked, vec![("TEE", 3), ("MUG", 2)], "the month-old purchase is outside the week");
+        assert_eq!(
+            ranked,
+            vec![("TEE", 3), ("MUG", 2)],
+            "the month-old purchase is outside the week"
+        );
         assert_eq!(analytics.summary().unwrap(), (4, 2, 3));
 
         // Exposure and clicks per arm; they do not count as trending.
-        let shown = |v: &str, arm: &str, kind| AnalyticsEvent { arm: Some(arm.into()), ..event(v, "HAT", kind, now) };
+        let shown = |v: &str, arm: &str, kind| AnalyticsEvent {
+            arm: Some(arm.into()),
+            ..event(v, "HAT", kind, now)
+        };
         let batch = EventBatch {
             events: vec![
                 shown("v1", "recs-2/vector", EventKind::Shown),
@@ -372,10 +468,23 @@ mod tests {
             ],
             dropped: 0,
         };
-        assert_eq!(post(&app, "t", serde_json::to_string(&batch).unwrap()).await, StatusCode::OK);
+        assert_eq!(
+            post(&app, "t", serde_json::to_string(&batch).unwrap()).await,
+            StatusCode::OK
+        );
         let arms = analytics.experiments().unwrap();
-        let by_arm: Vec<(&str, &str, u64, u64, f64)> =
-            arms.iter().map(|a| (a.experiment.as_str(), a.arm.as_str(), a.shown, a.clicked, a.click_through)).collect();
+        let by_arm: Vec<(&str, &str, u64, u64, f64)> = arms
+            .iter()
+            .map(|a| {
+                (
+                    a.experiment.as_str(),
+                    a.arm.as_str(),
+                    a.shown,
+                    a.clicked,
+                    a.click_through,
+                )
+            })
+            .collect();
         assert_eq!(
             by_arm,
             vec![
@@ -385,11 +494,31 @@ mod tests {
                 ("recs-2", "vector", 2, 1, 0.5),
             ]
         );
-        let request = Request::get("/internal/experiments").header("authorization", "Bearer t").body(Body::empty()).unwrap();
+        let request = Request::get("/internal/experiments")
+            .header("authorization", "Bearer t")
+            .body(Body::empty())
+            .unwrap();
         let response = app.clone().oneshot(request).await.unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
-        let running: Vec<&str> = body["arms"].as_array().unwrap().iter().map(|a| a["arm"].as_str().unwrap()).collect();
-        assert_eq!((body["experiment"].as_str(), running), (Some("recs-2"), vec!["co_purchase", "vector"]));
-        assert!(analytics.trending(0, 10).unwrap().iter().all(|t| t.sku != "HAT"));
+        let body: serde_json::Value = serde_json::from_slice(
+            &axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let running: Vec<&str> = body["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["arm"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            (body["experiment"].as_str(), running),
+            (Some("recs-2"), vec!["co_purchase", "vector"])
+        );
+        assert!(analytics
+            .trending(0, 10)
+            .unwrap()
+            .iter()
+            .all(|t| t.sku != "HAT"));
     }
 }

@@ -190,7 +190,11 @@ impl OrderBook {
 
     /// The SKUs of each order placed since `since_ms` and not cancelled, newest orders first, at
     /// most `limit` orders: what "bought together" counts co-purchases in.
-    pub async fn baskets(&self, since_ms: u64, limit: usize) -> Result<Vec<Vec<String>>, OrdersError> {
+    pub async fn baskets(
+        &self,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Vec<String>>, OrdersError> {
         let since = i64::try_from(since_ms).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows: Vec<(String, String)> = self

@@ -271,12 +271,20 @@ pub(crate) async fn send_authorized(
         url: url.to_owned(),
         detail: e.to_string(),
     };
-    let response = request.bearer_auth(token).send().await.map_err(unreachable)?;
+    let response = request
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(unreachable)?;
     let status = response.status().as_u16();
     let body = response.bytes().await.map_err(unreachable)?.to_vec();
     if status >= 400 && status != 404 {
         let body = String::from_utf8_lossy(&body).into_owned();
-        return Err(PublishError::Refused { what: what.to_owned(), status, body });
+        return Err(PublishError::Refused {
+            what: what.to_owned(),
+            status,
+            body,
+        });
     }
     Ok((status, body))
 }
@@ -338,8 +346,12 @@ pub trait CatalogKv {
             let index_manifest = vectors::manifest_key(&edge_core::similar::index_prefix(version));
             if let Some(bytes) = self.kv_get(&index_manifest).await? {
                 // A damaged manifest still lets the known keys go; chunks it named may linger.
-                let chunks = vectors::Manifest::from_bytes(&bytes).map(|m| m.chunk_count()).unwrap_or(0);
-                report.deleted_keys += self.kv_delete(edge_core::similar::version_keys(version, chunks)).await?;
+                let chunks = vectors::Manifest::from_bytes(&bytes)
+                    .map(|m| m.chunk_count())
+                    .unwrap_or(0);
+                report.deleted_keys += self
+                    .kv_delete(edge_core::similar::version_keys(version, chunks))
+                    .await?;
             }
             report.deleted_keys += self
                 .kv_delete(version_keys(version, &manifest, &categories))
@@ -401,19 +413,31 @@ pub async fn publish(
 pub const TRENDING_PUBLISHED: usize = 50;
 
 /// `GET {origin}{path}` with the origin's token, as JSON; `what` names it in errors.
-async fn fetch_analytics(origin: &str, path: &str, token: &str, what: &str) -> Result<serde_json::Value, PublishError> {
+async fn fetch_analytics(
+    origin: &str,
+    path: &str,
+    token: &str,
+    what: &str,
+) -> Result<serde_json::Value, PublishError> {
     let url = format!("{}{path}", origin.trim_end_matches('/'));
     let request = reqwest::Client::new().get(&url);
     let (status, body) = send_authorized(&url, token, what, request).await?;
     if status == 404 {
         let body = String::from_utf8_lossy(&body).into_owned();
-        return Err(PublishError::Refused { what: what.into(), status, body });
+        return Err(PublishError::Refused {
+            what: what.into(),
+            status,
+            body,
+        });
     }
     serde_json::from_slice(&body).map_err(|e| PublishError::CorruptLive(format!("{what}: {e}")))
 }
 
 /// The origin's trending products (`GET {origin}/internal/trending`), best first.
-pub async fn fetch_trending(origin: &str, token: &str) -> Result<Vec<edge_core::Sku>, PublishError> {
+pub async fn fetch_trending(
+    origin: &str,
+    token: &str,
+) -> Result<Vec<edge_core::Sku>, PublishError> {
     let path = format!("/internal/trending?limit={TRENDING_PUBLISHED}");
     let value = fetch_analytics(origin, &path, token, "the trending list").await?;
     Ok(value["products"]
@@ -425,12 +449,30 @@ pub async fn fetch_trending(origin: &str, token: &str) -> Result<Vec<edge_core::
 }
 
 /// The origin's "bought together" lists (`GET {origin}/internal/together`), for `catalog`.
-pub async fn fetch_together(origin: &str, token: &str, catalog: &Catalog) -> Result<edge_core::store::Together, PublishError> {
-    let value = fetch_analytics(origin, "/internal/together", token, "the bought-together lists").await?;
-    let raw = value["products"].as_object().into_iter().flatten().map(|(sku, partners)| {
-        let partners = partners.as_array().into_iter().flatten().filter_map(|p| p["sku"].as_str().map(str::to_owned));
-        (sku.clone(), partners.collect())
-    });
+pub async fn fetch_together(
+    origin: &str,
+    token: &str,
+    catalog: &Catalog,
+) -> Result<edge_core::store::Together, PublishError> {
+    let value = fetch_analytics(
+        origin,
+        "/internal/together",
+        token,
+        "the bought-together lists",
+    )
+    .await?;
+    let raw = value["products"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(sku, partners)| {
+            let partners = partners
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["sku"].as_str().map(str::to_owned));
+            (sku.clone(), partners.collect())
+        });
     Ok(together_for_catalog(raw, catalog))
 }
 
@@ -445,11 +487,17 @@ pub fn together_for_catalog(
     let product_of: std::collections::HashMap<&str, &edge_core::Sku> = catalog
         .products
         .iter()
-        .flat_map(|p| p.stock_units().into_iter().map(move |unit| (unit.as_str(), &p.sku)))
+        .flat_map(|p| {
+            p.stock_units()
+                .into_iter()
+                .map(move |unit| (unit.as_str(), &p.sku))
+        })
         .collect();
     let mut together = edge_core::store::Together::new();
     for (sku, partners) in raw {
-        let Some(product) = product_of.get(sku.as_str()) else { continue };
+        let Some(product) = product_of.get(sku.as_str()) else {
+            continue;
+        };
         let list = together.entry((*product).clone()).or_default();
         for partner in partners.iter().filter_map(|s| product_of.get(s.as_str())) {
             if *partner != *product && !list.contains(partner) {
@@ -471,10 +519,18 @@ fn similar_entries(catalog: &Catalog, version: u64) -> Result<Vec<KvEntry>, Publ
     let entries = if small {
         edge_core::similar::small_index_entries(&catalog.products, &catalog.vectors, version)
     } else {
-        edge_core::similar::index_entries(&catalog.products, &catalog.vectors, version, vectors::build::build)
+        edge_core::similar::index_entries(
+            &catalog.products,
+            &catalog.vectors,
+            version,
+            vectors::build::build,
+        )
     };
     let entries = entries.map_err(|e| PublishError::Index(e.to_string()))?;
-    Ok(entries.into_iter().map(|(key, value)| KvEntry { key, value }).collect())
+    Ok(entries
+        .into_iter()
+        .map(|(key, value)| KvEntry { key, value })
+        .collect())
 }
 
 /// [`publish`] to any catalog KV (`kv`), seeding stock through `edge`, with an explicit
@@ -494,7 +550,10 @@ pub async fn publish_with_grace(
         .collect();
     entries.extend(similar_entries(catalog, version)?);
     // The promotions and shipping rate the edge prices carts with, pinned to this version.
-    entries.push(KvEntry { key: edge_core::snapshot::promotions_key(version), value: to_cbor(&catalog.promotions) });
+    entries.push(KvEntry {
+        key: edge_core::snapshot::promotions_key(version),
+        value: to_cbor(&catalog.promotions),
+    });
     entries.extend(
         edge_core::snapshot::together_entries(&catalog.together, version)
             .into_iter()
@@ -574,7 +633,10 @@ mod tests {
             promotions.iter().any(|p| p.code.is_none()) && promotions.iter().any(|p| p.code.is_some()),
             "the demo shows an automatic sale and discount codes (the e2e promotion checks use them)"
         );
-        assert!(catalog.promotions.shipping.flat_minor > 0, "the demo charges shipping, so free shipping shows");
+        assert!(
+            catalog.promotions.shipping.flat_minor > 0,
+            "the demo charges shipping, so free shipping shows"
+        );
     }
 
     #[test]

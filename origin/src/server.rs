@@ -134,14 +134,16 @@ impl Origin {
             turns: Arc::default(),
         };
         let desk = Arc::new(OriginDesk::new(local, book.clone()));
-        let admin = Arc::new(Admin::open(
-            &config.data_dir,
-            book.clone(),
-            stock.clone(),
-            clock.clone(),
-            admin,
-        )?
-        .with_shards(shards.clone()));
+        let admin = Arc::new(
+            Admin::open(
+                &config.data_dir,
+                book.clone(),
+                stock.clone(),
+                clock.clone(),
+                admin,
+            )?
+            .with_shards(shards.clone()),
+        );
         let kv = Arc::new(MemoryKv::default());
         let mut seeded = SeedReport::default();
         if let Some(path) = &config.catalog {
@@ -204,7 +206,10 @@ impl Origin {
         });
         router()
             .merge(coordinator::routes(self.shards.clone(), self.token.clone()))
-            .merge(coordinator::desk_routes(self.desk.clone(), self.token.clone()))
+            .merge(coordinator::desk_routes(
+                self.desk.clone(),
+                self.token.clone(),
+            ))
             .merge(orders::routes(self.book.clone(), self.token.clone()))
             .merge(self.admin.router())
             .merge(crate::metrics::routes(
@@ -216,8 +221,15 @@ impl Origin {
                 },
                 self.token.clone(),
             ))
-            .merge(crate::analytics::routes(self.analytics.clone(), self.token.clone()))
-            .merge(crate::together::routes(self.book.clone(), self.analytics.clone(), self.token.clone()))
+            .merge(crate::analytics::routes(
+                self.analytics.clone(),
+                self.token.clone(),
+            ))
+            .merge(crate::together::routes(
+                self.book.clone(),
+                self.analytics.clone(),
+                self.token.clone(),
+            ))
             .fallback_service(storefront)
             .layer(axum::middleware::from_fn_with_state(
                 self.metrics.clone(),

@@ -47,11 +47,19 @@ pub struct Partner {
 }
 
 /// Each product's partners, best first (ties by SKU), from `baskets` (orders) and `sessions`.
-pub fn rank(baskets: &[Vec<String>], sessions: &[Vec<String>], per_product: usize) -> BTreeMap<String, Vec<Partner>> {
+pub fn rank(
+    baskets: &[Vec<String>],
+    sessions: &[Vec<String>],
+    per_product: usize,
+) -> BTreeMap<String, Vec<Partner>> {
     let mut pairs: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for (groups, weight) in [(baskets, CO_PURCHASE_WEIGHT), (sessions, CO_VIEW_WEIGHT)] {
         for group in groups {
-            let mut items: Vec<&str> = group.iter().take(ITEMS_PER_GROUP_MAX).map(String::as_str).collect();
+            let mut items: Vec<&str> = group
+                .iter()
+                .take(ITEMS_PER_GROUP_MAX)
+                .map(String::as_str)
+                .collect();
             items.sort_unstable();
             items.dedup();
             for (i, a) in items.iter().enumerate() {
@@ -64,7 +72,10 @@ pub fn rank(baskets: &[Vec<String>], sessions: &[Vec<String>], per_product: usiz
     }
     let mut lists: BTreeMap<String, Vec<Partner>> = BTreeMap::new();
     for ((a, b), score) in pairs {
-        lists.entry(a.to_owned()).or_default().push(Partner { sku: b.to_owned(), score });
+        lists.entry(a.to_owned()).or_default().push(Partner {
+            sku: b.to_owned(),
+            score,
+        });
     }
     for list in lists.values_mut() {
         list.sort_by(|x, y| y.score.cmp(&x.score).then_with(|| x.sku.cmp(&y.sku)));
@@ -86,10 +97,12 @@ pub async fn compute(
         .await
         .map_err(|e| RouteError::Unavailable(e.to_string()))?;
     let analytics = analytics.clone();
-    let sessions = tokio::task::spawn_blocking(move || analytics.sessions(since_ms, SESSION_GAP_MS, EVENTS_MAX))
-        .await
-        .map_err(|e| RouteError::Unavailable(e.to_string()))?
-        .map_err(|e| RouteError::Unavailable(e.to_string()))?;
+    let sessions = tokio::task::spawn_blocking(move || {
+        analytics.sessions(since_ms, SESSION_GAP_MS, EVENTS_MAX)
+    })
+    .await
+    .map_err(|e| RouteError::Unavailable(e.to_string()))?
+    .map_err(|e| RouteError::Unavailable(e.to_string()))?;
     Ok(rank(&baskets, &sessions, TOGETHER_PER_PRODUCT))
 }
 
@@ -102,10 +115,16 @@ struct RouteState {
 
 /// `GET /internal/together?days=` (default 30) behind the origin token; absent without one.
 pub fn routes(book: OrderBook, analytics: Analytics, token: Option<String>) -> Router {
-    let Some(token) = token.filter(|t| !t.is_empty()) else { return Router::new() };
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Router::new();
+    };
     Router::new()
         .route("/internal/together", get(together))
-        .with_state(RouteState { book, analytics, token })
+        .with_state(RouteState {
+            book,
+            analytics,
+            token,
+        })
 }
 
 #[derive(Deserialize)]
@@ -133,23 +152,48 @@ mod tests {
     use super::*;
 
     fn groups(raw: &[&[&str]]) -> Vec<Vec<String>> {
-        raw.iter().map(|g| g.iter().map(|s| s.to_string()).collect()).collect()
+        raw.iter()
+            .map(|g| g.iter().map(|s| s.to_string()).collect())
+            .collect()
     }
 
     fn partners(lists: &BTreeMap<String, Vec<Partner>>, sku: &str) -> Vec<(String, u64)> {
-        lists.get(sku).into_iter().flatten().map(|p| (p.sku.clone(), p.score)).collect()
+        lists
+            .get(sku)
+            .into_iter()
+            .flatten()
+            .map(|p| (p.sku.clone(), p.score))
+            .collect()
     }
 
     #[test]
     fn purchases_outweigh_views_and_lists_are_symmetric_and_bounded() {
         let baskets = groups(&[&["MUG", "TEA"], &["MUG", "TEA", "POT"], &["HAT"]]);
-        let sessions = groups(&[&["MUG", "CUP"], &["MUG", "CUP"], &["MUG", "CUP"], &["MUG", "CUP", "CUP"]]);
+        let sessions = groups(&[
+            &["MUG", "CUP"],
+            &["MUG", "CUP"],
+            &["MUG", "CUP"],
+            &["MUG", "CUP", "CUP"],
+        ]);
         let lists = rank(&baskets, &sessions, 2);
         // TEA: 2 orders × 3 = 6; CUP: 4 sessions × 1 = 4; POT: 1 order × 3 = 3 (cut at 2).
-        assert_eq!(partners(&lists, "MUG"), vec![("TEA".into(), 6), ("CUP".into(), 4)]);
-        assert_eq!(partners(&lists, "TEA"), vec![("MUG".into(), 6), ("POT".into(), 3)]);
-        assert_eq!(partners(&lists, "CUP"), vec![("MUG".into(), 4)], "a repeated view counts once");
-        assert!(!lists.contains_key("HAT"), "a product bought alone has no partners");
+        assert_eq!(
+            partners(&lists, "MUG"),
+            vec![("TEA".into(), 6), ("CUP".into(), 4)]
+        );
+        assert_eq!(
+            partners(&lists, "TEA"),
+            vec![("MUG".into(), 6), ("POT".into(), 3)]
+        );
+        assert_eq!(
+            partners(&lists, "CUP"),
+            vec![("MUG".into(), 4)],
+            "a repeated view counts once"
+        );
+        assert!(
+            !lists.contains_key("HAT"),
+            "a product bought alone has no partners"
+        );
         assert!(lists.values().all(|l| l.len() <= 2));
     }
 

@@ -177,22 +177,36 @@ async fn the_origin_storefront_prices_promotions_and_stores_the_discounted_order
     let file = dir.path().join("catalog.json");
     std::fs::write(&file, catalog_text(GOOD)).unwrap();
     let origin = Arc::new(
-        Origin::open(OriginConfig { data_dir: dir.path().join("data"), catalog: Some(file), token: Some(TOKEN.into()) })
-            .await
-            .unwrap(),
+        Origin::open(OriginConfig {
+            data_dir: dir.path().join("data"),
+            catalog: Some(file),
+            token: Some(TOKEN.into()),
+        })
+        .await
+        .unwrap(),
     );
     let send = |method: &str, uri: &str, body: Option<String>| {
-        let mut request = Request::builder().method(method).uri(uri).header("authorization", format!("Bearer {TOKEN}"));
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {TOKEN}"));
         if body.is_some() {
-            request = request.header("content-type", "application/json").header("idempotency-key", "origin-promo");
+            request = request
+                .header("content-type", "application/json")
+                .header("idempotency-key", "origin-promo");
         }
-        let request = request.body(body.map(Body::from).unwrap_or_else(Body::empty)).unwrap();
+        let request = request
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .unwrap();
         let app = origin.router();
         async move {
             let response = app.oneshot(request).await.unwrap();
             let status = response.status();
             let bytes = response.into_body().collect().await.unwrap().to_bytes();
-            (status, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap())
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
+            )
         }
     };
     let body = serde_json::json!({"lines": [{"sku": "MUG-1", "qty": 1}], "email": "a@b.co",
@@ -204,5 +218,8 @@ async fn the_origin_storefront_prices_promotions_and_stores_the_discounted_order
     let id = placed["order_id"].as_str().unwrap();
     let (status, stored) = send("GET", &format!("/internal/orders/{id}"), None).await;
     assert_eq!(status, StatusCode::OK, "{stored}");
-    assert_eq!(stored, placed["order"], "the orders table holds the discounted order with its pricing");
+    assert_eq!(
+        stored, placed["order"],
+        "the orders table holds the discounted order with its pricing"
+    );
 }

@@ -120,7 +120,11 @@ async fn with_mugs(qty: u32) -> (tempfile::TempDir, Arc<Origin>, Sku) {
     let dir = tempfile::tempdir().unwrap();
     let origin = origin(&dir).await;
     let sku = Sku::parse("MUG-1").unwrap();
-    origin.stock.seed(vec![(sku.clone(), qty)], true).await.unwrap();
+    origin
+        .stock
+        .seed(vec![(sku.clone(), qty)], true)
+        .await
+        .unwrap();
     (dir, origin, sku)
 }
 

@@ -62,55 +62,105 @@ async fn co_purchases_and_co_views_reach_the_published_snapshot() {
     checkout(&http, &url, "o1", &["MUG", "TEA"]).await;
     checkout(&http, &url, "o2", &["MUG", "TEA", "TEE-M"]).await;
     checkout(&http, &url, "o3", &["POT"]).await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     let event = |visitor: &str, sku: &str, at_ms: u64| json!({"visitor": visitor, "sku": sku, "kind": "viewed", "at_ms": at_ms});
     let events = json!({"events": [
         event("v1", "MUG", now - 60_000), event("v1", "CAP", now - 50_000),
         // Two hours later: a new session, so the tea is not co-viewed with the cap.
         event("v1", "TEA", now + 2 * 60 * 60 * 1_000),
     ], "dropped": 0});
-    let res = http.post(format!("{url}/internal/events")).bearer_auth(TOKEN).json(&events).send().await.unwrap();
+    let res = http
+        .post(format!("{url}/internal/events"))
+        .bearer_auth(TOKEN)
+        .json(&events)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
 
-    let res = http.get(format!("{url}/internal/together")).send().await.unwrap();
+    let res = http
+        .get(format!("{url}/internal/together"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401, "the lists are behind the token");
-    let raw: Value = http.get(format!("{url}/internal/together")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    let raw: Value = http
+        .get(format!("{url}/internal/together"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let partners = |sku: &str| -> Vec<(String, u64)> {
         raw["products"][sku]
             .as_array()
             .into_iter()
             .flatten()
-            .map(|p| (p["sku"].as_str().unwrap().to_owned(), p["score"].as_u64().unwrap()))
+            .map(|p| {
+                (
+                    p["sku"].as_str().unwrap().to_owned(),
+                    p["score"].as_u64().unwrap(),
+                )
+            })
             .collect()
     };
-    assert_eq!(partners("MUG"), vec![("TEA".into(), 6), ("TEE-M".into(), 3), ("CAP".into(), 1)]);
+    assert_eq!(
+        partners("MUG"),
+        vec![("TEA".into(), 6), ("TEE-M".into(), 3), ("CAP".into(), 1)]
+    );
     assert_eq!(partners("CAP"), vec![("MUG".into(), 1)]);
     assert!(partners("POT").is_empty(), "bought alone: {raw}");
 
     // The views rank as trending (the other list a publish takes from the origin).
     let trending = origin::publish::fetch_trending(&url, TOKEN).await.unwrap();
     let trending: Vec<&str> = trending.iter().map(|s| s.as_str()).collect();
-    assert_eq!(trending, vec!["CAP", "MUG", "TEA"], "one view each, ties by SKU");
+    assert_eq!(
+        trending,
+        vec!["CAP", "MUG", "TEA"],
+        "one view each, ties by SKU"
+    );
 
     // Variant SKUs become their product.
     let mut catalog = load_catalog(&catalog_path).unwrap();
     catalog.together = fetch_together(&url, TOKEN, &catalog).await.unwrap();
     let sku = |s: &str| edge_core::Sku::parse(s).unwrap();
-    assert_eq!(catalog.together[&sku("MUG")], vec![sku("TEA"), sku("TEE"), sku("CAP")]);
+    assert_eq!(
+        catalog.together[&sku("MUG")],
+        vec![sku("TEA"), sku("TEE"), sku("CAP")]
+    );
     assert_eq!(catalog.together[&sku("TEE")], vec![sku("MUG"), sku("TEA")]);
     let err = fetch_together(&url, "wrong", &catalog).await.unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");
 
     // Published with the snapshot, served by the storefront API.
-    publish(&EdgeAdmin::new(&url, TOKEN).unwrap(), &catalog, |_, _| {}).await.unwrap();
+    publish(&EdgeAdmin::new(&url, TOKEN).unwrap(), &catalog, |_, _| {})
+        .await
+        .unwrap();
     let body: Value = loop {
         // The origin's catalog reader re-reads the pointer after its short TTL.
-        let body: Value = http.get(format!("{url}/api/products/MUG/together")).send().await.unwrap().json().await.unwrap();
+        let body: Value = http
+            .get(format!("{url}/api/products/MUG/together"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if !body["together"].as_array().unwrap().is_empty() {
             break body;
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
-    let skus: Vec<&str> = body["together"].as_array().unwrap().iter().map(|p| p["sku"].as_str().unwrap()).collect();
+    let skus: Vec<&str> = body["together"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sku"].as_str().unwrap())
+        .collect();
     assert_eq!(skus, vec!["TEA", "TEE", "CAP"]);
 }

@@ -111,7 +111,8 @@ async fn wait_ready(
 /// run started. Neither an edit to a watched source file nor a rebuild in the checkout (another
 /// run, a developer) reloads it mid-check, which would drop its isolate's memory.
 fn test_config(root: &Path, dir: &Path) -> Result<PathBuf, String> {
-    let source = std::fs::read_to_string(root.join("wrangler.toml")).map_err(|e| format!("wrangler.toml: {e}"))?;
+    let source = std::fs::read_to_string(root.join("wrangler.toml"))
+        .map_err(|e| format!("wrangler.toml: {e}"))?;
     let mut kept = Vec::new();
     let mut in_build = false;
     for line in source.lines() {
@@ -127,7 +128,8 @@ fn test_config(root: &Path, dir: &Path) -> Result<PathBuf, String> {
         copy_tree(&root.join(tree), &dir.join(tree)).map_err(|e| format!("copying {tree}: {e}"))?;
     }
     let path = dir.join("wrangler.toml");
-    std::fs::write(&path, kept.join("\n") + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(&path, kept.join("\n") + "\n")
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
 }
 
@@ -218,7 +220,10 @@ impl WranglerDev {
             .arg("--persist-to")
             .arg(state_dir.join("state"))
             .args(["--var", &format!("ADMIN_TOKEN:{admin_token}")])
-            .args(vars.iter().flat_map(|(name, value)| ["--var".to_string(), format!("{name}:{value}")]))
+            .args(
+                vars.iter()
+                    .flat_map(|(name, value)| ["--var".to_string(), format!("{name}:{value}")]),
+            )
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
         let mut process =
@@ -255,10 +260,19 @@ pub struct OriginServer {
 impl OriginServer {
     pub async fn start() -> Result<Self, String> {
         let port = free_port();
-        let data_dir = std::env::temp_dir().join(format!("edge-shop-origin-{}-{port}", std::process::id()));
+        let data_dir =
+            std::env::temp_dir().join(format!("edge-shop-origin-{}-{port}", std::process::id()));
         let token = format!("origin-{port}-{}", std::process::id());
-        let config = origin::server::OriginConfig { data_dir, catalog: None, token: Some(token.clone()) };
-        let origin = std::sync::Arc::new(origin::server::Origin::open(config).await.map_err(|e| e.to_string())?);
+        let config = origin::server::OriginConfig {
+            data_dir,
+            catalog: None,
+            token: Some(token.clone()),
+        };
+        let origin = std::sync::Arc::new(
+            origin::server::Origin::open(config)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
         let background = origin.spawn_background();
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let mut server = Self {
@@ -288,7 +302,9 @@ impl OriginServer {
         let listener = loop {
             match tokio::net::TcpListener::bind(self.addr).await {
                 Ok(listener) => break listener,
-                Err(e) if tries >= 50 => return Err(format!("origin cannot listen on {}: {e}", self.addr)),
+                Err(e) if tries >= 50 => {
+                    return Err(format!("origin cannot listen on {}: {e}", self.addr))
+                }
                 Err(_) => {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -407,11 +423,21 @@ impl Edge {
         Ok(match host {
             EdgeHost::Wrangler => {
                 let dev = WranglerDev::start(vars).await?;
-                Self { host, base_url: dev.base_url.clone(), admin_token: dev.admin_token.clone(), _running: EdgeProcess::Wrangler(dev) }
+                Self {
+                    host,
+                    base_url: dev.base_url.clone(),
+                    admin_token: dev.admin_token.clone(),
+                    _running: EdgeProcess::Wrangler(dev),
+                }
             }
             EdgeHost::Spin => {
                 let spin = SpinHost::start(vars).await?;
-                Self { host, base_url: spin.base_url.clone(), admin_token: spin.admin_token.clone(), _running: EdgeProcess::Spin(spin) }
+                Self {
+                    host,
+                    base_url: spin.base_url.clone(),
+                    admin_token: spin.admin_token.clone(),
+                    _running: EdgeProcess::Spin(spin),
+                }
             }
         })
     }
@@ -431,7 +457,11 @@ pub struct SpinHost {
 /// that `spin.toml` declares these.
 pub const SPIN_FILES: &[(&str, &str, &str)] = &[
     ("/pkg/", "public/pkg", "public, max-age=31536000, immutable"),
-    ("/images/", "public/images", "public, max-age=86400, stale-while-revalidate=604800"),
+    (
+        "/images/",
+        "public/images",
+        "public, max-age=86400, stale-while-revalidate=604800",
+    ),
 ];
 
 /// Longest wait for the Spin host to compile the component and answer `/healthz`.
@@ -452,22 +482,34 @@ impl SpinHost {
         let (component, host) = Self::artifacts();
         for path in [&component, &host] {
             if !path.exists() {
-                return Err(format!("{} is missing: run scripts/build.sh spin and scripts/spin-test-host.sh first", path.display()));
+                return Err(format!(
+                    "{} is missing: run scripts/build.sh spin and scripts/spin-test-host.sh first",
+                    path.display()
+                ));
             }
         }
         let port = free_port();
-        let log_path = std::env::temp_dir().join(format!("edge-shop-spin-{}-{port}.log", std::process::id()));
+        let log_path =
+            std::env::temp_dir().join(format!("edge-shop-spin-{}-{port}.log", std::process::id()));
         let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
         let admin_token = format!(
             "e2e-spin-{:x}",
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
         );
         let mut command = Command::new(host);
         command
             .current_dir(&root)
             .arg("--wasm")
             .arg(&component)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--kv-store", "default"])
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--kv-store",
+                "default",
+            ])
             .args(["--env", &format!("ADMIN_TOKEN={admin_token}")])
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
@@ -480,10 +522,21 @@ impl SpinHost {
                 command.args(["--allow-outbound", value]);
             }
         }
-        let mut process = ProcessGroup::spawn(command).map_err(|e| format!("cannot start the Spin host: {e}"))?;
+        let mut process =
+            ProcessGroup::spawn(command).map_err(|e| format!("cannot start the Spin host: {e}"))?;
         let base_url = format!("http://127.0.0.1:{port}");
-        wait_ready(&format!("{base_url}/healthz"), &mut process, SPIN_READY_TIMEOUT, &log_path).await?;
-        Ok(Self { base_url, admin_token, _process: process })
+        wait_ready(
+            &format!("{base_url}/healthz"),
+            &mut process,
+            SPIN_READY_TIMEOUT,
+            &log_path,
+        )
+        .await?;
+        Ok(Self {
+            base_url,
+            admin_token,
+            _process: process,
+        })
     }
 }
 
@@ -509,7 +562,10 @@ where
 pub async fn click(c: &fantoccini::Client, css: &str) -> Result<(), String> {
     // An element found just as its page is replaced goes stale: find it again on the new one.
     for _ in 0..3 {
-        let element = c.find(fantoccini::Locator::Css(css)).await.map_err(|e| format!("{css}: {e}"))?;
+        let element = c
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .map_err(|e| format!("{css}: {e}"))?;
         match element.click().await {
             Err(e) if e.to_string().contains("stale element") => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -528,7 +584,10 @@ pub async fn js(c: &fantoccini::Client, script: &str) -> Result<serde_json::Valu
 /// Waits until the storefront page has hydrated (the app marks `<body data-hydrated>`).
 pub async fn wait_hydrated(c: &fantoccini::Client) -> Result<(), String> {
     wait_for("hydration", Duration::from_secs(20), || async {
-        Ok(js(c, "return document.body.dataset.hydrated === 'true'").await? == serde_json::json!(true))
+        Ok(
+            js(c, "return document.body.dataset.hydrated === 'true'").await?
+                == serde_json::json!(true),
+        )
     })
     .await
 }

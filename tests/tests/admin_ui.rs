@@ -426,4 +426,3 @@ async fn fill(c: &Client, css: &str, text: &str) -> CheckResult {
         .await
         .map_err(|e| format!("type into {css}: {e}"))
 }
-

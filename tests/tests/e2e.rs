@@ -15,7 +15,9 @@ use fantoccini::Locator;
 use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shop_e2e::{click, js, repo_root, wait_for, wait_hydrated, Browser, Edge, EdgeHost, OriginServer};
+use shop_e2e::{
+    click, js, repo_root, wait_for, wait_hydrated, Browser, Edge, EdgeHost, OriginServer,
+};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -123,7 +125,10 @@ impl Ctx {
         token: &str,
         key: &str,
     ) -> Result<(StatusCode, Value), String> {
-        let lines: Vec<Value> = lines.iter().map(|(sku, qty)| json!({"sku": sku, "qty": qty})).collect();
+        let lines: Vec<Value> = lines
+            .iter()
+            .map(|(sku, qty)| json!({"sku": sku, "qty": qty}))
+            .collect();
         let body = json!({"lines": lines, "email": "e2e@example.com", "payment_token": token});
         let res = self
             .http
@@ -151,7 +156,10 @@ impl Ctx {
             .await
             .map_err(|e| e.to_string())?;
         let status = res.status();
-        let body: Value = res.json().await.map_err(|e| format!("level of {sku}: {e}"))?;
+        let body: Value = res
+            .json()
+            .await
+            .map_err(|e| format!("level of {sku}: {e}"))?;
         ensure!(status == StatusCode::OK, "level of {sku}: {status} {body}");
         Ok(body["level"].clone())
     }
@@ -167,7 +175,12 @@ impl Ctx {
         loop {
             let mut still = Vec::new();
             for id in missing {
-                let res = self.http.get(format!("{base}/internal/orders/{id}")).bearer_auth(&token).send().await;
+                let res = self
+                    .http
+                    .get(format!("{base}/internal/orders/{id}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await;
                 match res {
                     Ok(res) if res.status() == StatusCode::OK => {}
                     _ => still.push(id),
@@ -400,7 +413,13 @@ async fn facets_filter_and_sort_listings(ctx: &Ctx) -> CheckResult {
     // an automatic promotion runs (the demo's sale reorders some products).
     let (mut shown, mut list) = (Vec::new(), Vec::new());
     for page in 1..10 {
-        let (status, body) = ctx.json("GET", &format!("/api/products?sort=price-asc&page={page}"), None).await?;
+        let (status, body) = ctx
+            .json(
+                "GET",
+                &format!("/api/products?sort=price-asc&page={page}"),
+                None,
+            )
+            .await?;
         ensure!(status == StatusCode::OK, "API listing {status}");
         for p in body["products"].as_array().into_iter().flatten() {
             let price = p["price"]["minor"].as_u64().unwrap_or_default();
@@ -411,8 +430,14 @@ async fn facets_filter_and_sort_listings(ctx: &Ctx) -> CheckResult {
             break;
         }
     }
-    ensure!(shown.windows(2).all(|w| w[0] <= w[1]), "price-asc is not in the order of the prices shown: {shown:?}");
-    ensure!(!list.windows(2).all(|w| w[0] <= w[1]), "the demo's sale reorders nothing, so this proves nothing: {list:?}");
+    ensure!(
+        shown.windows(2).all(|w| w[0] <= w[1]),
+        "price-asc is not in the order of the prices shown: {shown:?}"
+    );
+    ensure!(
+        !list.windows(2).all(|w| w[0] <= w[1]),
+        "the demo's sale reorders nothing, so this proves nothing: {list:?}"
+    );
     Ok(())
 }
 
@@ -449,13 +474,25 @@ async fn search_finds_and_ranks_products(ctx: &Ctx) -> CheckResult {
 /// The first product without variants the listing shows on sale: (SKU, list, sale) in minor units.
 async fn on_sale(ctx: &Ctx) -> Result<Option<(String, u64, u64)>, String> {
     for page in 1..10 {
-        let (status, body) = ctx.json("GET", &format!("/api/products?page={page}"), None).await?;
+        let (status, body) = ctx
+            .json("GET", &format!("/api/products?page={page}"), None)
+            .await?;
         ensure!(status == StatusCode::OK, "/api/products: {status}");
         let products = body["products"].as_array().cloned().unwrap_or_default();
-        let simple = |sku: &str| ctx.catalog.products.iter().any(|p| p.sku.as_str() == sku && p.variants.is_empty());
+        let simple = |sku: &str| {
+            ctx.catalog
+                .products
+                .iter()
+                .any(|p| p.sku.as_str() == sku && p.variants.is_empty())
+        };
         let found = products.iter().find_map(|p| {
             let sku = p["sku"].as_str()?;
-            Some((sku.to_owned(), p["price"]["minor"].as_u64()?, p["sale_price"]["minor"].as_u64()?)).filter(|_| simple(sku))
+            Some((
+                sku.to_owned(),
+                p["price"]["minor"].as_u64()?,
+                p["sale_price"]["minor"].as_u64()?,
+            ))
+            .filter(|_| simple(sku))
         });
         if found.is_some() || body["page"] == body["pages"] {
             return Ok(found);
@@ -523,7 +560,10 @@ async fn seo_tags_sitemap_robots_and_cache_headers(ctx: &Ctx) -> CheckResult {
         "JSON-LD offer {}",
         ld["offers"]
     );
-    ensure!(ld["offers"].get("priceSpecification").is_none(), "a list-priced offer has a strikethrough price: {ld}");
+    ensure!(
+        ld["offers"].get("priceSpecification").is_none(),
+        "a list-priced offer has a strikethrough price: {ld}"
+    );
     // A product on sale offers the sale price it shows, with the list price struck through.
     let (sku, list, sale) = on_sale(ctx).await?.ok_or("no demo product is on sale")?;
     let (_, html) = ctx.get(&format!("/p/{sku}")).await?;
@@ -532,7 +572,8 @@ async fn seo_tags_sitemap_robots_and_cache_headers(ctx: &Ctx) -> CheckResult {
     ensure!(
         ld["offers"]["price"] == decimal(sale).as_str()
             && ld["offers"]["priceSpecification"]["price"] == decimal(list).as_str()
-            && ld["offers"]["priceSpecification"]["priceType"] == "https://schema.org/StrikethroughPrice",
+            && ld["offers"]["priceSpecification"]["priceType"]
+                == "https://schema.org/StrikethroughPrice",
         "/p/{sku} on sale at {sale} (list {list}): JSON-LD offer {}",
         ld["offers"]
     );
@@ -581,30 +622,77 @@ async fn seo_tags_sitemap_robots_and_cache_headers(ctx: &Ctx) -> CheckResult {
 /// A product page lists similar items from the vector index (mostly its own category, never
 /// itself), server-rendered; the JSON API gives the same.
 async fn product_pages_show_similar_items(ctx: &Ctx) -> CheckResult {
-    let product = ctx.catalog.products.iter().find(|p| p.variants.is_empty()).ok_or("no simple product")?;
+    let product = ctx
+        .catalog
+        .products
+        .iter()
+        .find(|p| p.variants.is_empty())
+        .ok_or("no simple product")?;
     let sku = product.sku.to_string();
     let (status, html) = ctx.get(&format!("/p/{sku}")).await?;
-    ensure!(status == StatusCode::OK && html.contains("data-testid=\"similar-items\""), "/p/{sku} has no similar items");
-    let (status, body) = ctx.json("GET", &format!("/api/products/{sku}/similar?k=4"), None).await?;
+    ensure!(
+        status == StatusCode::OK && html.contains("data-testid=\"similar-items\""),
+        "/p/{sku} has no similar items"
+    );
+    let (status, body) = ctx
+        .json("GET", &format!("/api/products/{sku}/similar?k=4"), None)
+        .await?;
     ensure!(status == StatusCode::OK, "similar: {status} {body}");
-    let similar: Vec<&str> = body["similar"].as_array().into_iter().flatten().filter_map(|p| p["sku"].as_str()).collect();
-    ensure!(similar.len() == 4 && !similar.contains(&sku.as_str()), "similar to {sku}: {similar:?}");
+    let similar: Vec<&str> = body["similar"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["sku"].as_str())
+        .collect();
+    ensure!(
+        similar.len() == 4 && !similar.contains(&sku.as_str()),
+        "similar to {sku}: {similar:?}"
+    );
     let same = similar
         .iter()
-        .filter(|s| ctx.catalog.products.iter().any(|p| p.sku.as_str() == **s && p.category == product.category))
+        .filter(|s| {
+            ctx.catalog
+                .products
+                .iter()
+                .any(|p| p.sku.as_str() == **s && p.category == product.category)
+        })
         .count();
-    ensure!(same >= 2, "only {same} of {similar:?} share {sku}'s category {}", product.category);
+    ensure!(
+        same >= 2,
+        "only {same} of {similar:?} share {sku}'s category {}",
+        product.category
+    );
     // Every storefront response carries the security headers.
-    let res = ctx.http.get(ctx.url(&format!("/p/{sku}"))).send().await.map_err(|e| e.to_string())?;
-    let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let res = ctx
+        .http
+        .get(ctx.url(&format!("/p/{sku}")))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let header = |name: &str| {
+        res.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
     ensure!(header("x-content-type-options") == "nosniff", "no nosniff");
-    ensure!(header("strict-transport-security").starts_with("max-age="), "no HSTS");
-    ensure!(header("content-security-policy").contains("frame-ancestors 'none'"), "CSP: {:?}", header("content-security-policy"));
+    ensure!(
+        header("strict-transport-security").starts_with("max-age="),
+        "no HSTS"
+    );
+    ensure!(
+        header("content-security-policy").contains("frame-ancestors 'none'"),
+        "CSP: {:?}",
+        header("content-security-policy")
+    );
     ensure!(!header("referrer-policy").is_empty(), "no Referrer-Policy");
     // Without a history cookie, recommendations are the generic best-sellers.
     let (status, body) = ctx.json("GET", "/api/recommendations", None).await?;
     ensure!(
-        status == StatusCode::OK && body["source"] == "best_sellers" && body["products"].as_array().is_some_and(|p| !p.is_empty()),
+        status == StatusCode::OK
+            && body["source"] == "best_sellers"
+            && body["products"].as_array().is_some_and(|p| !p.is_empty()),
         "recommendations without history: {status} {body}"
     );
     Ok(())
@@ -891,11 +979,20 @@ async fn json_api_follows_its_contract(ctx: &Ctx) -> CheckResult {
         (
             "POST",
             "/api/checkout".into(),
-            order(json!([{"sku": first_sku, "qty": 1, "price": 1}]), "tok_visa"),
+            order(
+                json!([{"sku": first_sku, "qty": 1, "price": 1}]),
+                "tok_visa",
+            ),
             StatusCode::BAD_REQUEST,
             "bad_request",
         ),
-        ("POST", "/api/checkout".into(), None, StatusCode::BAD_REQUEST, "bad_request"),
+        (
+            "POST",
+            "/api/checkout".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
         (
             "POST",
             "/api/checkout".into(),
@@ -948,9 +1045,16 @@ async fn json_api_follows_its_contract(ctx: &Ctx) -> CheckResult {
         );
     }
     let after = ctx.level(first_sku).await?;
-    ensure!(before == after, "refused checkouts took stock: {before} -> {after}");
+    ensure!(
+        before == after,
+        "refused checkouts took stock: {before} -> {after}"
+    );
     let (_, reply) = ctx
-        .json("POST", "/api/checkout", order(json!([{"sku": out_of_stock, "qty": 1}]), "tok_visa"))
+        .json(
+            "POST",
+            "/api/checkout",
+            order(json!([{"sku": out_of_stock, "qty": 1}]), "tok_visa"),
+        )
         .await?;
     ensure!(
         reply["available"] == 0 && reply["sku"] == out_of_stock.as_str(),
@@ -970,11 +1074,16 @@ async fn json_api_follows_its_contract(ctx: &Ctx) -> CheckResult {
         "retry: {status} {again} vs {placed}"
     );
     let level = ctx.level(first_sku).await?;
-    ensure!(level == before - 1, "one sale for two tries: {before} -> {level}");
+    ensure!(
+        level == before - 1,
+        "one sale for two tries: {before} -> {level}"
+    );
     let id = placed["order_id"].as_str().unwrap_or_default();
     let (status, order) = ctx.json("GET", &format!("/api/orders/{id}"), None).await?;
     ensure!(
-        status == StatusCode::OK && order["status"] == "paid" && order["lines"][0]["sku"] == first_sku,
+        status == StatusCode::OK
+            && order["status"] == "paid"
+            && order["lines"][0]["sku"] == first_sku,
         "order {id}: {status} {order}"
     );
 
@@ -1020,7 +1129,10 @@ async fn flash_sale(ctx: &Ctx, skus: &[String], stock: u64, checkouts: usize) ->
     let mut sold_before = std::collections::BTreeMap::new();
     for sku in skus {
         let level = ctx.admin_level(sku).await?;
-        ensure!(level["available"] == stock && level["held"] == 0, "{sku} before the sale: {level}");
+        ensure!(
+            level["available"] == stock && level["held"] == 0,
+            "{sku} before the sale: {level}"
+        );
         sold_before.insert(sku.clone(), level["sold"].as_u64().unwrap_or_default());
     }
     let mut rng = SplitMix(0xF1A5_5A1E);
@@ -1046,7 +1158,9 @@ async fn flash_sale(ctx: &Ctx, skus: &[String], stock: u64, checkouts: usize) ->
         .map(|(n, cart)| async move {
             let lines: Vec<(&str, u64)> = cart.iter().map(|(s, q)| (s.as_str(), *q)).collect();
             let t = Instant::now();
-            let reply = ctx.checkout(&lines, "tok_visa", &format!("{sale}-{n}")).await;
+            let reply = ctx
+                .checkout(&lines, "tok_visa", &format!("{sale}-{n}"))
+                .await;
             (n, t.elapsed(), reply)
         })
         .collect();
@@ -1084,14 +1198,35 @@ async fn flash_sale(ctx: &Ctx, skus: &[String], stock: u64, checkouts: usize) ->
     );
     for sku in skus {
         let level = ctx.admin_level(sku).await?;
-        let get = |k: &str| level[k].as_u64().ok_or_else(|| format!("{sku}: no {k} in {level}"));
-        let (available, held, sold, received) = (get("available")?, get("held")?, get("sold")?, get("received")?);
-        ensure!(available + held + sold == received, "{sku}: invariant broken: {level}");
-        ensure!(held == 0, "{sku}: {held} units still held after every checkout finished");
+        let get = |k: &str| {
+            level[k]
+                .as_u64()
+                .ok_or_else(|| format!("{sku}: no {k} in {level}"))
+        };
+        let (available, held, sold, received) = (
+            get("available")?,
+            get("held")?,
+            get("sold")?,
+            get("received")?,
+        );
+        ensure!(
+            available + held + sold == received,
+            "{sku}: invariant broken: {level}"
+        );
+        ensure!(
+            held == 0,
+            "{sku}: {held} units still held after every checkout finished"
+        );
         let sold_now = sold - sold_before[sku];
-        ensure!(sold_now == stock - available, "{sku}: sold {sold_now} in the sale but {available} of {stock} left");
+        ensure!(
+            sold_now == stock - available,
+            "{sku}: sold {sold_now} in the sale but {available} of {stock} left"
+        );
         let by_orders = sold_by_orders.get(sku.as_str()).copied().unwrap_or(0);
-        ensure!(sold_now == by_orders, "{sku}: sold {sold_now} but the 201 orders hold {by_orders}");
+        ensure!(
+            sold_now == by_orders,
+            "{sku}: sold {sold_now} but the 201 orders hold {by_orders}"
+        );
     }
     ensure!(
         sold_by_orders.values().sum::<u64>() > 0,
@@ -1099,7 +1234,12 @@ async fn flash_sale(ctx: &Ctx, skus: &[String], stock: u64, checkouts: usize) ->
     );
     let reads: Vec<_> = placed
         .iter()
-        .map(|id| async move { (id, ctx.json("GET", &format!("/api/orders/{id}"), None).await) })
+        .map(|id| async move {
+            (
+                id,
+                ctx.json("GET", &format!("/api/orders/{id}"), None).await,
+            )
+        })
         .collect();
     let reads = stream::iter(reads)
         .buffer_unordered(FLASH_SALE_IN_FLIGHT)
@@ -1108,12 +1248,21 @@ async fn flash_sale(ctx: &Ctx, skus: &[String], stock: u64, checkouts: usize) ->
     for (id, read) in reads {
         match read {
             Ok((StatusCode::OK, order)) if order["id"] == id.as_str() => {}
-            other => return Err(format!("acknowledged order {id} cannot be read back: {other:?}")),
+            other => {
+                return Err(format!(
+                    "acknowledged order {id} cannot be read back: {other:?}"
+                ))
+            }
         }
     }
     let drained = Instant::now();
-    ctx.origin_has_orders(&placed, Duration::from_secs(120)).await?;
-    println!("    outbox: all {} orders at the origin {:.1?} after the sale", placed.len(), drained.elapsed());
+    ctx.origin_has_orders(&placed, Duration::from_secs(120))
+        .await?;
+    println!(
+        "    outbox: all {} orders at the origin {:.1?} after the sale",
+        placed.len(),
+        drained.elapsed()
+    );
     Ok(())
 }
 
@@ -1127,7 +1276,10 @@ async fn holds_run_out_by_the_shards_alarm(ctx: &Ctx) -> CheckResult {
     let parsed = Sku::parse(&sku).map_err(|e| e.to_string())?;
     let request = ShardRequest::Reserve {
         order: OrderId::parse("alarm-check").map_err(|e| e.to_string())?,
-        lines: vec![Line { sku: parsed.clone(), qty: 1 }],
+        lines: vec![Line {
+            sku: parsed.clone(),
+            qty: 1,
+        }],
         ttl_ms: 1_500,
     };
     let res = ctx
@@ -1138,15 +1290,30 @@ async fn holds_run_out_by_the_shards_alarm(ctx: &Ctx) -> CheckResult {
         .send()
         .await
         .map_err(|e| e.to_string())?;
-    ensure!(res.status() == StatusCode::OK, "raw reserve: {}", res.status());
-    let reply: ShardReply = from_cbor(&res.bytes().await.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-    ensure!(matches!(reply, ShardReply::Held { .. }), "raw reserve: {reply:?}");
+    ensure!(
+        res.status() == StatusCode::OK,
+        "raw reserve: {}",
+        res.status()
+    );
+    let reply: ShardReply =
+        from_cbor(&res.bytes().await.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    ensure!(
+        matches!(reply, ShardReply::Held { .. }),
+        "raw reserve: {reply:?}"
+    );
     let held = ctx.admin_level(&sku).await?;
-    ensure!(held["held"] == before["held"].as_u64().unwrap_or(0) + 1, "not held: {held}");
-    wait_for("the alarm to release the hold", Duration::from_secs(15), || async {
-        let level = ctx.admin_level(&sku).await?;
-        Ok(level["held"] == before["held"] && level["available"] == before["available"])
-    })
+    ensure!(
+        held["held"] == before["held"].as_u64().unwrap_or(0) + 1,
+        "not held: {held}"
+    );
+    wait_for(
+        "the alarm to release the hold",
+        Duration::from_secs(15),
+        || async {
+            let level = ctx.admin_level(&sku).await?;
+            Ok(level["held"] == before["held"] && level["available"] == before["available"])
+        },
+    )
     .await
 }
 
@@ -1158,8 +1325,13 @@ async fn an_origin_outage_delays_orders_but_loses_none(ctx: &Ctx) -> CheckResult
     let mut placed = Vec::new();
     let mut failure = None;
     for n in 0..5 {
-        match ctx.checkout(&[(sku.as_str(), 1)], "tok_visa", &format!("outage-{n}")).await {
-            Ok((StatusCode::CREATED, body)) => placed.push(body["order_id"].as_str().unwrap_or_default().to_string()),
+        match ctx
+            .checkout(&[(sku.as_str(), 1)], "tok_visa", &format!("outage-{n}"))
+            .await
+        {
+            Ok((StatusCode::CREATED, body)) => {
+                placed.push(body["order_id"].as_str().unwrap_or_default().to_string())
+            }
             other => failure = Some(format!("checkout during the outage: {other:?}")),
         }
     }
@@ -1170,20 +1342,36 @@ async fn an_origin_outage_delays_orders_but_loses_none(ctx: &Ctx) -> CheckResult
         return Err(failure);
     }
     resumed?;
-    ensure!(placed.len() == 5, "only {} of 5 checkouts placed", placed.len());
-    ctx.origin_has_orders(&placed, Duration::from_secs(60)).await
+    ensure!(
+        placed.len() == 5,
+        "only {} of 5 checkouts placed",
+        placed.len()
+    );
+    ctx.origin_has_orders(&placed, Duration::from_secs(60))
+        .await
 }
 
 /// `count` simple (variant-free) products of the demo catalog, for the sales.
 fn sale_skus(ctx: &Ctx, count: usize) -> Vec<String> {
-    ctx.catalog.products.iter().filter(|p| p.variants.is_empty()).map(|p| p.sku.to_string()).take(count).collect()
+    ctx.catalog
+        .products
+        .iter()
+        .filter(|p| p.variants.is_empty())
+        .map(|p| p.sku.to_string())
+        .take(count)
+        .collect()
 }
 
 /// Puts the sale SKUs back to their catalog levels for the checks that follow.
 async fn restore_levels(ctx: &Ctx, skus: &[String]) -> CheckResult {
     let levels: serde_json::Map<String, Value> = skus
         .iter()
-        .filter_map(|s| Some((s.clone(), json!(ctx.catalog.initial_stock(&Sku::parse(s).ok()?)?))))
+        .filter_map(|s| {
+            Some((
+                s.clone(),
+                json!(ctx.catalog.initial_stock(&Sku::parse(s).ok()?)?),
+            ))
+        })
         .collect();
     ctx.set_stock(Value::Object(levels)).await
 }
@@ -1197,8 +1385,15 @@ async fn flash_sale_on_one_sku_never_oversells(ctx: &Ctx) -> CheckResult {
 
 async fn flash_sale_of_2000_checkouts_across_shards_never_oversells(ctx: &Ctx) -> CheckResult {
     let skus = sale_skus(ctx, 20);
-    let shards: BTreeSet<SkuShard> = skus.iter().map(|s| SkuShard::of(&Sku::parse(s).unwrap())).collect();
-    ensure!(skus.len() == 20 && shards.len() >= 8, "the sale SKUs cover only {} shards", shards.len());
+    let shards: BTreeSet<SkuShard> = skus
+        .iter()
+        .map(|s| SkuShard::of(&Sku::parse(s).unwrap()))
+        .collect();
+    ensure!(
+        skus.len() == 20 && shards.len() >= 8,
+        "the sale SKUs cover only {} shards",
+        shards.len()
+    );
     let result = flash_sale(ctx, &skus, 100, 2_000).await;
     restore_levels(ctx, &skus).await?;
     result
@@ -1213,11 +1408,16 @@ async fn submit_order(c: &fantoccini::Client) -> Result<String, String> {
     })
     .await;
     if let Err(e) = landed {
-        let message = text_of(c, "[data-testid=checkout-message]").await.unwrap_or_default();
+        let message = text_of(c, "[data-testid=checkout-message]")
+            .await
+            .unwrap_or_default();
         return Err(format!("{e}; checkout message: {message:?}"));
     }
     let path = js(c, "return location.pathname").await?;
-    path.as_str().and_then(|p| p.strip_prefix("/orders/")).map(str::to_owned).ok_or(format!("not an order page: {path}"))
+    path.as_str()
+        .and_then(|p| p.strip_prefix("/orders/"))
+        .map(str::to_owned)
+        .ok_or(format!("not an order page: {path}"))
 }
 
 async fn text_of(client: &fantoccini::Client, css: &str) -> Result<String, String> {
@@ -1289,7 +1489,9 @@ async fn browser_adds_to_cart_without_reload_and_sees_live_stock(ctx: &Ctx) -> C
             println!("    live stock not checked: {reason}");
         } else {
             let before = ctx.level(&sku).await?;
-            let (status, body) = ctx.checkout(&[(sku.as_str(), 2)], "tok_visa", "live-stock").await?;
+            let (status, body) = ctx
+                .checkout(&[(sku.as_str(), 2)], "tok_visa", "live-stock")
+                .await?;
             ensure!(
                 status == StatusCode::CREATED,
                 "checkout for live stock: {status} {body}"
@@ -1347,13 +1549,18 @@ async fn browser_checks_out_and_follows_the_order_live(ctx: &Ctx) -> CheckResult
         .skip(2)
         .take(2)
         .collect();
-    ensure!(picks.len() == 2, "the demo needs two simple products in stock");
+    ensure!(
+        picks.len() == 2,
+        "the demo needs two simple products in stock"
+    );
     let before: Vec<u64> = vec![ctx.level(&picks[0]).await?, ctx.level(&picks[1]).await?];
     let browser = Browser::start().await?;
     let c = &browser.client;
     let result: CheckResult = async {
         for (n, sku) in picks.iter().enumerate() {
-            c.goto(&ctx.url(&format!("/p/{sku}"))).await.map_err(|e| e.to_string())?;
+            c.goto(&ctx.url(&format!("/p/{sku}")))
+                .await
+                .map_err(|e| e.to_string())?;
             wait_hydrated(c).await?;
             click(c, "button.add-to-cart").await?;
             let want = (n + 1).to_string();
@@ -1370,16 +1577,34 @@ async fn browser_checks_out_and_follows_the_order_live(ctx: &Ctx) -> CheckResult
         .await?;
         // The cart page holds the lines and says until when.
         wait_for("the hold notice", Duration::from_secs(10), || async {
-            Ok(js(c, "const h = document.querySelector('[data-testid=hold-expiry]'); return !!h").await? == json!(true))
+            Ok(js(
+                c,
+                "const h = document.querySelector('[data-testid=hold-expiry]'); return !!h",
+            )
+            .await?
+                == json!(true))
         })
         .await?;
-        let expires = js(c, "return Number(document.querySelector('[data-testid=hold-expiry]').dataset.expiresAt)").await?;
-        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?.as_millis() as f64;
+        let expires = js(
+            c,
+            "return Number(document.querySelector('[data-testid=hold-expiry]').dataset.expiresAt)",
+        )
+        .await?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_millis() as f64;
         let minutes = (expires.as_f64().unwrap_or(0.0) - now_ms) / 60_000.0;
-        ensure!((8.0..=10.5).contains(&minutes), "the hold runs {minutes:.1} minutes, not about 10");
+        ensure!(
+            (8.0..=10.5).contains(&minutes),
+            "the hold runs {minutes:.1} minutes, not about 10"
+        );
         for sku in &picks {
             let level = ctx.admin_level(sku).await?;
-            ensure!(level["held"] == 1, "{sku} is not held while in the cart: {level}");
+            ensure!(
+                level["held"] == 1,
+                "{sku} is not held while in the cart: {level}"
+            );
         }
         c.find(Locator::Css("input[name=email]"))
             .await
@@ -1389,18 +1614,32 @@ async fn browser_checks_out_and_follows_the_order_live(ctx: &Ctx) -> CheckResult
             .map_err(|e| e.to_string())?;
         let id = submit_order(c).await?;
         let badge = text_of(c, "[data-testid=cart-badge]").await?;
-        ensure!(badge == "0", "the cart is emptied after the order, badge {badge:?}");
+        ensure!(
+            badge == "0",
+            "the cart is emptied after the order, badge {badge:?}"
+        );
         let (status, order) = ctx.json("GET", &format!("/api/orders/{id}"), None).await?;
-        let skus: BTreeSet<&str> = order["lines"].as_array().into_iter().flatten().filter_map(|l| l["sku"].as_str()).collect();
+        let skus: BTreeSet<&str> = order["lines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["sku"].as_str())
+            .collect();
         ensure!(
             status == StatusCode::OK && skus == picks.iter().map(String::as_str).collect(),
             "order {id}: {status} {order}"
         );
         for (sku, was) in picks.iter().zip(&before) {
             let now = ctx.level(sku).await?;
-            ensure!(now + 1 == *was, "{sku}: level {was} -> {now} after buying one");
+            ensure!(
+                now + 1 == *was,
+                "{sku}: level {was} -> {now} after buying one"
+            );
             let level = ctx.admin_level(sku).await?;
-            ensure!(level["held"] == 0, "{sku}: the hold was not turned into the sale: {level}");
+            ensure!(
+                level["held"] == 0,
+                "{sku}: the hold was not turned into the sale: {level}"
+            );
         }
 
         // The shop packs the order: the open page shows it without a reload.
@@ -1417,9 +1656,18 @@ async fn browser_checks_out_and_follows_the_order_live(ctx: &Ctx) -> CheckResult
             .send()
             .await
             .map_err(|e| e.to_string())?;
-        ensure!(res.status() == StatusCode::OK, "status change: {}", res.status());
+        ensure!(
+            res.status() == StatusCode::OK,
+            "status change: {}",
+            res.status()
+        );
         wait_for("the live status", Duration::from_secs(8), || async {
-            Ok(js(c, "return document.querySelector('[data-testid=order-status]').dataset.status").await? == json!("packed"))
+            Ok(js(
+                c,
+                "return document.querySelector('[data-testid=order-status]').dataset.status",
+            )
+            .await?
+                == json!("packed"))
         })
         .await?;
         ensure!(
@@ -1435,7 +1683,11 @@ async fn browser_checks_out_and_follows_the_order_live(ctx: &Ctx) -> CheckResult
             .send()
             .await
             .map_err(|e| e.to_string())?;
-        ensure!(res.status() == StatusCode::CONFLICT, "packed -> delivered: {}", res.status());
+        ensure!(
+            res.status() == StatusCode::CONFLICT,
+            "packed -> delivered: {}",
+            res.status()
+        );
         Ok(())
     }
     .await;
@@ -1445,7 +1697,13 @@ async fn browser_checks_out_and_follows_the_order_live(ctx: &Ctx) -> CheckResult
 
 /// The product page's "Similar items" are links to other products, followed without a reload.
 async fn browser_follows_a_similar_item(ctx: &Ctx) -> CheckResult {
-    let sku = ctx.catalog.products.iter().find(|p| p.variants.is_empty()).map(|p| p.sku.to_string()).ok_or("no product")?;
+    let sku = ctx
+        .catalog
+        .products
+        .iter()
+        .find(|p| p.variants.is_empty())
+        .map(|p| p.sku.to_string())
+        .ok_or("no product")?;
     let browser = Browser::start().await?;
     let c = &browser.client;
     let result: CheckResult = async {
@@ -1473,9 +1731,15 @@ async fn browser_follows_a_similar_item(ctx: &Ctx) -> CheckResult {
 
 /// Opens each product's page in the browser (each view recorded after hydration), then the
 /// home page, hydrated.
-async fn view_products_then_home(ctx: &Ctx, c: &fantoccini::Client, skus: &[String]) -> CheckResult {
+async fn view_products_then_home(
+    ctx: &Ctx,
+    c: &fantoccini::Client,
+    skus: &[String],
+) -> CheckResult {
     for sku in skus {
-        c.goto(&ctx.url(&format!("/p/{sku}"))).await.map_err(|e| e.to_string())?;
+        c.goto(&ctx.url(&format!("/p/{sku}")))
+            .await
+            .map_err(|e| e.to_string())?;
         wait_hydrated(c).await?;
         // The view is recorded by a request after hydration; leaving before its answer (and
         // its cookie) arrives would lose it on a loaded machine. Resource timings list it once done.
@@ -1495,13 +1759,23 @@ async fn browser_sees_recently_viewed_and_can_opt_out(ctx: &Ctx) -> CheckResult 
     // Three products of the catalog's biggest category.
     let mut by_category: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
     for p in &ctx.catalog.products {
-        by_category.entry(p.category.as_str()).or_default().push(p.sku.to_string());
+        by_category
+            .entry(p.category.as_str())
+            .or_default()
+            .push(p.sku.to_string());
     }
-    let (category, skus) = by_category.iter().max_by_key(|(_, skus)| skus.len()).ok_or("empty catalog")?;
+    let (category, skus) = by_category
+        .iter()
+        .max_by_key(|(_, skus)| skus.len())
+        .ok_or("empty catalog")?;
     let category = category.to_string();
     let viewed: Vec<String> = skus.iter().skip(1).take(3).cloned().collect();
-    let category_of: std::collections::BTreeMap<String, String> =
-        ctx.catalog.products.iter().map(|p| (p.sku.to_string(), p.category.clone())).collect();
+    let category_of: std::collections::BTreeMap<String, String> = ctx
+        .catalog
+        .products
+        .iter()
+        .map(|p| (p.sku.to_string(), p.category.clone()))
+        .collect();
     let browser = Browser::start().await?;
     let c = &browser.client;
     let result: CheckResult = async {
@@ -1598,7 +1872,12 @@ async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
     }
     let edge = origin::publish::EdgeAdmin::new(&ctx.edge.base_url, &ctx.edge.admin_token)
         .map_err(|e| e.to_string())?;
-    let live_before = ctx.http.get(ctx.url("/")).send().await.map_err(|e| e.to_string())?;
+    let live_before = ctx
+        .http
+        .get(ctx.url("/"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     // Earlier checks may have published versions of the same products: the live one is `old`.
     let old: u64 = live_before
         .headers()
@@ -1607,7 +1886,11 @@ async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
         .ok_or("no X-Catalog-Version on /")?;
     let (old_version, new_version) = (old.to_string(), (old + 1).to_string());
     ensure!(
-        !live_before.text().await.map_err(|e| e.to_string())?.contains(MARK),
+        !live_before
+            .text()
+            .await
+            .map_err(|e| e.to_string())?
+            .contains(MARK),
         "new-version marker visible before publishing"
     );
 
@@ -1640,7 +1923,11 @@ async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
                             body.matches(&p.title).count(),
                             body.matches(&format!("{}{MARK}", p.title)).count(),
                         );
-                        ensure!(all == v2, "{path} at version {version} shows {:?} {all} times, {v2} of them new", p.title);
+                        ensure!(
+                            all == v2,
+                            "{path} at version {version} shows {:?} {all} times, {v2} of them new",
+                            p.title
+                        );
                     }
                 } else {
                     ensure!(
@@ -1668,7 +1955,11 @@ async fn republish_is_atomic_for_readers(ctx: &Ctx) -> CheckResult {
     };
     let (seen, report) = tokio::join!(reader, publisher);
     let (seen, report) = (seen?, report?);
-    ensure!(report.version == old + 1, "published version {} after {old}", report.version);
+    ensure!(
+        report.version == old + 1,
+        "published version {} after {old}",
+        report.version
+    );
     ensure!(
         report
             .diff
@@ -1867,39 +2158,81 @@ async fn bought_together_lists_reach_product_pages(ctx: &Ctx) -> CheckResult {
         .products
         .iter()
         .rev()
-        .filter(|p| p.variants.is_empty() && ctx.catalog.initial_stock(&p.sku).is_some_and(|n| n >= 3))
+        .filter(|p| {
+            p.variants.is_empty() && ctx.catalog.initial_stock(&p.sku).is_some_and(|n| n >= 3)
+        })
         .map(|p| p.sku.to_string())
         .take(2)
         .collect();
-    ensure!(pair.len() == 2, "no two simple products with stock: {pair:?}");
+    ensure!(
+        pair.len() == 2,
+        "no two simple products with stock: {pair:?}"
+    );
     for i in 0..2 {
-        let (status, body) = ctx.checkout(&[(&pair[0], 1), (&pair[1], 1)], "tok_visa", &format!("together-{i}")).await?;
-        ensure!(status == StatusCode::CREATED, "checkout {i}: {status} {body}");
+        let (status, body) = ctx
+            .checkout(
+                &[(&pair[0], 1), (&pair[1], 1)],
+                "tok_visa",
+                &format!("together-{i}"),
+            )
+            .await?;
+        ensure!(
+            status == StatusCode::CREATED,
+            "checkout {i}: {status} {body}"
+        );
     }
     restore_levels(ctx, &pair).await?;
     let (base, token) = {
         let origin = ctx.origin.lock().await;
         (origin.base_url.clone(), origin.token.clone())
     };
-    wait_for("the orders in the origin's bought-together lists", Duration::from_secs(30), || async {
-        let res = ctx.http.get(format!("{base}/internal/together")).bearer_auth(&token).send().await.map_err(|e| e.to_string())?;
-        let body: Value = res.json().await.map_err(|e| e.to_string())?;
-        Ok(body["products"][&pair[0]][0]["sku"] == json!(pair[1]))
-    })
+    wait_for(
+        "the orders in the origin's bought-together lists",
+        Duration::from_secs(30),
+        || async {
+            let res = ctx
+                .http
+                .get(format!("{base}/internal/together"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let body: Value = res.json().await.map_err(|e| e.to_string())?;
+            Ok(body["products"][&pair[0]][0]["sku"] == json!(pair[1]))
+        },
+    )
     .await?;
     let mut catalog = ctx.catalog.clone();
-    catalog.together = origin::publish::fetch_together(&base, &token, &catalog).await.map_err(|e| e.to_string())?;
-    let edge = origin::publish::EdgeAdmin::new(&ctx.edge.base_url, &ctx.edge.admin_token).map_err(|e| e.to_string())?;
-    origin::publish::publish(&edge, &catalog, |_, _| {}).await.map_err(|e| e.to_string())?;
+    catalog.together = origin::publish::fetch_together(&base, &token, &catalog)
+        .await
+        .map_err(|e| e.to_string())?;
+    let edge = origin::publish::EdgeAdmin::new(&ctx.edge.base_url, &ctx.edge.admin_token)
+        .map_err(|e| e.to_string())?;
+    origin::publish::publish(&edge, &catalog, |_, _| {})
+        .await
+        .map_err(|e| e.to_string())?;
     let path = format!("/p/{}", pair[0]);
-    wait_for("the product page's bought-together section", Duration::from_secs(30), || async {
-        let (status, html) = ctx.get(&path).await?;
-        let section = html.split("data-testid=\"bought-together\"").nth(1).and_then(|rest| rest.split("</section>").next());
-        Ok(status == StatusCode::OK && section.is_some_and(|s| s.contains(&format!("data-sku=\"{}\"", pair[1]))))
-    })
+    wait_for(
+        "the product page's bought-together section",
+        Duration::from_secs(30),
+        || async {
+            let (status, html) = ctx.get(&path).await?;
+            let section = html
+                .split("data-testid=\"bought-together\"")
+                .nth(1)
+                .and_then(|rest| rest.split("</section>").next());
+            Ok(status == StatusCode::OK
+                && section.is_some_and(|s| s.contains(&format!("data-sku=\"{}\"", pair[1]))))
+        },
+    )
     .await?;
-    let (status, body) = ctx.json("GET", &format!("/api/products/{}/together", pair[0]), None).await?;
-    ensure!(status == StatusCode::OK && body["together"][0]["sku"] == json!(pair[1]), "together: {status} {body}");
+    let (status, body) = ctx
+        .json("GET", &format!("/api/products/{}/together", pair[0]), None)
+        .await?;
+    ensure!(
+        status == StatusCode::OK && body["together"][0]["sku"] == json!(pair[1]),
+        "together: {status} {body}"
+    );
     Ok(())
 }
 
@@ -1909,14 +2242,31 @@ async fn browser_sees_a_listing_ordered_by_taste(ctx: &Ctx) -> CheckResult {
     let (status, html) = ctx.get("/").await?;
     ensure!(status == StatusCode::OK, "/ answered {status}");
     let page: Vec<String> = listed_skus(&html);
-    let category_of: std::collections::BTreeMap<String, String> =
-        ctx.catalog.products.iter().map(|p| (p.sku.to_string(), p.category.clone())).collect();
+    let category_of: std::collections::BTreeMap<String, String> = ctx
+        .catalog
+        .products
+        .iter()
+        .map(|p| (p.sku.to_string(), p.category.clone()))
+        .collect();
     // The category of the page's last product, when it is not the first product's.
-    let first = category_of.get(page.first().ok_or("an empty home page")?).cloned();
-    let category = page.iter().rev().filter_map(|s| category_of.get(s)).find(|c| Some(*c) != first.as_ref()).cloned();
+    let first = category_of
+        .get(page.first().ok_or("an empty home page")?)
+        .cloned();
+    let category = page
+        .iter()
+        .rev()
+        .filter_map(|s| category_of.get(s))
+        .find(|c| Some(*c) != first.as_ref())
+        .cloned();
     let category = category.ok_or("the home page shows one category only")?;
-    let viewed: Vec<String> =
-        ctx.catalog.products.iter().filter(|p| p.category == category).map(|p| p.sku.to_string()).take(3).collect();
+    let viewed: Vec<String> = ctx
+        .catalog
+        .products
+        .iter()
+        .filter(|p| p.category == category)
+        .map(|p| p.sku.to_string())
+        .take(3)
+        .collect();
     let browser = Browser::start().await?;
     let c = &browser.client;
     let result: CheckResult = async {
@@ -2030,7 +2380,10 @@ fn main() {
         let vars = [
             ("ORIGIN_URL", origin.base_url.as_str()),
             ("ORIGIN_TOKEN", origin.token.as_str()),
-            ("PERSONALIZATION_SECRET", "e2e-personalization-secret-0123456789"),
+            (
+                "PERSONALIZATION_SECRET",
+                "e2e-personalization-secret-0123456789",
+            ),
         ];
         let host = EdgeHost::from_env();
         let edge = match Edge::start(host, &vars).await {

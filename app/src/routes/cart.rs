@@ -18,7 +18,10 @@
 //! or under the checkout button), not a failed call.
 
 use crate::cart::{use_cart, CartLine};
-use crate::data::{cart_items, hold_cart, place_order, release_cart, CartCallError, CartHoldView, CartItem, PlaceOrderResult};
+use crate::data::{
+    cart_items, hold_cart, place_order, release_cart, CartCallError, CartHoldView, CartItem,
+    PlaceOrderResult,
+};
 use edge_core::promo::PricedCart;
 use edge_core::stock::Line;
 use edge_core::{Money, Sku};
@@ -72,16 +75,31 @@ pub fn CartPage() -> impl IntoView {
 /// entered (comma-separated), with each refused code's reason.
 #[server(prefix = "/_sfn", endpoint = "price-cart")]
 pub async fn price_cart(lines: Vec<Line>, codes: String) -> Result<PricedCart, ServerFnError> {
-    let shop = use_context::<edge_core::Shop>().ok_or_else(|| ServerFnError::new("shop context missing"))?;
-    let codes: Vec<String> = codes.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect();
+    let shop = use_context::<edge_core::Shop>()
+        .ok_or_else(|| ServerFnError::new("shop context missing"))?;
+    let codes: Vec<String> = codes
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
     let now = shop.clock.now_ms();
-    edge_core::checkout::preview_cart(shop.catalog.as_ref(), shop.stock.as_ref(), &lines, &codes, now)
-        .await
-        .map_err(|e| ServerFnError::new(e.to_string()))
+    edge_core::checkout::preview_cart(
+        shop.catalog.as_ref(),
+        shop.stock.as_ref(),
+        &lines,
+        &codes,
+        now,
+    )
+    .await
+    .map_err(|e| ServerFnError::new(e.to_string()))
 }
 
 fn line_total(item: &CartItem, qty: u32) -> Money {
-    Money::new(item.unit_price.minor.saturating_mul(u64::from(qty)), &item.unit_price.currency)
+    Money::new(
+        item.unit_price.minor.saturating_mul(u64::from(qty)),
+        &item.unit_price.currency,
+    )
 }
 
 #[component]
@@ -100,15 +118,25 @@ fn CartView(
     let priced = move || {
         // `try_`: the order being placed empties the cart and takes this page away; a read
         // that comes after must find nothing, not panic.
-        pricing.try_get().flatten().flatten().filter(|p: &PricedCart| p.lines.iter().all(|l| l.qty == qty_of(l.sku.as_str())))
+        pricing
+            .try_get()
+            .flatten()
+            .flatten()
+            .filter(|p: &PricedCart| p.lines.iter().all(|l| l.qty == qty_of(l.sku.as_str())))
     };
     let total_items = items.clone();
     let total = move || {
         if let Some(priced) = priced() {
             return priced.total.to_string();
         }
-        let currency = total_items.first().map(|i| i.unit_price.currency.clone()).unwrap_or_else(|| "USD".into());
-        let minor = total_items.iter().map(|i| line_total(i, qty_of(&i.sku)).minor).sum();
+        let currency = total_items
+            .first()
+            .map(|i| i.unit_price.currency.clone())
+            .unwrap_or_else(|| "USD".into());
+        let minor = total_items
+            .iter()
+            .map(|i| line_total(i, qty_of(&i.sku)).minor)
+            .sum();
         Money::new(minor, &currency).to_string()
     };
     let rows = {
@@ -178,7 +206,11 @@ fn CartSummary(priced: Signal<Option<PricedCart>>, codes: RwSignal<Vec<String>>)
                 view! { <li class="saving" data-testid="saving" data-promotion=a.id.clone()>{a.title.clone()}{code} " −" {a.saving.to_string()}</li> }
             })
             .collect_view();
-        let shipping = if priced.shipping.minor == 0 { "Free".to_owned() } else { priced.shipping.to_string() };
+        let shipping = if priced.shipping.minor == 0 {
+            "Free".to_owned()
+        } else {
+            priced.shipping.to_string()
+        };
         Some(view! {
             <dl class="cart-summary" data-testid="cart-summary">
                 <dt>"Subtotal"</dt><dd>{priced.subtotal.to_string()}</dd>
@@ -227,7 +259,15 @@ fn CartSummary(priced: Signal<Option<PricedCart>>, codes: RwSignal<Vec<String>>)
 }
 
 fn to_lines(lines: &[CartLine]) -> Vec<Line> {
-    lines.iter().filter_map(|l| Some(Line { sku: Sku::parse(&l.sku).ok()?, qty: l.qty })).collect()
+    lines
+        .iter()
+        .filter_map(|l| {
+            Some(Line {
+                sku: Sku::parse(&l.sku).ok()?,
+                qty: l.qty,
+            })
+        })
+        .collect()
 }
 
 /// "12:34:56" in the shopper's time zone (UTC on the server, which never shows it).
@@ -240,12 +280,20 @@ fn clock_time(ms: u64) -> String {
     #[cfg(not(feature = "hydrate"))]
     {
         let s = ms / 1000;
-        format!("{:02}:{:02}:{:02} UTC", (s / 3600) % 24, (s / 60) % 60, s % 60)
+        format!(
+            "{:02}:{:02}:{:02} UTC",
+            (s / 3600) % 24,
+            (s / 60) % 60,
+            s % 60
+        )
     }
 }
 
 #[component]
-fn CheckoutForm(codes: RwSignal<Vec<String>>, pricing: LocalResource<Option<PricedCart>>) -> impl IntoView {
+fn CheckoutForm(
+    codes: RwSignal<Vec<String>>,
+    pricing: LocalResource<Option<PricedCart>>,
+) -> impl IntoView {
     let cart = use_cart();
     let email = RwSignal::new(String::new());
     let token = RwSignal::new(TEST_CARDS[0].0.to_string());
@@ -274,20 +322,23 @@ fn CheckoutForm(codes: RwSignal<Vec<String>>, pricing: LocalResource<Option<Pric
                 Ok(view) => Some(view),
                 // The edge's protection refused to hold (too many units or holds, too many
                 // tries): the shopper learns why and what to do, as the shop said it.
-                Err(CartCallError::Refused { message, .. }) => {
-                    Some(CartHoldView::Refused { message: format!("We cannot hold these items for you: {message}.") })
-                }
+                Err(CartCallError::Refused { message, .. }) => Some(CartHoldView::Refused {
+                    message: format!("We cannot hold these items for you: {message}."),
+                }),
                 Err(CartCallError::Failed(_)) => None,
             }
         }
     });
-    let place = Action::new(move |(lines, email, token, codes): &(Vec<CartLine>, String, String, Vec<String>)| {
-        let key = checkout_key::for_cart(lines).key;
-        let lines = to_lines(lines);
-        let (email, token, codes) = (email.clone(), token.clone(), codes.join(","));
-        async move { place_order(lines, email, token, key, codes).await }
-    });
-    Effect::new(move |_| match place.value().get() {
+    let place = Action::new(
+        move |(lines, email, token, codes): &(Vec<CartLine>, String, String, Vec<String>)| {
+            let key = checkout_key::for_cart(lines).key;
+            let lines = to_lines(lines);
+            let (email, token, codes) = (email.clone(), token.clone(), codes.join(","));
+            async move { place_order(lines, email, token, key, codes).await }
+        },
+    );
+    Effect::new(move |_| {
+        match place.value().get() {
         Some(Ok(PlaceOrderResult::Placed { order_id })) => {
             checkout_key::forget();
             let navigate = leptos_router::hooks::use_navigate();
@@ -311,6 +362,7 @@ fn CheckoutForm(codes: RwSignal<Vec<String>>, pricing: LocalResource<Option<Pric
             message.set(Some("We could not reach the shop. Please press the button again: you will not be charged twice.".into()))
         }
         None => {}
+    }
     });
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -323,9 +375,17 @@ fn CheckoutForm(codes: RwSignal<Vec<String>>, pricing: LocalResource<Option<Pric
             .flatten()
             .map(|p| p.rejected_codes.into_iter().map(|r| r.code).collect())
             .unwrap_or_default();
-        let codes: Vec<String> =
-            codes.get_untracked().into_iter().filter(|c| !refused.contains(&edge_core::promo::normalize_code(c))).collect();
-        place.dispatch((cart.lines(), email.get_untracked(), token.get_untracked(), codes));
+        let codes: Vec<String> = codes
+            .get_untracked()
+            .into_iter()
+            .filter(|c| !refused.contains(&edge_core::promo::normalize_code(c)))
+            .collect();
+        place.dispatch((
+            cart.lines(),
+            email.get_untracked(),
+            token.get_untracked(),
+            codes,
+        ));
     };
     let pending = place.pending();
     let pending = move || pending.try_get().unwrap_or(false);
@@ -341,7 +401,9 @@ fn CheckoutForm(codes: RwSignal<Vec<String>>, pricing: LocalResource<Option<Pric
         }
         _ => ().into_any(),
     };
-    let cards = TEST_CARDS.map(|(value, label)| view! { <option value=value>{label}</option> }).to_vec();
+    let cards = TEST_CARDS
+        .map(|(value, label)| view! { <option value=value>{label}</option> })
+        .to_vec();
     view! {
         {hold_notice}
         <form class="checkout" on:submit=submit>
@@ -391,7 +453,12 @@ mod checkout_key {
                 .and_then(|s| s.get_item(STORAGE_KEY).ok().flatten())
                 .and_then(|text| serde_json::from_str(&text).ok());
             let replaced = match stored {
-                Some(stored) if stored.lines == lines => return CartKey { key: stored.key, replaced: None },
+                Some(stored) if stored.lines == lines => {
+                    return CartKey {
+                        key: stored.key,
+                        replaced: None,
+                    }
+                }
                 Some(stored) => Some((stored.key, stored.lines)),
                 None => None,
             };
@@ -400,7 +467,10 @@ mod checkout_key {
                 Ok(()) => bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
                 Err(_) => format!("{:x}", js_sys::Date::now() as u64),
             };
-            let fresh = Stored { key: key.clone(), lines: lines.to_vec() };
+            let fresh = Stored {
+                key: key.clone(),
+                lines: lines.to_vec(),
+            };
             if let (Some(storage), Ok(text)) = (storage, serde_json::to_string(&fresh)) {
                 let _ = storage.set_item(STORAGE_KEY, &text);
             }
@@ -408,8 +478,14 @@ mod checkout_key {
         }
         #[cfg(not(feature = "hydrate"))]
         {
-            let lines: Vec<String> = lines.iter().map(|l| format!("{}x{}", l.sku, l.qty)).collect();
-            CartKey { key: lines.join(","), replaced: None }
+            let lines: Vec<String> = lines
+                .iter()
+                .map(|l| format!("{}x{}", l.sku, l.qty))
+                .collect();
+            CartKey {
+                key: lines.join(","),
+                replaced: None,
+            }
         }
     }
 

@@ -171,13 +171,21 @@ pub fn ListingView(
     // chose, and search results (best match first), are left alone.
     if query.sort == Sort::Featured && fixed.is_empty() && crate::data::may_have_history() {
         Effect::new(move |_| {
-            let skus: Vec<String> = products.with_untracked(|p| p.iter().map(|p| p.sku.to_string()).collect());
+            let skus: Vec<String> =
+                products.with_untracked(|p| p.iter().map(|p| p.sku.to_string()).collect());
             leptos::task::spawn_local(async move {
-                let Ok(Some(order)) = crate::data::personal_order(skus).await else { return };
+                let Ok(Some(order)) = crate::data::personal_order(skus).await else {
+                    return;
+                };
                 // The listing may be gone by the time the answer comes (the shopper moved on):
                 // then there is nothing to re-rank, and touching its signals would panic.
                 let ranked = products.try_update(|list| {
-                    list.sort_by_key(|p| order.iter().position(|s| *s == p.sku.as_str()).unwrap_or(usize::MAX));
+                    list.sort_by_key(|p| {
+                        order
+                            .iter()
+                            .position(|s| *s == p.sku.as_str())
+                            .unwrap_or(usize::MAX)
+                    });
                 });
                 if ranked.is_some() {
                     personalized.try_set(true);

@@ -2,7 +2,9 @@
 //! stays the same for everyone (so shared caches can keep it), then these ask the edge, with
 //! the shopper's behaviour cookie, what to show.
 
-use crate::data::{personalization_state, recently_viewed, recommended, record_click, set_personalization};
+use crate::data::{
+    personalization_state, recently_viewed, recommended, record_click, set_personalization,
+};
 use edge_core::ProductSummary;
 use leptos::prelude::*;
 
@@ -80,7 +82,10 @@ fn event_target_sku(ev: &leptos::ev::MouseEvent) -> Option<String> {
     {
         use wasm_bindgen::JsCast;
         let target = ev.target()?.dyn_into::<web_sys::Element>().ok()?;
-        target.closest("li[data-sku]").ok()??.get_attribute("data-sku")
+        target
+            .closest("li[data-sku]")
+            .ok()??
+            .get_attribute("data-sku")
     }
     #[cfg(not(feature = "hydrate"))]
     {
@@ -102,7 +107,8 @@ pub fn PersonalizationToggle() -> impl IntoView {
             state.refetch();
         }
     });
-    move || match state.get().and_then(Result::ok).flatten() {
+    move || {
+        match state.get().and_then(Result::ok).flatten() {
         Some(on) => view! {
             <span class="personalization" data-testid="personalization" data-on=on.to_string()>
                 {if on { "Recommendations use what you viewed here. " } else { "Personalization is off. " }}
@@ -113,5 +119,6 @@ pub fn PersonalizationToggle() -> impl IntoView {
         }
         .into_any(),
         None => ().into_any(),
+    }
     }
 }

@@ -48,7 +48,13 @@ pub fn ProductPage() -> impl IntoView {
 
 #[component]
 fn ProductView(detail: ProductWithStock) -> impl IntoView {
-    let ProductWithStock { product, levels, similar, together, sales } = detail;
+    let ProductWithStock {
+        product,
+        levels,
+        similar,
+        together,
+        sales,
+    } = detail;
     let together = (!together.is_empty()).then(|| {
         view! {
             <section class="together" data-testid="bought-together">
@@ -112,13 +118,19 @@ fn ProductView(detail: ProductWithStock) -> impl IntoView {
         });
     };
     // What search engines read is the first unit's offer, as the page first shows it.
-    let first_sale = sales.iter().find(|(s, _)| *s == units[0]).map(|(_, sale)| sale.clone());
+    let first_sale = sales
+        .iter()
+        .find(|(s, _)| *s == units[0])
+        .map(|(_, sale)| sale.clone());
     // The list price, and the sale price when automatic promotions discount the unit now.
     let price = {
         let product = product.clone();
         move || {
             let unit = selected.get();
-            let list = Sku::parse(&unit).ok().and_then(|s| product.price_of(&s).map(ToString::to_string)).unwrap_or_default();
+            let list = Sku::parse(&unit)
+                .ok()
+                .and_then(|s| product.price_of(&s).map(ToString::to_string))
+                .unwrap_or_default();
             match sales.iter().find(|(s, _)| *s == unit) {
                 Some((_, sale)) => view! { <s class="was">{list}</s> " " <span class="sale">{sale.to_string()}</span> }.into_any(),
                 None => list.into_any(),

@@ -44,7 +44,12 @@ fn decimal(money: &edge_core::Money) -> String {
 /// `schema.org/Product` with its offer, as JSON-LD. The offer's price is the price shown: the
 /// `sale` price when automatic promotions discount the product now, with the list price as its
 /// strikethrough price.
-pub fn product_json_ld(product: &Product, sale: Option<&edge_core::Money>, available: Option<u32>, url: &str) -> String {
+pub fn product_json_ld(
+    product: &Product,
+    sale: Option<&edge_core::Money>,
+    available: Option<u32>,
+    url: &str,
+) -> String {
     let price = decimal(sale.unwrap_or(&product.price));
     let list_price = sale.map(|_| {
         serde_json::json!({
@@ -85,7 +90,11 @@ pub fn product_json_ld(product: &Product, sale: Option<&edge_core::Money>, avail
 
 /// Canonical URL, Open Graph tags and JSON-LD for a product page.
 #[component]
-pub fn ProductSeo(product: Product, sale: Option<edge_core::Money>, available: Option<u32>) -> impl IntoView {
+pub fn ProductSeo(
+    product: Product,
+    sale: Option<edge_core::Money>,
+    available: Option<u32>,
+) -> impl IntoView {
     let url = absolute(&format!("/p/{}", product.sku));
     let image = if product.image.starts_with("https://") {
         product.image.clone()

@@ -157,7 +157,10 @@ async fn promotion_book(shop: &Shop) -> Result<Arc<crate::promo::PromotionBook>,
 
 /// Sets each product's [`crate::ProductSummary::sale_price`]: one unit priced like a cart with the
 /// automatic promotions running now ([`crate::promo::shelf_price`]).
-pub async fn mark_sales(shop: &Shop, products: &mut [crate::ProductSummary]) -> Result<(), ApiError> {
+pub async fn mark_sales(
+    shop: &Shop,
+    products: &mut [crate::ProductSummary],
+) -> Result<(), ApiError> {
     let book = promotion_book(shop).await?;
     let now_ms = shop.clock.now_ms();
     for product in products {
@@ -178,7 +181,10 @@ fn unit_line(product: &crate::ProductSummary) -> crate::promo::CartLine {
 }
 
 /// The sale price of each of `product`'s stock units that automatic promotions discount now.
-pub async fn unit_sales(shop: &Shop, product: &crate::Product) -> Result<Vec<(Sku, crate::Money)>, ApiError> {
+pub async fn unit_sales(
+    shop: &Shop,
+    product: &crate::Product,
+) -> Result<Vec<(Sku, crate::Money)>, ApiError> {
     let book = promotion_book(shop).await?;
     let now_ms = shop.clock.now_ms();
     Ok(product
@@ -192,7 +198,10 @@ pub async fn unit_sales(shop: &Shop, product: &crate::Product) -> Result<Vec<(Sk
                 unit_price: product.price_of(unit)?.clone(),
                 qty: 1,
             };
-            Some((unit.clone(), crate::promo::shelf_price(&book, &line, now_ms)?))
+            Some((
+                unit.clone(),
+                crate::promo::shelf_price(&book, &line, now_ms)?,
+            ))
         })
         .collect())
 }
@@ -207,7 +216,11 @@ async fn listing_page(shop: &Shop, params: &[(String, String)]) -> Result<Listin
     };
     let now_ms = shop.clock.now_ms();
     let shelf = |p: &crate::ProductSummary| match &book {
-        Some(book) => crate::promo::shelf_price(book, &unit_line(p), now_ms).unwrap_or_else(|| p.price.clone()).minor,
+        Some(book) => {
+            crate::promo::shelf_price(book, &unit_line(p), now_ms)
+                .unwrap_or_else(|| p.price.clone())
+                .minor
+        }
         None => p.price.minor,
     };
     let param = |name: &str| {
@@ -238,7 +251,12 @@ async fn listing_page(shop: &Shop, params: &[(String, String)]) -> Result<Listin
             .category(&slug)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no category {slug:?}")))?;
-        return Ok(listing::page_priced(&listing.products, &query, Some(&listing.facets), shelf));
+        return Ok(listing::page_priced(
+            &listing.products,
+            &query,
+            Some(&listing.facets),
+            shelf,
+        ));
     }
     let products = shop.catalog.products().await?;
     // Unfiltered, every product's facets are the publish-time counts; filtered, they are
@@ -248,7 +266,12 @@ async fn listing_page(shop: &Shop, params: &[(String, String)]) -> Result<Listin
     } else {
         Some(shop.catalog.facets().await?)
     };
-    Ok(listing::page_priced(products.iter(), &query, facets.as_deref(), shelf))
+    Ok(listing::page_priced(
+        products.iter(),
+        &query,
+        facets.as_deref(),
+        shelf,
+    ))
 }
 
 async fn list_products(
@@ -285,15 +308,24 @@ fn not_sold_out(shop: &Shop, sku: &Sku) -> bool {
 
 /// Up to `k` products like `sku`, from the snapshot's vector index, without sold-out ones.
 /// Empty when the snapshot has no index (or a broken one: that is logged, not an error).
-pub async fn similar_products(shop: &Shop, sku: &Sku, k: usize) -> Result<Vec<crate::ProductSummary>, ApiError> {
+pub async fn similar_products(
+    shop: &Shop,
+    sku: &Sku,
+    k: usize,
+) -> Result<Vec<crate::ProductSummary>, ApiError> {
     let index = match shop.catalog.similar_index().await {
         Ok(Some(index)) => index,
         Ok(None) | Err(StoreError::Corrupt { .. }) => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
     let products = shop.catalog.products().await?;
-    let picks = index.similar(sku, k.min(SUGGESTIONS_MAX), |s| not_sold_out(shop, s)).unwrap_or_default();
-    Ok(picks.into_iter().filter_map(|i| products.get(i as usize).cloned()).collect())
+    let picks = index
+        .similar(sku, k.min(SUGGESTIONS_MAX), |s| not_sold_out(shop, s))
+        .unwrap_or_default();
+    Ok(picks
+        .into_iter()
+        .filter_map(|i| products.get(i as usize).cloned())
+        .collect())
 }
 
 /// The snapshot's "bought together" lists; none when none were published, or when the value is
@@ -311,7 +343,11 @@ type Places = std::collections::HashMap<Sku, u32>;
 
 /// Positions in `products` of the SKUs in `wanted`, from the catalog's `places`; a SKU whose
 /// place holds another product (a publish between the two reads) is left out.
-fn positions(products: &[crate::ProductSummary], places: &Places, wanted: &[&Sku]) -> BTreeMap<Sku, u32> {
+fn positions(
+    products: &[crate::ProductSummary],
+    places: &Places,
+    wanted: &[&Sku],
+) -> BTreeMap<Sku, u32> {
     wanted
         .iter()
         .filter_map(|sku| {
@@ -323,11 +359,20 @@ fn positions(products: &[crate::ProductSummary], places: &Places, wanted: &[&Sku
 
 /// Up to `k` products bought together with `sku` (the published co-purchase lists, most often
 /// first), without `sku` itself and sold-out ones. Empty without lists.
-pub async fn bought_together(shop: &Shop, sku: &Sku, k: usize) -> Result<Vec<crate::ProductSummary>, ApiError> {
+pub async fn bought_together(
+    shop: &Shop,
+    sku: &Sku,
+    k: usize,
+) -> Result<Vec<crate::ProductSummary>, ApiError> {
     let together = together_lists(shop).await?;
-    let Some(list) = together.get(sku) else { return Ok(Vec::new()) };
+    let Some(list) = together.get(sku) else {
+        return Ok(Vec::new());
+    };
     let products = shop.catalog.products().await?;
-    let wanted: Vec<&Sku> = list.iter().filter(|s| *s != sku && not_sold_out(shop, s)).collect();
+    let wanted: Vec<&Sku> = list
+        .iter()
+        .filter(|s| *s != sku && not_sold_out(shop, s))
+        .collect();
     let at = positions(&products, &*shop.catalog.positions().await?, &wanted);
     Ok(wanted
         .into_iter()
@@ -344,7 +389,9 @@ async fn get_together(
     let sku = parse_sku(&sku)?;
     let k = query.k.unwrap_or(4);
     if k == 0 || k > SUGGESTIONS_MAX {
-        return Err(ApiError::BadRequest(format!("k must be 1 to {SUGGESTIONS_MAX}")));
+        return Err(ApiError::BadRequest(format!(
+            "k must be 1 to {SUGGESTIONS_MAX}"
+        )));
     }
     if shop.catalog.product(&sku).await?.is_none() {
         return Err(ApiError::NotFound(format!("no product with SKU {sku}")));
@@ -420,31 +467,58 @@ pub async fn recommended_products_in(
         _ if weights.is_empty() => Vec::new(),
         crate::behaviour::Arm::CoPurchase => {
             let together = together_lists(shop).await?;
-            let mut candidates = co_purchase_candidates(&products, &*shop.catalog.positions().await?, &together, weights, keep);
+            let mut candidates = co_purchase_candidates(
+                &products,
+                &*shop.catalog.positions().await?,
+                &together,
+                weights,
+                keep,
+            );
             // Co-purchases first (a bonus above any affinity), then the catalog's best-sellers,
             // earlier ones a little higher.
             candidates.iter_mut().for_each(|(_, score)| *score += 1.0);
-            let listed = products.iter().enumerate().filter(|(_, p)| keep(&p.sku)).take(crate::similar::CANDIDATES_MAX);
-            let best_sellers = listed.map(|(i, _)| (i as u32, -(i as f32) / products.len().max(1) as f32 * 0.1));
-            let mut seen_at: std::collections::BTreeSet<u32> = candidates.iter().map(|(i, _)| *i).collect();
+            let listed = products
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| keep(&p.sku))
+                .take(crate::similar::CANDIDATES_MAX);
+            let best_sellers =
+                listed.map(|(i, _)| (i as u32, -(i as f32) / products.len().max(1) as f32 * 0.1));
+            let mut seen_at: std::collections::BTreeSet<u32> =
+                candidates.iter().map(|(i, _)| *i).collect();
             candidates.extend(best_sellers.filter(|(i, _)| seen_at.insert(*i)));
             candidates
         }
         crate::behaviour::Arm::Vector => match shop.catalog.similar_index().await {
-            Ok(Some(index)) => index.recommend_scored(weights, wanted, keep).unwrap_or_default(),
+            Ok(Some(index)) => index
+                .recommend_scored(weights, wanted, keep)
+                .unwrap_or_default(),
             Ok(None) | Err(StoreError::Corrupt { .. }) => Vec::new(),
             Err(e) => return Err(e.into()),
         },
     };
     let mut personal = rerank_by_affinity(&products, weights, candidates, k);
-    let source = if personal.is_empty() { SuggestionSource::BestSellers } else { SuggestionSource::Personal };
+    let source = if personal.is_empty() {
+        SuggestionSource::BestSellers
+    } else {
+        SuggestionSource::Personal
+    };
     // For diversity, personal suggestions leave the last places to best-sellers.
     personal.truncate(k - trending_places(k));
-    let mut picks: Vec<crate::ProductSummary> = personal.into_iter().filter_map(|i| products.get(i as usize).cloned()).collect();
+    let mut picks: Vec<crate::ProductSummary> = personal
+        .into_iter()
+        .filter_map(|i| products.get(i as usize).cloned())
+        .collect();
     // Best-sellers: the trending list published with the snapshot, then the catalog's order.
     let trending = shop.catalog.trending().await.unwrap_or_default();
-    let at = positions(&products, &*shop.catalog.positions().await?, &trending.iter().collect::<Vec<_>>());
-    let trending_products = trending.iter().filter_map(|sku| products.get(*at.get(sku)? as usize));
+    let at = positions(
+        &products,
+        &*shop.catalog.positions().await?,
+        &trending.iter().collect::<Vec<_>>(),
+    );
+    let trending_products = trending
+        .iter()
+        .filter_map(|sku| products.get(*at.get(sku)? as usize));
     for product in trending_products.chain(products.iter()) {
         if picks.len() >= k {
             break;
@@ -476,7 +550,11 @@ const MERCHANT_ORDER_WEIGHT: f32 = 0.1;
 /// products weigh `weights`: each product's match with the shopper's taste (vector index),
 /// plus their interest in its category, plus a little for its original place. Unknown SKUs
 /// keep their relative order at the end; without a history the order is unchanged.
-pub async fn personal_order(shop: &Shop, weights: &[(&Sku, f32)], skus: &[Sku]) -> Result<Vec<Sku>, ApiError> {
+pub async fn personal_order(
+    shop: &Shop,
+    weights: &[(&Sku, f32)],
+    skus: &[Sku],
+) -> Result<Vec<Sku>, ApiError> {
     let skus = &skus[..skus.len().min(PERSONAL_ORDER_MAX)];
     if weights.is_empty() {
         return Ok(skus.to_vec());
@@ -487,7 +565,11 @@ pub async fn personal_order(shop: &Shop, weights: &[(&Sku, f32)], skus: &[Sku]) 
         Ok(None) | Err(StoreError::Corrupt { .. }) => vec![None; skus.len()],
         Err(e) => return Err(e.into()),
     };
-    let at = positions(&products, &*shop.catalog.positions().await?, &skus.iter().collect::<Vec<_>>());
+    let at = positions(
+        &products,
+        &*shop.catalog.positions().await?,
+        &skus.iter().collect::<Vec<_>>(),
+    );
     let listed: Vec<u32> = skus.iter().filter_map(|s| at.get(s).copied()).collect();
     let candidates: Vec<(u32, f32)> = skus
         .iter()
@@ -528,12 +610,21 @@ fn rerank_by_affinity(
             total += weight;
         }
     }
-    let affinity = |category: &str| if total > 0.0 { by_category.get(category).copied().unwrap_or(0.0) / total } else { 0.0 };
+    let affinity = |category: &str| {
+        if total > 0.0 {
+            by_category.get(category).copied().unwrap_or(0.0) / total
+        } else {
+            0.0
+        }
+    };
     let mut scored: Vec<(u32, f32)> = candidates
         .into_iter()
         .filter_map(|(i, score)| {
             let product = products.get(i as usize)?;
-            Some((i, score + CATEGORY_AFFINITY_WEIGHT * affinity(&product.category)))
+            Some((
+                i,
+                score + CATEGORY_AFFINITY_WEIGHT * affinity(&product.category),
+            ))
         })
         .collect();
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -553,7 +644,9 @@ async fn get_similar(
     let sku = parse_sku(&sku)?;
     let k = query.k.unwrap_or(8);
     if k == 0 || k > SUGGESTIONS_MAX {
-        return Err(ApiError::BadRequest(format!("k must be 1 to {SUGGESTIONS_MAX}")));
+        return Err(ApiError::BadRequest(format!(
+            "k must be 1 to {SUGGESTIONS_MAX}"
+        )));
     }
     if shop.catalog.product(&sku).await?.is_none() {
         return Err(ApiError::NotFound(format!("no product with SKU {sku}")));
@@ -583,11 +676,13 @@ async fn get_stock(
 pub fn random_hex<const N: usize>() -> Result<String, String> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    Ok(bytes.iter().fold(String::with_capacity(2 * N), |mut hex, b| {
-        use std::fmt::Write;
-        let _ = write!(hex, "{b:02x}");
-        hex
-    }))
+    Ok(bytes
+        .iter()
+        .fold(String::with_capacity(2 * N), |mut hex, b| {
+            use std::fmt::Write;
+            let _ = write!(hex, "{b:02x}");
+            hex
+        }))
 }
 
 /// Longest `Idempotency-Key` accepted.
@@ -651,12 +746,14 @@ pub fn checkout_response(outcome: CheckoutOutcome) -> Result<Response, ApiError>
             )
                 .into_response())
         }
-        CheckoutOutcome::Insufficient { sku, .. } if crate::promo::is_usage_sku(&sku) => Err(refused(
-            StatusCode::CONFLICT,
-            "promotion_used_up",
-            "a discount code in your order has reached its usage limit; nothing was charged",
-            json!({ "promotion": crate::promo::usage_promotion(&sku) }),
-        )),
+        CheckoutOutcome::Insufficient { sku, .. } if crate::promo::is_usage_sku(&sku) => {
+            Err(refused(
+                StatusCode::CONFLICT,
+                "promotion_used_up",
+                "a discount code in your order has reached its usage limit; nothing was charged",
+                json!({ "promotion": crate::promo::usage_promotion(&sku) }),
+            ))
+        }
         CheckoutOutcome::Insufficient { sku, available } => Err(refused(
             StatusCode::CONFLICT,
             "insufficient_stock",
@@ -692,21 +789,35 @@ pub fn checkout_response(outcome: CheckoutOutcome) -> Result<Response, ApiError>
 
 /// Validates, prices and runs a checkout: the one path behind `POST /api/checkout` and the
 /// storefront's checkout form. `key` is the client's `Idempotency-Key`, if it sent one.
-pub async fn place(shop: &Shop, key: Option<&str>, request: CheckoutRequest) -> Result<CheckoutOutcome, ApiError> {
+pub async fn place(
+    shop: &Shop,
+    key: Option<&str>,
+    request: CheckoutRequest,
+) -> Result<CheckoutOutcome, ApiError> {
     request.validate().map_err(ApiError::BadRequest)?;
     let order_id = checkout_order_id(key)?;
     // Prices and promotions from the snapshot, never the client's numbers.
     let (priced, _) = price_order(shop.catalog.as_ref(), &request, shop.clock.now_ms()).await?;
-    Ok(shop.orders.checkout_priced(order_id, request, priced).await?)
+    Ok(shop
+        .orders
+        .checkout_priced(order_id, request, priced)
+        .await?)
 }
 
 /// `POST /api/checkout`: prices the lines from the catalog and runs the checkout.
-async fn checkout(State(shop): State<Shop>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn checkout(
+    State(shop): State<Shop>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let request: CheckoutRequest = parse_json(body)?;
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(value) => Some(value.to_str().map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?),
-    };
+    let key =
+        match headers.get("idempotency-key") {
+            None => None,
+            Some(value) => Some(value.to_str().map_err(|_| {
+                ApiError::BadRequest("Idempotency-Key must be visible ASCII".into())
+            })?),
+        };
     checkout_response(place(&shop, key, request).await?)
 }
 
@@ -766,7 +877,10 @@ pub fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
         return false;
     };
     // Compare without an early exit so timing does not reveal a matching prefix.
-    let diff = given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    let diff = given
+        .bytes()
+        .zip(token.bytes())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
     !token.is_empty() && given.len() == token.len() && diff == 0
 }
 
@@ -873,13 +987,24 @@ async fn shard_call(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&headers, &admin.token)?;
-    let shard = crate::shard::SkuShard::from_index(n)
-        .ok_or_else(|| ApiError::NotFound(format!("no shard {n}; shards are 0 to {}", crate::shard::SHARD_COUNT - 1)))?;
+    let shard = crate::shard::SkuShard::from_index(n).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no shard {n}; shards are 0 to {}",
+            crate::shard::SHARD_COUNT - 1
+        ))
+    })?;
     let body = body.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
-    let request: crate::stock::ShardRequest =
-        from_cbor(&body).map_err(|e| ApiError::BadRequest(format!("body is not a CBOR shard request: {e}")))?;
+    let request: crate::stock::ShardRequest = from_cbor(&body)
+        .map_err(|e| ApiError::BadRequest(format!("body is not a CBOR shard request: {e}")))?;
     let reply = admin.shop.stock.on_shard(shard, request).await?;
-    Ok(([(header::CONTENT_TYPE, "application/cbor"), (header::CACHE_CONTROL, "no-store")], crate::codec::to_cbor(&reply)).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/cbor"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        crate::codec::to_cbor(&reply),
+    )
+        .into_response())
 }
 
 /// A CBOR list of at most [`KV_ENTRIES_PER_REQUEST_MAX`] `what`s from a request body.
@@ -994,13 +1119,24 @@ mod tests {
 
     #[test]
     fn affinity_lifts_the_browsed_category_over_slightly_closer_text() {
-        let products = vec![summary("K1", "Kitchen"), summary("A1", "Apparel"), summary("A2", "Apparel"), summary("K2", "Kitchen")];
+        let products = vec![
+            summary("K1", "Kitchen"),
+            summary("A1", "Apparel"),
+            summary("A2", "Apparel"),
+            summary("K2", "Kitchen"),
+        ];
         let (k1, a1) = (products[0].sku.clone(), products[1].sku.clone());
         // The shopper mostly browsed kitchen things; apparel candidates score a bit higher on text.
         let weights = [(&k1, 3.0f32), (&a1, 1.0f32)];
         let candidates = vec![(1, 0.80), (2, 0.78), (3, 0.60)];
-        assert_eq!(rerank_by_affinity(&products, &weights, candidates.clone(), 2), vec![3, 1]);
+        assert_eq!(
+            rerank_by_affinity(&products, &weights, candidates.clone(), 2),
+            vec![3, 1]
+        );
         // Without history the order is the vector order.
-        assert_eq!(rerank_by_affinity(&products, &[], candidates, 2), vec![1, 2]);
+        assert_eq!(
+            rerank_by_affinity(&products, &[], candidates, 2),
+            vec![1, 2]
+        );
     }
 }

@@ -86,7 +86,8 @@ pub enum Arm {
 impl Arm {
     /// The visitor's arm: stable (a hash of the experiment and the visitor id), about half each.
     pub fn of(visitor: &str) -> Arm {
-        let hash = crate::shard::fnv1a_64(format!("{RECOMMENDATIONS_EXPERIMENT}/{visitor}").as_bytes());
+        let hash =
+            crate::shard::fnv1a_64(format!("{RECOMMENDATIONS_EXPERIMENT}/{visitor}").as_bytes());
         if hash % 2 == 0 {
             Arm::Vector
         } else {
@@ -102,7 +103,9 @@ impl Arm {
     }
 
     pub fn parse(raw: &str) -> Option<Arm> {
-        [Arm::Vector, Arm::CoPurchase].into_iter().find(|a| a.as_str() == raw)
+        [Arm::Vector, Arm::CoPurchase]
+            .into_iter()
+            .find(|a| a.as_str() == raw)
     }
 }
 
@@ -128,7 +131,8 @@ impl History {
     /// Adds an event; the same SKU and kind again moves to the newest place instead of
     /// repeating. Keeps at most [`EVENTS_MAX`].
     pub fn record(&mut self, event: Event) {
-        self.events.retain(|e| !(e.sku == event.sku && e.kind == event.kind));
+        self.events
+            .retain(|e| !(e.sku == event.sku && e.kind == event.kind));
         self.events.push(event);
         let excess = self.events.len().saturating_sub(EVENTS_MAX);
         self.events.drain(..excess);
@@ -173,7 +177,11 @@ impl History {
     pub fn seal(&self, secret: &[u8]) -> String {
         let body = crate::codec::to_cbor(self);
         let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        format!("{}.{}", engine.encode(&body), engine.encode(tag(secret, &body)))
+        format!(
+            "{}.{}",
+            engine.encode(&body),
+            engine.encode(tag(secret, &body))
+        )
     }
 
     /// The history in a cookie value, or `None` when it is not one this shop signed.
@@ -199,7 +207,8 @@ impl History {
 }
 
 fn tag(secret: &[u8], body: &[u8]) -> Vec<u8> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes a key of any length");
     mac.update(body);
     mac.finalize().into_bytes()[..TAG_BYTES].to_vec()
 }
@@ -220,7 +229,11 @@ pub fn history_from_cookies(cookie_header: &str, secret: &[u8]) -> Option<Histor
 
 /// A cookie's value from a `Cookie` header.
 pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    header.split(';').filter_map(|pair| pair.trim().split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
+    header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 /// The `Set-Cookie` value that stores `history`.
@@ -235,7 +248,9 @@ pub fn history_set_cookie(history: &History, secret: &[u8]) -> String {
 pub fn opt_out_set_cookies(out: bool) -> [String; 2] {
     if out {
         [
-            format!("{OPT_OUT_COOKIE}=1; Path=/; Max-Age={HISTORY_MAX_AGE_S}; Secure; SameSite=Lax"),
+            format!(
+                "{OPT_OUT_COOKIE}=1; Path=/; Max-Age={HISTORY_MAX_AGE_S}; Secure; SameSite=Lax"
+            ),
             format!("{HISTORY_COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"),
         ]
     } else {
@@ -251,7 +266,11 @@ mod tests {
     use super::*;
 
     fn event(sku: &str, kind: EventKind, at_s: u64) -> Event {
-        Event { sku: Sku::parse(sku).unwrap(), kind, at_s }
+        Event {
+            sku: Sku::parse(sku).unwrap(),
+            kind,
+            at_s,
+        }
     }
 
     #[test]
@@ -275,7 +294,11 @@ mod tests {
         h.record(event("OLD", EventKind::Viewed, now - 2 * HALF_LIFE_S));
         h.record(event("NEW", EventKind::Viewed, now));
         h.record(event("BOUGHT", EventKind::Purchased, now - HALF_LIFE_S));
-        let w: std::collections::BTreeMap<&str, f32> = h.weights(now).into_iter().map(|(s, w)| (s.as_str(), w)).collect();
+        let w: std::collections::BTreeMap<&str, f32> = h
+            .weights(now)
+            .into_iter()
+            .map(|(s, w)| (s.as_str(), w))
+            .collect();
         assert!((w["OLD"] - 0.25).abs() < 1e-4, "{w:?}");
         assert!((w["NEW"] - 1.0).abs() < 1e-4);
         assert!((w["BOUGHT"] - 1.5).abs() < 1e-4);
@@ -287,14 +310,22 @@ mod tests {
         h.record(event("A", EventKind::Viewed, 1));
         let header = format!("{HISTORY_COOKIE}={}", h.seal(b"secret"));
         assert_eq!(history_from_cookies(&header, b"secret"), Some(h));
-        assert_eq!(history_from_cookies(&format!("{header}; {OPT_OUT_COOKIE}=1"), b"secret"), None);
+        assert_eq!(
+            history_from_cookies(&format!("{header}; {OPT_OUT_COOKIE}=1"), b"secret"),
+            None
+        );
         assert!(History::default().visitor_id().len() == 16);
     }
 
     #[test]
     fn arms_are_stable_and_balanced() {
-        let vector = (0..10_000).filter(|i| Arm::of(&format!("{i:016x}")) == Arm::Vector).count();
-        assert!((4_700..=5_300).contains(&vector), "{vector} of 10000 in the vector arm");
+        let vector = (0..10_000)
+            .filter(|i| Arm::of(&format!("{i:016x}")) == Arm::Vector)
+            .count();
+        assert!(
+            (4_700..=5_300).contains(&vector),
+            "{vector} of 10000 in the vector arm"
+        );
         assert_eq!(Arm::of("abc"), Arm::of("abc"));
         assert_eq!(Arm::parse(Arm::CoPurchase.as_str()), Some(Arm::CoPurchase));
     }
@@ -310,13 +341,28 @@ mod tests {
         let (body, tag) = sealed.split_once('.').unwrap();
         let mut forged = History::default();
         forged.record(event("B", EventKind::Purchased, 5));
-        let forged_body = forged.seal(b"attacker").split_once('.').unwrap().0.to_owned();
-        assert_eq!(History::open(&format!("{forged_body}.{tag}"), b"secret"), None);
-        assert_eq!(History::open(&format!("{body}.{}", &tag[..4]), b"secret"), None, "short tag");
+        let forged_body = forged
+            .seal(b"attacker")
+            .split_once('.')
+            .unwrap()
+            .0
+            .to_owned();
+        assert_eq!(
+            History::open(&format!("{forged_body}.{tag}"), b"secret"),
+            None
+        );
+        assert_eq!(
+            History::open(&format!("{body}.{}", &tag[..4]), b"secret"),
+            None,
+            "short tag"
+        );
         for junk in ["", ".", "a.b", "%%%.%%%", &"x".repeat(COOKIE_BYTES_MAX + 1)] {
             assert_eq!(History::open(junk, b"secret"), None, "{junk:?}");
         }
-        assert_eq!(cookie("a=1; shop_history=xyz; b=2", HISTORY_COOKIE), Some("xyz"));
+        assert_eq!(
+            cookie("a=1; shop_history=xyz; b=2", HISTORY_COOKIE),
+            Some("xyz")
+        );
         assert_eq!(cookie("a=1", HISTORY_COOKIE), None);
     }
 }

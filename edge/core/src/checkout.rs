@@ -16,8 +16,8 @@
 
 use crate::money::Money;
 use crate::order::{CheckoutRequest, Order, OrderLine, OrderPricing, OrderStatus, StatusChange};
-use crate::promo::{CartLine, PricedCart, UsageClaim};
 use crate::product::Sku;
+use crate::promo::{CartLine, PricedCart, UsageClaim};
 use crate::shard::SkuShard;
 use crate::snapshot::Clock;
 use crate::stock::{Line, OrderId, ShardReply, ShardRequest};
@@ -94,9 +94,11 @@ impl PricedOrder {
     /// the shopper `email`, claimed once. The error says what does not add up.
     pub fn check(&self, email: &str) -> Result<(), String> {
         let Some(expected) = crate::order::priced_total(&self.lines, self.pricing.as_ref()) else {
-            return Err("the lines and pricing do not add up: mixed currencies, an overflow, a discount \
+            return Err(
+                "the lines and pricing do not add up: mixed currencies, an overflow, a discount \
                         larger than the lines, or a pricing subtotal that is not the lines' sum"
-                .into());
+                    .into(),
+            );
         };
         if expected != self.total {
             return Err(format!(
@@ -108,12 +110,15 @@ impl PricedOrder {
         let mut claimed = std::collections::BTreeSet::new();
         for claim in &self.usage {
             let counts_an_applied_promotion = applied.iter().any(|promotion| {
-                [None, Some(email)]
-                    .into_iter()
-                    .any(|shopper| crate::promo::try_usage_sku(&promotion.id, shopper).as_ref() == Some(&claim.sku))
+                [None, Some(email)].into_iter().any(|shopper| {
+                    crate::promo::try_usage_sku(&promotion.id, shopper).as_ref() == Some(&claim.sku)
+                })
             });
             if !counts_an_applied_promotion {
-                return Err(format!("usage claim {} is not a counter of a promotion the order applies", claim.sku));
+                return Err(format!(
+                    "usage claim {} is not a counter of a promotion the order applies",
+                    claim.sku
+                ));
             }
             if !claimed.insert(&claim.sku) {
                 return Err(format!("usage claim {} is made twice", claim.sku));
@@ -144,10 +149,20 @@ pub async fn price_order(
     let book = catalog.promotions().await?;
     let (lines, cart) = cart_lines(catalog, &request.lines).await?;
     let email = request.email.trim();
-    let priced = crate::promo::price_cart(&book, &cart, &request.codes, now_ms, Some(email), &Default::default())
-        .map_err(|e| CheckoutError::Invalid(e.to_string()))?;
+    let priced = crate::promo::price_cart(
+        &book,
+        &cart,
+        &request.codes,
+        now_ms,
+        Some(email),
+        &Default::default(),
+    )
+    .map_err(|e| CheckoutError::Invalid(e.to_string()))?;
     if let Some(refused) = priced.rejected_codes.first() {
-        return Err(CheckoutError::Invalid(format!("discount code {}: {}", refused.code, refused.refusal)));
+        return Err(CheckoutError::Invalid(format!(
+            "discount code {}: {}",
+            refused.code, refused.refusal
+        )));
     }
     let pricing = (!priced.applied.is_empty() || priced.shipping.minor > 0).then(|| OrderPricing {
         subtotal: priced.subtotal.clone(),
@@ -155,8 +170,16 @@ pub async fn price_order(
         shipping: priced.shipping.clone(),
         promotions: priced.applied.clone(),
     });
-    let order = PricedOrder { lines, total: priced.total.clone(), pricing, usage: priced.usage.clone() };
-    debug_assert_eq!(crate::order::priced_total(&order.lines, order.pricing.as_ref()).as_ref(), Some(&order.total));
+    let order = PricedOrder {
+        lines,
+        total: priced.total.clone(),
+        pricing,
+        usage: priced.usage.clone(),
+    };
+    debug_assert_eq!(
+        crate::order::priced_total(&order.lines, order.pricing.as_ref()).as_ref(),
+        Some(&order.total)
+    );
     Ok((order, priced))
 }
 
@@ -176,17 +199,27 @@ pub async fn preview_cart(
     let mut usage = crate::promo::Usage::default();
     let given = codes.iter().take(crate::promo::CODES_PER_CART_MAX);
     for promo in given.filter_map(|c| book.by_code(&crate::promo::normalize_code(c))) {
-        let Some(limit) = promo.usage_limit else { continue };
-        let level = stock.level(&crate::promo::usage_sku(&promo.id, None)).await?;
+        let Some(limit) = promo.usage_limit else {
+            continue;
+        };
+        let level = stock
+            .level(&crate::promo::usage_sku(&promo.id, None))
+            .await?;
         if let Some(level) = level {
-            usage.total.insert(promo.id.clone(), limit.saturating_sub(level.available));
+            usage
+                .total
+                .insert(promo.id.clone(), limit.saturating_sub(level.available));
         }
     }
-    crate::promo::price_cart(&book, &cart, codes, now_ms, None, &usage).map_err(|e| CheckoutError::Invalid(e.to_string()))
+    crate::promo::price_cart(&book, &cart, codes, now_ms, None, &usage)
+        .map_err(|e| CheckoutError::Invalid(e.to_string()))
 }
 
 /// The catalog's lines for an order (title and price) and for promotions (product, category).
-async fn cart_lines(catalog: &dyn CatalogStore, request: &[Line]) -> Result<(Vec<OrderLine>, Vec<CartLine>), CheckoutError> {
+async fn cart_lines(
+    catalog: &dyn CatalogStore,
+    request: &[Line],
+) -> Result<(Vec<OrderLine>, Vec<CartLine>), CheckoutError> {
     let mut lines = Vec::with_capacity(request.len());
     let mut cart = Vec::with_capacity(request.len());
     for line in request {
@@ -195,7 +228,10 @@ async fn cart_lines(catalog: &dyn CatalogStore, request: &[Line]) -> Result<(Vec
             .as_ref()
             .and_then(|p| Some((p, p.price_of(&line.sku)?.clone())))
         else {
-            return Err(CheckoutError::Invalid(format!("the catalog has no SKU {}", line.sku)));
+            return Err(CheckoutError::Invalid(format!(
+                "the catalog has no SKU {}",
+                line.sku
+            )));
         };
         cart.push(CartLine {
             sku: line.sku.clone(),
@@ -204,7 +240,12 @@ async fn cart_lines(catalog: &dyn CatalogStore, request: &[Line]) -> Result<(Vec
             unit_price: unit_price.clone(),
             qty: line.qty,
         });
-        lines.push(OrderLine { sku: line.sku.clone(), title: product.title.clone(), qty: line.qty, unit_price });
+        lines.push(OrderLine {
+            sku: line.sku.clone(),
+            title: product.title.clone(),
+            qty: line.qty,
+            unit_price,
+        });
     }
     Ok((lines, cart))
 }
@@ -291,7 +332,17 @@ impl Checkout<'_> {
         lines: Vec<OrderLine>,
         total: Money,
     ) -> Result<CheckoutOutcome, CheckoutError> {
-        self.run_priced(order_id, request, PricedOrder { lines, total, pricing: None, usage: Vec::new() }).await
+        self.run_priced(
+            order_id,
+            request,
+            PricedOrder {
+                lines,
+                total,
+                pricing: None,
+                usage: Vec::new(),
+            },
+        )
+        .await
     }
 
     /// [`Checkout::run`] with promotions: the order records `priced.pricing`, and the usage
@@ -302,7 +353,12 @@ impl Checkout<'_> {
         request: CheckoutRequest,
         priced: PricedOrder,
     ) -> Result<CheckoutOutcome, CheckoutError> {
-        let PricedOrder { lines, total, pricing, usage } = priced;
+        let PricedOrder {
+            lines,
+            total,
+            pricing,
+            usage,
+        } = priced;
         let fingerprint = request.fingerprint();
         let record = match self.log.get(&order_id).await? {
             Some(record) if record.fingerprint != fingerprint => {
@@ -372,7 +428,10 @@ impl Checkout<'_> {
             // A usage counter starts at its limit the first time any checkout uses it; seeding
             // never overwrites, so every checkout may ask.
             let seeds = record.usage.iter().map(|claim| {
-                let request = ShardRequest::Seed { levels: vec![(claim.sku.clone(), claim.limit)], overwrite: false };
+                let request = ShardRequest::Seed {
+                    levels: vec![(claim.sku.clone(), claim.limit)],
+                    overwrite: false,
+                };
                 self.stock.on_shard(SkuShard::of(&claim.sku), request)
             });
             for reply in futures::future::join_all(seeds).await {
@@ -551,7 +610,16 @@ pub trait OrderDesk: Send + Sync {
         lines: Vec<OrderLine>,
         total: Money,
     ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
-        self.checkout_priced(order_id, request, PricedOrder { lines, total, pricing: None, usage: Vec::new() })
+        self.checkout_priced(
+            order_id,
+            request,
+            PricedOrder {
+                lines,
+                total,
+                pricing: None,
+                usage: Vec::new(),
+            },
+        )
     }
     /// Runs, continues or answers the checkout of `order_id` with its promotions (see
     /// [`Checkout::run_priced`]): every host carries the pricing and the usage claims to where
@@ -592,8 +660,20 @@ pub struct RemoteCheckout {
 
 impl RemoteCheckout {
     pub fn new(order_id: OrderId, request: CheckoutRequest, priced: PricedOrder) -> Self {
-        let PricedOrder { lines, total, pricing, usage } = priced;
-        Self { order_id, request, lines, total, pricing, usage }
+        let PricedOrder {
+            lines,
+            total,
+            pricing,
+            usage,
+        } = priced;
+        Self {
+            order_id,
+            request,
+            lines,
+            total,
+            pricing,
+            usage,
+        }
     }
 
     /// The order's prices, as [`OrderDesk::checkout_priced`] takes them.
@@ -624,25 +704,51 @@ pub fn stock_returns(order: &Order, status: OrderStatus) -> Vec<(SkuShard, Shard
     if !status.returns_stock() {
         return Vec::new();
     }
-    let line_shards: std::collections::BTreeSet<SkuShard> = order.lines.iter().map(|l| SkuShard::of(&l.sku)).collect();
-    let mut returns: Vec<(SkuShard, ShardRequest)> =
-        line_shards.into_iter().map(|shard| (shard, ShardRequest::Cancel { order: order.id.clone() })).collect();
+    let line_shards: std::collections::BTreeSet<SkuShard> =
+        order.lines.iter().map(|l| SkuShard::of(&l.sku)).collect();
+    let mut returns: Vec<(SkuShard, ShardRequest)> = line_shards
+        .into_iter()
+        .map(|shard| {
+            (
+                shard,
+                ShardRequest::Cancel {
+                    order: order.id.clone(),
+                },
+            )
+        })
+        .collect();
     if status.returns_promotion_uses() {
         let holder = usage_order_id(&order.id);
         let promotions = order.pricing.iter().flat_map(|p| &p.promotions);
         let counters = promotions.flat_map(|p| {
-            [None, Some(order.email.as_str())].into_iter().filter_map(|shopper| crate::promo::try_usage_sku(&p.id, shopper))
+            [None, Some(order.email.as_str())]
+                .into_iter()
+                .filter_map(|shopper| crate::promo::try_usage_sku(&p.id, shopper))
         });
-        let usage_shards: std::collections::BTreeSet<SkuShard> = counters.map(|sku| SkuShard::of(&sku)).collect();
-        returns.extend(usage_shards.into_iter().map(|shard| (shard, ShardRequest::Cancel { order: holder.clone() })));
+        let usage_shards: std::collections::BTreeSet<SkuShard> =
+            counters.map(|sku| SkuShard::of(&sku)).collect();
+        returns.extend(usage_shards.into_iter().map(|shard| {
+            (
+                shard,
+                ShardRequest::Cancel {
+                    order: holder.clone(),
+                },
+            )
+        }));
     }
     returns
 }
 
 /// Sends [`stock_returns`] for `order` entering `status`, concurrently. Idempotent; an error
 /// (a shard unreachable or answering out of protocol) is for the caller to retry.
-pub async fn return_stock(stock: &dyn StockCoordinator, order: &Order, status: OrderStatus) -> Result<(), StoreError> {
-    let calls = stock_returns(order, status).into_iter().map(|(shard, request)| stock.on_shard(shard, request));
+pub async fn return_stock(
+    stock: &dyn StockCoordinator,
+    order: &Order,
+    status: OrderStatus,
+) -> Result<(), StoreError> {
+    let calls = stock_returns(order, status)
+        .into_iter()
+        .map(|(shard, request)| stock.on_shard(shard, request));
     for reply in futures::future::join_all(calls).await {
         match reply? {
             ShardReply::Cancelled | ShardReply::Released { .. } => {}
@@ -663,7 +769,11 @@ impl OrderTurns {
     /// Runs `work` when it is `order`'s turn. A caller dropped while waiting or working gives
     /// its turn back and leaves no entry behind.
     pub async fn run<T>(&self, order: &OrderId, work: impl std::future::Future<Output = T>) -> T {
-        let entry = TurnEntry { turns: self, order, lock: self.entry(order) };
+        let entry = TurnEntry {
+            turns: self,
+            order,
+            lock: self.entry(order),
+        };
         let _turn = entry.lock.lock().await;
         work.await
     }
@@ -726,7 +836,12 @@ impl OrderDesk for LocalDesk {
     ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
         Box::pin(async move {
             let id = order_id.clone();
-            self.turns.run(&id, self.checkout_with().run_priced(order_id, request, priced)).await
+            self.turns
+                .run(
+                    &id,
+                    self.checkout_with().run_priced(order_id, request, priced),
+                )
+                .await
         })
     }
 
@@ -770,10 +885,20 @@ type Holds = BTreeMap<(SkuShard, OrderId), Vec<Line>>;
 
 fn holds_of(record: &CheckoutRecord) -> Holds {
     let lines = group_by_shard(record.lines.iter().map(OrderLine::line));
-    let mut holds: Holds = lines.into_iter().map(|(shard, lines)| ((shard, record.order_id.clone()), lines)).collect();
-    let usage = group_by_shard(record.usage.iter().map(|claim| Line { sku: claim.sku.clone(), qty: 1 }));
+    let mut holds: Holds = lines
+        .into_iter()
+        .map(|(shard, lines)| ((shard, record.order_id.clone()), lines))
+        .collect();
+    let usage = group_by_shard(record.usage.iter().map(|claim| Line {
+        sku: claim.sku.clone(),
+        qty: 1,
+    }));
     let holder = usage_order_id(&record.order_id);
-    holds.extend(usage.into_iter().map(|(shard, lines)| ((shard, holder.clone()), lines)));
+    holds.extend(
+        usage
+            .into_iter()
+            .map(|(shard, lines)| ((shard, holder.clone()), lines)),
+    );
     holds
 }
 
@@ -782,7 +907,10 @@ fn holds_of(record: &CheckoutRecord) -> Holds {
 fn group_by_shard(lines: impl IntoIterator<Item = Line>) -> BTreeMap<SkuShard, Vec<Line>> {
     let mut by_shard: BTreeMap<SkuShard, Vec<Line>> = BTreeMap::new();
     for line in lines {
-        by_shard.entry(SkuShard::of(&line.sku)).or_default().push(line);
+        by_shard
+            .entry(SkuShard::of(&line.sku))
+            .or_default()
+            .push(line);
     }
     by_shard
 }
@@ -803,10 +931,18 @@ pub enum CartHold {
 /// their units are reserved and until when. All shards or none: a refusal releases the rest.
 /// Idempotent like every shard operation; [`release_cart`] gives the units back when the
 /// cart changes (and spends the order id).
-pub async fn hold_cart(stock: &dyn StockCoordinator, order: &OrderId, lines: &[Line]) -> Result<CartHold, StoreError> {
+pub async fn hold_cart(
+    stock: &dyn StockCoordinator,
+    order: &OrderId,
+    lines: &[Line],
+) -> Result<CartHold, StoreError> {
     let by_shard = group_by_shard(lines.iter().cloned());
     let calls = by_shard.iter().map(|(shard, lines)| {
-        let request = ShardRequest::Reserve { order: order.clone(), lines: lines.clone(), ttl_ms: CHECKOUT_HOLD_TTL_MS };
+        let request = ShardRequest::Reserve {
+            order: order.clone(),
+            lines: lines.clone(),
+            ttl_ms: CHECKOUT_HOLD_TTL_MS,
+        };
         stock.on_shard(*shard, request)
     });
     let replies = futures::future::join_all(calls).await;
@@ -816,12 +952,21 @@ pub async fn hold_cart(stock: &dyn StockCoordinator, order: &OrderId, lines: &[L
         match reply? {
             ShardReply::Held { expires_at_ms: at } => expires_at_ms = expires_at_ms.min(at),
             ShardReply::Insufficient { sku, available } => {
-                outcome.get_or_insert(CartHold::Refused { sku: Some(sku), available });
+                outcome.get_or_insert(CartHold::Refused {
+                    sku: Some(sku),
+                    available,
+                });
             }
             ShardReply::UnknownSku { sku } => {
-                outcome.get_or_insert(CartHold::Refused { sku: Some(sku), available: 0 });
+                outcome.get_or_insert(CartHold::Refused {
+                    sku: Some(sku),
+                    available: 0,
+                });
             }
-            ShardReply::Rejected { .. } | ShardReply::Released { .. } | ShardReply::Committed | ShardReply::Cancelled => {
+            ShardReply::Rejected { .. }
+            | ShardReply::Released { .. }
+            | ShardReply::Committed
+            | ShardReply::Cancelled => {
                 outcome.get_or_insert(CartHold::Spent);
             }
             other => return Err(unexpected(other)),
@@ -838,9 +983,20 @@ pub async fn hold_cart(stock: &dyn StockCoordinator, order: &OrderId, lines: &[L
 
 /// Returns a cart's holds for `order` to stock (and spends the order id). Idempotent; a sold
 /// order is left sold.
-pub async fn release_cart(stock: &dyn StockCoordinator, order: &OrderId, lines: &[Line]) -> Result<(), StoreError> {
+pub async fn release_cart(
+    stock: &dyn StockCoordinator,
+    order: &OrderId,
+    lines: &[Line],
+) -> Result<(), StoreError> {
     let shards = group_by_shard(lines.iter().cloned()).into_keys();
-    let calls = shards.map(|shard| stock.on_shard(shard, ShardRequest::Release { order: order.clone() }));
+    let calls = shards.map(|shard| {
+        stock.on_shard(
+            shard,
+            ShardRequest::Release {
+                order: order.clone(),
+            },
+        )
+    });
     for reply in futures::future::join_all(calls).await {
         match reply? {
             ShardReply::Released { .. } | ShardReply::AlreadyCommitted | ShardReply::Cancelled => {}
@@ -1159,25 +1315,57 @@ mod tests {
     fn a_held_cart_checks_out_with_its_holds_and_a_changed_cart_gives_them_back() {
         let (a, b) = two_shard_skus();
         let host = Host::new(&[(a, 5), (b, 5)]);
-        let lines = |qa: u32, qb: u32| vec![Line { sku: sku(a), qty: qa }, Line { sku: sku(b), qty: qb }];
+        let lines = |qa: u32, qb: u32| {
+            vec![
+                Line {
+                    sku: sku(a),
+                    qty: qa,
+                },
+                Line {
+                    sku: sku(b),
+                    qty: qb,
+                },
+            ]
+        };
         let id = OrderId::parse("cart1").unwrap();
         let held = block_on(hold_cart(&host.stock, &id, &lines(2, 1))).unwrap();
-        assert_eq!(held, CartHold::Held { expires_at_ms: CHECKOUT_HOLD_TTL_MS });
-        assert_eq!(block_on(hold_cart(&host.stock, &id, &lines(2, 1))).unwrap(), held, "holding again is the same hold");
+        assert_eq!(
+            held,
+            CartHold::Held {
+                expires_at_ms: CHECKOUT_HOLD_TTL_MS
+            }
+        );
+        assert_eq!(
+            block_on(hold_cart(&host.stock, &id, &lines(2, 1))).unwrap(),
+            held,
+            "holding again is the same hold"
+        );
         assert_eq!((host.level(a), host.level(b)), ((3, 2, 0), (4, 1, 0)));
         // Checkout under the same id sells exactly the held units.
-        assert!(matches!(host.run("cart1", "tok_visa", &[(a, 2), (b, 1)]).unwrap(), CheckoutOutcome::Placed(_)));
+        assert!(matches!(
+            host.run("cart1", "tok_visa", &[(a, 2), (b, 1)]).unwrap(),
+            CheckoutOutcome::Placed(_)
+        ));
         assert_eq!((host.level(a), host.level(b)), ((3, 0, 2), (4, 0, 1)));
         // A cart that changed: the old holds go back, the old id is spent.
         let id2 = OrderId::parse("cart2").unwrap();
         block_on(hold_cart(&host.stock, &id2, &lines(1, 1))).unwrap();
         block_on(release_cart(&host.stock, &id2, &lines(1, 1))).unwrap();
         assert_eq!((host.level(a), host.level(b)), ((3, 0, 2), (4, 0, 1)));
-        assert_eq!(block_on(hold_cart(&host.stock, &id2, &lines(1, 1))).unwrap(), CartHold::Spent);
+        assert_eq!(
+            block_on(hold_cart(&host.stock, &id2, &lines(1, 1))).unwrap(),
+            CartHold::Spent
+        );
         // A line that cannot be had holds nothing anywhere.
         let id3 = OrderId::parse("cart3").unwrap();
         let refused = block_on(hold_cart(&host.stock, &id3, &lines(1, 9))).unwrap();
-        assert_eq!(refused, CartHold::Refused { sku: Some(sku(b)), available: 4 });
+        assert_eq!(
+            refused,
+            CartHold::Refused {
+                sku: Some(sku(b)),
+                available: 4
+            }
+        );
         assert_eq!((host.level(a), host.level(b)), ((3, 0, 2), (4, 0, 1)));
     }
 
@@ -1206,7 +1394,11 @@ mod tests {
         };
         let runs = (0..5).map(|_| turns.run(&id, run()));
         block_on(futures::future::join_all(runs));
-        assert_eq!(most.load(Ordering::SeqCst), 1, "two runs of one order overlapped");
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            1,
+            "two runs of one order overlapped"
+        );
         assert_eq!(turns.busy(), 0);
         // A caller dropped mid-run gives its turn back.
         let mut dropped = Box::pin(turns.run(&id, futures::future::pending::<()>()));
@@ -1231,7 +1423,12 @@ mod tests {
         let order = Order {
             id: order_id.clone(),
             email: "A@b.co".into(),
-            lines: vec![OrderLine { sku: sku("MUG-1"), title: "Mug".into(), qty: 2, unit_price: Money::new(500, "USD") }],
+            lines: vec![OrderLine {
+                sku: sku("MUG-1"),
+                title: "Mug".into(),
+                qty: 2,
+                unit_price: Money::new(500, "USD"),
+            }],
             total: Money::new(900, "USD"),
             status: OrderStatus::Paid,
             charge_id: "ch".into(),
@@ -1246,22 +1443,56 @@ mod tests {
             }),
         };
         let cancel = |order: &OrderId, skus: &[Sku]| -> Vec<(SkuShard, ShardRequest)> {
-            let shards: std::collections::BTreeSet<SkuShard> = skus.iter().map(SkuShard::of).collect();
-            shards.into_iter().map(|shard| (shard, ShardRequest::Cancel { order: order.clone() })).collect()
+            let shards: std::collections::BTreeSet<SkuShard> =
+                skus.iter().map(SkuShard::of).collect();
+            shards
+                .into_iter()
+                .map(|shard| {
+                    (
+                        shard,
+                        ShardRequest::Cancel {
+                            order: order.clone(),
+                        },
+                    )
+                })
+                .collect()
         };
         let lines = cancel(&order_id, &[sku("MUG-1")]);
-        let counters = [crate::promo::usage_sku("FIVE", None), crate::promo::usage_sku("FIVE", Some("a@b.co"))];
+        let counters = [
+            crate::promo::usage_sku("FIVE", None),
+            crate::promo::usage_sku("FIVE", Some("a@b.co")),
+        ];
         let uses = cancel(&usage_order_id(&order_id), &counters);
-        assert_eq!(stock_returns(&order, OrderStatus::Cancelled), [lines.clone(), uses].concat());
+        assert_eq!(
+            stock_returns(&order, OrderStatus::Cancelled),
+            [lines.clone(), uses].concat()
+        );
         assert_eq!(stock_returns(&order, OrderStatus::Restocked), lines);
         assert_eq!(stock_returns(&order, OrderStatus::Refunded), []);
-        assert_eq!(stock_returns(&Order { pricing: None, ..order.clone() }, OrderStatus::Cancelled), lines);
+        assert_eq!(
+            stock_returns(
+                &Order {
+                    pricing: None,
+                    ..order.clone()
+                },
+                OrderStatus::Cancelled
+            ),
+            lines
+        );
     }
 
     #[test]
     fn a_priced_order_from_elsewhere_is_checked_before_it_runs() {
-        let line = OrderLine { sku: sku("MUG-1"), title: "Mug".into(), qty: 2, unit_price: Money::new(500, "USD") };
-        let claim = |id: &str, shopper| crate::promo::UsageClaim { sku: crate::promo::usage_sku(id, shopper), limit: 3 };
+        let line = OrderLine {
+            sku: sku("MUG-1"),
+            title: "Mug".into(),
+            qty: 2,
+            unit_price: Money::new(500, "USD"),
+        };
+        let claim = |id: &str, shopper| crate::promo::UsageClaim {
+            sku: crate::promo::usage_sku(id, shopper),
+            limit: 3,
+        };
         let priced = PricedOrder {
             lines: vec![line],
             total: Money::new(1_200, "USD"),
@@ -1291,13 +1522,23 @@ mod tests {
             "total 1100 USD is not the lines less the discount plus shipping (1200 USD)"
         );
         assert!(refusal(&|p| p.pricing = None).starts_with("total 1200 USD is not"));
-        assert!(refusal(&|p| p.pricing.as_mut().unwrap().discount.minor = 2_000).starts_with("the lines and pricing do not add up"));
+        assert!(
+            refusal(&|p| p.pricing.as_mut().unwrap().discount.minor = 2_000)
+                .starts_with("the lines and pricing do not add up")
+        );
         assert_eq!(
             refusal(&|p| p.usage.push(claim("FIVE", Some("c@d.co")))),
-            format!("usage claim {} is not a counter of a promotion the order applies", crate::promo::usage_sku("FIVE", Some("c@d.co")))
+            format!(
+                "usage claim {} is not a counter of a promotion the order applies",
+                crate::promo::usage_sku("FIVE", Some("c@d.co"))
+            )
         );
-        assert_eq!(refusal(&|p| p.usage.push(claim("FIVE", None))), "usage claim promo.FIVE is made twice");
-        assert!(refusal(&|p| p.usage.push(claim("OTHER", None))).starts_with("usage claim promo.OTHER is not"));
+        assert_eq!(
+            refusal(&|p| p.usage.push(claim("FIVE", None))),
+            "usage claim promo.FIVE is made twice"
+        );
+        assert!(refusal(&|p| p.usage.push(claim("OTHER", None)))
+            .starts_with("usage claim promo.OTHER is not"));
     }
 
     #[test]

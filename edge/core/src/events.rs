@@ -69,12 +69,17 @@ impl EventQueue {
     pub fn take_due(&self, now_ms: u64, force: bool) -> Option<EventBatch> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let oldest_ms = state.events.front()?.at_ms;
-        let due = force || state.events.len() >= BATCH_EVENTS || now_ms.saturating_sub(oldest_ms) >= BATCH_AGE_MS;
+        let due = force
+            || state.events.len() >= BATCH_EVENTS
+            || now_ms.saturating_sub(oldest_ms) >= BATCH_AGE_MS;
         if !due {
             return None;
         }
         let events: Vec<AnalyticsEvent> = state.events.drain(..).collect();
-        Some(EventBatch { events, dropped: std::mem::take(&mut state.dropped) })
+        Some(EventBatch {
+            events,
+            dropped: std::mem::take(&mut state.dropped),
+        })
     }
 
     /// Counts a batch that could not be delivered as dropped.
@@ -84,7 +89,11 @@ impl EventQueue {
     }
 
     pub fn len(&self) -> usize {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).events.len()
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .events
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -97,7 +106,13 @@ mod tests {
     use super::*;
 
     fn event(n: u64) -> AnalyticsEvent {
-        AnalyticsEvent { visitor: "v".into(), sku: Sku::parse("A").unwrap(), kind: EventKind::Viewed, at_ms: n, arm: None }
+        AnalyticsEvent {
+            visitor: "v".into(),
+            sku: Sku::parse("A").unwrap(),
+            kind: EventKind::Viewed,
+            at_ms: n,
+            arm: None,
+        }
     }
 
     #[test]
@@ -111,7 +126,10 @@ mod tests {
         for n in 0..BATCH_EVENTS as u64 {
             queue.push(event(5_000 + n));
         }
-        assert_eq!(queue.take_due(5_000, false).unwrap().events.len(), BATCH_EVENTS);
+        assert_eq!(
+            queue.take_due(5_000, false).unwrap().events.len(),
+            BATCH_EVENTS
+        );
         for n in 0..(EVENT_QUEUE_MAX as u64 + 7) {
             queue.push(event(n));
         }
@@ -120,6 +138,9 @@ mod tests {
         assert_eq!(batch.dropped, 7);
         queue.lost(&batch);
         queue.push(event(1));
-        assert_eq!(queue.take_due(0, true).unwrap().dropped, EVENT_QUEUE_MAX as u64 + 7);
+        assert_eq!(
+            queue.take_due(0, true).unwrap().dropped,
+            EVENT_QUEUE_MAX as u64 + 7
+        );
     }
 }

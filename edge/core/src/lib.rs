@@ -54,9 +54,9 @@ pub mod api;
 #[cfg(feature = "server")]
 pub mod behaviour;
 #[cfg(feature = "server")]
-pub mod events;
-#[cfg(feature = "server")]
 pub mod checkout;
+#[cfg(feature = "server")]
+pub mod events;
 #[cfg(feature = "server")]
 pub mod memory;
 #[cfg(feature = "server")]

@@ -76,7 +76,10 @@ impl MemoryKv {
     /// origin at startup). Returns the new version.
     pub fn publish_catalog(&self, catalog: &crate::product::Catalog, now_ms: u64) -> u64 {
         let version = self.publish_snapshot(&catalog.products, now_ms);
-        self.put(&crate::snapshot::promotions_key(version), to_cbor(&catalog.promotions));
+        self.put(
+            &crate::snapshot::promotions_key(version),
+            to_cbor(&catalog.promotions),
+        );
         version
     }
 }

@@ -47,9 +47,16 @@ impl CheckoutRequest {
             ));
         }
         if self.codes.len() > crate::promo::CODES_PER_CART_MAX {
-            return Err(format!("at most {} discount codes per order", crate::promo::CODES_PER_CART_MAX));
+            return Err(format!(
+                "at most {} discount codes per order",
+                crate::promo::CODES_PER_CART_MAX
+            ));
         }
-        if let Some(bad) = self.codes.iter().find(|c| c.len() > crate::promo::CODE_LEN_MAX || c.chars().any(|ch| ch.is_control())) {
+        if let Some(bad) = self
+            .codes
+            .iter()
+            .find(|c| c.len() > crate::promo::CODE_LEN_MAX || c.chars().any(|ch| ch.is_control()))
+        {
             return Err(format!("discount code {bad:?} is malformed"));
         }
         Ok(())
@@ -227,12 +234,17 @@ pub struct OrderPricing {
 /// a discount larger than the lines.
 pub fn priced_total(lines: &[OrderLine], pricing: Option<&OrderPricing>) -> Option<Money> {
     let subtotal = total(lines)?;
-    let Some(pricing) = pricing else { return Some(subtotal) };
+    let Some(pricing) = pricing else {
+        return Some(subtotal);
+    };
     let same = |m: &Money| m.currency == subtotal.currency;
     if pricing.subtotal != subtotal || !same(&pricing.discount) || !same(&pricing.shipping) {
         return None;
     }
-    let minor = subtotal.minor.checked_sub(pricing.discount.minor)?.checked_add(pricing.shipping.minor)?;
+    let minor = subtotal
+        .minor
+        .checked_sub(pricing.discount.minor)?
+        .checked_add(pricing.shipping.minor)?;
     Some(Money::new(minor, &subtotal.currency))
 }
 
@@ -321,7 +333,10 @@ mod tests {
             assert!(!status.can_move_to(status), "{status:?} -> itself");
         }
         assert!(OrderStatus::Paid.can_move_to(OrderStatus::Cancelled));
-        assert!(!OrderStatus::Shipped.can_move_to(OrderStatus::Cancelled), "no cancel after shipping");
+        assert!(
+            !OrderStatus::Shipped.can_move_to(OrderStatus::Cancelled),
+            "no cancel after shipping"
+        );
         assert!(!OrderStatus::Delivered.can_move_to(OrderStatus::Paid));
     }
 }

@@ -191,9 +191,15 @@ pub const VECTOR_DIM_MAX: usize = 4_096;
 /// A merchant vector's problem, if any: empty, too long, not finite, or zero.
 fn vector_problem(vector: &[f64]) -> Option<String> {
     if vector.is_empty() || vector.len() > VECTOR_DIM_MAX {
-        return Some(format!("must have 1 to {VECTOR_DIM_MAX} numbers, has {}", vector.len()));
+        return Some(format!(
+            "must have 1 to {VECTOR_DIM_MAX} numbers, has {}",
+            vector.len()
+        ));
     }
-    if let Some(bad) = vector.iter().position(|x| !x.is_finite() || x.abs() > f64::from(f32::MAX)) {
+    if let Some(bad) = vector
+        .iter()
+        .position(|x| !x.is_finite() || x.abs() > f64::from(f32::MAX))
+    {
         return Some(format!("number {bad} is not a finite 32-bit float"));
     }
     if vector.iter().all(|x| *x == 0.0) {
@@ -330,7 +336,11 @@ impl Catalog {
                 }),
             }
         }
-        let promotion_entries: Vec<(&str, usize)> = raw.promotions.iter().map(|v| (v.get(), line_of(v))).collect();
+        let promotion_entries: Vec<(&str, usize)> = raw
+            .promotions
+            .iter()
+            .map(|v| (v.get(), line_of(v)))
+            .collect();
         let currency = raw.currency.clone();
         let file = CatalogFile {
             currency: raw.currency,
@@ -354,7 +364,8 @@ impl Catalog {
             }
         };
         let valid = products.as_ref().ok().map(|c| c.products.as_slice());
-        let promotions = crate::promo::book_from_catalog(&currency, raw.shipping, &promotion_entries, valid);
+        let promotions =
+            crate::promo::book_from_catalog(&currency, raw.shipping, &promotion_entries, valid);
         match (products, promotions) {
             (Ok(mut catalog), Ok(book)) => {
                 catalog.promotions = book;
@@ -574,8 +585,18 @@ impl Catalog {
             }
         }
         if problems.is_empty() {
-            let promotions = crate::promo::PromotionBook { currency: file.currency.clone(), ..Default::default() };
-            Ok(Self { products, levels, trending: Vec::new(), together: Default::default(), vectors, promotions })
+            let promotions = crate::promo::PromotionBook {
+                currency: file.currency.clone(),
+                ..Default::default()
+            };
+            Ok(Self {
+                products,
+                levels,
+                trending: Vec::new(),
+                together: Default::default(),
+                vectors,
+                promotions,
+            })
         } else {
             Err(problems)
         }
@@ -620,19 +641,37 @@ mod tests {
             e["vector"] = vector;
             e
         };
-        let good = Catalog::from_json(&catalog(vec![with("A-1", serde_json::json!([0.1, 0.2])), with("B-2", serde_json::json!([1, 0]))])).unwrap();
+        let good = Catalog::from_json(&catalog(vec![
+            with("A-1", serde_json::json!([0.1, 0.2])),
+            with("B-2", serde_json::json!([1, 0])),
+        ]))
+        .unwrap();
         assert_eq!(good.vectors, vec![vec![0.1f32, 0.2], vec![1.0, 0.0]]);
-        assert!(Catalog::from_json(&catalog(vec![entry("A-1")])).unwrap().vectors.is_empty());
+        assert!(Catalog::from_json(&catalog(vec![entry("A-1")]))
+            .unwrap()
+            .vectors
+            .is_empty());
         for (products, why) in [
-            (vec![with("A-1", serde_json::json!([0.1, 0.2])), entry("B-2")], "every product needs one"),
-            (vec![with("A-1", serde_json::json!([0.1, 0.2])), with("B-2", serde_json::json!([1, 0, 0]))], "first vector has 2"),
+            (
+                vec![with("A-1", serde_json::json!([0.1, 0.2])), entry("B-2")],
+                "every product needs one",
+            ),
+            (
+                vec![
+                    with("A-1", serde_json::json!([0.1, 0.2])),
+                    with("B-2", serde_json::json!([1, 0, 0])),
+                ],
+                "first vector has 2",
+            ),
             (vec![with("A-1", serde_json::json!([0, 0]))], "all zeros"),
             (vec![with("A-1", serde_json::json!([]))], "1 to 4096"),
             (vec![with("A-1", serde_json::json!([1e300]))], "32-bit"),
         ] {
             let problems = Catalog::from_json(&catalog(products)).unwrap_err();
             assert!(
-                problems.iter().any(|p| p.field == "vector" && p.message.contains(why) && p.line.is_some()),
+                problems
+                    .iter()
+                    .any(|p| p.field == "vector" && p.message.contains(why) && p.line.is_some()),
                 "{why}: {problems:?}"
             );
         }

@@ -427,19 +427,31 @@ pub fn book_from_catalog(
         // Positions no longer match the parsed list: report the parse errors alone.
         return Err(problems);
     }
-    let book = PromotionBook { currency: currency.to_owned(), shipping, promotions };
+    let book = PromotionBook {
+        currency: currency.to_owned(),
+        shipping,
+        promotions,
+    };
     let mut found = book.validate();
     if let Some(products) = products {
         found.extend(unknown_targets(&book, products));
     }
     for problem in found {
-        let line = problem.index.and_then(|i| entries.get(i)).map(|(_, line)| *line);
+        let line = problem
+            .index
+            .and_then(|i| entries.get(i))
+            .map(|(_, line)| *line);
         let field = match problem.index {
             Some(i) if problem.id.is_empty() => format!("promotions[{i}].{}", problem.field),
             Some(i) => format!("promotions[{i}] ({}).{}", problem.id, problem.field),
             None => problem.field,
         };
-        problems.push(CatalogProblem { entry: None, line, field, message: problem.message });
+        problems.push(CatalogProblem {
+            entry: None,
+            line,
+            field,
+            message: problem.message,
+        });
     }
     problems.sort_by_key(|p| p.line);
     if problems.is_empty() {
@@ -450,8 +462,14 @@ pub fn book_from_catalog(
 }
 
 /// Targets no product has: most likely a typo, which would silently make a sale apply to nothing.
-fn unknown_targets(book: &PromotionBook, products: &[crate::product::Product]) -> Vec<PromotionProblem> {
-    let categories: BTreeSet<String> = products.iter().map(|p| crate::listing::slug(&p.category)).collect();
+fn unknown_targets(
+    book: &PromotionBook,
+    products: &[crate::product::Product],
+) -> Vec<PromotionProblem> {
+    let categories: BTreeSet<String> = products
+        .iter()
+        .map(|p| crate::listing::slug(&p.category))
+        .collect();
     let skus: BTreeSet<&Sku> = products
         .iter()
         .flat_map(|p| std::iter::once(&p.sku).chain(p.variants.iter().map(|v| &v.sku)))
@@ -459,16 +477,27 @@ fn unknown_targets(book: &PromotionBook, products: &[crate::product::Product]) -
     let mut problems = Vec::new();
     for (i, promo) in book.promotions.iter().enumerate() {
         let mut bad = |field: &str, message: String| {
-            problems.push(PromotionProblem { index: Some(i), id: promo.id.clone(), field: field.into(), message })
+            problems.push(PromotionProblem {
+                index: Some(i),
+                id: promo.id.clone(),
+                field: field.into(),
+                message,
+            })
         };
         for category in &promo.applies_to.categories {
             if !categories.contains(&crate::listing::slug(category)) {
-                bad("applies_to.categories", format!("no product is in the category {category:?}"));
+                bad(
+                    "applies_to.categories",
+                    format!("no product is in the category {category:?}"),
+                );
             }
         }
         for sku in &promo.applies_to.skus {
             if !skus.contains(sku) {
-                bad("applies_to.skus", format!("no product or variant has the SKU {sku}"));
+                bad(
+                    "applies_to.skus",
+                    format!("no product or variant has the SKU {sku}"),
+                );
             }
         }
     }
@@ -621,7 +650,8 @@ pub enum PricingError {
 /// The usage counter of promotion `id`: in total (`shopper == None`) or for one shopper (the
 /// normalized e-mail address). Held like stock at checkout, so a limit holds under concurrency.
 pub fn usage_sku(id: &str, shopper: Option<&str>) -> Sku {
-    try_usage_sku(id, shopper).expect("promotion ids and hex are SKU characters within the length limit")
+    try_usage_sku(id, shopper)
+        .expect("promotion ids and hex are SKU characters within the length limit")
 }
 
 /// [`usage_sku`] for a promotion id that was not validated with its book (one recorded on an
@@ -662,8 +692,19 @@ pub fn shelf_price(book: &PromotionBook, unit: &CartLine, now_ms: u64) -> Option
     if !book.promotions.iter().any(|p| p.code.is_none()) {
         return None;
     }
-    let one = CartLine { qty: 1, ..unit.clone() };
-    let priced = price_cart(book, std::slice::from_ref(&one), &[], now_ms, None, &Usage::default()).ok()?;
+    let one = CartLine {
+        qty: 1,
+        ..unit.clone()
+    };
+    let priced = price_cart(
+        book,
+        std::slice::from_ref(&one),
+        &[],
+        now_ms,
+        None,
+        &Usage::default(),
+    )
+    .ok()?;
     let line = priced.lines.first()?;
     (line.discount_minor > 0).then(|| money(line.total_minor, &priced.currency))
 }
@@ -1284,12 +1325,26 @@ mod tests {
         sale.applies_to.categories = vec!["kitchen".into()];
         let mut big = promo("BIG", None, Benefit::AmountOff { minor: 500 });
         big.min_subtotal_minor = 5_000;
-        let b = book(vec![sale, big, promo("CODE", Some("CODE"), Benefit::PercentOff { percent: 50 })]);
-        assert_eq!(shelf_price(&b, &line("MUG", "Kitchen", 1_000, 3), 0), Some(Money::new(750, "USD")));
-        assert_eq!(shelf_price(&b, &line("RUG", "Home", 1_000, 1), 0), None, "no automatic promotion applies");
+        let b = book(vec![
+            sale,
+            big,
+            promo("CODE", Some("CODE"), Benefit::PercentOff { percent: 50 }),
+        ]);
+        assert_eq!(
+            shelf_price(&b, &line("MUG", "Kitchen", 1_000, 3), 0),
+            Some(Money::new(750, "USD"))
+        );
+        assert_eq!(
+            shelf_price(&b, &line("RUG", "Home", 1_000, 1), 0),
+            None,
+            "no automatic promotion applies"
+        );
         // A single unit over the minimum gets the amount off as well, as a cart of it would:
         // BIG before SALE (same priority, by id), so 8000 - 500, then 25% off the 7500 left.
-        assert_eq!(shelf_price(&b, &line("POT", "Kitchen", 8_000, 1), 0), Some(Money::new(5_625, "USD")));
+        assert_eq!(
+            shelf_price(&b, &line("POT", "Kitchen", 8_000, 1), 0),
+            Some(Money::new(5_625, "USD"))
+        );
     }
 
     #[test]

@@ -665,8 +665,16 @@ impl Protection {
         let now = self.clock.now_ms();
         let state = self.lock();
         let mut out: BTreeMap<String, carry::Carried> = BTreeMap::new();
-        fn entry<'m>(out: &'m mut BTreeMap<String, carry::Carried>, owner: &str, now: u64) -> &'m mut carry::Carried {
-            out.entry(owner.to_owned()).or_insert_with(|| carry::Carried { seen_ms: now, ..Default::default() })
+        fn entry<'m>(
+            out: &'m mut BTreeMap<String, carry::Carried>,
+            owner: &str,
+            now: u64,
+        ) -> &'m mut carry::Carried {
+            out.entry(owner.to_owned())
+                .or_insert_with(|| carry::Carried {
+                    seen_ms: now,
+                    ..Default::default()
+                })
         }
         for ((class, owner), bucket) in state.buckets.iter() {
             entry(&mut out, owner, now).buckets.push((*class, *bucket));
@@ -684,7 +692,12 @@ impl Protection {
     pub fn carry_in_decisions(&self, decisions: Vec<Decision>) {
         let mut state = self.lock();
         let own: Vec<Decision> = state.decisions.drain(..).collect();
-        let carried: Vec<Decision> = decisions.into_iter().rev().take(DECISIONS_MAX).rev().collect();
+        let carried: Vec<Decision> = decisions
+            .into_iter()
+            .rev()
+            .take(DECISIONS_MAX)
+            .rev()
+            .collect();
         state.carried_decisions = carried.len();
         state.decisions.extend(carried);
         state.decisions.extend(own);
@@ -697,7 +710,12 @@ impl Protection {
     /// The decisions this protection made itself (not carried in), oldest first.
     pub fn own_decisions(&self) -> Vec<Decision> {
         let state = self.lock();
-        state.decisions.iter().skip(state.carried_decisions).cloned().collect()
+        state
+            .decisions
+            .iter()
+            .skip(state.carried_decisions)
+            .cloned()
+            .collect()
     }
 
     fn new_client_id(&self, ip: &str) -> String {
@@ -762,7 +780,7 @@ impl Protection {
         response
     }
 
-        /// The checks of one request; the request back (its body re-assembled) when admitted, with
+    /// The checks of one request; the request back (its body re-assembled) when admitted, with
     /// the shopper and idempotency key of a hold or checkout.
     async fn guard(
         &self,
@@ -771,10 +789,12 @@ impl Protection {
         client: &str,
         request: Request,
     ) -> Result<(Request, Option<(String, String)>), Refusal> {
-        let admitted = self.admit_rate(class, ip, client).and_then(|()| match class {
-            RouteClass::Checkout => self.admit_checkout(ip, client).map(drop),
-            _ => Ok(()),
-        });
+        let admitted = self
+            .admit_rate(class, ip, client)
+            .and_then(|()| match class {
+                RouteClass::Checkout => self.admit_checkout(ip, client).map(drop),
+                _ => Ok(()),
+            });
         if let Err(refusal) = admitted {
             // The body is read (and dropped) before the answer: a refusal that leaves it unread
             // can cost the client its keep-alive connection, failing its next request on it.

@@ -13,7 +13,9 @@
 
 use crate::product::{Product, ProductSummary, Sku};
 use std::collections::HashMap;
-use vectors::{BuiltIndex, CompactIndex, Featurizer, GraphConfig, ProductText, VectorError, VectorSet};
+use vectors::{
+    BuiltIndex, CompactIndex, Featurizer, GraphConfig, ProductText, VectorError, VectorSet,
+};
 
 /// Most similar items one call returns.
 pub const SIMILAR_K_MAX: usize = 24;
@@ -67,7 +69,11 @@ pub fn index_entries(
         (set, vectors::FEATURIZER_VERSION)
     } else {
         if merchant.len() != products.len() {
-            return Err(VectorError::Invalid(format!("{} vectors for {} products", merchant.len(), products.len())));
+            return Err(VectorError::Invalid(format!(
+                "{} vectors for {} products",
+                merchant.len(),
+                products.len()
+            )));
         }
         let mut set = VectorSet::new(merchant[0].len())?;
         for (product, vector) in products.iter().zip(merchant) {
@@ -76,9 +82,16 @@ pub fn index_entries(
         // 0: the merchant's vectors, not the featurizer's.
         (set, 0)
     };
-    let config = GraphConfig { featurizer_version, ..GraphConfig::default() };
+    let config = GraphConfig {
+        featurizer_version,
+        ..GraphConfig::default()
+    };
     let built = build(&set, &config)?;
-    let skus: Vec<&Sku> = built.order.iter().map(|&i| &products[i as usize].sku).collect();
+    let skus: Vec<&Sku> = built
+        .order
+        .iter()
+        .map(|&i| &products[i as usize].sku)
+        .collect();
     let prefix = index_prefix(version);
     let (manifest, chunks) = built.index.to_chunks(CHUNK_BYTES)?;
     let mut entries = vec![(skus_key(version), crate::codec::to_cbor(&skus))];
@@ -130,12 +143,29 @@ impl SimilarIndex {
     ) -> Result<Self, VectorError> {
         let index = CompactIndex::from_chunks(manifest, chunks)?;
         if skus.len() != index.len() {
-            return Err(VectorError::Corrupt(format!("{} SKUs for an index of {} items", skus.len(), index.len())));
+            return Err(VectorError::Corrupt(format!(
+                "{} SKUs for an index of {} items",
+                skus.len(),
+                index.len()
+            )));
         }
-        let in_list: HashMap<&Sku, u32> = products.iter().enumerate().map(|(i, p)| (&p.sku, i as u32)).collect();
+        let in_list: HashMap<&Sku, u32> = products
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (&p.sku, i as u32))
+            .collect();
         let listed = skus.iter().map(|sku| in_list.get(sku).copied()).collect();
-        let positions = skus.iter().enumerate().map(|(i, sku)| (sku.clone(), i as u32)).collect();
-        Ok(Self { index, skus, positions, listed })
+        let positions = skus
+            .iter()
+            .enumerate()
+            .map(|(i, sku)| (sku.clone(), i as u32))
+            .collect();
+        Ok(Self {
+            index,
+            skus,
+            positions,
+            listed,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -152,11 +182,23 @@ impl SimilarIndex {
 
     /// Up to `k` products most like `sku` (itself excluded), as positions in the snapshot's
     /// product list, best first; `keep` filters candidates (e.g. out of stock).
-    pub fn similar(&self, sku: &Sku, k: usize, keep: impl Fn(&Sku) -> bool) -> Result<Vec<u32>, VectorError> {
-        let Some(&me) = self.positions.get(sku) else { return Ok(Vec::new()) };
+    pub fn similar(
+        &self,
+        sku: &Sku,
+        k: usize,
+        keep: impl Fn(&Sku) -> bool,
+    ) -> Result<Vec<u32>, VectorError> {
+        let Some(&me) = self.positions.get(sku) else {
+            return Ok(Vec::new());
+        };
         let k = k.min(SIMILAR_K_MAX);
-        let hits = self.index.similar_to(me, k, SEARCH_EF.max(k), |i| i != me && self.keeps(i, &keep))?;
-        Ok(hits.into_iter().filter_map(|h| self.listed[h.item as usize]).collect())
+        let hits = self
+            .index
+            .similar_to(me, k, SEARCH_EF.max(k), |i| i != me && self.keeps(i, &keep))?;
+        Ok(hits
+            .into_iter()
+            .filter_map(|h| self.listed[h.item as usize])
+            .collect())
     }
 
     /// Up to `k` products for a shopper whose recent products weigh `weights` (SKU, weight),
@@ -168,10 +210,17 @@ impl SimilarIndex {
         k: usize,
         keep: impl Fn(&Sku) -> bool,
     ) -> Result<Vec<(u32, f32)>, VectorError> {
-        let Some(query) = self.taste(weights) else { return Ok(Vec::new()) };
+        let Some(query) = self.taste(weights) else {
+            return Ok(Vec::new());
+        };
         let k = k.min(CANDIDATES_MAX);
-        let hits = self.index.search(&query, k, SEARCH_EF.max(k), |i| self.keeps(i, &keep))?;
-        Ok(hits.into_iter().filter_map(|h| Some((self.listed[h.item as usize]?, h.score))).collect())
+        let hits = self
+            .index
+            .search(&query, k, SEARCH_EF.max(k), |i| self.keeps(i, &keep))?;
+        Ok(hits
+            .into_iter()
+            .filter_map(|h| Some((self.listed[h.item as usize]?, h.score)))
+            .collect())
     }
 
     /// The shopper's taste: the weighted mean of their recent products' vectors, normalised;
@@ -180,7 +229,9 @@ impl SimilarIndex {
         let mut query = vec![0f32; self.index.dim()];
         let mut total = 0f32;
         for (sku, weight) in weights {
-            let Some(vector) = self.positions.get(*sku).and_then(|&i| self.index.vector(i)) else { continue };
+            let Some(vector) = self.positions.get(*sku).and_then(|&i| self.index.vector(i)) else {
+                continue;
+            };
             for (q, v) in query.iter_mut().zip(vector) {
                 *q += weight * v;
             }
@@ -197,12 +248,18 @@ impl SimilarIndex {
     /// How much each of `skus` matches the shopper's taste (cosine with the [`Self::taste`]
     /// vector, -1..=1); `None` for SKUs not in the index, or all `None` without a taste.
     pub fn taste_scores(&self, weights: &[(&Sku, f32)], skus: &[&Sku]) -> Vec<Option<f32>> {
-        let Some(taste) = self.taste(weights) else { return vec![None; skus.len()] };
+        let Some(taste) = self.taste(weights) else {
+            return vec![None; skus.len()];
+        };
         skus.iter()
             .map(|sku| {
-                let vector = self.positions.get(*sku).and_then(|&i| self.index.vector(i))?;
+                let vector = self
+                    .positions
+                    .get(*sku)
+                    .and_then(|&i| self.index.vector(i))?;
                 let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
-                (norm > f32::EPSILON).then(|| taste.iter().zip(&vector).map(|(t, v)| t * v).sum::<f32>() / norm)
+                (norm > f32::EPSILON)
+                    .then(|| taste.iter().zip(&vector).map(|(t, v)| t * v).sum::<f32>() / norm)
             })
             .collect()
     }
@@ -236,19 +293,36 @@ mod tests {
     fn catalog() -> Vec<Product> {
         let mut products = Vec::new();
         for (i, kind) in ["mug", "cup", "teapot", "kettle"].iter().enumerate() {
-            products.push(product(&format!("K{i}"), &format!("Stoneware {kind} for tea"), "Kitchen", 1500 + i as u64));
+            products.push(product(
+                &format!("K{i}"),
+                &format!("Stoneware {kind} for tea"),
+                "Kitchen",
+                1500 + i as u64,
+            ));
         }
         for (i, kind) in ["tee", "shirt", "hoodie", "sweater"].iter().enumerate() {
-            products.push(product(&format!("A{i}"), &format!("Organic cotton {kind}"), "Apparel", 3000 + i as u64));
+            products.push(product(
+                &format!("A{i}"),
+                &format!("Organic cotton {kind}"),
+                "Apparel",
+                3000 + i as u64,
+            ));
         }
         products
     }
 
     fn load(products: &[Product]) -> SimilarIndex {
         let entries = small_index_entries(products, &[], 1).unwrap();
-        let get = |key: &str| entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let get = |key: &str| {
+            entries
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
         let manifest = get(&vectors::manifest_key(&index_prefix(1))).unwrap();
-        let chunks: Vec<Vec<u8>> = (0..).map_while(|i| get(&vectors::chunk_key(&index_prefix(1), i))).collect();
+        let chunks: Vec<Vec<u8>> = (0..)
+            .map_while(|i| get(&vectors::chunk_key(&index_prefix(1), i)))
+            .collect();
         let skus: Vec<Sku> = crate::codec::from_cbor(&get(&skus_key(1)).unwrap()).unwrap();
         let summaries: Vec<ProductSummary> = products.iter().map(ProductSummary::from).collect();
         SimilarIndex::load(&manifest, &chunks, skus, &summaries).unwrap()
@@ -258,46 +332,92 @@ mod tests {
     fn similar_items_come_from_the_same_kind_of_product() {
         let products = catalog();
         let index = load(&products);
-        let similar = index.similar(&Sku::parse("K0").unwrap(), 3, |_| true).unwrap();
-        let names: Vec<&str> = similar.iter().map(|&i| products[i as usize].sku.as_str()).collect();
+        let similar = index
+            .similar(&Sku::parse("K0").unwrap(), 3, |_| true)
+            .unwrap();
+        let names: Vec<&str> = similar
+            .iter()
+            .map(|&i| products[i as usize].sku.as_str())
+            .collect();
         assert_eq!(names.len(), 3);
-        assert!(names.iter().all(|s| s.starts_with('K')), "a mug's neighbours are kitchen things: {names:?}");
+        assert!(
+            names.iter().all(|s| s.starts_with('K')),
+            "a mug's neighbours are kitchen things: {names:?}"
+        );
         assert!(!names.contains(&"K0"), "never itself");
-        let filtered = index.similar(&Sku::parse("K0").unwrap(), 3, |s| s.as_str() != "K1").unwrap();
-        assert!(filtered.iter().all(|&i| products[i as usize].sku.as_str() != "K1"));
-        assert!(index.similar(&Sku::parse("NOPE").unwrap(), 3, |_| true).unwrap().is_empty());
+        let filtered = index
+            .similar(&Sku::parse("K0").unwrap(), 3, |s| s.as_str() != "K1")
+            .unwrap();
+        assert!(filtered
+            .iter()
+            .all(|&i| products[i as usize].sku.as_str() != "K1"));
+        assert!(index
+            .similar(&Sku::parse("NOPE").unwrap(), 3, |_| true)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
     fn recommendations_follow_the_heaviest_recent_interest() {
         let products = catalog();
         let index = load(&products);
-        let (a0, a1, k0) = (Sku::parse("A0").unwrap(), Sku::parse("A1").unwrap(), Sku::parse("K0").unwrap());
+        let (a0, a1, k0) = (
+            Sku::parse("A0").unwrap(),
+            Sku::parse("A1").unwrap(),
+            Sku::parse("K0").unwrap(),
+        );
         let seen = [&a0, &a1, &k0];
-        let picks = index.recommend_scored(&[(&a0, 1.0), (&a1, 1.0), (&k0, 0.2)], 3, |s| !seen.contains(&s)).unwrap();
-        let names: Vec<&str> = picks.iter().map(|&(i, _)| products[i as usize].sku.as_str()).collect();
+        let picks = index
+            .recommend_scored(&[(&a0, 1.0), (&a1, 1.0), (&k0, 0.2)], 3, |s| {
+                !seen.contains(&s)
+            })
+            .unwrap();
+        let names: Vec<&str> = picks
+            .iter()
+            .map(|&(i, _)| products[i as usize].sku.as_str())
+            .collect();
         assert_eq!(names.len(), 3);
-        assert!(names[..2].iter().all(|s| s.starts_with('A')), "apparel dominates: {names:?}");
-        assert!(index.recommend_scored(&[], 3, |_| true).unwrap().is_empty(), "no history, no query");
+        assert!(
+            names[..2].iter().all(|s| s.starts_with('A')),
+            "apparel dominates: {names:?}"
+        );
+        assert!(
+            index.recommend_scored(&[], 3, |_| true).unwrap().is_empty(),
+            "no history, no query"
+        );
     }
 
     #[test]
     fn merchant_vectors_decide_what_is_similar() {
         let products = catalog();
         // The merchant says the mug (K0) goes with the hoodie (A2), whatever their text says.
-        let mut merchant: Vec<Vec<f32>> = (0..products.len()).map(|i| vec![i as f32 + 1.0, 1.0, 0.0]).collect();
+        let mut merchant: Vec<Vec<f32>> = (0..products.len())
+            .map(|i| vec![i as f32 + 1.0, 1.0, 0.0])
+            .collect();
         merchant[0] = vec![0.0, 0.0, 1.0];
         merchant[6] = vec![0.0, 0.1, 1.0];
         let entries = small_index_entries(&products, &merchant, 1).unwrap();
-        let get = |key: &str| entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let get = |key: &str| {
+            entries
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
         let manifest = get(&vectors::manifest_key(&index_prefix(1))).unwrap();
-        let chunks: Vec<Vec<u8>> = (0..).map_while(|i| get(&vectors::chunk_key(&index_prefix(1), i))).collect();
+        let chunks: Vec<Vec<u8>> = (0..)
+            .map_while(|i| get(&vectors::chunk_key(&index_prefix(1), i)))
+            .collect();
         let skus: Vec<Sku> = crate::codec::from_cbor(&get(&skus_key(1)).unwrap()).unwrap();
         let summaries: Vec<ProductSummary> = products.iter().map(ProductSummary::from).collect();
         let index = SimilarIndex::load(&manifest, &chunks, skus, &summaries).unwrap();
-        let first = index.similar(&Sku::parse("K0").unwrap(), 1, |_| true).unwrap();
+        let first = index
+            .similar(&Sku::parse("K0").unwrap(), 1, |_| true)
+            .unwrap();
         assert_eq!(products[first[0] as usize].sku.as_str(), "A2");
-        assert!(small_index_entries(&products, &merchant[1..], 1).is_err(), "one vector per product");
+        assert!(
+            small_index_entries(&products, &merchant[1..], 1).is_err(),
+            "one vector per product"
+        );
     }
 
     #[test]
@@ -307,7 +427,9 @@ mod tests {
         let manifest = &entries.last().unwrap().1;
         let summaries: Vec<ProductSummary> = products.iter().map(ProductSummary::from).collect();
         let skus: Vec<Sku> = products.iter().map(|p| p.sku.clone()).collect();
-        assert!(SimilarIndex::load(manifest, &[b"garbage".to_vec()], skus.clone(), &summaries).is_err());
+        assert!(
+            SimilarIndex::load(manifest, &[b"garbage".to_vec()], skus.clone(), &summaries).is_err()
+        );
         assert!(SimilarIndex::load(b"\xff\x00", &[b"x".to_vec()], skus, &summaries).is_err());
     }
 }

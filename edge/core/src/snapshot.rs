@@ -16,8 +16,8 @@ use crate::codec::{from_cbor, to_cbor};
 use crate::listing::{self, CategoryInfo, CategoryListing, Facets};
 use crate::product::{Product, ProductSummary, Sku};
 use crate::search::SearchIndex;
-use crate::similar::SimilarIndex;
 use crate::shard::fnv1a_64;
+use crate::similar::SimilarIndex;
 use crate::store::{BoxFuture, CatalogStore, StoreError, Together};
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
@@ -166,7 +166,11 @@ impl SnapshotDiff {
 /// Every key and CBOR value of snapshot `version`: products, manifest, category listings, the
 /// search index, and the product index last. The pointer is not included: a publisher writes
 /// these first and the pointer after them.
-pub fn snapshot_entries(products: &[Product], trending: &[Sku], version: u64) -> Vec<(String, Vec<u8>)> {
+pub fn snapshot_entries(
+    products: &[Product],
+    trending: &[Sku],
+    version: u64,
+) -> Vec<(String, Vec<u8>)> {
     let mut entries: Vec<(String, Vec<u8>)> = products
         .iter()
         .map(|p| (product_key(version, &p.sku), to_cbor(p)))
@@ -409,25 +413,40 @@ impl<K: KvRead> SnapshotCatalog<K> {
     async fn load_similar(&self, version: u64) -> Result<Option<SimilarIndex>, StoreError> {
         let prefix = crate::similar::index_prefix(version);
         let manifest_key = vectors::manifest_key(&prefix);
-        let corrupt = |key: &str, e: vectors::VectorError| StoreError::Corrupt { key: key.to_owned(), reason: e.to_string() };
-        let Some(manifest) = self.read_raw(&manifest_key).await? else { return Ok(None) };
-        let chunk_count = vectors::Manifest::from_bytes(&manifest).map_err(|e| corrupt(&manifest_key, e))?.chunk_count();
+        let corrupt = |key: &str, e: vectors::VectorError| StoreError::Corrupt {
+            key: key.to_owned(),
+            reason: e.to_string(),
+        };
+        let Some(manifest) = self.read_raw(&manifest_key).await? else {
+            return Ok(None);
+        };
+        let chunk_count = vectors::Manifest::from_bytes(&manifest)
+            .map_err(|e| corrupt(&manifest_key, e))?
+            .chunk_count();
         let mut chunks = Vec::with_capacity(chunk_count);
         for i in 0..chunk_count {
             let key = vectors::chunk_key(&prefix, i);
-            let chunk = self.read_raw(&key).await?.ok_or_else(|| StoreError::Corrupt {
-                key: key.clone(),
-                reason: "missing from the published snapshot".into(),
-            })?;
+            let chunk = self
+                .read_raw(&key)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: key.clone(),
+                    reason: "missing from the published snapshot".into(),
+                })?;
             chunks.push(chunk);
         }
         let skus_key = crate::similar::skus_key(version);
-        let skus: Vec<Sku> = self.read(&skus_key).await?.ok_or_else(|| StoreError::Corrupt {
-            key: skus_key.clone(),
-            reason: "missing from the published snapshot".into(),
-        })?;
+        let skus: Vec<Sku> = self
+            .read(&skus_key)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                key: skus_key.clone(),
+                reason: "missing from the published snapshot".into(),
+            })?;
         let products = self.products().await?;
-        SimilarIndex::load(&manifest, &chunks, skus, &products).map(Some).map_err(|e| corrupt(&manifest_key, e))
+        SimilarIndex::load(&manifest, &chunks, skus, &products)
+            .map(Some)
+            .map_err(|e| corrupt(&manifest_key, e))
     }
 }
 
@@ -436,17 +455,27 @@ impl<K: KvRead> CatalogStore for SnapshotCatalog<K> {
         Box::pin(async move {
             // Snapshots published without a trending list have none: best-sellers are then the
             // catalog's own order.
-            Ok(self.cached::<Vec<Sku>>(trending_key).await?.unwrap_or_default())
+            Ok(self
+                .cached::<Vec<Sku>>(trending_key)
+                .await?
+                .unwrap_or_default())
         })
     }
 
     fn together(&self) -> BoxFuture<'_, Result<Arc<Together>, StoreError>> {
-        Box::pin(async move { Ok(self.cached::<Together>(together_key).await?.unwrap_or_default()) })
+        Box::pin(async move {
+            Ok(self
+                .cached::<Together>(together_key)
+                .await?
+                .unwrap_or_default())
+        })
     }
 
     fn similar_index(&self) -> BoxFuture<'_, Result<Option<Arc<SimilarIndex>>, StoreError>> {
         Box::pin(async move {
-            let Some(version) = self.version().await? else { return Ok(None) };
+            let Some(version) = self.version().await? else {
+                return Ok(None);
+            };
             let key = vectors::manifest_key(&crate::similar::index_prefix(version));
             if let Some(hit) = self.cache.lock().values.get(&key) {
                 return Ok(hit.clone().and_then(|v| v.downcast::<SimilarIndex>().ok()));
@@ -480,7 +509,9 @@ impl<K: KvRead> CatalogStore for SnapshotCatalog<K> {
 
     fn positions(&self) -> BoxFuture<'_, Result<Arc<HashMap<Sku, u32>>, StoreError>> {
         Box::pin(async move {
-            let Some(version) = self.version().await? else { return Ok(Arc::default()) };
+            let Some(version) = self.version().await? else {
+                return Ok(Arc::default());
+            };
             // Derived from the version's product index, kept beside it (a key KV never has).
             let key = format!("{}#positions", index_key(version));
             if let Some(hit) = self.cache.lock().values.get(&key).cloned().flatten() {
@@ -489,9 +520,17 @@ impl<K: KvRead> CatalogStore for SnapshotCatalog<K> {
                 }
             }
             let products = self.products().await?;
-            let positions: Arc<HashMap<Sku, u32>> =
-                Arc::new(products.iter().enumerate().map(|(i, p)| (p.sku.clone(), i as u32)).collect());
-            self.cache.lock().values.put(key, Some(positions.clone() as Arc<dyn Any + Send + Sync>));
+            let positions: Arc<HashMap<Sku, u32>> = Arc::new(
+                products
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (p.sku.clone(), i as u32))
+                    .collect(),
+            );
+            self.cache
+                .lock()
+                .values
+                .put(key, Some(positions.clone() as Arc<dyn Any + Send + Sync>));
             Ok(positions)
         })
     }

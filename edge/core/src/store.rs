@@ -57,10 +57,18 @@ pub trait CatalogStore: Send + Sync {
     }
     /// Each product's place in [`Self::products`], for finding a few SKUs' summaries without a
     /// scan. Hosts with a cache keep one per version; the default builds it per call.
-    fn positions(&self) -> BoxFuture<'_, Result<Arc<std::collections::HashMap<Sku, u32>>, StoreError>> {
+    fn positions(
+        &self,
+    ) -> BoxFuture<'_, Result<Arc<std::collections::HashMap<Sku, u32>>, StoreError>> {
         Box::pin(async move {
             let products = self.products().await?;
-            Ok(Arc::new(products.iter().enumerate().map(|(i, p)| (p.sku.clone(), i as u32)).collect()))
+            Ok(Arc::new(
+                products
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (p.sku.clone(), i as u32))
+                    .collect(),
+            ))
         })
     }
     /// Products bought together with each product, published with the snapshot (may be empty).
@@ -68,7 +76,9 @@ pub trait CatalogStore: Send + Sync {
         Box::pin(async { Ok(Arc::default()) })
     }
     /// The snapshot's similar-items index; `None` when none was published.
-    fn similar_index(&self) -> BoxFuture<'_, Result<Option<Arc<crate::similar::SimilarIndex>>, StoreError>> {
+    fn similar_index(
+        &self,
+    ) -> BoxFuture<'_, Result<Option<Arc<crate::similar::SimilarIndex>>, StoreError>> {
         Box::pin(async { Ok(None) })
     }
     /// Products matching a text query, best match first.

@@ -599,17 +599,36 @@ async fn similar_items_come_from_the_index_without_itself_or_sold_out_ones() {
     ]});
     let catalog = Catalog::from_json(&catalog.to_string()).unwrap();
     host.kv.publish_snapshot(&catalog.products, 0);
-    let levels: serde_json::Map<String, Value> = catalog.levels.iter().map(|(s, n)| (s.to_string(), json!(n))).collect();
-    call(&host, "POST", "/_admin/stock", Some(&json!({"levels": levels}).to_string()), Some(TOKEN)).await;
+    let levels: serde_json::Map<String, Value> = catalog
+        .levels
+        .iter()
+        .map(|(s, n)| (s.to_string(), json!(n)))
+        .collect();
+    call(
+        &host,
+        "POST",
+        "/_admin/stock",
+        Some(&json!({"levels": levels}).to_string()),
+        Some(TOKEN),
+    )
+    .await;
 
     let similar = |body: &Value| -> Vec<String> {
-        body["similar"].as_array().unwrap().iter().map(|p| p["sku"].as_str().unwrap().to_owned()).collect()
+        body["similar"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["sku"].as_str().unwrap().to_owned())
+            .collect()
     };
     let (status, body) = call(&host, "GET", "/api/products/MUG-1/similar?k=2", None, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let skus = similar(&body);
     assert_eq!(skus.len(), 2);
-    assert!(skus.iter().all(|s| s == "MUG-2" || s == "POT-3"), "a mug's neighbours are kitchen things: {skus:?}");
+    assert!(
+        skus.iter().all(|s| s == "MUG-2" || s == "POT-3"),
+        "a mug's neighbours are kitchen things: {skus:?}"
+    );
     // Once the shop has seen POT-3 sold out, it is no longer suggested.
     call(&host, "GET", "/api/stock/POT-3", None, None).await;
     let (_, body) = call(&host, "GET", "/api/products/MUG-1/similar?k=2", None, None).await;
@@ -617,16 +636,29 @@ async fn similar_items_come_from_the_index_without_itself_or_sold_out_ones() {
     assert!(!similar(&body).contains(&"MUG-1".to_string()));
     for (uri, expected) in [
         ("/api/products/MUG-1/similar?k=0", StatusCode::BAD_REQUEST),
-        ("/api/products/MUG-1/similar?k=1000", StatusCode::BAD_REQUEST),
+        (
+            "/api/products/MUG-1/similar?k=1000",
+            StatusCode::BAD_REQUEST,
+        ),
         ("/api/products/NOPE/similar", StatusCode::NOT_FOUND),
     ] {
-        assert_eq!(call(&host, "GET", uri, None, None).await.0, expected, "{uri}");
+        assert_eq!(
+            call(&host, "GET", uri, None, None).await.0,
+            expected,
+            "{uri}"
+        );
     }
     // A broken index degrades to no similar items, never an error.
-    host.kv.put(&vectors::chunk_key(&edge_core::similar::index_prefix(1), 0), b"garbage".to_vec());
+    host.kv.put(
+        &vectors::chunk_key(&edge_core::similar::index_prefix(1), 0),
+        b"garbage".to_vec(),
+    );
     let fresh = host_sharing_kv(&host);
     let (status, body) = call(&fresh, "GET", "/api/products/MUG-1/similar", None, None).await;
-    assert_eq!((status, similar(&body)), (StatusCode::OK, Vec::<String>::new()));
+    assert_eq!(
+        (status, similar(&body)),
+        (StatusCode::OK, Vec::<String>::new())
+    );
 }
 
 /// A second host (a fresh isolate: empty caches) over the same KV and shards.
@@ -644,14 +676,27 @@ fn host_sharing_kv(host: &Host) -> Host {
 #[tokio::test]
 async fn best_sellers_follow_the_published_trending_list_then_the_catalog() {
     let host = published().await;
-    let (source, picks) = edge_core::api::recommended_products(&host.shop(), &[], &[], 2).await.unwrap();
+    let (source, picks) = edge_core::api::recommended_products(&host.shop(), &[], &[], 2)
+        .await
+        .unwrap();
     let skus: Vec<&str> = picks.iter().map(|p| p.sku.as_str()).collect();
-    assert_eq!((source, skus), (edge_core::api::SuggestionSource::BestSellers, vec!["MUG-1", "POT-2"]));
+    assert_eq!(
+        (source, skus),
+        (
+            edge_core::api::SuggestionSource::BestSellers,
+            vec!["MUG-1", "POT-2"]
+        )
+    );
     // A snapshot whose trending list puts the teapot first (as `shopctl publish --trending-from` writes).
     let teapot = Sku::parse("POT-2").unwrap();
-    host.kv.put(&edge_core::snapshot::trending_key(1), to_cbor(&vec![teapot]));
+    host.kv.put(
+        &edge_core::snapshot::trending_key(1),
+        to_cbor(&vec![teapot]),
+    );
     let fresh = host_sharing_kv(&host);
-    let (_, picks) = edge_core::api::recommended_products(&fresh.shop(), &[], &[], 2).await.unwrap();
+    let (_, picks) = edge_core::api::recommended_products(&fresh.shop(), &[], &[], 2)
+        .await
+        .unwrap();
     let skus: Vec<&str> = picks.iter().map(|p| p.sku.as_str()).collect();
     assert_eq!(skus, vec!["POT-2", "MUG-1"]);
 }
@@ -673,18 +718,36 @@ async fn kitchen_and_apparel() -> Host {
     ]});
     let catalog = Catalog::from_json(&catalog.to_string()).unwrap();
     host.kv.publish_snapshot(&catalog.products, 0);
-    let levels: serde_json::Map<String, Value> = catalog.levels.iter().map(|(s, n)| (s.to_string(), json!(n))).collect();
-    call(&host, "POST", "/_admin/stock", Some(&json!({"levels": levels}).to_string()), Some(TOKEN)).await;
+    let levels: serde_json::Map<String, Value> = catalog
+        .levels
+        .iter()
+        .map(|(s, n)| (s.to_string(), json!(n)))
+        .collect();
+    call(
+        &host,
+        "POST",
+        "/_admin/stock",
+        Some(&json!({"levels": levels}).to_string()),
+        Some(TOKEN),
+    )
+    .await;
     host
 }
 
 fn skus_of(list: &Value) -> Vec<String> {
-    list.as_array().unwrap().iter().map(|p| p["sku"].as_str().unwrap().to_owned()).collect()
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sku"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn together_list(pairs: &[(&str, &[&str])]) -> edge_core::store::Together {
     let sku = |s: &str| Sku::parse(s).unwrap();
-    pairs.iter().map(|(k, v)| (sku(k), v.iter().map(|s| sku(s)).collect())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (sku(k), v.iter().map(|s| sku(s)).collect()))
+        .collect()
 }
 
 #[tokio::test]
@@ -692,18 +755,40 @@ async fn bought_together_lists_come_from_the_snapshot_without_sold_out_ones() {
     let host = kitchen_and_apparel().await;
     // Published without lists: none, not an error.
     let (status, body) = call(&host, "GET", "/api/products/MUG-1/together", None, None).await;
-    assert_eq!((status, skus_of(&body["together"])), (StatusCode::OK, Vec::<String>::new()), "{body}");
+    assert_eq!(
+        (status, skus_of(&body["together"])),
+        (StatusCode::OK, Vec::<String>::new()),
+        "{body}"
+    );
 
     // The mug goes with a tee (most often), the teapot and itself (ignored).
     let lists = together_list(&[("MUG-1", &["TEE-1", "POT-3", "MUG-1"])]);
-    host.kv.put(&edge_core::snapshot::together_key(1), to_cbor(&lists));
+    host.kv
+        .put(&edge_core::snapshot::together_key(1), to_cbor(&lists));
     let fresh = host_sharing_kv(&host);
     let (status, body) = call(&fresh, "GET", "/api/products/MUG-1/together", None, None).await;
-    assert_eq!((status, skus_of(&body["together"])), (StatusCode::OK, vec!["TEE-1".to_owned(), "POT-3".to_owned()]));
-    let (_, body) = call(&fresh, "GET", "/api/products/MUG-1/together?k=1", None, None).await;
+    assert_eq!(
+        (status, skus_of(&body["together"])),
+        (StatusCode::OK, vec!["TEE-1".to_owned(), "POT-3".to_owned()])
+    );
+    let (_, body) = call(
+        &fresh,
+        "GET",
+        "/api/products/MUG-1/together?k=1",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(skus_of(&body["together"]), vec!["TEE-1".to_owned()]);
     // Sold out (as the level cache knows it): left out.
-    call(&fresh, "POST", "/_admin/stock", Some(&json!({"levels": {"TEE-1": 0}}).to_string()), Some(TOKEN)).await;
+    call(
+        &fresh,
+        "POST",
+        "/_admin/stock",
+        Some(&json!({"levels": {"TEE-1": 0}}).to_string()),
+        Some(TOKEN),
+    )
+    .await;
     call(&fresh, "GET", "/api/stock/TEE-1", None, None).await;
     let (_, body) = call(&fresh, "GET", "/api/products/MUG-1/together", None, None).await;
     assert_eq!(skus_of(&body["together"]), vec!["POT-3".to_owned()]);
@@ -711,13 +796,24 @@ async fn bought_together_lists_come_from_the_snapshot_without_sold_out_ones() {
         ("/api/products/MUG-1/together?k=0", StatusCode::BAD_REQUEST),
         ("/api/products/NOPE/together", StatusCode::NOT_FOUND),
     ] {
-        assert_eq!(call(&fresh, "GET", uri, None, None).await.0, expected, "{uri}");
+        assert_eq!(
+            call(&fresh, "GET", uri, None, None).await.0,
+            expected,
+            "{uri}"
+        );
     }
     // A corrupt value degrades to no lists.
-    host.kv.put(&edge_core::snapshot::together_key(1), b"\xff\x00garbage".to_vec());
+    host.kv.put(
+        &edge_core::snapshot::together_key(1),
+        b"\xff\x00garbage".to_vec(),
+    );
     let fresh = host_sharing_kv(&host);
     let (status, body) = call(&fresh, "GET", "/api/products/MUG-1/together", None, None).await;
-    assert_eq!((status, skus_of(&body["together"])), (StatusCode::OK, Vec::<String>::new()), "{body}");
+    assert_eq!(
+        (status, skus_of(&body["together"])),
+        (StatusCode::OK, Vec::<String>::new()),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -730,22 +826,37 @@ async fn the_co_purchase_arm_recommends_what_was_bought_with_the_shoppers_produc
         let shop = host_sharing_kv(&host).shop();
         let mug = &mug;
         async move {
-            let (source, picks) = recommended_products_in(&shop, &[(mug, 1.0)], &[mug], 2, arm).await.unwrap();
-            (source, picks.iter().map(|p| p.sku.to_string()).collect::<Vec<_>>())
+            let (source, picks) = recommended_products_in(&shop, &[(mug, 1.0)], &[mug], 2, arm)
+                .await
+                .unwrap();
+            (
+                source,
+                picks.iter().map(|p| p.sku.to_string()).collect::<Vec<_>>(),
+            )
         }
     };
     // Without lists the arm still personalizes: best-sellers of the shopper's category first.
     let (source, skus) = picks(Arm::CoPurchase).await;
-    assert_eq!((source, skus), (SuggestionSource::Personal, vec!["MUG-2".to_owned(), "POT-3".to_owned()]));
+    assert_eq!(
+        (source, skus),
+        (
+            SuggestionSource::Personal,
+            vec!["MUG-2".to_owned(), "POT-3".to_owned()]
+        )
+    );
     // With lists, what was bought with the mug comes first even from another category, in the
     // order of the list.
     let lists = together_list(&[("MUG-1", &["HAT-3", "TEE-2"])]);
-    host.kv.put(&edge_core::snapshot::together_key(1), to_cbor(&lists));
+    host.kv
+        .put(&edge_core::snapshot::together_key(1), to_cbor(&lists));
     let (_, skus) = picks(Arm::CoPurchase).await;
     assert_eq!(skus, vec!["HAT-3".to_owned(), "TEE-2".to_owned()]);
     // The vector arm ignores the lists: the mug's neighbours are kitchen things.
     let (_, skus) = picks(Arm::Vector).await;
-    assert!(skus.iter().all(|s| s == "MUG-2" || s == "POT-3"), "{skus:?}");
+    assert!(
+        skus.iter().all(|s| s == "MUG-2" || s == "POT-3"),
+        "{skus:?}"
+    );
 }
 
 #[tokio::test]
@@ -754,15 +865,38 @@ async fn a_listing_is_reordered_by_the_shoppers_taste_and_unchanged_without_one(
     let host = kitchen_and_apparel().await;
     let shop = host.shop();
     let sku = |s: &str| Sku::parse(s).unwrap();
-    let listing: Vec<Sku> = ["MUG-1", "MUG-2", "POT-3", "TEE-1", "HAT-3", "GONE-1"].map(sku).to_vec();
-    assert_eq!(personal_order(&shop, &[], &listing).await.unwrap(), listing, "no history: the merchant's order");
+    let listing: Vec<Sku> = ["MUG-1", "MUG-2", "POT-3", "TEE-1", "HAT-3", "GONE-1"]
+        .map(sku)
+        .to_vec();
+    assert_eq!(
+        personal_order(&shop, &[], &listing).await.unwrap(),
+        listing,
+        "no history: the merchant's order"
+    );
 
     let (tee, shirt) = (sku("TEE-1"), sku("TEE-2"));
-    let ranked = personal_order(&shop, &[(&tee, 1.0), (&shirt, 2.0)], &listing).await.unwrap();
+    let ranked = personal_order(&shop, &[(&tee, 1.0), (&shirt, 2.0)], &listing)
+        .await
+        .unwrap();
     let names: Vec<&str> = ranked.iter().map(Sku::as_str).collect();
-    assert_eq!(&names[..2].iter().copied().collect::<std::collections::BTreeSet<_>>(), &["HAT-3", "TEE-1"].into());
-    assert_eq!(&names[2..5].iter().copied().collect::<std::collections::BTreeSet<_>>(), &["MUG-1", "MUG-2", "POT-3"].into());
-    assert_eq!(names[5], "GONE-1", "an unknown SKU keeps its place at the end");
+    assert_eq!(
+        &names[..2]
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        &["HAT-3", "TEE-1"].into()
+    );
+    assert_eq!(
+        &names[2..5]
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        &["MUG-1", "MUG-2", "POT-3"].into()
+    );
+    assert_eq!(
+        names[5], "GONE-1",
+        "an unknown SKU keeps its place at the end"
+    );
     assert_eq!(ranked.len(), listing.len());
 }
 
@@ -772,21 +906,45 @@ async fn personal_lists_keep_places_for_best_sellers_and_fall_back_without_an_in
     use edge_core::behaviour::Arm;
     let host = kitchen_and_apparel().await;
     let tee = Sku::parse("TEE-1").unwrap();
-    let skus = |picks: &[edge_core::ProductSummary]| picks.iter().map(|p| p.sku.to_string()).collect::<Vec<_>>();
+    let skus = |picks: &[edge_core::ProductSummary]| {
+        picks.iter().map(|p| p.sku.to_string()).collect::<Vec<_>>()
+    };
     // Trending: the teapot. A shopper into apparel gets apparel, and the teapot last.
-    host.kv.put(&edge_core::snapshot::trending_key(1), to_cbor(&vec![Sku::parse("POT-3").unwrap()]));
+    host.kv.put(
+        &edge_core::snapshot::trending_key(1),
+        to_cbor(&vec![Sku::parse("POT-3").unwrap()]),
+    );
     let shop = host_sharing_kv(&host).shop();
-    let (source, picks) = recommended_products_in(&shop, &[(&tee, 1.0)], &[&tee], 4, Arm::Vector).await.unwrap();
+    let (source, picks) = recommended_products_in(&shop, &[(&tee, 1.0)], &[&tee], 4, Arm::Vector)
+        .await
+        .unwrap();
     let picks = skus(&picks);
     assert_eq!(source, SuggestionSource::Personal);
     assert_eq!(picks.len(), 4);
-    assert_eq!(picks[3], "POT-3", "the last place is a best-seller's: {picks:?}");
-    assert!(picks[..2].iter().all(|s| s == "TEE-2" || s == "HAT-3"), "{picks:?}");
+    assert_eq!(
+        picks[3], "POT-3",
+        "the last place is a best-seller's: {picks:?}"
+    );
+    assert!(
+        picks[..2].iter().all(|s| s == "TEE-2" || s == "HAT-3"),
+        "{picks:?}"
+    );
     // Without an index the vector arm has nothing personal: best-sellers, trending first.
-    host.kv.put(&vectors::manifest_key(&edge_core::similar::index_prefix(1)), b"garbage".to_vec());
+    host.kv.put(
+        &vectors::manifest_key(&edge_core::similar::index_prefix(1)),
+        b"garbage".to_vec(),
+    );
     let shop = host_sharing_kv(&host).shop();
-    let (source, picks) = recommended_products_in(&shop, &[(&tee, 1.0)], &[&tee], 3, Arm::Vector).await.unwrap();
-    assert_eq!((source, skus(&picks)), (SuggestionSource::BestSellers, vec!["POT-3".into(), "MUG-1".into(), "MUG-2".into()]));
+    let (source, picks) = recommended_products_in(&shop, &[(&tee, 1.0)], &[&tee], 3, Arm::Vector)
+        .await
+        .unwrap();
+    assert_eq!(
+        (source, skus(&picks)),
+        (
+            SuggestionSource::BestSellers,
+            vec!["POT-3".into(), "MUG-1".into(), "MUG-2".into()]
+        )
+    );
 }
 
 #[tokio::test]
@@ -796,11 +954,15 @@ async fn product_places_follow_the_live_version() {
     let places = shop.catalog.positions().await.unwrap();
     let products = shop.catalog.products().await.unwrap();
     assert_eq!(places.len(), products.len());
-    assert!(products.iter().enumerate().all(|(i, p)| places[&p.sku] == i as u32));
+    assert!(products
+        .iter()
+        .enumerate()
+        .all(|(i, p)| places[&p.sku] == i as u32));
     // A new version in the other order: the places follow once the pointer is re-read.
     let mut catalog = Catalog::from_json(&catalog_json()).unwrap();
     catalog.products.reverse();
-    host.kv.publish_snapshot(&catalog.products, host.clock.now_ms());
+    host.kv
+        .publish_snapshot(&catalog.products, host.clock.now_ms());
     host.clock.advance(POINTER_TTL_MS);
     let shop = host.shop();
     let places = shop.catalog.positions().await.unwrap();
@@ -829,8 +991,10 @@ impl edge_core::checkout::OrderDesk for FailingDesk {
     fn order<'a>(
         &'a self,
         _: &'a edge_core::stock::OrderId,
-    ) -> edge_core::store::BoxFuture<'a, Result<Option<edge_core::order::Order>, edge_core::StoreError>>
-    {
+    ) -> edge_core::store::BoxFuture<
+        'a,
+        Result<Option<edge_core::order::Order>, edge_core::StoreError>,
+    > {
         let e = self.0.clone();
         Box::pin(async move { Err(e) })
     }
@@ -842,7 +1006,9 @@ async fn a_refusing_coordinator_is_502_and_an_unreachable_one_503() {
     let host = published().await;
     let cases = [
         (
-            StoreError::Protocol("/coordinator/checkouts: the origin answered 401: bad token".into()),
+            StoreError::Protocol(
+                "/coordinator/checkouts: the origin answered 401: bad token".into(),
+            ),
             StatusCode::BAD_GATEWAY,
             "bad_gateway",
         ),
@@ -857,12 +1023,19 @@ async fn a_refusing_coordinator_is_502_and_an_unreachable_one_503() {
         shop.orders = Arc::new(FailingDesk(error.clone()));
         let app = router(shop);
         let (got, body) = buy(&app, "k-failing-desk", &[("MUG-1", 1)], "tok_visa").await;
-        assert_eq!((got, body["error"].as_str()), (status, Some(code)), "{error}: {body}");
+        assert_eq!(
+            (got, body["error"].as_str()),
+            (status, Some(code)),
+            "{error}: {body}"
+        );
         assert!(
-            body["message"].as_str().is_some_and(|m| m.contains("/coordinator/checkouts")),
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("/coordinator/checkouts")),
             "the message names the call: {body}"
         );
-        let (got, body) = call_app(&app, "GET", "/api/orders/ord_0123456789abcdef", None, None).await;
+        let (got, body) =
+            call_app(&app, "GET", "/api/orders/ord_0123456789abcdef", None, None).await;
         assert_eq!(got, status, "order read with {error}: {body}");
     }
     // Nothing was sold by the failed checkouts.

@@ -412,21 +412,66 @@ fn the_catalog_file_carries_promotions_and_reports_bad_ones_by_line_promotion_an
 #[tokio::test]
 async fn the_cart_preview_shows_savings_and_says_early_when_a_code_is_used_up() {
     let host = host(book()).await;
-    let lines = [Line { sku: Sku::parse("MUG-1").unwrap(), qty: 1 }];
+    let lines = [Line {
+        sku: Sku::parse("MUG-1").unwrap(),
+        qty: 1,
+    }];
     let codes = vec!["five".to_owned()];
     let shop = host.shop();
     let now = host.clock.now_ms();
-    let preview = edge_core::checkout::preview_cart(shop.catalog.as_ref(), shop.stock.as_ref(), &lines, &codes, now).await.unwrap();
-    assert_eq!(preview.applied.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["FIVE", "KITCHEN20"]);
+    let preview = edge_core::checkout::preview_cart(
+        shop.catalog.as_ref(),
+        shop.stock.as_ref(),
+        &lines,
+        &codes,
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        preview
+            .applied
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect::<Vec<_>>(),
+        ["FIVE", "KITCHEN20"]
+    );
     assert!(preview.rejected_codes.is_empty());
     // Use the code up (its counter starts at 50), then the preview refuses it before checkout.
     for n in 0..50 {
-        let outcome = place(&shop, Some(&format!("use-{n}")), request(&[("BOOK-3", 1)], &format!("s{n}@e.co"), "tok_visa", &["FIVE"])).await;
-        assert!(matches!(outcome, Ok(CheckoutOutcome::Placed(_))), "{outcome:?}");
+        let outcome = place(
+            &shop,
+            Some(&format!("use-{n}")),
+            request(
+                &[("BOOK-3", 1)],
+                &format!("s{n}@e.co"),
+                "tok_visa",
+                &["FIVE"],
+            ),
+        )
+        .await;
+        assert!(
+            matches!(outcome, Ok(CheckoutOutcome::Placed(_))),
+            "{outcome:?}"
+        );
     }
-    let preview = edge_core::checkout::preview_cart(shop.catalog.as_ref(), shop.stock.as_ref(), &lines, &codes, now).await.unwrap();
-    assert_eq!(preview.rejected_codes[0].refusal, edge_core::promo::CodeRefusal::UsedUp);
-    assert_eq!(preview.rejected_codes[0].refusal.to_string(), "this code has been used up");
+    let preview = edge_core::checkout::preview_cart(
+        shop.catalog.as_ref(),
+        shop.stock.as_ref(),
+        &lines,
+        &codes,
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        preview.rejected_codes[0].refusal,
+        edge_core::promo::CodeRefusal::UsedUp
+    );
+    assert_eq!(
+        preview.rejected_codes[0].refusal.to_string(),
+        "this code has been used up"
+    );
 }
 
 /// A cancel gives a limited code its use back, in total and for the shopper, however often
@@ -441,7 +486,14 @@ async fn a_cancel_gives_a_codes_use_back_once_and_a_return_does_not() {
     let shop = host.shop();
     let run = |key: &'static str, email: &'static str| {
         let shop = shop.clone();
-        async move { place(&shop, Some(key), request(&[("MUG-1", 1)], email, "tok_visa", &["ONE"])).await }
+        async move {
+            place(
+                &shop,
+                Some(key),
+                request(&[("MUG-1", 1)], email, "tok_visa", &["ONE"]),
+            )
+            .await
+        }
     };
     let counter = |sku: Sku| {
         let stock = host.stock.clone();
@@ -463,9 +515,15 @@ async fn a_cancel_gives_a_codes_use_back_once_and_a_return_does_not() {
     }
 
     for _ in 0..2 {
-        return_stock(host.stock.as_ref(), &first, OrderStatus::Cancelled).await.unwrap();
+        return_stock(host.stock.as_ref(), &first, OrderStatus::Cancelled)
+            .await
+            .unwrap();
     }
-    assert_eq!(counter(total.clone()).await, (1, 0, 0), "one use back, not two");
+    assert_eq!(
+        counter(total.clone()).await,
+        (1, 0, 0),
+        "one use back, not two"
+    );
     assert_eq!(counter(usage_sku("ONLY1", Some("a@b.co"))).await, (1, 0, 0));
     assert_eq!(counter(mugs.clone()).await, (1_000, 0, 0));
 
@@ -474,11 +532,19 @@ async fn a_cancel_gives_a_codes_use_back_once_and_a_return_does_not() {
         Ok(CheckoutOutcome::Placed(order)) => order,
         other => panic!("the cancelled order's use is back: {other:?}"),
     };
-    return_stock(host.stock.as_ref(), &first, OrderStatus::Cancelled).await.unwrap();
-    assert_eq!(counter(total.clone()).await, (0, 0, 1), "a late repeat of the cancel gives nothing");
+    return_stock(host.stock.as_ref(), &first, OrderStatus::Cancelled)
+        .await
+        .unwrap();
+    assert_eq!(
+        counter(total.clone()).await,
+        (0, 0, 1),
+        "a late repeat of the cancel gives nothing"
+    );
 
     // A restocking return: the mug goes back, the code stays redeemed.
-    return_stock(host.stock.as_ref(), &again, OrderStatus::Restocked).await.unwrap();
+    return_stock(host.stock.as_ref(), &again, OrderStatus::Restocked)
+        .await
+        .unwrap();
     assert_eq!(counter(mugs).await, (1_000, 0, 0));
     assert_eq!(counter(total.clone()).await, (0, 0, 1));
     match run("after-return", "c@d.co").await {
@@ -499,14 +565,21 @@ impl StockCoordinator for FlakyStock {
         &self,
         shard: edge_core::SkuShard,
         request: edge_core::stock::ShardRequest,
-    ) -> edge_core::store::BoxFuture<'_, Result<edge_core::stock::ShardReply, edge_core::StoreError>> {
+    ) -> edge_core::store::BoxFuture<'_, Result<edge_core::stock::ShardReply, edge_core::StoreError>>
+    {
         let roll = {
             let mut s = self.state.lock().unwrap();
-            *s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            *s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (*s >> 33) % 10
         };
         Box::pin(async move {
-            let lost = |when| Err(edge_core::StoreError::Unavailable(format!("flaky shard ({when})")));
+            let lost = |when| {
+                Err(edge_core::StoreError::Unavailable(format!(
+                    "flaky shard ({when})"
+                )))
+            };
             match roll {
                 0 => lost("before"),
                 1 => {
@@ -529,13 +602,29 @@ async fn usage_limits_hold_when_shards_lose_requests_and_answers() {
             {"id": "TEN", "title": "$1 off", "code": "TEN", "benefit": {"type": "amount_off", "minor": 100}, "usage_limit": 10}
         ]}))
         .await;
-        let flaky = Arc::new(FlakyStock { inner: host.stock.clone(), state: std::sync::Mutex::new(seed) });
+        let flaky = Arc::new(FlakyStock {
+            inner: host.stock.clone(),
+            state: std::sync::Mutex::new(seed),
+        });
         let desk = Arc::new(memory_desk(flaky.clone(), host.clock.clone()));
-        let shop = Shop { stock: flaky.clone(), orders: desk, ..host.shop() };
+        let shop = Shop {
+            stock: flaky.clone(),
+            orders: desk,
+            ..host.shop()
+        };
         let mut placed = 0;
         for n in 0..25 {
-            let token = if n % 5 == 4 { "tok_declined" } else { "tok_visa" };
-            let req = request(&[("MUG-1", 1), ("BOOK-3", 1)], &format!("s{n}@e.co"), token, &["TEN"]);
+            let token = if n % 5 == 4 {
+                "tok_declined"
+            } else {
+                "tok_visa"
+            };
+            let req = request(
+                &[("MUG-1", 1), ("BOOK-3", 1)],
+                &format!("s{n}@e.co"),
+                token,
+                &["TEN"],
+            );
             let mut outcome = None;
             for _attempt in 0..50 {
                 match place(&shop, Some(&format!("flaky-{seed}-{n}")), req.clone()).await {
@@ -557,16 +646,33 @@ async fn usage_limits_hold_when_shards_lose_requests_and_answers() {
             }
         }
         // Holds a lost answer left behind run out.
-        host.clock.advance(edge_core::checkout::CHECKOUT_HOLD_TTL_MS + 1);
+        host.clock
+            .advance(edge_core::checkout::CHECKOUT_HOLD_TTL_MS + 1);
         for shard in 0..edge_core::shard::SHARD_COUNT {
             let shard = edge_core::SkuShard::from_index(shard).unwrap();
-            host.stock.on_shard(shard, edge_core::stock::ShardRequest::Expire).await.unwrap();
+            host.stock
+                .on_shard(shard, edge_core::stock::ShardRequest::Expire)
+                .await
+                .unwrap();
         }
-        let counter = host.stock.level(&usage_sku("TEN", None)).await.unwrap().unwrap();
+        let counter = host
+            .stock
+            .level(&usage_sku("TEN", None))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((counter.sold, counter.held), (placed, 0), "seed {seed}");
         // 20 paying shoppers wanted it: every use went to one of them, none was lost to a fault.
-        assert_eq!(placed, 10, "seed {seed}: {placed} orders used a 10-use code");
-        let mugs = host.stock.level(&Sku::parse("MUG-1").unwrap()).await.unwrap().unwrap();
+        assert_eq!(
+            placed, 10,
+            "seed {seed}: {placed} orders used a 10-use code"
+        );
+        let mugs = host
+            .stock
+            .level(&Sku::parse("MUG-1").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((mugs.sold, mugs.held), (placed, 0), "seed {seed}");
     }
 }
@@ -574,19 +680,45 @@ async fn usage_limits_hold_when_shards_lose_requests_and_answers() {
 #[tokio::test]
 async fn listings_and_product_pages_show_the_automatic_promotions_sale_prices() {
     let shelf = host(book()).await;
-    let req = Request::builder().uri("/api/products").body(Body::empty()).unwrap();
+    let req = Request::builder()
+        .uri("/api/products")
+        .body(Body::empty())
+        .unwrap();
     let res = router(shelf.shop()).oneshot(req).await.unwrap();
-    let listing: Value = serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let listing: Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
     let sale = |sku: &str| -> Option<u64> {
-        let product = listing["products"].as_array().unwrap().iter().find(|p| p["sku"] == sku).unwrap();
-        product.get("sale_price").map(|p| p["minor"].as_u64().unwrap())
+        let product = listing["products"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["sku"] == sku)
+            .unwrap();
+        product
+            .get("sale_price")
+            .map(|p| p["minor"].as_u64().unwrap())
     };
     // 20% off kitchen, automatic; the codes (FIVE, HALF, ...) are not shelf prices.
-    assert_eq!((sale("MUG-1"), sale("POT-2"), sale("BOOK-3")), (Some(960), Some(2_760), None), "{listing}");
+    assert_eq!(
+        (sale("MUG-1"), sale("POT-2"), sale("BOOK-3")),
+        (Some(960), Some(2_760), None),
+        "{listing}"
+    );
     let shop = shelf.shop();
-    let mug = shop.catalog.product(&Sku::parse("MUG-1").unwrap()).await.unwrap().unwrap();
+    let mug = shop
+        .catalog
+        .product(&Sku::parse("MUG-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let sales = edge_core::api::unit_sales(&shop, &mug).await.unwrap();
-    assert_eq!(sales, vec![(Sku::parse("MUG-1").unwrap(), edge_core::Money::new(960, "USD"))]);
+    assert_eq!(
+        sales,
+        vec![(
+            Sku::parse("MUG-1").unwrap(),
+            edge_core::Money::new(960, "USD")
+        )]
+    );
     // Without automatic promotions nothing is on sale.
     let plain = host(json!({"currency": "USD", "promotions": [
         {"id": "TEN", "title": "$1 off", "code": "TEN", "benefit": {"type": "amount_off", "minor": 100}}
@@ -594,7 +726,9 @@ async fn listings_and_product_pages_show_the_automatic_promotions_sale_prices() 
     .await;
     let shop = plain.shop();
     let mut products = shop.catalog.products().await.unwrap().as_ref().clone();
-    edge_core::api::mark_sales(&shop, &mut products).await.unwrap();
+    edge_core::api::mark_sales(&shop, &mut products)
+        .await
+        .unwrap();
     assert!(products.iter().all(|p| p.sale_price.is_none()));
 }
 
@@ -603,11 +737,21 @@ async fn price_sorts_order_by_the_price_shown_on_sale() {
     let skus = |host: &Host, query: &'static str| {
         let shop = host.shop();
         async move {
-            let req = Request::builder().uri(format!("/api/products?{query}")).body(Body::empty()).unwrap();
+            let req = Request::builder()
+                .uri(format!("/api/products?{query}"))
+                .body(Body::empty())
+                .unwrap();
             let res = router(shop).oneshot(req).await.unwrap();
             assert_eq!(res.status(), StatusCode::OK, "{query}");
-            let listing: Value = serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
-            listing["products"].as_array().unwrap().iter().map(|p| p["sku"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+            let listing: Value =
+                serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes())
+                    .unwrap();
+            listing["products"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["sku"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
         }
     };
     // List prices: MUG-1 12.00, BOOK-3 20.00, POT-2 34.50. Half off kitchen: the pot shows 17.25.
@@ -616,16 +760,28 @@ async fn price_sorts_order_by_the_price_shown_on_sale() {
          "applies_to": {"categories": ["kitchen"]}}
     ]}))
     .await;
-    assert_eq!(skus(&half_off_kitchen, "sort=price-asc").await, ["MUG-1", "POT-2", "BOOK-3"]);
-    assert_eq!(skus(&half_off_kitchen, "sort=price-desc").await, ["BOOK-3", "POT-2", "MUG-1"]);
+    assert_eq!(
+        skus(&half_off_kitchen, "sort=price-asc").await,
+        ["MUG-1", "POT-2", "BOOK-3"]
+    );
+    assert_eq!(
+        skus(&half_off_kitchen, "sort=price-desc").await,
+        ["BOOK-3", "POT-2", "MUG-1"]
+    );
     // The same catalog without the sale sorts by list price.
     let no_sale = host(json!({"currency": "USD", "promotions": []})).await;
-    assert_eq!(skus(&no_sale, "sort=price-asc").await, ["MUG-1", "BOOK-3", "POT-2"]);
+    assert_eq!(
+        skus(&no_sale, "sort=price-asc").await,
+        ["MUG-1", "BOOK-3", "POT-2"]
+    );
     // Codes are not shelf prices: a code-only promotion leaves the order alone.
     let code_only = host(json!({"currency": "USD", "promotions": [
         {"id": "HALF", "title": "Half off kitchen", "code": "HALF", "benefit": {"type": "percent_off", "percent": 50},
          "applies_to": {"categories": ["kitchen"]}}
     ]}))
     .await;
-    assert_eq!(skus(&code_only, "sort=price-desc").await, ["POT-2", "BOOK-3", "MUG-1"]);
+    assert_eq!(
+        skus(&code_only, "sort=price-desc").await,
+        ["POT-2", "BOOK-3", "MUG-1"]
+    );
 }

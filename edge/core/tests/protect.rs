@@ -8,7 +8,9 @@ use axum::routing::post;
 use axum::Router;
 use edge_core::api::router;
 use edge_core::memory::{memory_desk, ManualClock, MemoryKv, MemoryStock};
-use edge_core::protect::{carry, owners_of, Action, Protection, ProtectionConfig, RouteClass, CLIENT_COOKIE};
+use edge_core::protect::{
+    carry, owners_of, Action, Protection, ProtectionConfig, RouteClass, CLIENT_COOKIE,
+};
 use edge_core::snapshot::{CatalogCache, KvRead, SnapshotCatalog};
 use edge_core::{Catalog, Shop, StockCoordinator};
 use http_body_util::BodyExt;
@@ -70,7 +72,10 @@ impl Host {
                 "/p/{sku}",
                 // As the storefront's pages are: cached at the edge for everyone.
                 axum::routing::get(|| async {
-                    ([(header::CACHE_CONTROL, "public, max-age=0, s-maxage=30")], "a product page")
+                    (
+                        [(header::CACHE_CONTROL, "public, max-age=0, s-maxage=30")],
+                        "a product page",
+                    )
                 }),
             )
             .route("/_sfn/hold-cart", post(|| async { "held" }))
@@ -116,8 +121,14 @@ impl Host {
     ) -> (StatusCode, Option<String>, Value) {
         let req = request(method, uri, client, body, key);
         let protection = Protection::new(self.protection.config().clone(), self.clock.clone());
-        carry::load(store, &protection, &owners_of(req.headers()), false).await.unwrap();
-        let res = self.app_with(protection.clone()).oneshot(req).await.unwrap();
+        carry::load(store, &protection, &owners_of(req.headers()), false)
+            .await
+            .unwrap();
+        let res = self
+            .app_with(protection.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
         carry::save(store, &protection).await.unwrap();
         answer(res).await
     }
@@ -457,10 +468,17 @@ async fn new_clients_get_a_cookie_and_memory_stays_bounded() {
     );
     // Nor is such a visit remembered: it could never be told apart from the next one.
     for n in 0..50 {
-        let req = Request::get(format!("/p/MUG-{n}")).header("cf-connecting-ip", "192.0.2.10").body(Body::empty()).unwrap();
+        let req = Request::get(format!("/p/MUG-{n}"))
+            .header("cf-connecting-ip", "192.0.2.10")
+            .body(Body::empty())
+            .unwrap();
         host.app().oneshot(req).await.unwrap();
     }
-    assert_eq!(host.protection.sizes().1, 0, "cookie-less page views fill the client map");
+    assert_eq!(
+        host.protection.sizes().1,
+        0,
+        "cookie-less page views fill the client map"
+    );
     // The first server-function call (hydration makes one) gets it.
     let req = Request::post("/_sfn/hold-cart")
         .header("cf-connecting-ip", "192.0.2.9")
@@ -541,36 +559,57 @@ async fn limits_hold_across_per_request_instances_through_the_store() {
     };
     let client = ("198.51.100.7", "00000000000000d1");
     // A view first, so the bot score stays low; then the hoarding cap, one unit per checkout.
-    host.send_carried(&store, "GET", "/p/MUG-1", client, None, None).await;
+    host.send_carried(&store, "GET", "/p/MUG-1", client, None, None)
+        .await;
     host.clock.advance(config.human_checkout_ms_min);
     for n in 0..config.units_per_sku_max {
         let (body, key) = checkout(format!("c-{n}"), 1);
-        let (status, _, value) = host.send_carried(&store, "POST", "/api/checkout", client, body, Some(&key)).await;
+        let (status, _, value) = host
+            .send_carried(&store, "POST", "/api/checkout", client, body, Some(&key))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "checkout {n}: {value}");
     }
     let (body, key) = checkout("c-over".into(), 1);
-    let (status, _, value) = host.send_carried(&store, "POST", "/api/checkout", client, body, Some(&key)).await;
-    assert_eq!((status, value["error"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("hold_limit")), "{value}");
+    let (status, _, value) = host
+        .send_carried(&store, "POST", "/api/checkout", client, body, Some(&key))
+        .await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("hold_limit")),
+        "{value}"
+    );
 
     // The rate budget too: searches past it get 429, and it refills with time.
     let searcher = ("198.51.100.8", "00000000000000d2");
     for n in 0..config.search.requests {
-        let (status, _, _) = host.send_carried(&store, "GET", "/api/products?q=mug", searcher, None, None).await;
+        let (status, _, _) = host
+            .send_carried(&store, "GET", "/api/products?q=mug", searcher, None, None)
+            .await;
         assert_eq!(status, StatusCode::OK, "search {n}");
     }
-    let (status, retry, _) = host.send_carried(&store, "GET", "/api/products?q=mug", searcher, None, None).await;
+    let (status, retry, _) = host
+        .send_carried(&store, "GET", "/api/products?q=mug", searcher, None, None)
+        .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     let wait_s: u64 = retry.expect("Retry-After").parse().unwrap();
     host.clock.advance(wait_s * 1_000);
-    let (status, _, _) = host.send_carried(&store, "GET", "/api/products?q=mug", searcher, None, None).await;
+    let (status, _, _) = host
+        .send_carried(&store, "GET", "/api/products?q=mug", searcher, None, None)
+        .await;
     assert_eq!(status, StatusCode::OK, "after Retry-After");
 
     // The decisions reach the admin's view through the store.
     let admin = Protection::new(config.clone(), host.clock.clone());
     carry::load(&store, &admin, &[], true).await.unwrap();
     let actions: Vec<Action> = admin.decisions().iter().map(|d| d.action).collect();
-    assert!(actions.contains(&Action::Hoarding) && actions.contains(&Action::RateLimited), "{actions:?}");
-    assert!(admin.own_decisions().is_empty(), "carried decisions are not the admin request's own");
+    assert!(
+        actions.contains(&Action::Hoarding) && actions.contains(&Action::RateLimited),
+        "{actions:?}"
+    );
+    assert!(
+        admin.own_decisions().is_empty(),
+        "carried decisions are not the admin request's own"
+    );
 }
 
 /// The store holds a bounded number of owners: a slot keeps the most recently seen.
@@ -585,18 +624,34 @@ async fn the_carried_state_stays_bounded_per_slot() {
         .filter(|ip| carry::slot_key(&format!("ip:{ip}")) == slot)
         .take(carry::OWNERS_PER_SLOT + 3)
         .collect();
-    assert_eq!(crowd.len(), carry::OWNERS_PER_SLOT + 3, "not enough addresses in one slot");
+    assert_eq!(
+        crowd.len(),
+        carry::OWNERS_PER_SLOT + 3,
+        "not enough addresses in one slot"
+    );
     for ip in &crowd {
         host.clock.advance(1_000);
-        let (status, _, _) = host.send_carried(&store, "GET", "/api/products?q=mug", (ip, ""), None, None).await;
+        let (status, _, _) = host
+            .send_carried(&store, "GET", "/api/products?q=mug", (ip, ""), None, None)
+            .await;
         assert_eq!(status, StatusCode::OK);
     }
     let kept: std::collections::BTreeMap<String, carry::Carried> =
         edge_core::codec::from_cbor(&store.get(&slot).await.unwrap().unwrap()).unwrap();
     let owners: Vec<&String> = kept.keys().filter(|o| o.starts_with("ip:")).collect();
-    assert!(kept.len() <= carry::OWNERS_PER_SLOT, "{} owners in one slot", kept.len());
+    assert!(
+        kept.len() <= carry::OWNERS_PER_SLOT,
+        "{} owners in one slot",
+        kept.len()
+    );
     for ip in &crowd[crowd.len() - 3..] {
-        assert!(owners.contains(&&format!("ip:{ip}")), "a recent owner was dropped: {ip}");
+        assert!(
+            owners.contains(&&format!("ip:{ip}")),
+            "a recent owner was dropped: {ip}"
+        );
     }
-    assert!(!owners.contains(&&format!("ip:{}", crowd[0])), "the stalest owner was kept");
+    assert!(
+        !owners.contains(&&format!("ip:{}", crowd[0])),
+        "the stalest owner was kept"
+    );
 }

@@ -158,7 +158,8 @@ async fn serve(request: Request<Vec<u8>>) -> Response<Vec<u8>> {
     let state = key_value::SpinKv::new();
     let owners = edge_core::protect::owners_of(request.headers());
     let admin_view = request.uri().path() == "/_admin/protection";
-    if let Err(e) = edge_core::protect::carry::load(&state, &protection, &owners, admin_view).await {
+    if let Err(e) = edge_core::protect::carry::load(&state, &protection, &owners, admin_view).await
+    {
         eprintln!("protection state not loaded (this request runs without it): {e}");
     }
     let mut router =
@@ -174,7 +175,10 @@ async fn serve(request: Request<Vec<u8>>) -> Response<Vec<u8>> {
                 protection.clone(),
                 edge_core::protect::Protection::layer,
             ))
-            .merge(edge_core::protect::admin_router(protection.clone(), env("ADMIN_TOKEN")));
+            .merge(edge_core::protect::admin_router(
+                protection.clone(),
+                env("ADMIN_TOKEN"),
+            ));
 
     let (parts, body) = request.into_parts();
     let response = match router

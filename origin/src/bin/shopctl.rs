@@ -181,7 +181,12 @@ async fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        Command::Publish { file, edge, trending_from, origin_token } => {
+        Command::Publish {
+            file,
+            edge,
+            trending_from,
+            origin_token,
+        } => {
             let result = async {
                 let mut catalog = file.load()?;
                 if let Some(origin) = &trending_from {

@@ -47,7 +47,12 @@ fn args() -> Args {
 
 /// Requests per second of GETs of `url` with `concurrency` loops over `seconds`; every answer
 /// must be 200.
-async fn rate(http: &reqwest::Client, url: &str, concurrency: usize, seconds: u64) -> Result<f64, String> {
+async fn rate(
+    http: &reqwest::Client,
+    url: &str,
+    concurrency: usize,
+    seconds: u64,
+) -> Result<f64, String> {
     let (http, url) = (http.clone(), url.to_owned());
     request_rate(Arc::new(move |_| http.get(&url)), concurrency, seconds).await
 }
@@ -67,12 +72,20 @@ async fn request_rate(
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (request, done, next, stop) = (request.clone(), done.clone(), next.clone(), stop.clone());
+            let (request, done, next, stop) =
+                (request.clone(), done.clone(), next.clone(), stop.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    let res = request(next.fetch_add(1, Ordering::Relaxed)).send().await.map_err(|e| e.to_string())?;
+                    let res = request(next.fetch_add(1, Ordering::Relaxed))
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
                     if res.status() != 200 {
-                        return Err(format!("answered {}: {}", res.status(), res.text().await.unwrap_or_default()));
+                        return Err(format!(
+                            "answered {}: {}",
+                            res.status(),
+                            res.text().await.unwrap_or_default()
+                        ));
                     }
                     res.bytes().await.map_err(|e| e.to_string())?;
                     done.fetch_add(1, Ordering::Relaxed);
@@ -90,7 +103,12 @@ async fn request_rate(
 }
 
 /// Reserves/s on one shard over a bare DO counter's increments/s, same run, same worker path.
-async fn stock_ratio(http: &reqwest::Client, base: &str, token: &str, args: &Args) -> Result<(), String> {
+async fn stock_ratio(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    args: &Args,
+) -> Result<(), String> {
     use edge_core::stock::{Line, OrderId, ShardRequest};
     let sku = edge_core::Sku::parse("BENCH-SKU").expect("valid SKU");
     let shard = edge_core::SkuShard::of(&sku).index();
@@ -111,10 +129,16 @@ async fn stock_ratio(http: &reqwest::Client, base: &str, token: &str, args: &Arg
     let reserve: MakeRequest = Arc::new(move |n| {
         let request = ShardRequest::Reserve {
             order: OrderId::parse(&format!("bench-{n}")).expect("valid order id"),
-            lines: vec![Line { sku: sku.clone(), qty: 1 }],
+            lines: vec![Line {
+                sku: sku.clone(),
+                qty: 1,
+            }],
             ttl_ms: 60_000,
         };
-        reserve_http.post(&reserve_url).bearer_auth(&reserve_token).body(edge_core::codec::to_cbor(&request))
+        reserve_http
+            .post(&reserve_url)
+            .bearer_auth(&reserve_token)
+            .body(edge_core::codec::to_cbor(&request))
     });
     let counter: MakeRequest =
         Arc::new(move |_| counter_http.post(&counter_url).bearer_auth(&counter_token));
@@ -136,10 +160,20 @@ async fn stock_ratio(http: &reqwest::Client, base: &str, token: &str, args: &Arg
 }
 
 /// Checkout latency and throughput in a flash sale: `checkouts` 1-line checkouts over 20 SKUs.
-async fn checkout_latency(http: &reqwest::Client, base: &str, demo: &Catalog, concurrency: usize) -> Result<(), String> {
+async fn checkout_latency(
+    http: &reqwest::Client,
+    base: &str,
+    demo: &Catalog,
+    concurrency: usize,
+) -> Result<(), String> {
     use futures::stream::{self, StreamExt};
-    let skus: Vec<String> =
-        demo.products.iter().filter(|p| p.variants.is_empty()).take(20).map(|p| p.sku.to_string()).collect();
+    let skus: Vec<String> = demo
+        .products
+        .iter()
+        .filter(|p| p.variants.is_empty())
+        .take(20)
+        .map(|p| p.sku.to_string())
+        .collect();
     let checkouts = 1_000;
     let started = Instant::now();
     let calls: Vec<_> = (0..checkouts)
@@ -158,17 +192,27 @@ async fn checkout_latency(http: &reqwest::Client, base: &str, demo: &Catalog, co
                 .body(body.to_string());
             async move {
                 let t = Instant::now();
-                let status = request.send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+                let status = request
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0);
                 (t.elapsed(), status)
             }
         })
         .collect();
-    let mut results: Vec<(Duration, u16)> = stream::iter(calls).buffer_unordered(concurrency).collect().await;
+    let mut results: Vec<(Duration, u16)> = stream::iter(calls)
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
     let elapsed = started.elapsed();
     results.sort_unstable();
     let pick = |q: f64| results[((results.len() - 1) as f64 * q) as usize].0;
     let placed = results.iter().filter(|(_, s)| *s == 201).count();
-    let failed = results.iter().filter(|(_, s)| !matches!(s, 201 | 409)).count();
+    let failed = results
+        .iter()
+        .filter(|(_, s)| !matches!(s, 201 | 409))
+        .count();
     println!(
         "  checkout: {checkouts} in {elapsed:.1?} ({:.0}/s, {concurrency} in flight), {placed} placed, {failed} errors; p50 {:.1?} p99 {:.1?}",
         checkouts as f64 / elapsed.as_secs_f64(),

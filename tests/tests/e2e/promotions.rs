@@ -33,7 +33,9 @@ fn book(ctx: &Ctx) -> &PromotionBook {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The product a stock unit (product or variant SKU) belongs to.
@@ -49,23 +51,57 @@ fn product_of<'a>(ctx: &'a Ctx, unit: &str) -> Result<&'a Product, String> {
 fn cart_line(ctx: &Ctx, unit: &str, qty: u32) -> Result<CartLine, String> {
     let product = product_of(ctx, unit)?;
     let sku = Sku::parse(unit).map_err(|e| e.to_string())?;
-    let unit_price = product.price_of(&sku).cloned().ok_or_else(|| format!("{unit} has no price"))?;
-    Ok(CartLine { sku, product: product.sku.clone(), category: product.category.clone(), unit_price, qty })
+    let unit_price = product
+        .price_of(&sku)
+        .cloned()
+        .ok_or_else(|| format!("{unit} has no price"))?;
+    Ok(CartLine {
+        sku,
+        product: product.sku.clone(),
+        category: product.category.clone(),
+        unit_price,
+        qty,
+    })
 }
 
 /// What `lines` cost with `codes` by the catalog's promotions now (`shopper`: the e-mail at
 /// checkout, `None` on the cart page).
-fn priced(ctx: &Ctx, lines: &[(String, u32)], codes: &[&str], shopper: Option<&str>) -> Result<PricedCart, String> {
-    let lines: Vec<CartLine> = lines.iter().map(|(sku, qty)| cart_line(ctx, sku, *qty)).collect::<Result<_, _>>()?;
+fn priced(
+    ctx: &Ctx,
+    lines: &[(String, u32)],
+    codes: &[&str],
+    shopper: Option<&str>,
+) -> Result<PricedCart, String> {
+    let lines: Vec<CartLine> = lines
+        .iter()
+        .map(|(sku, qty)| cart_line(ctx, sku, *qty))
+        .collect::<Result<_, _>>()?;
     let codes: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
-    promo::price_cart(book(ctx), &lines, &codes, now_ms(), shopper, &promo::Usage::default()).map_err(|e| e.to_string())
+    promo::price_cart(
+        book(ctx),
+        &lines,
+        &codes,
+        now_ms(),
+        shopper,
+        &promo::Usage::default(),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// The shelf price of one unit of `product` (listings price the product's own SKU at its list
 /// price; product pages each stock unit).
 fn shelf(ctx: &Ctx, product: &Product, unit: &Sku) -> Option<Money> {
-    let unit_price = product.price_of(unit).cloned().unwrap_or_else(|| product.price.clone());
-    let line = CartLine { sku: unit.clone(), product: product.sku.clone(), category: product.category.clone(), unit_price, qty: 1 };
+    let unit_price = product
+        .price_of(unit)
+        .cloned()
+        .unwrap_or_else(|| product.price.clone());
+    let line = CartLine {
+        sku: unit.clone(),
+        product: product.sku.clone(),
+        category: product.category.clone(),
+        unit_price,
+        qty: 1,
+    };
     promo::shelf_price(book(ctx), &line, now_ms())
 }
 
@@ -75,7 +111,13 @@ pub(super) fn simple_products(ctx: &Ctx, stock: u32) -> Vec<(&Product, Option<Mo
     ctx.catalog
         .products
         .iter()
-        .filter(|p| p.variants.is_empty() && ctx.catalog.initial_stock(&p.sku).is_some_and(|n| n >= stock))
+        .filter(|p| {
+            p.variants.is_empty()
+                && ctx
+                    .catalog
+                    .initial_stock(&p.sku)
+                    .is_some_and(|n| n >= stock)
+        })
         .map(|p| (p, shelf(ctx, p, &p.sku)))
         .collect()
 }
@@ -89,7 +131,10 @@ fn carts_with(
     fits: impl Fn(&PricedCart) -> bool,
 ) -> Result<Vec<(Vec<(String, u32)>, PricedCart)>, String> {
     for code in [WELCOME, FREE_SHIPPING, LAUNCH] {
-        ensure!(book(ctx).by_code(code).is_some(), "the demo catalog has no code {code}");
+        ensure!(
+            book(ctx).by_code(code).is_some(),
+            "the demo catalog has no code {code}"
+        );
     }
     let products = simple_products(ctx, stock);
     let mut found = Vec::new();
@@ -108,7 +153,10 @@ fn carts_with(
 /// "$12.34" (or "−$12.34") in minor units.
 fn minor_of(shown: &str) -> Result<u64, String> {
     let digits: String = shown.chars().filter(|c| c.is_ascii_digit()).collect();
-    ensure!(!digits.is_empty() && shown.contains('.'), "{shown:?} is not an amount");
+    ensure!(
+        !digits.is_empty() && shown.contains('.'),
+        "{shown:?} is not an amount"
+    );
     digits.parse().map_err(|e| format!("{shown:?}: {e}"))
 }
 
@@ -135,23 +183,39 @@ impl CartShown {
                 .lines
                 .iter()
                 .map(|l| {
-                    let saving = if l.discount_minor > 0 { format!("−{}", money(l.discount_minor)) } else { String::new() };
+                    let saving = if l.discount_minor > 0 {
+                        format!("−{}", money(l.discount_minor))
+                    } else {
+                        String::new()
+                    };
                     (l.sku.to_string(), (l.qty.to_string(), saving))
                 })
                 .collect(),
             subtotal: cart.subtotal.to_string(),
             discount: format!("−{}", cart.discount),
-            shipping: if cart.shipping.minor == 0 { "Free".into() } else { cart.shipping.to_string() },
+            shipping: if cart.shipping.minor == 0 {
+                "Free".into()
+            } else {
+                cart.shipping.to_string()
+            },
             total: cart.total.to_string(),
             savings: cart
                 .applied
                 .iter()
                 .map(|a| {
-                    let code = a.code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default();
+                    let code = a
+                        .code
+                        .as_ref()
+                        .map(|c| format!(" ({c})"))
+                        .unwrap_or_default();
                     (a.id.clone(), format!("{}{code} −{}", a.title, a.saving))
                 })
                 .collect(),
-            refused: cart.rejected_codes.iter().map(|r| format!("{}: {}", r.code, r.refusal)).collect(),
+            refused: cart
+                .rejected_codes
+                .iter()
+                .map(|r| format!("{}: {}", r.code, r.refusal))
+                .collect(),
         }
     }
 
@@ -173,27 +237,58 @@ impl CartShown {
         .await?;
         let strings = |v: &Value| v.as_str().unwrap_or_default().to_owned();
         let pairs = |v: &Value| -> Vec<Vec<String>> {
-            v.as_array().into_iter().flatten().map(|row| row.as_array().into_iter().flatten().map(strings).collect()).collect()
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .map(|row| row.as_array().into_iter().flatten().map(strings).collect())
+                .collect()
         };
         Ok(CartShown {
-            lines: pairs(&v["lines"]).into_iter().map(|r| (r[0].clone(), (r[1].clone(), r[2].clone()))).collect(),
+            lines: pairs(&v["lines"])
+                .into_iter()
+                .map(|r| (r[0].clone(), (r[1].clone(), r[2].clone())))
+                .collect(),
             subtotal: strings(&v["subtotal"]),
             discount: strings(&v["discount"]),
             shipping: strings(&v["shipping"]),
             total: strings(&v["total"]),
-            savings: pairs(&v["savings"]).into_iter().map(|r| (r[0].clone(), r[1].clone())).collect(),
-            refused: v["refused"].as_array().into_iter().flatten().map(strings).collect(),
+            savings: pairs(&v["savings"])
+                .into_iter()
+                .map(|r| (r[0].clone(), r[1].clone()))
+                .collect(),
+            refused: v["refused"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(strings)
+                .collect(),
         })
     }
 
     /// The shown numbers add up by themselves: the line savings and the shipping saving make
     /// the discount line... and subtotal − savings + shipping is the total.
     fn adds_up(&self, cart: &PricedCart) -> CheckResult {
-        let line_savings: u64 = self.lines.values().filter(|(_, s)| !s.is_empty()).map(|(_, s)| minor_of(s)).sum::<Result<_, _>>()?;
+        let line_savings: u64 = self
+            .lines
+            .values()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(_, s)| minor_of(s))
+            .sum::<Result<_, _>>()?;
         let discount = minor_of(&self.discount)?;
-        ensure!(line_savings == discount, "the line savings {line_savings} do not make the savings line {discount}: {self:?}");
-        let shipping = if self.shipping == "Free" { 0 } else { minor_of(&self.shipping)? };
-        let promotions: u64 = self.savings.iter().map(|(_, s)| minor_of(s.rsplit('−').next().unwrap_or_default())).sum::<Result<_, _>>()?;
+        ensure!(
+            line_savings == discount,
+            "the line savings {line_savings} do not make the savings line {discount}: {self:?}"
+        );
+        let shipping = if self.shipping == "Free" {
+            0
+        } else {
+            minor_of(&self.shipping)?
+        };
+        let promotions: u64 = self
+            .savings
+            .iter()
+            .map(|(_, s)| minor_of(s.rsplit('−').next().unwrap_or_default()))
+            .sum::<Result<_, _>>()?;
         let shipping_saved = cart.shipping_before.minor - cart.shipping.minor;
         ensure!(promotions == discount + shipping_saved, "the promotions' savings {promotions} are not the discount {discount} + the shipping saved {shipping_saved}");
         let total = minor_of(&self.total)?;
@@ -210,7 +305,11 @@ impl CartShown {
 }
 
 /// Waits until the cart page shows `cart`'s pricing; the error shows what it showed instead.
-async fn wait_for_cart(c: &fantoccini::Client, cart: &PricedCart, what: &str) -> Result<CartShown, String> {
+async fn wait_for_cart(
+    c: &fantoccini::Client,
+    cart: &PricedCart,
+    what: &str,
+) -> Result<CartShown, String> {
     let expected = CartShown::expected(cart);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -219,7 +318,9 @@ async fn wait_for_cart(c: &fantoccini::Client, cart: &PricedCart, what: &str) ->
             return Ok(shown);
         }
         if Instant::now() > deadline {
-            return Err(format!("{what}: the cart page shows\n      {shown:?}\n    expected\n      {expected:?}"));
+            return Err(format!(
+                "{what}: the cart page shows\n      {shown:?}\n    expected\n      {expected:?}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
@@ -227,14 +328,24 @@ async fn wait_for_cart(c: &fantoccini::Client, cart: &PricedCart, what: &str) ->
 
 /// Opens the shop, puts `lines` in the stored cart and opens the cart page, hydrated, with
 /// every line shown. Returns when the first page was opened (the bot score counts from it).
-pub(super) async fn open_cart(ctx: &Ctx, c: &fantoccini::Client, lines: &[(String, u32)]) -> Result<Instant, String> {
+pub(super) async fn open_cart(
+    ctx: &Ctx,
+    c: &fantoccini::Client,
+    lines: &[(String, u32)],
+) -> Result<Instant, String> {
     let first_page = Instant::now();
     c.goto(&ctx.url("/")).await.map_err(|e| e.to_string())?;
     wait_hydrated(c).await?;
-    let stored: Vec<Value> = lines.iter().map(|(sku, qty)| json!({"sku": sku, "qty": qty})).collect();
-    c.execute("localStorage.setItem('edge-shop-cart', arguments[0]); return null", vec![json!(Value::from(stored).to_string())])
-        .await
-        .map_err(|e| e.to_string())?;
+    let stored: Vec<Value> = lines
+        .iter()
+        .map(|(sku, qty)| json!({"sku": sku, "qty": qty}))
+        .collect();
+    c.execute(
+        "localStorage.setItem('edge-shop-cart', arguments[0]); return null",
+        vec![json!(Value::from(stored).to_string())],
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     c.goto(&ctx.url("/cart")).await.map_err(|e| e.to_string())?;
     wait_hydrated(c).await?;
     let count = json!(lines.len());
@@ -257,14 +368,20 @@ async fn enter_code(c: &fantoccini::Client, code: &str) -> CheckResult {
 
 /// Places the order from the cart page as `email` (at least `human_ms` after the shopper's
 /// first page, as a person would); returns the order id from the order page it lands on.
-pub(super) async fn place_order(c: &fantoccini::Client, email: &str, first_page: Instant) -> Result<String, String> {
+pub(super) async fn place_order(
+    c: &fantoccini::Client,
+    email: &str,
+    first_page: Instant,
+) -> Result<String, String> {
     c.find(Locator::Css("input[name=email]"))
         .await
         .map_err(|e| e.to_string())?
         .send_keys(email)
         .await
         .map_err(|e| e.to_string())?;
-    let human = Duration::from_millis(edge_core::protect::ProtectionConfig::default().human_checkout_ms_min + 500);
+    let human = Duration::from_millis(
+        edge_core::protect::ProtectionConfig::default().human_checkout_ms_min + 500,
+    );
     if let Some(wait) = human.checked_sub(first_page.elapsed()) {
         tokio::time::sleep(wait).await;
     }
@@ -279,19 +396,46 @@ async fn browser_sees_promo_sale_prices_on_listings_and_product_pages(ctx: &Ctx)
         .catalog
         .products
         .iter()
-        .map(|p| (p.sku.to_string(), (p.price.to_string(), shelf(ctx, p, &p.sku).map(|m| m.to_string()))))
+        .map(|p| {
+            (
+                p.sku.to_string(),
+                (
+                    p.price.to_string(),
+                    shelf(ctx, p, &p.sku).map(|m| m.to_string()),
+                ),
+            )
+        })
         .collect();
     let on_sale = expected.values().filter(|(_, sale)| sale.is_some()).count();
-    ensure!(on_sale > 0 && on_sale < expected.len(), "the demo must put some products on sale, not all: {on_sale} of {}", expected.len());
+    ensure!(
+        on_sale > 0 && on_sale < expected.len(),
+        "the demo must put some products on sale, not all: {on_sale} of {}",
+        expected.len()
+    );
 
     // The JSON API, every product.
     for page in 1..10 {
-        let (status, body) = ctx.json("GET", &format!("/api/products?page={page}"), None).await?;
-        ensure!(status == StatusCode::OK, "/api/products?page={page}: {status}");
+        let (status, body) = ctx
+            .json("GET", &format!("/api/products?page={page}"), None)
+            .await?;
+        ensure!(
+            status == StatusCode::OK,
+            "/api/products?page={page}: {status}"
+        );
         for p in body["products"].as_array().into_iter().flatten() {
             let sku = p["sku"].as_str().unwrap_or_default();
-            let sale = p.get("sale_price").filter(|s| !s.is_null()).map(|s| Money::new(s["minor"].as_u64().unwrap_or(0), s["currency"].as_str().unwrap_or("")).to_string());
-            ensure!(expected.get(sku).map(|(_, s)| s) == Some(&sale), "/api/products: {sku} has sale_price {sale:?}, expected {:?}", expected.get(sku));
+            let sale = p.get("sale_price").filter(|s| !s.is_null()).map(|s| {
+                Money::new(
+                    s["minor"].as_u64().unwrap_or(0),
+                    s["currency"].as_str().unwrap_or(""),
+                )
+                .to_string()
+            });
+            ensure!(
+                expected.get(sku).map(|(_, s)| s) == Some(&sale),
+                "/api/products: {sku} has sale_price {sale:?}, expected {:?}",
+                expected.get(sku)
+            );
         }
         if body["page"] == body["pages"] {
             break;
@@ -371,15 +515,26 @@ async fn browser_sees_promo_sale_prices_on_listings_and_product_pages(ctx: &Ctx)
         let path = format!("/p/{}", product.sku);
         let (status, html) = ctx.get(&path).await?;
         ensure!(status == StatusCode::OK, "{path}: {status}");
-        let price = html.split("<p class=\"price\">").nth(1).and_then(|rest| rest.split("</p>").next()).ok_or(format!("{path} has no price line"))?;
+        let price = html
+            .split("<p class=\"price\">")
+            .nth(1)
+            .and_then(|rest| rest.split("</p>").next())
+            .ok_or(format!("{path} has no price line"))?;
         let unit = product.stock_units()[0];
-        let list = product.price_of(unit).ok_or("a unit without a price")?.to_string();
+        let list = product
+            .price_of(unit)
+            .ok_or("a unit without a price")?
+            .to_string();
         match shelf(ctx, product, unit) {
             Some(sale) => ensure!(
-                price.contains(&format!(">{list}</s>")) && price.contains(&format!(">{sale}</span>")),
+                price.contains(&format!(">{list}</s>"))
+                    && price.contains(&format!(">{sale}</span>")),
                 "{path}: price line {price:?}, expected {sale} beside the struck-through {list}"
             ),
-            None => ensure!(!price.contains("<s") && price.contains(&list), "{path}: price line {price:?}, expected just {list}"),
+            None => ensure!(
+                !price.contains("<s") && price.contains(&list),
+                "{path}: price line {price:?}, expected just {list}"
+            ),
         }
     }
     Ok(())
@@ -395,27 +550,41 @@ async fn browser_cart_shows_promo_savings_line_by_line_and_refused_codes(ctx: &C
     // minimum, and both lines save something.
     let carts = carts_with(ctx, 3, &codes, |cart| {
         let applied = |id: &str| cart.applied.iter().any(|a| a.code.as_deref() == Some(id));
-        let refused = |code: &str, why: fn(&CodeRefusal) -> bool| cart.rejected_codes.iter().any(|r| r.code == code && why(&r.refusal));
+        let refused = |code: &str, why: fn(&CodeRefusal) -> bool| {
+            cart.rejected_codes
+                .iter()
+                .any(|r| r.code == code && why(&r.refusal))
+        };
         applied(WELCOME)
             && applied(FREE_SHIPPING)
             && refused(LAUNCH, |r| matches!(r, CodeRefusal::BelowMinimum { .. }))
             && refused(UNKNOWN, |r| *r == CodeRefusal::Unknown)
             && cart.lines.iter().all(|l| l.discount_minor > 0)
     })?;
-    let (lines, with_codes) = carts.into_iter().next().ok_or("no cart of the demo shows both codes applying and the launch code below its minimum")?;
+    let (lines, with_codes) = carts.into_iter().next().ok_or(
+        "no cart of the demo shows both codes applying and the launch code below its minimum",
+    )?;
     let without_codes = priced(ctx, &lines, &[], None)?;
-    ensure!(!without_codes.applied.is_empty(), "nothing in {lines:?} is on sale");
+    ensure!(
+        !without_codes.applied.is_empty(),
+        "nothing in {lines:?} is on sale"
+    );
 
     let browser = Browser::start().await?;
     let c = &browser.client;
     let result: CheckResult = async {
         // Added from the product pages, as a shopper does.
         for (n, (sku, _)) in lines.iter().enumerate() {
-            c.goto(&ctx.url(&format!("/p/{sku}"))).await.map_err(|e| e.to_string())?;
+            c.goto(&ctx.url(&format!("/p/{sku}")))
+                .await
+                .map_err(|e| e.to_string())?;
             wait_hydrated(c).await?;
             click(c, "button.add-to-cart").await?;
             let want = (n + 1).to_string();
-            wait_for("the cart badge", Duration::from_secs(5), || async { Ok(text_of(c, "[data-testid=cart-badge]").await? == want) }).await?;
+            wait_for("the cart badge", Duration::from_secs(5), || async {
+                Ok(text_of(c, "[data-testid=cart-badge]").await? == want)
+            })
+            .await?;
         }
         c.goto(&ctx.url("/cart")).await.map_err(|e| e.to_string())?;
         wait_hydrated(c).await?;
@@ -426,7 +595,12 @@ async fn browser_cart_shows_promo_savings_line_by_line_and_refused_codes(ctx: &C
             enter_code(c, code).await?;
             let want = json!(codes.iter().position(|c| *c == code).unwrap_or(0) + 1);
             wait_for("the code's chip", Duration::from_secs(5), || async {
-                Ok(js(c, "return document.querySelectorAll('[data-testid=code]').length").await? == want)
+                Ok(js(
+                    c,
+                    "return document.querySelectorAll('[data-testid=code]').length",
+                )
+                .await?
+                    == want)
             })
             .await?;
         }
@@ -448,16 +622,28 @@ async fn browser_cart_shows_promo_savings_line_by_line_and_refused_codes(ctx: &C
 
 /// A shopper checks out in the browser with codes: the order records the promotions the server
 /// applied and its total is the server's pricing, on the API and on the order page.
-async fn browser_checks_out_with_promo_codes_and_the_order_records_the_pricing(ctx: &Ctx) -> CheckResult {
+async fn browser_checks_out_with_promo_codes_and_the_order_records_the_pricing(
+    ctx: &Ctx,
+) -> CheckResult {
     let codes = [WELCOME, FREE_SHIPPING];
     // A cart (other than the cart page check's) the welcome code applies to beside a sale.
     let carts = carts_with(ctx, 10, &codes, |cart| {
-        cart.applied.iter().any(|a| a.code.as_deref() == Some(WELCOME)) && cart.applied.iter().any(|a| a.code.is_none())
+        cart.applied
+            .iter()
+            .any(|a| a.code.as_deref() == Some(WELCOME))
+            && cart.applied.iter().any(|a| a.code.is_none())
     })?;
-    let (lines, preview) = carts.into_iter().nth(1).ok_or("no second cart of the demo the welcome code applies to")?;
+    let (lines, preview) = carts
+        .into_iter()
+        .nth(1)
+        .ok_or("no second cart of the demo the welcome code applies to")?;
     // The page leaves out the codes it already showed as refused (free shipping on a cart
     // that ships free anyway).
-    let sent: Vec<&str> = codes.iter().copied().filter(|c| !preview.rejected_codes.iter().any(|r| r.code == *c)).collect();
+    let sent: Vec<&str> = codes
+        .iter()
+        .copied()
+        .filter(|c| !preview.rejected_codes.iter().any(|r| r.code == *c))
+        .collect();
     let email = "promo-checkout@example.com";
     let expected = priced(ctx, &lines, &sent, Some(email))?;
     let skus: Vec<String> = lines.iter().map(|(s, _)| s.clone()).collect();
@@ -522,16 +708,26 @@ async fn browser_checks_out_with_promo_codes_and_the_order_records_the_pricing(c
 /// client adds (400, nothing sold), and the checkout server function the cart page calls
 /// ignores them and charges the server's pricing.
 async fn promo_checkouts_never_take_the_clients_prices(ctx: &Ctx) -> CheckResult {
-    let (sku, _) = simple_products(ctx, 10).into_iter().find(|(_, sale)| sale.is_some()).ok_or("nothing on sale")?;
+    let (sku, _) = simple_products(ctx, 10)
+        .into_iter()
+        .find(|(_, sale)| sale.is_some())
+        .ok_or("nothing on sale")?;
     let sku = sku.sku.to_string();
     let lines = vec![(sku.clone(), 2)];
     let expected = priced(ctx, &lines, &[WELCOME], Some("tamper@example.com"))?;
-    ensure!(expected.discount.minor > 0, "two of {sku} with {WELCOME} save nothing");
+    ensure!(
+        expected.discount.minor > 0,
+        "two of {sku} with {WELCOME} save nothing"
+    );
     let before = ctx.level(&sku).await?;
     let one_cent = json!({"minor": 1, "currency": expected.currency});
     let base = json!({"lines": [{"sku": sku, "qty": 2}], "email": "tamper@example.com", "payment_token": "tok_visa", "codes": [WELCOME]});
     let mut tampered = Vec::new();
-    for (field, value) in [("total", one_cent.clone()), ("discount", json!(expected.subtotal)), ("pricing", json!({"total": one_cent}))] {
+    for (field, value) in [
+        ("total", one_cent.clone()),
+        ("discount", json!(expected.subtotal)),
+        ("pricing", json!({"total": one_cent})),
+    ] {
         let mut body = base.clone();
         body[field] = value;
         tampered.push((field.to_owned(), body));
@@ -552,9 +748,15 @@ async fn promo_checkouts_never_take_the_clients_prices(ctx: &Ctx) -> CheckResult
             .map_err(|e| e.to_string())?;
         let status = res.status();
         let reply: Value = res.json().await.map_err(|e| e.to_string())?;
-        ensure!(status == StatusCode::BAD_REQUEST && reply["error"] == "bad_request", "a checkout with its own {field} answered {status} {reply}");
+        ensure!(
+            status == StatusCode::BAD_REQUEST && reply["error"] == "bad_request",
+            "a checkout with its own {field} answered {status} {reply}"
+        );
     }
-    ensure!(ctx.level(&sku).await? == before, "refused checkouts took stock of {sku}");
+    ensure!(
+        ctx.level(&sku).await? == before,
+        "refused checkouts took stock of {sku}"
+    );
 
     // The cart page's server function, with the client's amounts in the form: a price on a
     // line is refused like the API's; order-level amounts are ignored, and the order charges
@@ -591,7 +793,11 @@ async fn promo_checkouts_never_take_the_clients_prices(ctx: &Ctx) -> CheckResult
 
 /// `POST /_sfn/place-order` (the cart page's checkout) with a form body, as the shopper `key`
 /// names; the status and the JSON reply (`Null` when it is not JSON).
-async fn sfn_place_order(ctx: &Ctx, key: &str, form: String) -> Result<(StatusCode, Value), String> {
+async fn sfn_place_order(
+    ctx: &Ctx,
+    key: &str,
+    form: String,
+) -> Result<(StatusCode, Value), String> {
     let res = ctx
         .http
         .post(ctx.url("/_sfn/place-order"))

@@ -7,8 +7,8 @@
 //! through) and, where it keeps one, its `shop_client` cookie. The limits are the shop's
 //! defaults (`ProtectionConfig::default()`), read here rather than copied.
 
-use super::*;
 use super::promotions::{open_cart, place_order, simple_products};
+use super::*;
 use edge_core::protect::{ProtectionConfig, CLIENT_COOKIE};
 
 pub(crate) fn checks() -> Vec<(&'static str, Check)> {
@@ -33,7 +33,11 @@ type Reply = (StatusCode, Option<u64>, Value);
 impl<'a> Client<'a> {
     /// A client at `ip` keeping the client cookie `cookie` (16 hex digits), or none.
     fn new(ctx: &'a Ctx, ip: &str, cookie: Option<&str>) -> Self {
-        Self { ctx, ip: ip.to_owned(), cookie: cookie.map(str::to_owned) }
+        Self {
+            ctx,
+            ip: ip.to_owned(),
+            cookie: cookie.map(str::to_owned),
+        }
     }
 
     async fn send(&self, request: reqwest::RequestBuilder, what: &str) -> Result<Reply, String> {
@@ -49,18 +53,32 @@ impl<'a> Client<'a> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
         let text = res.text().await.map_err(|e| format!("{what}: {e}"))?;
-        Ok((status, retry_after, serde_json::from_str(&text).unwrap_or(Value::Null)))
+        Ok((
+            status,
+            retry_after,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        ))
     }
 
     async fn get(&self, path: &str) -> Result<Reply, String> {
-        self.send(self.ctx.http.get(self.ctx.url(path)), &format!("GET {path}")).await
+        self.send(
+            self.ctx.http.get(self.ctx.url(path)),
+            &format!("GET {path}"),
+        )
+        .await
     }
 
     /// `POST /api/checkout` of `lines` under idempotency `key`.
     async fn checkout(&self, lines: &[(&str, u64)], key: &str) -> Result<Reply, String> {
-        let lines: Vec<Value> = lines.iter().map(|(sku, qty)| json!({"sku": sku, "qty": qty})).collect();
-        let body = json!({"lines": lines, "email": "protect@example.com", "payment_token": "tok_visa"});
-        let request = ctx_post(self.ctx, "/api/checkout").header("idempotency-key", key).body(body.to_string());
+        let lines: Vec<Value> = lines
+            .iter()
+            .map(|(sku, qty)| json!({"sku": sku, "qty": qty}))
+            .collect();
+        let body =
+            json!({"lines": lines, "email": "protect@example.com", "payment_token": "tok_visa"});
+        let request = ctx_post(self.ctx, "/api/checkout")
+            .header("idempotency-key", key)
+            .body(body.to_string());
         self.send(request, &format!("checkout {key}")).await
     }
 
@@ -87,13 +105,28 @@ async fn decisions_of(ctx: &Ctx, client: &str) -> Result<Vec<Value>, String> {
         .send()
         .await
         .map_err(|e| e.to_string())?;
-    ensure!(res.status() == StatusCode::OK, "/_admin/protection: {}", res.status());
+    ensure!(
+        res.status() == StatusCode::OK,
+        "/_admin/protection: {}",
+        res.status()
+    );
     let body: Value = res.json().await.map_err(|e| e.to_string())?;
-    Ok(body["decisions"].as_array().into_iter().flatten().filter(|d| d["client"] == client).cloned().collect())
+    Ok(body["decisions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["client"] == client)
+        .cloned()
+        .collect())
 }
 
 fn sold_out_sku(ctx: &Ctx) -> Result<String, String> {
-    ctx.catalog.levels.iter().find(|(_, s)| *s == 0).map(|(sku, _)| sku.to_string()).ok_or_else(|| "demo has no sold-out SKU".into())
+    ctx.catalog
+        .levels
+        .iter()
+        .find(|(_, s)| *s == 0)
+        .map(|(sku, _)| sku.to_string())
+        .ok_or_else(|| "demo has no sold-out SKU".into())
 }
 
 /// Checkouts (10 a minute per client) and searches (60 a minute) past their budget answer 429
@@ -106,8 +139,13 @@ async fn bursts_get_429_with_retry_after_and_recover(ctx: &Ctx) -> CheckResult {
     let burster = Client::new(ctx, "10.200.1.1", Some(cookie));
     // Checkouts of a sold-out SKU: each is answered (409) and takes no stock.
     for n in 0..config.checkout.requests {
-        let (status, _, body) = burster.checkout(&[(&sold_out, 1)], &format!("burst-{n}")).await?;
-        ensure!(status == StatusCode::CONFLICT, "checkout {n} within the budget: {status} {body}");
+        let (status, _, body) = burster
+            .checkout(&[(&sold_out, 1)], &format!("burst-{n}"))
+            .await?;
+        ensure!(
+            status == StatusCode::CONFLICT,
+            "checkout {n} within the budget: {status} {body}"
+        );
     }
     let (status, retry_after, body) = burster.checkout(&[(&sold_out, 1)], "burst-over").await?;
     let window_s = config.checkout.per_ms / 1_000;
@@ -117,31 +155,57 @@ async fn bursts_get_429_with_retry_after_and_recover(ctx: &Ctx) -> CheckResult {
         "checkout past the budget: {status} {body}"
     );
     let wait = retry_after.ok_or("429 without Retry-After")?;
-    ensure!((1..=per_request_s).contains(&wait), "Retry-After {wait} s, expected 1..={per_request_s}");
     ensure!(
-        body["message"].as_str().is_some_and(|m| m.contains("try again in")) && body["retry_after_s"] == wait,
+        (1..=per_request_s).contains(&wait),
+        "Retry-After {wait} s, expected 1..={per_request_s}"
+    );
+    ensure!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("try again in"))
+            && body["retry_after_s"] == wait,
         "the refusal should say when to come back: {body}"
     );
     // Someone else, and the same address with another cookie (a household), still check out.
-    let (status, _, body) = Client::new(ctx, "10.200.1.2", None).checkout(&[(&sold_out, 1)], "burst-other").await?;
-    ensure!(status == StatusCode::CONFLICT, "another client is limited too: {status} {body}");
-    let (status, _, body) =
-        Client::new(ctx, "10.200.1.1", Some("fedcba9876543210")).checkout(&[(&sold_out, 1)], "burst-sibling").await?;
-    ensure!(status == StatusCode::CONFLICT, "the address's other client is limited too: {status} {body}");
+    let (status, _, body) = Client::new(ctx, "10.200.1.2", None)
+        .checkout(&[(&sold_out, 1)], "burst-other")
+        .await?;
+    ensure!(
+        status == StatusCode::CONFLICT,
+        "another client is limited too: {status} {body}"
+    );
+    let (status, _, body) = Client::new(ctx, "10.200.1.1", Some("fedcba9876543210"))
+        .checkout(&[(&sold_out, 1)], "burst-sibling")
+        .await?;
+    ensure!(
+        status == StatusCode::CONFLICT,
+        "the address's other client is limited too: {status} {body}"
+    );
     tokio::time::sleep(Duration::from_secs(wait)).await;
     let (status, _, body) = burster.checkout(&[(&sold_out, 1)], "burst-after").await?;
-    ensure!(status == StatusCode::CONFLICT, "after Retry-After the client is served again: {status} {body}");
+    ensure!(
+        status == StatusCode::CONFLICT,
+        "after Retry-After the client is served again: {status} {body}"
+    );
     let logged = decisions_of(ctx, &format!("10.200.1.1|{cookie}")).await?;
     ensure!(
-        logged.iter().any(|d| d["action"] == "rate_limited" && d["route"] == "checkout"
-            && d["reason"].as_str().is_some_and(|r| r.contains("requests per"))),
+        logged.iter().any(|d| d["action"] == "rate_limited"
+            && d["route"] == "checkout"
+            && d["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("requests per"))),
         "the refusal is not logged with its reason: {logged:?}"
     );
 
     let searcher = Client::new(ctx, "10.200.1.3", Some("00000000000000aa"));
     for n in 0..config.search.requests {
-        let (status, _, _) = searcher.get(&format!("/api/products?q=mug&page={}", 1 + n % 2)).await?;
-        ensure!(status == StatusCode::OK, "search {n} within the budget: {status}");
+        let (status, _, _) = searcher
+            .get(&format!("/api/products?q=mug&page={}", 1 + n % 2))
+            .await?;
+        ensure!(
+            status == StatusCode::OK,
+            "search {n} within the budget: {status}"
+        );
     }
     let (status, retry_after, body) = searcher.get("/api/products?q=mug").await?;
     ensure!(
@@ -151,10 +215,16 @@ async fn bursts_get_429_with_retry_after_and_recover(ctx: &Ctx) -> CheckResult {
     let wait = retry_after.ok_or("search 429 without Retry-After")?;
     // Browsing that is not a search is not limited.
     let (status, _, _) = searcher.get("/api/products?page=1").await?;
-    ensure!(status == StatusCode::OK, "a listing during the search limit: {status}");
+    ensure!(
+        status == StatusCode::OK,
+        "a listing during the search limit: {status}"
+    );
     tokio::time::sleep(Duration::from_secs(wait)).await;
     let (status, _, body) = searcher.get("/api/products?q=mug").await?;
-    ensure!(status == StatusCode::OK, "search after Retry-After: {status} {body}");
+    ensure!(
+        status == StatusCode::OK,
+        "search after Retry-After: {status} {body}"
+    );
     Ok(())
 }
 
@@ -167,7 +237,8 @@ async fn one_shopper_cannot_hoard_a_sale_while_others_buy(ctx: &Ctx) -> CheckRes
     let skus = sale_skus(ctx, 6);
     let (sku, hold_sku) = (skus[5].clone(), skus[4].clone());
     let stock = 100;
-    ctx.set_stock(json!({ sku.as_str(): stock, hold_sku.as_str(): stock })).await?;
+    ctx.set_stock(json!({ sku.as_str(): stock, hold_sku.as_str(): stock }))
+        .await?;
     let result = async {
         let cap = u64::from(config.units_per_sku_max);
         let hoarder = Client::new(ctx, "10.201.0.1", Some("00000000000000b1"));
@@ -245,8 +316,12 @@ async fn one_shopper_cannot_hoard_a_sale_while_others_buy(ctx: &Ctx) -> CheckRes
     // Whatever happened, the other checks find the catalog's levels (holds released too).
     for n in ["cart-0", "cart-1", "cart-2", "cart-again"] {
         let release = format!("lines[0][sku]={hold_sku}&lines[0][qty]=1&idempotency_key={n}");
-        let request = ctx_post(ctx, "/_sfn/release-cart").header("content-type", "application/x-www-form-urlencoded").body(release);
-        let _ = Client::new(ctx, "10.201.0.2", Some("00000000000000b2")).send(request, "release").await;
+        let request = ctx_post(ctx, "/_sfn/release-cart")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(release);
+        let _ = Client::new(ctx, "10.201.0.2", Some("00000000000000b2"))
+            .send(request, "release")
+            .await;
     }
     restore_levels(ctx, &[sku, hold_sku]).await?;
     result
@@ -262,7 +337,9 @@ async fn automated_checkouts_are_refused_with_their_reason(ctx: &Ctx) -> CheckRe
     let cookie = "00000000000000c1";
     let bot = Client::new(ctx, "10.202.0.1", Some(cookie));
     for n in 0..=config.burst_requests_max {
-        let (status, _, _) = bot.get(&format!("/api/products?page={}", 1 + n % 3)).await?;
+        let (status, _, _) = bot
+            .get(&format!("/api/products?page={}", 1 + n % 3))
+            .await?;
         ensure!(status == StatusCode::OK, "API read {n}: {status}");
     }
     let (status, _, body) = bot.checkout(&[(&sku, 1)], "bot-1").await?;
@@ -270,16 +347,29 @@ async fn automated_checkouts_are_refused_with_their_reason(ctx: &Ctx) -> CheckRe
         status == StatusCode::FORBIDDEN && body["error"] == "checkout_refused",
         "an automated checkout: {status} {body}"
     );
-    ensure!(body["message"].as_str().is_some_and(|m| m.contains("automated")), "the refusal should say why: {body}");
+    ensure!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("automated")),
+        "the refusal should say why: {body}"
+    );
     let logged = decisions_of(ctx, &format!("10.202.0.1|{cookie}")).await?;
-    let decision = logged.iter().find(|d| d["action"] == "bot").ok_or_else(|| format!("no bot decision logged: {logged:?}"))?;
+    let decision = logged
+        .iter()
+        .find(|d| d["action"] == "bot")
+        .ok_or_else(|| format!("no bot decision logged: {logged:?}"))?;
     let reason = decision["reason"].as_str().unwrap_or_default();
     ensure!(
-        reason.contains("no page views") && reason.contains("requests in") && decision["bot_score"].as_u64() >= Some(u64::from(config.bot_score_max)),
+        reason.contains("no page views")
+            && reason.contains("requests in")
+            && decision["bot_score"].as_u64() >= Some(u64::from(config.bot_score_max)),
         "the decision should list both signals and a score past {}: {decision}",
         config.bot_score_max
     );
-    ensure!(ctx.admin_level(&sku).await? == before, "the refused checkout took stock");
+    ensure!(
+        ctx.admin_level(&sku).await? == before,
+        "the refused checkout took stock"
+    );
 
     // A person: pages first, and not faster than a person checks out.
     let person = Client::new(ctx, "10.202.0.2", Some("00000000000000c2"));
@@ -289,10 +379,15 @@ async fn automated_checkouts_are_refused_with_their_reason(ctx: &Ctx) -> CheckRe
     }
     tokio::time::sleep(Duration::from_millis(config.human_checkout_ms_min + 200)).await;
     let (status, _, body) = person.checkout(&[(&sku, 1)], "person-1").await?;
-    ensure!(status == StatusCode::CREATED, "a person's checkout: {status} {body}");
+    ensure!(
+        status == StatusCode::CREATED,
+        "a person's checkout: {status} {body}"
+    );
     let logged = decisions_of(ctx, "10.202.0.2|00000000000000c2").await?;
     ensure!(
-        logged.first().is_some_and(|d| d["action"] == "allowed" && d["bot_score"] == 0),
+        logged
+            .first()
+            .is_some_and(|d| d["action"] == "allowed" && d["bot_score"] == 0),
         "the person's checkout should be logged with score 0: {logged:?}"
     );
     restore_levels(ctx, &[sku]).await
@@ -305,7 +400,10 @@ async fn browser_cart_shows_the_hoarding_cap(ctx: &Ctx) -> CheckResult {
     let config = edge_core::protect::ProtectionConfig::default();
     let cap = config.units_per_sku_max;
     let (first, second) = (cap / 2 + 1, cap / 2 + 1);
-    ensure!(first <= cap && first + second > cap, "cap {cap}: {first} + {second} units do not cross it");
+    ensure!(
+        first <= cap && first + second > cap,
+        "cap {cap}: {first} + {second} units do not cross it"
+    );
     // A product no other browser check buys (after the flash sales' SKUs), with stock for both.
     let flash: Vec<String> = sale_skus(ctx, 20);
     let sku = simple_products(ctx, first + second)
@@ -314,7 +412,10 @@ async fn browser_cart_shows_the_hoarding_cap(ctx: &Ctx) -> CheckResult {
         .find(|s| !flash.contains(s))
         .ok_or("no product for the hoarding check")?;
     let before = ctx.level(&sku).await?;
-    let wanted = format!("at most {cap} of {sku} per shopper every {} minutes ({first} already)", config.window_ms / 60_000);
+    let wanted = format!(
+        "at most {cap} of {sku} per shopper every {} minutes ({first} already)",
+        config.window_ms / 60_000
+    );
 
     let browser = Browser::start().await?;
     let c = &browser.client;

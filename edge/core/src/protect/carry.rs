@@ -53,12 +53,21 @@ pub fn slot_key(owner: &str) -> String {
 
 /// A slot's owners; an unreadable value counts as empty (it is rewritten on the next save).
 async fn read_slot(kv: &dyn KvRead, key: &str) -> Result<Slot, StoreError> {
-    Ok(kv.get(key).await?.and_then(|bytes| from_cbor(&bytes).ok()).unwrap_or_default())
+    Ok(kv
+        .get(key)
+        .await?
+        .and_then(|bytes| from_cbor(&bytes).ok())
+        .unwrap_or_default())
 }
 
 /// A protection for one request, holding what earlier requests left for its `owners`; with
 /// `decisions`, the recorded decisions too (for the admin's view).
-pub async fn load(kv: &dyn KvRead, protection: &Protection, owners: &[String], decisions: bool) -> Result<(), StoreError> {
+pub async fn load(
+    kv: &dyn KvRead,
+    protection: &Protection,
+    owners: &[String],
+    decisions: bool,
+) -> Result<(), StoreError> {
     let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
     for owner in owners {
         let key = slot_key(owner);
@@ -71,8 +80,11 @@ pub async fn load(kv: &dyn KvRead, protection: &Protection, owners: &[String], d
         }
     }
     if decisions {
-        let ring: Vec<Decision> =
-            kv.get(DECISIONS_KEY).await?.and_then(|bytes| from_cbor(&bytes).ok()).unwrap_or_default();
+        let ring: Vec<Decision> = kv
+            .get(DECISIONS_KEY)
+            .await?
+            .and_then(|bytes| from_cbor(&bytes).ok())
+            .unwrap_or_default();
         protection.carry_in_decisions(ring);
     }
     Ok(())
@@ -82,21 +94,30 @@ pub async fn load(kv: &dyn KvRead, protection: &Protection, owners: &[String], d
 pub async fn save<K: KvWrite>(kv: &K, protection: &Protection) -> Result<(), StoreError> {
     let mut by_slot: BTreeMap<String, Vec<(String, Carried)>> = BTreeMap::new();
     for (owner, carried) in protection.carry_out() {
-        by_slot.entry(slot_key(&owner)).or_default().push((owner, carried));
+        by_slot
+            .entry(slot_key(&owner))
+            .or_default()
+            .push((owner, carried));
     }
     for (key, owners) in by_slot {
         let mut slot = read_slot(kv, &key).await?;
         slot.extend(owners);
         while slot.len() > OWNERS_PER_SLOT {
-            let stalest = slot.iter().min_by_key(|(_, c)| c.seen_ms).map(|(owner, _)| owner.clone());
+            let stalest = slot
+                .iter()
+                .min_by_key(|(_, c)| c.seen_ms)
+                .map(|(owner, _)| owner.clone());
             slot.remove(&stalest.expect("a slot over its bound is not empty"));
         }
         kv.put(&key, to_cbor(&slot)).await?;
     }
     let own = protection.own_decisions();
     if !own.is_empty() {
-        let mut ring: Vec<Decision> =
-            kv.get(DECISIONS_KEY).await?.and_then(|bytes| from_cbor(&bytes).ok()).unwrap_or_default();
+        let mut ring: Vec<Decision> = kv
+            .get(DECISIONS_KEY)
+            .await?
+            .and_then(|bytes| from_cbor(&bytes).ok())
+            .unwrap_or_default();
         ring.extend(own);
         let excess = ring.len().saturating_sub(DECISIONS_KEPT);
         ring.drain(..excess);
