@@ -364,6 +364,7 @@ impl ShardStorage for SqlShard<'_> {
             HoldState::Committed => ("committed", SqlStorageValue::Null),
             HoldState::Released { .. } => ("released", SqlStorageValue::Null),
             HoldState::Cancelled => ("cancelled", SqlStorageValue::Null),
+            HoldState::Received => ("received", SqlStorageValue::Null),
         };
         self.0
             .exec(

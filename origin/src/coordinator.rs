@@ -81,11 +81,33 @@ CREATE TABLE IF NOT EXISTS stock_levels (
 CREATE TABLE IF NOT EXISTS holds (
     order_id      TEXT PRIMARY KEY NOT NULL,
     state         TEXT NOT NULL
-                  CHECK (state IN ('held', 'committed', 'released', 'expired', 'cancelled')),
+                  CHECK (state IN ('held', 'committed', 'released', 'expired', 'cancelled',
+                                   'received')),
     expires_at_ms INTEGER CHECK ((state = 'held') = (expires_at_ms IS NOT NULL)),
     lines         BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS holds_by_expiry ON holds (expires_at_ms) WHERE state = 'held';
+";
+
+/// Shard files made before restock receipts (`received` holds) have a `holds` table whose CHECK
+/// refuses them; SQLite cannot change a CHECK in place, so the table is rebuilt, in one
+/// transaction, with every row kept.
+const MIGRATE_HOLDS_RECEIVED: &str = "
+BEGIN IMMEDIATE;
+CREATE TABLE holds_v2 (
+    order_id      TEXT PRIMARY KEY NOT NULL,
+    state         TEXT NOT NULL
+                  CHECK (state IN ('held', 'committed', 'released', 'expired', 'cancelled',
+                                   'received')),
+    expires_at_ms INTEGER CHECK ((state = 'held') = (expires_at_ms IS NOT NULL)),
+    lines         BLOB NOT NULL
+) WITHOUT ROWID;
+INSERT INTO holds_v2 (order_id, state, expires_at_ms, lines)
+    SELECT order_id, state, expires_at_ms, lines FROM holds;
+DROP TABLE holds;
+ALTER TABLE holds_v2 RENAME TO holds;
+CREATE INDEX holds_by_expiry ON holds (expires_at_ms) WHERE state = 'held';
+COMMIT;
 ";
 
 const SELECT_DUE: &str = "SELECT order_id FROM holds WHERE state = 'held' AND expires_at_ms <= ?1 \
@@ -104,9 +126,25 @@ pub struct SqliteShard {
 impl SqliteShard {
     /// Opens (or creates) the shard stored at `path`.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
-        Ok(Self {
-            conn: db::open_durable(path, SHARD_SCHEMA)?,
-        })
+        let conn = db::open_durable(path, SHARD_SCHEMA)?;
+        let fail = |source| OpenError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        let holds_sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'holds'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(fail)?;
+        if !holds_sql.contains("'received'") {
+            conn.execute_batch(MIGRATE_HOLDS_RECEIVED).map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                fail(e)
+            })?;
+        }
+        Ok(Self { conn })
     }
 
     /// Applies one request in one transaction: all of its writes are durable when this returns
@@ -184,6 +222,7 @@ fn encode_state(state: HoldState) -> (&'static str, Option<u64>) {
         HoldState::Released { expired: false } => ("released", None),
         HoldState::Released { expired: true } => ("expired", None),
         HoldState::Cancelled => ("cancelled", None),
+        HoldState::Received => ("received", None),
     }
 }
 
@@ -200,6 +239,7 @@ fn decode_hold(
         ("released", None) => HoldState::Released { expired: false },
         ("expired", None) => HoldState::Released { expired: true },
         ("cancelled", None) => HoldState::Cancelled,
+        ("received", None) => HoldState::Received,
         (other, at) => return Err(corrupt(format!("state {other:?} with expiry {at:?}"))),
     };
     let lines: Vec<Line> = from_cbor(lines).map_err(|e| corrupt(e.to_string()))?;

@@ -87,7 +87,25 @@ async fn send(
     body: Option<Value>,
     ip: Option<&str>,
 ) -> Reply {
+    send_with(app, method, uri, client, csrf, body, ip, &[]).await
+}
+
+/// [`send`] with more request headers.
+#[allow(clippy::too_many_arguments)]
+async fn send_with(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    client: Option<&Client>,
+    csrf: Option<&str>,
+    body: Option<Value>,
+    ip: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Reply {
     let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     if let Some(client) = client {
         request = request.header(header::COOKIE, format!("other=1; {}", client.cookie));
     }
@@ -941,8 +959,74 @@ async fn stock_is_read_restocked_and_adjusted_with_the_invariant_kept() {
     .await;
     assert_eq!(
         r.body,
-        json!({ "sku": "MUG-1", "available": 12, "held": 0, "sold": 3, "received": 15 })
+        json!({ "sku": "MUG-1", "available": 12, "held": 0, "sold": 3, "received": 15, "repeated": false })
     );
+    // A restock sent with an Idempotency-Key counts once, however often it is sent; the key
+    // cannot be reused for other units. Every try is audited, repeats marked.
+    let keyed = |qty: u32| {
+        send_with(
+            &env.app,
+            "POST",
+            "/admin/api/stock/MUG-1/restock",
+            Some(&staff),
+            Some(&staff.csrf),
+            Some(json!({ "qty": qty, "reason": "delivery 43" })),
+            None,
+            &[("idempotency-key", "delivery-43")],
+        )
+    };
+    let first = keyed(2).await;
+    assert_eq!(
+        (
+            first.body["available"].clone(),
+            first.body["repeated"].clone()
+        ),
+        (json!(14), json!(false))
+    );
+    let again = keyed(2).await;
+    assert_eq!(
+        (
+            again.body["available"].clone(),
+            again.body["repeated"].clone()
+        ),
+        (json!(14), json!(true))
+    );
+    let other = keyed(3).await;
+    assert_eq!(other.status, StatusCode::CONFLICT, "{}", other.text);
+    assert!(other.text.contains("already used"), "{}", other.text);
+    let audit = get(&env.app, "/admin/api/audit", &owner).await;
+    let repeats: Vec<_> = audit.body["entries"].as_array().unwrap()[..2]
+        .iter()
+        .map(|e| {
+            (
+                e["action"].clone(),
+                e["after"]["request"]["repeated"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        repeats,
+        [
+            (json!("stock.restock"), json!(true)),
+            (json!("stock.restock"), json!(false))
+        ]
+    );
+    let r = post_as(
+        &env.app,
+        "/admin/api/stock/MUG-1/restock",
+        &staff,
+        json!({ "qty": 5, "reason": "delivery 44" }),
+    )
+    .await;
+    assert_eq!(r.body["available"], 19);
+    let r = post_as(
+        &env.app,
+        "/admin/api/stock/MUG-1/restock",
+        &staff,
+        json!({ "qty": 5, "reason": "a second delivery 44, unkeyed: counts" }),
+    )
+    .await;
+    assert_eq!(r.body["available"], 24);
     let r = post_as(
         &env.app,
         "/admin/api/stock/MUG-1/adjust",
@@ -977,7 +1061,7 @@ async fn stock_is_read_restocked_and_adjusted_with_the_invariant_kept() {
     let adjust = &page.body["entries"][0];
     assert_eq!(adjust["action"], "stock.adjust");
     assert_eq!(adjust["actor"], "staff@shop.test");
-    assert_eq!(adjust["before"]["available"], 12);
+    assert_eq!(adjust["before"]["available"], 24);
     assert_eq!(adjust["after"]["available"], 4);
     assert_eq!(adjust["after"]["request"]["reason"], "count");
 }
@@ -1823,6 +1907,16 @@ fn serve_takes_the_edge_url_and_token_together_or_not_at_all() {
 
 /// A form post to a UI server function, as a browser sends it: urlencoded, `Accept:
 /// text/html`, and a same-origin `Referer` (the page the form is on).
+/// The value of the hidden input `name` in a rendered page.
+fn hidden_value(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no hidden {name} in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
 async fn form_post(
     app: &Router,
     action: &str,
@@ -2154,25 +2248,46 @@ async fn ui_stock_page_lists_levels_and_restocks_and_adjusts_with_a_reason() {
     let viewer_view = page(&env.app, "/admin/stock?sku=UI-A", &viewer).await;
     assert!(!viewer_view.text.contains("/admin/sfn/restock"));
 
-    let restocked = form_post(
-        &env.app,
-        "/admin/sfn/restock",
-        Some(&staff.cookie),
-        "/admin/stock?sku=UI-A",
-        &[
-            ("sku", "UI-A"),
-            ("qty", "3"),
-            ("reason", "delivery 12"),
-            ("csrf", &staff.csrf),
-        ],
-    )
-    .await;
+    // The form carries a receipt per rendering; each rendering has its own.
+    let receipt = hidden_value(&one.text, "receipt");
+    assert_eq!(receipt.len(), 32, "{receipt:?}");
+    let other_rendering = page(&env.app, "/admin/stock?sku=UI-A", &staff).await;
+    assert_ne!(hidden_value(&other_rendering.text, "receipt"), receipt);
+    let restock_fields = [
+        ("sku", "UI-A"),
+        ("qty", "3"),
+        ("reason", "delivery 12"),
+        ("receipt", receipt.as_str()),
+        ("csrf", staff.csrf.as_str()),
+    ];
+    let restock_form = || {
+        form_post(
+            &env.app,
+            "/admin/sfn/restock",
+            Some(&staff.cookie),
+            "/admin/stock?sku=UI-A",
+            &restock_fields,
+        )
+    };
+    let restocked = restock_form().await;
     assert_eq!(restocked.status, StatusCode::FOUND, "{}", restocked.text);
     let after = page(&env.app, &location(&restocked), &staff).await;
     assert!(
         after
             .text
             .contains("available 8, held 0, sold 0, received 8"),
+        "{}",
+        after.text
+    );
+    // The same form sent again (a double click, a resend): recorded once, and the page says so.
+    let resent = restock_form().await;
+    assert_eq!(resent.status, StatusCode::FOUND, "{}", resent.text);
+    let after = page(&env.app, &location(&resent), &staff).await;
+    assert!(
+        after.text.contains("already recorded; nothing added")
+            && after
+                .text
+                .contains("available 8, held 0, sold 0, received 8"),
         "{}",
         after.text
     );
@@ -2230,7 +2345,7 @@ async fn ui_stock_page_lists_levels_and_restocks_and_adjusts_with_a_reason() {
     let owner = login(&env.app, OWNER, PASSWORD).await;
     let actions = audit_actions(&env, &owner).await;
     let stock: Vec<_> = actions.iter().filter(|a| a.starts_with("stock.")).collect();
-    assert_eq!(stock, ["stock.restock", "stock.adjust"]);
+    assert_eq!(stock, ["stock.restock", "stock.restock", "stock.adjust"]);
     let reports = page(&env.app, "/admin/reports", &viewer).await;
     assert_eq!(reports.status, StatusCode::OK);
     assert!(reports.text.contains("/admin/api/reports/sales.svg"));

@@ -183,11 +183,12 @@ fn restock_seed_and_malformed_requests_keep_the_invariant() {
     run(&mut s, reserve("o1", vec![line("A", 1)]), 0);
     run(&mut s, ShardRequest::Commit { order: order("o1") }, 0);
     run(&mut s, reserve("o2", vec![line("A", 1)]), 0);
-    let ShardReply::Restocked { level: l } = run(
+    let ShardReply::Restocked { level: l, .. } = run(
         &mut s,
         ShardRequest::Restock {
             sku: sku("A"),
             qty: 10,
+            receipt: None,
         },
         0,
     ) else {
@@ -221,6 +222,7 @@ fn restock_seed_and_malformed_requests_keep_the_invariant() {
         ShardRequest::Restock {
             sku: sku("A"),
             qty: 0,
+            receipt: None,
         },
     ] {
         assert!(matches!(run(&mut s, bad, 0), ShardReply::Rejected { .. }));
@@ -268,6 +270,7 @@ fn random_request(rng: &mut Rng) -> ShardRequest {
         _ => ShardRequest::Restock {
             sku: sku(SKUS[rng.below(4) as usize]),
             qty: 1 + rng.below(3) as u32,
+            receipt: None,
         },
     }
 }
@@ -347,6 +350,59 @@ fn a_fault_inside_an_apply_rolls_back_everything_it_wrote() {
     };
     assert!(s.set_level(&sku("A"), &broken).is_err());
     assert_eq!(level(&s, "A"), (3, 2, 0));
+}
+
+#[test]
+fn a_shard_file_from_before_receipts_is_migrated_with_its_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shard.sqlite");
+    // The schema as it was: a CHECK that knows no `received` holds.
+    let old = rusqlite::Connection::open(&path).unwrap();
+    old.execute_batch(
+        "CREATE TABLE stock_levels (
+            sku TEXT PRIMARY KEY NOT NULL, available INTEGER NOT NULL, held INTEGER NOT NULL,
+            sold INTEGER NOT NULL, received INTEGER NOT NULL,
+            CHECK (received = available + held + sold)) WITHOUT ROWID;
+         CREATE TABLE holds (
+            order_id TEXT PRIMARY KEY NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('held', 'committed', 'released', 'expired', 'cancelled')),
+            expires_at_ms INTEGER CHECK ((state = 'held') = (expires_at_ms IS NOT NULL)),
+            lines BLOB NOT NULL) WITHOUT ROWID;
+         CREATE INDEX holds_by_expiry ON holds (expires_at_ms) WHERE state = 'held';",
+    )
+    .unwrap();
+    drop(old);
+    {
+        // Without the migration this shard could hold orders but not record a receipt.
+        let mut s = SqliteShard::open(&path).unwrap();
+        run(&mut s, seed(&[("A", 5)]), 0);
+        run(&mut s, reserve("o1", vec![line("A", 2)]), 0);
+    }
+    let old = rusqlite::Connection::open(&path).unwrap();
+    let sql: String = old
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'holds'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(sql.contains("'received'"), "migrated: {sql}");
+    drop(old);
+    let mut s = SqliteShard::open(&path).unwrap();
+    let receipt = edge_core::stock::receipt_for_key("delivery 9");
+    let restock = ShardRequest::Restock {
+        sku: sku("A"),
+        qty: 4,
+        receipt: Some(receipt),
+    };
+    run(&mut s, restock.clone(), 1);
+    let ShardReply::Restocked { repeated: true, .. } = run(&mut s, restock, 2) else {
+        panic!("the repeat is recognised after reopening")
+    };
+    assert_eq!(level(&s, "A"), (7, 2, 0));
+    // The order's hold survived the rebuild and still expires on time.
+    assert_eq!(s.next_expiry().unwrap(), Some(TTL));
+    s.to_memory().unwrap().check().unwrap();
 }
 
 #[test]
@@ -536,6 +592,7 @@ async fn the_wire_route_speaks_cbor_and_refuses_what_it_must() {
     let restock = to_cbor(&ShardRequest::Restock {
         sku: a.clone(),
         qty: 1,
+        receipt: None,
     });
     let (status, body) = wire(&app, &path, Some("tok"), restock).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

@@ -695,14 +695,17 @@ fn checkout_order_id(key: Option<&str>) -> Result<OrderId, ApiError> {
         let hex = random_hex::<16>().map_err(|e| ApiError::Store(StoreError::Unavailable(e)))?;
         return Ok(OrderId::parse(&format!("r{hex}")).expect("hex is a valid order id"));
     };
-    let key = Some(key)
+    Ok(order_id_for_key(valid_key(key)?))
+}
+
+fn valid_key(key: &str) -> Result<&str, ApiError> {
+    Some(key)
         .filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_LEN_MAX)
         .ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} visible ASCII characters"
             ))
-        })?;
-    Ok(order_id_for_key(key))
+        })
 }
 
 fn refused(
@@ -811,14 +814,21 @@ async fn checkout(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let request: CheckoutRequest = parse_json(body)?;
-    let key =
-        match headers.get("idempotency-key") {
-            None => None,
-            Some(value) => Some(value.to_str().map_err(|_| {
-                ApiError::BadRequest("Idempotency-Key must be visible ASCII".into())
-            })?),
-        };
+    let key = idempotency_key(&headers)?;
     checkout_response(place(&shop, key, request).await?)
+}
+
+/// The request's `Idempotency-Key`, if it sent one (checked: visible ASCII, bounded length).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    headers
+        .get("idempotency-key")
+        .map(|value| {
+            value
+                .to_str()
+                .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))
+                .and_then(valid_key)
+        })
+        .transpose()
 }
 
 async fn get_order(State(shop): State<Shop>, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -958,7 +968,8 @@ struct RestockBody {
     qty: u32,
 }
 
-/// Adds units that arrived: `{"qty": n}`.
+/// Adds units that arrived: `{"qty": n}`; with an `Idempotency-Key`, at most once per key
+/// (a repeat answers `"repeated": true` and the level as it is).
 async fn restock(
     State(admin): State<AdminState>,
     headers: HeaderMap,
@@ -974,8 +985,16 @@ async fn restock(
             crate::stock::RESTOCK_QTY_MAX
         )));
     }
-    let level = admin.shop.stock.restock(&sku, qty).await?;
-    Ok(no_store(json!({ "sku": sku, "level": level })))
+    let receipt = idempotency_key(&headers)?.map(crate::stock::receipt_for_key);
+    let done = admin
+        .shop
+        .stock
+        .restock(&sku, qty, receipt.as_ref())
+        .await?
+        .map_err(|reason| refused(StatusCode::CONFLICT, "restock_refused", reason, json!({})))?;
+    Ok(no_store(
+        json!({ "sku": sku, "level": done.level, "repeated": done.repeated }),
+    ))
 }
 
 /// One raw shard request (CBOR `ShardRequest` in, CBOR `ShardReply` out): the coordinator

@@ -188,6 +188,14 @@ impl StockLevel {
     }
 }
 
+/// The receipt a restock runs under, derived from the caller's idempotency key: a retry of the
+/// same key finds the same receipt. Never an order's id (those start `o` or `r` + hex).
+pub fn receipt_for_key(key: &str) -> OrderId {
+    let a = crate::shard::fnv1a_64(key.as_bytes());
+    let b = crate::shard::fnv1a_64(&[key.as_bytes(), b"\x00receipt"].concat());
+    OrderId::parse(&format!("receipt-{a:016x}{b:016x}")).expect("hex is a valid id")
+}
+
 /// Where an order's hold on this shard stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HoldState {
@@ -201,6 +209,9 @@ pub enum HoldState {
     },
     /// Sold, then cancelled: the units went back to available.
     Cancelled,
+    /// Not an order: a restock receipt, whose line is the units it added. Kept so a repeated
+    /// restock (a resubmitted form, a retried call) adds nothing.
+    Received,
 }
 
 /// An order's lines on one shard and their state. Kept after commit or release, so repeated
@@ -238,10 +249,13 @@ pub enum ShardRequest {
     },
     /// Releases holds whose TTL has run out (the host's alarm or timer sends it).
     Expire,
-    /// Adds units that arrived.
+    /// Adds units that arrived. With a `receipt`, at most once: a repeat answers the current
+    /// level with `repeated` set, and the receipt cannot be reused for other units.
     Restock {
         sku: Sku,
         qty: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        receipt: Option<OrderId>,
     },
     /// Sets levels for SKUs; with `overwrite == false` existing levels are kept (first publish only).
     Seed {
@@ -287,6 +301,9 @@ pub enum ShardReply {
     },
     Restocked {
         level: StockLevel,
+        /// The restock's receipt was already recorded: nothing was added this time.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        repeated: bool,
     },
     Seeded {
         written: u32,
@@ -372,7 +389,27 @@ pub fn apply(
                 reason: format!("restock qty must be 1 to {RESTOCK_QTY_MAX}"),
             })
         }
-        ShardRequest::Restock { sku, qty } => {
+        ShardRequest::Restock { sku, qty, receipt } => {
+            let line = Line { sku, qty };
+            if let Some(receipt) = &receipt {
+                if let Some(hold) = storage.hold(receipt)? {
+                    return Ok(
+                        if hold.state == HoldState::Received && hold.lines == [line.clone()] {
+                            ShardReply::Restocked {
+                                level: storage.level(&line.sku)?.unwrap_or_default(),
+                                repeated: true,
+                            }
+                        } else {
+                            ShardReply::Rejected {
+                                reason: format!(
+                                    "receipt {receipt} was already used for something else"
+                                ),
+                            }
+                        },
+                    );
+                }
+            }
+            let Line { sku, qty } = line;
             let mut level = storage.level(&sku)?.unwrap_or_default();
             let Some(available) = level.available.checked_add(qty) else {
                 return Ok(ShardReply::Rejected {
@@ -382,7 +419,20 @@ pub fn apply(
             level.available = available;
             level.received += u64::from(qty);
             write_level(storage, &sku, &level)?;
-            Ok(ShardReply::Restocked { level })
+            if let Some(receipt) = &receipt {
+                let lines = vec![Line { sku, qty }];
+                storage.set_hold(
+                    receipt,
+                    &Hold {
+                        lines,
+                        state: HoldState::Received,
+                    },
+                )?;
+            }
+            Ok(ShardReply::Restocked {
+                level,
+                repeated: false,
+            })
         }
         ShardRequest::Seed { levels, .. } if levels.len() > SEED_BATCH_MAX => {
             Ok(ShardReply::Rejected {
@@ -429,6 +479,9 @@ fn reserve(
         });
     }
     if let Some(hold) = storage.hold(order)? {
+        if hold.state == HoldState::Received {
+            return Ok(not_an_order(order));
+        }
         // A repeated (or late) reserve: answer from the record, never hold twice.
         if hold.lines != lines && !hold.lines.is_empty() {
             return Ok(ShardReply::Rejected {
@@ -446,6 +499,7 @@ fn reserve(
             HoldState::Committed => Ok(ShardReply::Committed),
             HoldState::Released { expired } => Ok(ShardReply::Released { expired }),
             HoldState::Cancelled => Ok(ShardReply::Cancelled),
+            HoldState::Received => Ok(not_an_order(order)),
         };
     }
     // Read every level first; write only when all lines fit.
@@ -506,6 +560,7 @@ fn commit(
         HoldState::Committed => Ok(ShardReply::Committed),
         HoldState::Released { expired } => Ok(ShardReply::Released { expired }),
         HoldState::Cancelled => Ok(ShardReply::Cancelled),
+        HoldState::Received => Ok(not_an_order(order)),
     }
 }
 
@@ -532,6 +587,14 @@ fn release(
         HoldState::Committed => Ok(ShardReply::AlreadyCommitted),
         HoldState::Released { expired } => Ok(ShardReply::Released { expired }),
         HoldState::Cancelled => Ok(ShardReply::Cancelled),
+        HoldState::Received => Ok(not_an_order(order)),
+    }
+}
+
+/// The answer to an order request whose id is a restock receipt's: nothing changes.
+fn not_an_order(id: &OrderId) -> ShardReply {
+    ShardReply::Rejected {
+        reason: format!("{id} is a restock receipt, not an order"),
     }
 }
 
@@ -594,7 +657,7 @@ impl MemoryShardStorage {
             let into = match hold.state {
                 HoldState::Held { .. } => &mut held,
                 HoldState::Committed => &mut sold,
-                HoldState::Released { .. } | HoldState::Cancelled => continue,
+                HoldState::Released { .. } | HoldState::Cancelled | HoldState::Received => continue,
             };
             for line in &hold.lines {
                 *into.entry(&line.sku).or_default() += u64::from(line.qty);
@@ -868,11 +931,12 @@ mod tests {
         run(&mut s, reserve("o1", vec![line("A", 1)]), 0);
         run(&mut s, ShardRequest::Commit { order: order("o1") }, 0);
         run(&mut s, reserve("o2", vec![line("A", 1)]), 0);
-        let ShardReply::Restocked { level: l } = run(
+        let ShardReply::Restocked { level: l, .. } = run(
             &mut s,
             ShardRequest::Restock {
                 sku: sku("A"),
                 qty: 10,
+                receipt: None,
             },
             0,
         ) else {
@@ -908,6 +972,75 @@ mod tests {
     }
 
     #[test]
+    fn a_restock_with_a_receipt_adds_its_units_once() {
+        let mut s = seeded(&[("A", 2)]);
+        let receipt = receipt_for_key("delivery 7");
+        assert_ne!(receipt, receipt_for_key("delivery 8"));
+        let restock = |qty, receipt: &OrderId| ShardRequest::Restock {
+            sku: sku("A"),
+            qty,
+            receipt: Some(receipt.clone()),
+        };
+        let first = run(&mut s, restock(5, &receipt), 0);
+        let again = run(&mut s, restock(5, &receipt), 1);
+        let (
+            ShardReply::Restocked {
+                level: l1,
+                repeated: false,
+            },
+            ShardReply::Restocked {
+                level: l2,
+                repeated: true,
+            },
+        ) = (&first, &again)
+        else {
+            panic!("{first:?} then {again:?}")
+        };
+        assert_eq!((l1.available, l1.received), (7, 7));
+        assert_eq!(l1, l2, "the repeat added nothing");
+        // The receipt cannot cover other units, nor be used as an order.
+        for request in [
+            restock(6, &receipt),
+            ShardRequest::Restock {
+                sku: sku("B"),
+                qty: 5,
+                receipt: Some(receipt.clone()),
+            },
+            ShardRequest::Reserve {
+                order: receipt.clone(),
+                lines: vec![line("A", 1)],
+                ttl_ms: HOLD_TTL_MS_MAX,
+            },
+            ShardRequest::Commit {
+                order: receipt.clone(),
+            },
+            ShardRequest::Release {
+                order: receipt.clone(),
+            },
+            ShardRequest::Cancel {
+                order: receipt.clone(),
+            },
+        ] {
+            let reply = run(&mut s, request.clone(), 2);
+            assert!(
+                matches!(reply, ShardReply::Rejected { .. }),
+                "{request:?}: {reply:?}"
+            );
+        }
+        assert_eq!(level(&s, "A"), (7, 0, 0));
+        assert_eq!(s.level(&sku("B")).unwrap(), None);
+        // Without a receipt every restock counts.
+        let plain = ShardRequest::Restock {
+            sku: sku("A"),
+            qty: 1,
+            receipt: None,
+        };
+        run(&mut s, plain.clone(), 3);
+        run(&mut s, plain, 3);
+        assert_eq!(level(&s, "A"), (9, 0, 0));
+    }
+
+    #[test]
     fn malformed_requests_change_nothing() {
         let mut s = seeded(&[("A", 2)]);
         let bad = [
@@ -928,6 +1061,7 @@ mod tests {
             ShardRequest::Restock {
                 sku: sku("A"),
                 qty: 0,
+                receipt: None,
             },
         ];
         for request in bad {

@@ -8,7 +8,7 @@ use crate::listing::{CategoryInfo, CategoryListing, Facets};
 use crate::product::{Product, ProductSummary, Sku};
 use crate::shard::SkuShard;
 use crate::snapshot::Clock;
-use crate::stock::{ShardReply, ShardRequest, StockLevel};
+use crate::stock::{OrderId, ShardReply, ShardRequest, StockLevel};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -110,6 +110,14 @@ pub struct SeedReport {
     pub kept: u32,
 }
 
+/// What a restock did: the SKU's level after it, and whether its receipt had already been
+/// recorded (then nothing was added this time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Restocked {
+    pub level: StockLevel,
+    pub repeated: bool,
+}
+
 /// Stock operations as the storefront sees them.
 pub trait StockCoordinator: Send + Sync {
     /// One request to the shard that owns the SKUs in it (see [`crate::checkout`] for orders).
@@ -132,24 +140,24 @@ pub trait StockCoordinator: Send + Sync {
         })
     }
 
-    /// Adds `qty` units of a SKU (creating its record when new); the SKU's level after it.
+    /// Adds `qty` units of a SKU (creating its record when new), at most once per `receipt`
+    /// (see [`ShardRequest::Restock`]). The inner `Err` is the shard's refusal (a receipt used
+    /// for other units, a level that would overflow), which changed nothing.
     fn restock<'a>(
         &'a self,
         sku: &'a Sku,
         qty: u32,
-    ) -> BoxFuture<'a, Result<StockLevel, StoreError>> {
+        receipt: Option<&'a OrderId>,
+    ) -> BoxFuture<'a, Result<Result<Restocked, String>, StoreError>> {
         Box::pin(async move {
-            match self
-                .on_shard(
-                    SkuShard::of(sku),
-                    ShardRequest::Restock {
-                        sku: sku.clone(),
-                        qty,
-                    },
-                )
-                .await?
-            {
-                ShardReply::Restocked { level } => Ok(level),
+            let request = ShardRequest::Restock {
+                sku: sku.clone(),
+                qty,
+                receipt: receipt.cloned(),
+            };
+            match self.on_shard(SkuShard::of(sku), request).await? {
+                ShardReply::Restocked { level, repeated } => Ok(Ok(Restocked { level, repeated })),
+                ShardReply::Rejected { reason } => Ok(Err(reason)),
                 other => Err(unexpected(other)),
             }
         })

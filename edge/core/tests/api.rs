@@ -434,6 +434,45 @@ async fn concurrent_checkouts_never_oversell() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // With an Idempotency-Key a restock counts once; the key cannot cover other units.
+    let auth = format!("Bearer {TOKEN}");
+    let keyed = |qty: u32, key: &'static str| {
+        let app = host.app();
+        let auth = auth.clone();
+        async move {
+            call_with(
+                &app,
+                "POST",
+                "/_admin/stock/MUG-1/restock",
+                Some(&format!(r#"{{"qty":{qty}}}"#)),
+                &[("authorization", &auth), ("idempotency-key", key)],
+            )
+            .await
+        }
+    };
+    let (status, first) = keyed(3, "delivery-42").await;
+    assert_eq!(
+        (status, first["repeated"].as_bool()),
+        (StatusCode::OK, Some(false)),
+        "{first}"
+    );
+    assert_eq!(first["level"]["available"], 8);
+    let (status, again) = keyed(3, "delivery-42").await;
+    assert_eq!(
+        (status, again["repeated"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{again}"
+    );
+    assert_eq!(again["level"], first["level"]);
+    let (status, other) = keyed(4, "delivery-42").await;
+    assert_eq!(
+        (status, other["error"].as_str()),
+        (StatusCode::CONFLICT, Some("restock_refused")),
+        "{other}"
+    );
+    let (_, body) = call(&host, "GET", "/_admin/stock/MUG-1", None, Some(TOKEN)).await;
+    assert_eq!(body["level"]["received"], 108);
 }
 
 #[tokio::test]

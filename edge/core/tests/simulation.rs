@@ -616,7 +616,7 @@ fn describe(request: &ShardRequest) -> String {
         ShardRequest::Release { order } => format!("Release {order}"),
         ShardRequest::Cancel { order } => format!("Cancel {order}"),
         ShardRequest::Expire => "Expire".into(),
-        ShardRequest::Restock { sku, qty } => format!("Restock {sku}x{qty}"),
+        ShardRequest::Restock { sku, qty, .. } => format!("Restock {sku}x{qty}"),
         ShardRequest::Seed { levels, .. } => format!("Seed {} SKUs", levels.len()),
         ShardRequest::Level { sku } => format!("Level {sku}"),
     }
@@ -1115,6 +1115,7 @@ impl<'a> Driver<'a> {
                 let restock = ShardRequest::Restock {
                     sku: sku.clone(),
                     qty: qty as u32,
+                    receipt: None,
                 };
                 let _ = w.deliver(SkuShard::of(&sku), restock);
             }

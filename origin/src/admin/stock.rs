@@ -4,24 +4,29 @@
 //!
 //! - `GET /admin/api/stock/{sku}` (viewer): `{sku, available, held, sold, received}`.
 //! - `POST /admin/api/stock/{sku}/restock {qty, reason}` (staff): `ShardRequest::Restock`, units
-//!   that arrived (`received` and `available` grow by `qty`).
+//!   that arrived (`received` and `available` grow by `qty`). With an `Idempotency-Key` header
+//!   (the admin UI's form carries one per rendering), at most once per key: a repeat adds
+//!   nothing and answers `"repeated": true`; a key reused for other units is a 409.
 //! - `POST /admin/api/stock/{sku}/adjust {available, reason}` (staff): a correction after a
 //!   count, `ShardRequest::Seed { overwrite: true }` for that SKU: `available` becomes the given
 //!   number, held and sold units stay, and `received` follows, so `received = available + held +
 //!   sold` still holds.
 //!
 //! Limit: the stock change (a shard file) and its audit entry (`admin.sqlite`) are two commits;
-//! a crash between them keeps the change without its entry. Unlike a status change this is not
-//! recovered by an intent: a restock is not idempotent, so it could not safely be re-run.
+//! a crash between them keeps the change without its entry. A keyed restock can be retried
+//! (its repeat is audited too, marked `repeated`); an adjust sets a level, so a retry of it
+//! is harmless, but neither is recovered by an intent as a status change is.
 
 use super::error::AdminError;
 use super::sessions::Session;
 use super::{audit, json_body, Admin};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path as UrlPath, State};
+use axum::http::HeaderMap;
 use axum::{Extension, Json};
-use edge_core::stock::RESTOCK_QTY_MAX;
-use edge_core::store::StockCoordinator;
+use edge_core::api::IDEMPOTENCY_KEY_LEN_MAX;
+use edge_core::stock::{receipt_for_key, RESTOCK_QTY_MAX};
+use edge_core::store::{Restocked, StockCoordinator};
 use edge_core::{Sku, StockLevel};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -75,18 +80,29 @@ pub struct Restock {
     pub reason: String,
 }
 
-/// `POST /admin/api/stock/{sku}/restock {qty, reason}` (staff): the level after.
+/// `POST /admin/api/stock/{sku}/restock {qty, reason}` (staff, optional `Idempotency-Key`):
+/// the level after, and whether this was a repeat.
 pub async fn restock(
     State(admin): State<Arc<Admin>>,
     Extension(session): Extension<Session>,
+    headers: HeaderMap,
     UrlPath(raw): UrlPath<String>,
     body: Result<Json<Restock>, JsonRejection>,
 ) -> Result<Json<Value>, AdminError> {
     let body = json_body(body)?;
-    let (sku, after) = admin
-        .restock(&session, &raw, body.qty, &body.reason)
+    let key =
+        match headers.get("idempotency-key") {
+            None => None,
+            Some(value) => Some(value.to_str().map_err(|_| {
+                AdminError::BadRequest("Idempotency-Key must be visible ASCII".into())
+            })?),
+        };
+    let (sku, done) = admin
+        .restock(&session, &raw, body.qty, &body.reason, key)
         .await?;
-    Ok(Json(level_json(&sku, &after)))
+    let mut answer = level_json(&sku, &done.level);
+    answer["repeated"] = done.repeated.into();
+    Ok(Json(answer))
 }
 
 #[derive(Deserialize)]
@@ -114,14 +130,16 @@ pub async fn adjust(
 pub const STOCK_LIST_MAX: usize = 500;
 
 impl Admin {
-    /// Restocks `raw_sku` by `qty` units that arrived (audited with `reason`): the level after.
+    /// Restocks `raw_sku` by `qty` units that arrived (audited with `reason`), at most once per
+    /// idempotency `key` (a repeat adds nothing, is audited as `repeated`, and says so).
     pub async fn restock(
         &self,
         actor: &Session,
         raw_sku: &str,
         qty: u32,
         reason_text: &str,
-    ) -> Result<(Sku, StockLevel), AdminError> {
+        key: Option<&str>,
+    ) -> Result<(Sku, Restocked), AdminError> {
         let sku = sku(raw_sku)?;
         let reason = reason(reason_text)?;
         if qty == 0 || qty > RESTOCK_QTY_MAX {
@@ -129,18 +147,29 @@ impl Admin {
                 "qty must be 1 to {RESTOCK_QTY_MAX}"
             )));
         }
+        let receipt = match key {
+            Some(key) if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX => {
+                return Err(AdminError::BadRequest(format!(
+                    "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} characters"
+                )))
+            }
+            Some(key) => Some(receipt_for_key(key)),
+            None => None,
+        };
         let before = self.stock.level(&sku).await?;
-        let after = self.stock.restock(&sku, qty).await?;
-        self.audit_stock(
-            actor,
-            "stock.restock",
-            &sku,
-            before,
-            after,
-            json!({ "qty": qty, "reason": reason }),
-        )
-        .await?;
-        Ok((sku, after))
+        let done = self
+            .stock
+            .restock(&sku, qty, receipt.as_ref())
+            .await?
+            .map_err(AdminError::Conflict)?;
+        let mut request = json!({ "qty": qty, "reason": reason });
+        if let Some(receipt) = &receipt {
+            request["receipt"] = receipt.as_str().into();
+            request["repeated"] = done.repeated.into();
+        }
+        self.audit_stock(actor, "stock.restock", &sku, before, done.level, request)
+            .await?;
+        Ok((sku, done))
     }
 
     /// Sets `raw_sku`'s available units after a count (audited with `reason`): the level after.

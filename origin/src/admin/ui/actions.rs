@@ -204,22 +204,38 @@ fn whole_number(parts: &Parts, name: &str, raw: &str) -> Result<u32, ServerFnErr
     })
 }
 
-/// Adds `qty` received units to a SKU (staff).
+/// Adds `qty` received units to a SKU (staff), once per rendered form (`receipt`): submitting
+/// the same form again (a double click, a resend after a timeout) adds nothing.
 #[server(prefix = "/admin/sfn", endpoint = "restock")]
 pub async fn restock_sku(
     sku: String,
     qty: String,
     reason: String,
+    receipt: Option<String>,
     csrf: String,
 ) -> Result<(), ServerFnError> {
     let (admin, parts) = context()?;
     let session = acting(&admin, &parts, Role::Staff, &csrf).await?;
     let qty = whole_number(&parts, "qty", &qty)?;
-    let (sku, after) = admin
-        .restock(&session, &sku, qty, &reason)
+    // A form without a receipt (a page rendered before receipts) restocks unguarded.
+    let key = receipt
+        .filter(|r| !r.is_empty())
+        .map(|r| format!("admin-form:{r}"));
+    let (sku, done) = admin
+        .restock(&session, &sku, qty, &reason, key.as_deref())
         .await
         .map_err(|e| refuse(&parts, e, false))?;
-    let msg = format!("{sku} restocked by {qty}: {} available", after.available);
+    let msg = if done.repeated {
+        format!(
+            "this restock of {sku} was already recorded; nothing added: {} available",
+            done.level.available
+        )
+    } else {
+        format!(
+            "{sku} restocked by {qty}: {} available",
+            done.level.available
+        )
+    };
     leptos_axum::redirect(&format!(
         "/admin/stock?{}",
         query_string(&[("sku", sku.as_str()), ("msg", &msg)])

@@ -302,6 +302,7 @@ pub fn stock_page(
     levels: &[(Sku, StockLevel)],
     more: bool,
     selected: Option<&(Sku, StockLevel)>,
+    receipt: &str,
 ) -> String {
     let rows = levels
         .iter()
@@ -325,6 +326,7 @@ pub fn stock_page(
                 <form class="box" id="restock" method="post" action="/admin/sfn/restock">
                     <input type="hidden" name="csrf" value=session.csrf.clone()/>
                     <input type="hidden" name="sku" value=sku.to_string()/>
+                    <input type="hidden" name="receipt" value=receipt.to_owned()/>
                     <strong>"Restock "</strong>
                     <label>"Units received "<input type="number" name="qty" min="1" required/></label>
                     <label>"Reason "<input type="text" name="reason" required maxlength="500"/></label>
