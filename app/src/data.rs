@@ -496,11 +496,9 @@ pub async fn hold_cart(
     use edge_core::checkout::{hold_cart, order_id_for_key, CartHold};
     let shop = ssr::shop()?;
     edge_core::stock::validate_lines(&lines).map_err(ServerFnError::new)?;
-    if idempotency_key.is_empty() || idempotency_key.len() > edge_core::api::IDEMPOTENCY_KEY_LEN_MAX
-    {
-        return Err(ServerFnError::new("bad idempotency key").into());
-    }
-    let order = order_id_for_key(&idempotency_key);
+    let key =
+        edge_core::api::valid_idempotency_key(&idempotency_key).map_err(ServerFnError::new)?;
+    let order = order_id_for_key(key);
     Ok(
         match hold_cart(shop.stock.as_ref(), &order, &lines)
             .await

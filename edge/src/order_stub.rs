@@ -3,10 +3,10 @@
 use crate::order_object::CheckoutCall;
 use edge_core::checkout::{CheckoutError, CheckoutOutcome, OrderDesk};
 use edge_core::codec::{from_cbor, to_cbor};
-use edge_core::order::{CheckoutRequest, Order, OrderLine};
+use edge_core::order::{CheckoutRequest, Order};
 use edge_core::stock::OrderId;
 use edge_core::store::BoxFuture;
-use edge_core::{Money, StoreError};
+use edge_core::StoreError;
 use worker::send::SendFuture;
 use worker::{js_sys::Uint8Array, Method, ObjectNamespace, Request, RequestInit, Stub};
 
@@ -67,25 +67,6 @@ impl DurableOrders {
 }
 
 impl OrderDesk for DurableOrders {
-    fn checkout(
-        &self,
-        order_id: OrderId,
-        request: CheckoutRequest,
-        lines: Vec<OrderLine>,
-        total: Money,
-    ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
-        self.checkout_priced(
-            order_id,
-            request,
-            edge_core::checkout::PricedOrder {
-                lines,
-                total,
-                pricing: None,
-                usage: Vec::new(),
-            },
-        )
-    }
-
     fn checkout_priced(
         &self,
         order_id: OrderId,

@@ -69,7 +69,22 @@ pub const SHARD_REQUEST_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// One shard's tables. `received = available + held + sold` is checked by SQLite too, and a
 /// hold has an expiry exactly when it is still held. The partial index holds only live holds:
 /// `due_holds` and `next_expiry` read it, and it stays as small as the open checkouts.
-const SHARD_SCHEMA: &str = "
+/// The `holds` table's columns and checks, shared by the schema and its migration.
+macro_rules! holds_table {
+    () => {
+        "(
+    order_id      TEXT PRIMARY KEY NOT NULL,
+    state         TEXT NOT NULL
+                  CHECK (state IN ('held', 'committed', 'released', 'expired', 'cancelled',
+                                   'received')),
+    expires_at_ms INTEGER CHECK ((state = 'held') = (expires_at_ms IS NOT NULL)),
+    lines         BLOB NOT NULL
+) WITHOUT ROWID;"
+    };
+}
+
+const SHARD_SCHEMA: &str = concat!(
+    "
 CREATE TABLE IF NOT EXISTS stock_levels (
     sku       TEXT PRIMARY KEY NOT NULL,
     available INTEGER NOT NULL CHECK (available BETWEEN 0 AND 4294967295),
@@ -78,37 +93,30 @@ CREATE TABLE IF NOT EXISTS stock_levels (
     received  INTEGER NOT NULL CHECK (received >= 0),
     CHECK (received = available + held + sold)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS holds (
-    order_id      TEXT PRIMARY KEY NOT NULL,
-    state         TEXT NOT NULL
-                  CHECK (state IN ('held', 'committed', 'released', 'expired', 'cancelled',
-                                   'received')),
-    expires_at_ms INTEGER CHECK ((state = 'held') = (expires_at_ms IS NOT NULL)),
-    lines         BLOB NOT NULL
-) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS holds ",
+    holds_table!(),
+    "
 CREATE INDEX IF NOT EXISTS holds_by_expiry ON holds (expires_at_ms) WHERE state = 'held';
-";
+"
+);
 
 /// Shard files made before restock receipts (`received` holds) have a `holds` table whose CHECK
 /// refuses them; SQLite cannot change a CHECK in place, so the table is rebuilt, in one
 /// transaction, with every row kept.
-const MIGRATE_HOLDS_RECEIVED: &str = "
+const MIGRATE_HOLDS_RECEIVED: &str = concat!(
+    "
 BEGIN IMMEDIATE;
-CREATE TABLE holds_v2 (
-    order_id      TEXT PRIMARY KEY NOT NULL,
-    state         TEXT NOT NULL
-                  CHECK (state IN ('held', 'committed', 'released', 'expired', 'cancelled',
-                                   'received')),
-    expires_at_ms INTEGER CHECK ((state = 'held') = (expires_at_ms IS NOT NULL)),
-    lines         BLOB NOT NULL
-) WITHOUT ROWID;
+CREATE TABLE holds_v2 ",
+    holds_table!(),
+    "
 INSERT INTO holds_v2 (order_id, state, expires_at_ms, lines)
     SELECT order_id, state, expires_at_ms, lines FROM holds;
 DROP TABLE holds;
 ALTER TABLE holds_v2 RENAME TO holds;
 CREATE INDEX holds_by_expiry ON holds (expires_at_ms) WHERE state = 'held';
 COMMIT;
-";
+"
+);
 
 const SELECT_DUE: &str = "SELECT order_id FROM holds WHERE state = 'held' AND expires_at_ms <= ?1 \
      ORDER BY expires_at_ms LIMIT ?2";

@@ -2021,15 +2021,7 @@ async fn ui_login_on(app: &Router, email: &str) -> Client {
     )
     .await;
     assert_eq!(orders.status, StatusCode::OK, "{}", orders.text);
-    let csrf = orders
-        .text
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = hidden_value(&orders.text, "csrf");
     Client { cookie, csrf }
 }
 

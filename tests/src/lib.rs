@@ -567,7 +567,7 @@ pub async fn click(c: &fantoccini::Client, css: &str) -> Result<(), String> {
             .await
             .map_err(|e| format!("{css}: {e}"))?;
         match element.click().await {
-            Err(e) if e.to_string().contains("stale element") => {
+            Err(e) if e.is_stale_element_reference() => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             clicked => return clicked.map_err(|e| format!("click {css}: {e}")),

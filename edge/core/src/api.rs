@@ -695,16 +695,19 @@ fn checkout_order_id(key: Option<&str>) -> Result<OrderId, ApiError> {
         let hex = random_hex::<16>().map_err(|e| ApiError::Store(StoreError::Unavailable(e)))?;
         return Ok(OrderId::parse(&format!("r{hex}")).expect("hex is a valid order id"));
     };
-    Ok(order_id_for_key(valid_key(key)?))
+    Ok(order_id_for_key(
+        valid_idempotency_key(key).map_err(ApiError::BadRequest)?,
+    ))
 }
 
-fn valid_key(key: &str) -> Result<&str, ApiError> {
+/// `key` if it is a usable idempotency key (1 to [`IDEMPOTENCY_KEY_LEN_MAX`] bytes), else why not.
+pub fn valid_idempotency_key(key: &str) -> Result<&str, String> {
     Some(key)
         .filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_LEN_MAX)
         .ok_or_else(|| {
-            ApiError::BadRequest(format!(
+            format!(
                 "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} visible ASCII characters"
-            ))
+            )
         })
 }
 
@@ -814,19 +817,20 @@ async fn checkout(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let request: CheckoutRequest = parse_json(body)?;
-    let key = idempotency_key(&headers)?;
+    // `place` checks the key's length, as it does for the storefront's own checkouts.
+    let key = idempotency_key(&headers).map_err(ApiError::BadRequest)?;
     checkout_response(place(&shop, key, request).await?)
 }
 
-/// The request's `Idempotency-Key`, if it sent one (checked: visible ASCII, bounded length).
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+/// The request's `Idempotency-Key`, if it sent one, as text (visible ASCII; its length is the
+/// caller's to check, with [`valid_idempotency_key`]).
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, String> {
     headers
         .get("idempotency-key")
         .map(|value| {
             value
                 .to_str()
-                .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))
-                .and_then(valid_key)
+                .map_err(|_| "Idempotency-Key must be visible ASCII".to_owned())
         })
         .transpose()
 }
@@ -985,7 +989,10 @@ async fn restock(
             crate::stock::RESTOCK_QTY_MAX
         )));
     }
-    let receipt = idempotency_key(&headers)?.map(crate::stock::receipt_for_key);
+    let receipt = idempotency_key(&headers)
+        .and_then(|key| key.map(valid_idempotency_key).transpose())
+        .map_err(ApiError::BadRequest)?
+        .map(crate::stock::receipt_for_key);
     let done = admin
         .shop
         .stock

@@ -87,6 +87,16 @@ pub struct PricedOrder {
 }
 
 impl PricedOrder {
+    /// An order without promotions: the total is what the lines add up to.
+    pub fn unpromoted(lines: Vec<OrderLine>, total: Money) -> Self {
+        Self {
+            lines,
+            total,
+            pricing: None,
+            usage: Vec::new(),
+        }
+    }
+
     /// Checks a priced order that was priced elsewhere (a remote edge's checkout, see
     /// [`RemoteCheckout`]) before an order desk runs it: the total is the lines less the
     /// discount plus shipping ([`crate::order::priced_total`], as the origin checks every order
@@ -332,17 +342,8 @@ impl Checkout<'_> {
         lines: Vec<OrderLine>,
         total: Money,
     ) -> Result<CheckoutOutcome, CheckoutError> {
-        self.run_priced(
-            order_id,
-            request,
-            PricedOrder {
-                lines,
-                total,
-                pricing: None,
-                usage: Vec::new(),
-            },
-        )
-        .await
+        self.run_priced(order_id, request, PricedOrder::unpromoted(lines, total))
+            .await
     }
 
     /// [`Checkout::run`] with promotions: the order records `priced.pricing`, and the usage
@@ -610,16 +611,7 @@ pub trait OrderDesk: Send + Sync {
         lines: Vec<OrderLine>,
         total: Money,
     ) -> BoxFuture<'_, Result<CheckoutOutcome, CheckoutError>> {
-        self.checkout_priced(
-            order_id,
-            request,
-            PricedOrder {
-                lines,
-                total,
-                pricing: None,
-                usage: Vec::new(),
-            },
-        )
+        self.checkout_priced(order_id, request, PricedOrder::unpromoted(lines, total))
     }
     /// Runs, continues or answers the checkout of `order_id` with its promotions (see
     /// [`Checkout::run_priced`]): every host carries the pricing and the usage claims to where

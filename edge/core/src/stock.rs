@@ -390,13 +390,14 @@ pub fn apply(
             })
         }
         ShardRequest::Restock { sku, qty, receipt } => {
-            let line = Line { sku, qty };
+            let lines = vec![Line { sku, qty }];
+            let sku = &lines[0].sku;
             if let Some(receipt) = &receipt {
                 if let Some(hold) = storage.hold(receipt)? {
                     return Ok(
-                        if hold.state == HoldState::Received && hold.lines == [line.clone()] {
+                        if hold.state == HoldState::Received && hold.lines == lines {
                             ShardReply::Restocked {
-                                level: storage.level(&line.sku)?.unwrap_or_default(),
+                                level: storage.level(sku)?.unwrap_or_default(),
                                 repeated: true,
                             }
                         } else {
@@ -409,8 +410,7 @@ pub fn apply(
                     );
                 }
             }
-            let Line { sku, qty } = line;
-            let mut level = storage.level(&sku)?.unwrap_or_default();
+            let mut level = storage.level(sku)?.unwrap_or_default();
             let Some(available) = level.available.checked_add(qty) else {
                 return Ok(ShardReply::Rejected {
                     reason: format!("restocking {sku} by {qty} overflows its level"),
@@ -418,9 +418,8 @@ pub fn apply(
             };
             level.available = available;
             level.received += u64::from(qty);
-            write_level(storage, &sku, &level)?;
+            write_level(storage, sku, &level)?;
             if let Some(receipt) = &receipt {
-                let lines = vec![Line { sku, qty }];
                 storage.set_hold(
                     receipt,
                     &Hold {

@@ -34,6 +34,12 @@ pub enum StoreError {
     Protocol(String),
 }
 
+/// Whether a peer's HTTP status (the origin's, an edge's) is a refusal that retrying the same
+/// request will not change: a 4xx other than 408 (timeout) and 429 (too many requests).
+pub fn refusal_is_final(status: u16) -> bool {
+    (400..500).contains(&status) && status != 408 && status != 429
+}
+
 /// Read side of the product catalog (publishing writes snapshots, see [`crate::snapshot`]).
 pub trait CatalogStore: Send + Sync {
     /// The product, or `None` when the catalog has no such SKU.

@@ -38,9 +38,10 @@ impl Origin {
         })
     }
 
-    /// One request; the body of a 2xx answer. A 4xx answer is a `Protocol` error (the origin
-    /// refused what this component sent: a token or version mismatch, which retrying will not
-    /// fix), anything else an `Unavailable`; both name the call.
+    /// One request; the body of a 2xx answer. A final refusal
+    /// ([`edge_core::store::refusal_is_final`]: the origin refused what this component sent, a
+    /// token or version mismatch that retrying will not fix) is a `Protocol` error, anything
+    /// else an `Unavailable`; both name the call.
     async fn call(
         &self,
         method: Method,
@@ -69,7 +70,7 @@ impl Origin {
         if !(200..300).contains(&status) {
             let detail = String::from_utf8_lossy(&body);
             let message = format!("{path}: the origin answered {status}: {detail}");
-            return Err(if (400..500).contains(&status) {
+            return Err(if edge_core::store::refusal_is_final(status) {
                 StoreError::Protocol(message)
             } else {
                 StoreError::Unavailable(message)

@@ -558,7 +558,7 @@ impl Admin {
         }
         let body = response.text().await.unwrap_or_default();
         let error = clip(format!("edge answered {code}: {body}"));
-        if code.is_client_error() && code.as_u16() != 408 && code.as_u16() != 429 {
+        if edge_core::store::refusal_is_final(code.as_u16()) {
             Delivery::GaveUp(error)
         } else {
             Delivery::Retry(error)

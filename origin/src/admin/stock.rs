@@ -24,7 +24,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
-use edge_core::api::IDEMPOTENCY_KEY_LEN_MAX;
+use edge_core::api::{idempotency_key, valid_idempotency_key};
 use edge_core::stock::{receipt_for_key, RESTOCK_QTY_MAX};
 use edge_core::store::{Restocked, StockCoordinator};
 use edge_core::{Sku, StockLevel};
@@ -90,13 +90,7 @@ pub async fn restock(
     body: Result<Json<Restock>, JsonRejection>,
 ) -> Result<Json<Value>, AdminError> {
     let body = json_body(body)?;
-    let key =
-        match headers.get("idempotency-key") {
-            None => None,
-            Some(value) => Some(value.to_str().map_err(|_| {
-                AdminError::BadRequest("Idempotency-Key must be visible ASCII".into())
-            })?),
-        };
+    let key = idempotency_key(&headers).map_err(AdminError::BadRequest)?;
     let (sku, done) = admin
         .restock(&session, &raw, body.qty, &body.reason, key)
         .await?;
@@ -147,15 +141,11 @@ impl Admin {
                 "qty must be 1 to {RESTOCK_QTY_MAX}"
             )));
         }
-        let receipt = match key {
-            Some(key) if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX => {
-                return Err(AdminError::BadRequest(format!(
-                    "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} characters"
-                )))
-            }
-            Some(key) => Some(receipt_for_key(key)),
-            None => None,
-        };
+        let receipt = key
+            .map(valid_idempotency_key)
+            .transpose()
+            .map_err(AdminError::BadRequest)?
+            .map(receipt_for_key);
         let before = self.stock.level(&sku).await?;
         let done = self
             .stock

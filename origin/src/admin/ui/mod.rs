@@ -272,14 +272,15 @@ async fn stock_page(
         _ => None,
     };
     // The restock form's receipt: submitting this rendering twice restocks once.
-    let mut receipt = [0u8; 16];
-    if let Err(e) = getrandom::fill(&mut receipt) {
-        return html(
-            StatusCode::SERVICE_UNAVAILABLE,
-            pages::message_page("Stock", Some(&session), &format!("no randomness: {e}")),
-        );
-    }
-    let receipt: String = receipt.iter().map(|b| format!("{b:02x}")).collect();
+    let receipt = match edge_core::api::random_hex::<16>() {
+        Ok(receipt) => receipt,
+        Err(e) => {
+            return html(
+                StatusCode::SERVICE_UNAVAILABLE,
+                pages::message_page("Stock", Some(&session), &e),
+            )
+        }
+    };
     ok(pages::stock_page(
         &session,
         &flash,
