@@ -329,6 +329,8 @@ impl Drop for OriginServer {
 pub struct Browser {
     pub client: fantoccini::Client,
     _driver: ProcessGroup,
+    // After the driver (fields drop in order): Chromium is gone before its profile is removed.
+    _profile: RemovedOnDrop,
 }
 
 impl Browser {
@@ -352,7 +354,14 @@ impl Browser {
         )
         .await?;
 
-        let profile = std::env::temp_dir().join(format!("edge-shop-chromium-{port}"));
+        // A new, empty profile per browser: a reused one (the same port in an earlier run)
+        // would bring that run's cookies, e.g. a shopper's history, into a "new visitor".
+        let profile =
+            std::env::temp_dir().join(format!("edge-shop-chromium-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&profile);
+        std::fs::create_dir(&profile)
+            .map_err(|e| format!("cannot create {}: {e}", profile.display()))?;
+        let profile = RemovedOnDrop(profile);
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
@@ -362,7 +371,7 @@ impl Browser {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
-                    format!("--user-data-dir={}", profile.display()),
+                    format!("--user-data-dir={}", profile.0.display()),
                 ]
             }),
         );
@@ -375,6 +384,7 @@ impl Browser {
         Ok(Self {
             client,
             _driver: driver,
+            _profile: profile,
         })
     }
 }
