@@ -209,19 +209,13 @@ pub async fn unit_sales(
 async fn listing_page(shop: &Shop, params: &[(String, String)]) -> Result<ListingPage, ApiError> {
     let query = ListingQuery::from_params(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(ApiError::BadRequest)?;
-    // Price sorts order by the price shown: the sale price where automatic promotions run now.
-    let book = match query.sort {
-        listing::Sort::PriceAsc | listing::Sort::PriceDesc => Some(promotion_book(shop).await?),
-        _ => None,
-    };
+    // Price bands, their counts and price sorts go by the price shown: the sale price where
+    // automatic promotions run now.
     let now_ms = shop.clock.now_ms();
-    let shelf = |p: &crate::ProductSummary| match &book {
-        Some(book) => {
-            crate::promo::shelf_price(book, &unit_line(p), now_ms)
-                .unwrap_or_else(|| p.price.clone())
-                .minor
-        }
-        None => p.price.minor,
+    let book = promotion_book(shop).await?;
+    let shelf = |p: &crate::ProductSummary| {
+        crate::promo::shelf_price(&book, &unit_line(p), now_ms)
+            .map_or(p.price.minor, |sale| sale.minor)
     };
     let param = |name: &str| {
         params

@@ -121,12 +121,18 @@ pub struct Facets {
     pub tags: Vec<(String, u32)>,
 }
 
+/// Facets of `products` at their list prices (what publishing counts).
 pub fn facets<'a>(products: impl IntoIterator<Item = &'a ProductSummary>) -> Facets {
+    facets_priced(products.into_iter().map(|p| (p, p.price.minor)))
+}
+
+/// Facets of products each paired with the price (minor units) its price band counts.
+fn facets_priced<'a>(products: impl IntoIterator<Item = (&'a ProductSummary, u64)>) -> Facets {
     let mut price: BTreeMap<PriceBand, u32> = BTreeMap::new();
     let mut vendors: BTreeMap<&str, u32> = BTreeMap::new();
     let mut tags: BTreeMap<&str, u32> = BTreeMap::new();
-    for p in products {
-        *price.entry(PriceBand::of(p.price.minor)).or_default() += 1;
+    for (p, shelf_minor) in products {
+        *price.entry(PriceBand::of(shelf_minor)).or_default() += 1;
         if !p.vendor.is_empty() {
             *vendors.entry(&p.vendor).or_default() += 1;
         }
@@ -144,6 +150,26 @@ pub fn facets<'a>(products: impl IntoIterator<Item = &'a ProductSummary>) -> Fac
             .map(|(v, n)| (v.to_owned(), n))
             .collect(),
         tags,
+    }
+}
+
+/// `facets` (counted at list prices) with each product whose shelf price is in another band
+/// moved to that band.
+fn repriced(facets: &Facets, products: &[(&ProductSummary, u64)]) -> Facets {
+    let mut price: BTreeMap<PriceBand, u32> = facets.price.iter().copied().collect();
+    for (p, shelf_minor) in products {
+        let (listed, shown) = (PriceBand::of(p.price.minor), PriceBand::of(*shelf_minor));
+        if listed != shown {
+            if let Some(n) = price.get_mut(&listed) {
+                *n = n.saturating_sub(1);
+            }
+            *price.entry(shown).or_default() += 1;
+        }
+    }
+    price.retain(|_, n| *n > 0);
+    Facets {
+        price: price.into_iter().collect(),
+        ..facets.clone()
     }
 }
 
@@ -288,9 +314,10 @@ impl ListingQuery {
         parts.join("&")
     }
 
-    fn matches(&self, p: &ProductSummary) -> bool {
+    /// Whether `p`, shown at `shelf_minor`, passes the filters.
+    fn matches(&self, p: &ProductSummary, shelf_minor: u64) -> bool {
         self.price
-            .is_none_or(|band| PriceBand::of(p.price.minor) == band)
+            .is_none_or(|band| PriceBand::of(shelf_minor) == band)
             && self.vendor.as_deref().is_none_or(|v| p.vendor == v)
             && self
                 .tag
@@ -334,26 +361,30 @@ pub fn page<'a>(
     page_priced(products, query, precomputed, |p| p.price.minor)
 }
 
-/// [`page`], with price sorts ordering by `shelf_price` (minor units): the price the shopper is
-/// shown, e.g. a sale price. Filters and facets stay on list prices (facets are counted at
-/// publish time, before any sale starts or ends).
+/// [`page`] at the prices the shopper is shown: `shelf_price` (minor units, e.g. a sale price)
+/// places each product in a price band (filter and facet) and orders the price sorts.
+/// `precomputed` facets are the publish-time counts of `products`, at list prices: an
+/// unfiltered page takes them, with the products whose shelf price is in another band moved.
 pub fn page_priced<'a>(
     products: impl IntoIterator<Item = &'a ProductSummary>,
     query: &ListingQuery,
     precomputed: Option<&Facets>,
     shelf_price: impl Fn(&ProductSummary) -> u64,
 ) -> ListingPage {
-    let mut matching: Vec<&ProductSummary> =
-        products.into_iter().filter(|p| query.matches(p)).collect();
+    let mut matching: Vec<(&ProductSummary, u64)> = products
+        .into_iter()
+        .map(|p| (p, shelf_price(p)))
+        .filter(|&(p, shelf)| query.matches(p, shelf))
+        .collect();
     let facets = match precomputed {
-        Some(f) if !query.is_filtered() => f.clone(),
-        _ => facets(matching.iter().copied()),
+        Some(f) if !query.is_filtered() => repriced(f, &matching),
+        _ => facets_priced(matching.iter().copied()),
     };
     match query.sort {
         Sort::Featured => {}
-        Sort::PriceAsc => matching.sort_by_cached_key(|p| shelf_price(p)),
-        Sort::PriceDesc => matching.sort_by_cached_key(|p| std::cmp::Reverse(shelf_price(p))),
-        Sort::Title => matching.sort_by_cached_key(|p| p.title.to_lowercase()),
+        Sort::PriceAsc => matching.sort_by_key(|&(_, shelf)| shelf),
+        Sort::PriceDesc => matching.sort_by_key(|&(_, shelf)| std::cmp::Reverse(shelf)),
+        Sort::Title => matching.sort_by_cached_key(|(p, _)| p.title.to_lowercase()),
     }
     let total = matching.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
@@ -362,7 +393,7 @@ pub fn page_priced<'a>(
         .into_iter()
         .skip((page - 1) * PAGE_SIZE)
         .take(PAGE_SIZE)
-        .cloned()
+        .map(|(p, _)| p.clone())
         .collect();
     ListingPage {
         products,

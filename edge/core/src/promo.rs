@@ -223,6 +223,17 @@ pub fn normalize_code(raw: &str) -> String {
 }
 
 impl PromotionBook {
+    /// Whether an automatic promotion (one without a code) within its dates at `now_ms`
+    /// targets `line`: only such a line can show a sale price.
+    fn sale_may_apply(&self, line: &CartLine, now_ms: u64) -> bool {
+        self.promotions.iter().any(|p| {
+            p.code.is_none()
+                && p.starts_at_ms.is_none_or(|start| start <= now_ms)
+                && p.ends_at_ms.is_none_or(|end| now_ms < end)
+                && p.applies_to.matches(line)
+        })
+    }
+
     /// Every problem with the rules, each naming its promotion and field.
     pub fn validate(&self) -> Vec<PromotionProblem> {
         let mut problems = Vec::new();
@@ -689,7 +700,8 @@ fn money(minor: u64, currency: &str) -> Money {
 /// with the automatic promotions (no codes, before shipping), when they take anything off.
 /// The cart prices the same way, so the shelf never promises what the cart does not give.
 pub fn shelf_price(book: &PromotionBook, unit: &CartLine, now_ms: u64) -> Option<Money> {
-    if !book.promotions.iter().any(|p| p.code.is_none()) {
+    // Most products are on no sale: they skip pricing a cart (listings price every product).
+    if !book.sale_may_apply(unit, now_ms) {
         return None;
     }
     let one = CartLine {

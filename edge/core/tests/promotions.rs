@@ -785,3 +785,53 @@ async fn price_sorts_order_by_the_price_shown_on_sale() {
         ["POT-2", "BOOK-3", "MUG-1"]
     );
 }
+
+#[tokio::test]
+async fn price_filters_and_their_counts_go_by_the_price_shown_while_a_sale_runs() {
+    async fn listing(host: &Host, query: &str) -> (Vec<String>, Value) {
+        let req = Request::builder()
+            .uri(format!("/api/products?{query}"))
+            .body(Body::empty())
+            .unwrap();
+        let res = router(host.shop()).oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{query}");
+        let body: Value =
+            serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        let skus = body["products"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["sku"].as_str().unwrap().to_owned())
+            .collect();
+        (skus, body["facets"]["price"].clone())
+    }
+    // List prices: MUG-1 12.00, BOOK-3 20.00, POT-2 34.50; half off kitchen until 2,000 s
+    // shows the pot at 17.25, under 25 with the others.
+    let sale = host(json!({"currency": "USD", "promotions": [
+        {"id": "HALF-KITCHEN", "title": "Half off kitchen", "benefit": {"type": "percent_off", "percent": 50},
+         "applies_to": {"categories": ["kitchen"]}, "ends_at_ms": 2_000_000}
+    ]}))
+    .await;
+    let under_25 = listing(&sale, "price=0-25").await;
+    assert_eq!(under_25.0, ["MUG-1", "POT-2", "BOOK-3"]);
+    assert_eq!(under_25.1, json!([["Under25", 3]]));
+    assert_eq!(listing(&sale, "price=25-50").await.0, Vec::<String>::new());
+    // Unfiltered listings count bands at shown prices too, not the publish-time counts.
+    assert_eq!(listing(&sale, "").await.1, json!([["Under25", 3]]));
+    assert_eq!(
+        listing(&sale, "category=kitchen").await.1,
+        json!([["Under25", 2]])
+    );
+    let (found, _) = listing(&sale, "q=POT-2&price=0-25").await;
+    assert_eq!(found, ["POT-2"], "search results filter by the shown price");
+
+    // Once the sale has ended, list prices place every product again.
+    sale.clock.advance(1_500_000);
+    let (under_25, _) = listing(&sale, "price=0-25").await;
+    assert_eq!(under_25, ["MUG-1", "BOOK-3"]);
+    assert_eq!(listing(&sale, "price=25-50").await.0, ["POT-2"]);
+    assert_eq!(
+        listing(&sale, "").await.1,
+        json!([["Under25", 2], ["From25To50", 1]])
+    );
+}

@@ -18,6 +18,7 @@ pub(crate) fn checks() -> Vec<(&'static str, Check)> {
         browser_cart_shows_promo_savings_line_by_line_and_refused_codes,
         browser_checks_out_with_promo_codes_and_the_order_records_the_pricing,
         promo_checkouts_never_take_the_clients_prices,
+        price_filters_and_counts_follow_the_price_shown,
     ]
 }
 
@@ -811,4 +812,77 @@ async fn sfn_place_order(
     let status = res.status();
     let text = res.text().await.map_err(|e| e.to_string())?;
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+/// A category where a running sale moves a product into another price band: its price filter
+/// lists the products by the price shown, and the band counts agree.
+async fn price_filters_and_counts_follow_the_price_shown(ctx: &Ctx) -> CheckResult {
+    use edge_core::listing::{slug, PriceBand};
+    let shown = |p: &Product| {
+        shelf(ctx, p, &p.sku)
+            .unwrap_or_else(|| p.price.clone())
+            .minor
+    };
+    let moved = ctx
+        .catalog
+        .products
+        .iter()
+        .find(|p| PriceBand::of(shown(p)) != PriceBand::of(p.price.minor))
+        .ok_or("the demo's sales move no product into another price band")?;
+    let category = slug(&moved.category);
+    let members: Vec<&Product> = ctx
+        .catalog
+        .products
+        .iter()
+        .filter(|p| slug(&p.category) == category)
+        .collect();
+    let (status, body) = ctx
+        .json("GET", &format!("/api/products?category={category}"), None)
+        .await?;
+    ensure!(status == StatusCode::OK, "/api/products answered {status}");
+    let counts: BTreeMap<String, u64> = body["facets"]["price"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|pair| Some((pair[0].as_str()?.to_owned(), pair[1].as_u64()?)))
+        .collect();
+    for band in [
+        PriceBand::of(shown(moved)),
+        PriceBand::of(moved.price.minor),
+    ] {
+        let expected: Vec<String> = members
+            .iter()
+            .filter(|p| PriceBand::of(shown(p)) == band)
+            .map(|p| p.sku.to_string())
+            .collect();
+        let (status, html) = ctx
+            .get(&format!("/c/{category}?price={}", band.slug()))
+            .await?;
+        ensure!(
+            status == StatusCode::OK,
+            "{category} at {} answered {status}",
+            band.slug()
+        );
+        ensure!(
+            listed_skus(&html) == expected,
+            "/c/{category}?price={} lists {:?}, expected {expected:?} ({} is {} on sale)",
+            band.slug(),
+            listed_skus(&html),
+            moved.sku,
+            shown(moved)
+        );
+        let key = serde_json::to_value(band).map_err(|e| e.to_string())?;
+        let count = key
+            .as_str()
+            .and_then(|k| counts.get(k))
+            .copied()
+            .unwrap_or(0);
+        ensure!(
+            count == expected.len() as u64,
+            "{category}'s {} count is {count}, the filter lists {}",
+            band.slug(),
+            expected.len()
+        );
+    }
+    Ok(())
 }
