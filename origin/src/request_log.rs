@@ -46,10 +46,8 @@ pub fn valid_request_id(raw: &str) -> Option<&str> {
 }
 
 fn fresh_request_id() -> String {
-    let mut bytes = [0u8; 16];
     // Without randomness the id is all zeros: it only correlates log lines, it guards nothing.
-    let _ = getrandom::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    edge_core::api::random_hex::<16>().unwrap_or_else(|_| "0".repeat(32))
 }
 
 /// The middleware: `router.layer(axum::middleware::from_fn(request_log::track))`.

@@ -17,6 +17,7 @@
 //! [`CartCallError::Refused`] and the page shows the protection's message (on the hold notice,
 //! or under the checkout button), not a failed call.
 
+use super::pricing::{pricing_summary, Pricing};
 use crate::cart::{use_cart, CartLine};
 use crate::data::{
     cart_items, hold_cart, place_order, release_cart, CartCallError, CartHoldView, CartItem,
@@ -197,28 +198,15 @@ fn CartSummary(priced: Signal<Option<PricedCart>>, codes: RwSignal<Vec<String>>)
     };
     let summary = move || {
         let priced = priced.try_get().flatten()?;
-        let money = |minor: u64| Money::new(minor, &priced.currency).to_string();
-        let savings = priced
-            .applied
-            .iter()
-            .map(|a| {
-                let code = a.code.clone().map(|c| format!(" ({c})")).unwrap_or_default();
-                view! { <li class="saving" data-testid="saving" data-promotion=a.id.clone()>{a.title.clone()}{code} " −" {a.saving.to_string()}</li> }
-            })
-            .collect_view();
-        let shipping = if priced.shipping.minor == 0 {
-            "Free".to_owned()
-        } else {
-            priced.shipping.to_string()
-        };
-        Some(view! {
-            <dl class="cart-summary" data-testid="cart-summary">
-                <dt>"Subtotal"</dt><dd>{priced.subtotal.to_string()}</dd>
-                <dt>"Savings"</dt><dd data-testid="cart-discount">{format!("−{}", money(priced.discount.minor))}</dd>
-                <dt>"Shipping"</dt><dd data-testid="cart-shipping">{shipping}</dd>
-            </dl>
-            <ul class="savings">{savings}</ul>
-        })
+        Some(pricing_summary(
+            "cart",
+            Pricing {
+                subtotal: &priced.subtotal,
+                discount: &priced.discount,
+                shipping: &priced.shipping,
+                applied: &priced.applied,
+            },
+        ))
     };
     let refused = move || {
         let priced = priced.try_get().flatten()?;

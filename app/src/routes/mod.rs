@@ -6,6 +6,7 @@ mod listing;
 mod not_found;
 mod order;
 mod personal;
+mod pricing;
 mod product;
 pub mod seo;
 

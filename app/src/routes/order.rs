@@ -1,6 +1,7 @@
 //! The order page: what was bought and where the order is, updated live as the shop moves it
 //! along (the order's Durable Object pushes each status change over a WebSocket).
 
+use super::pricing::{pricing_summary, Pricing};
 use crate::data::order_detail;
 use edge_core::order::{Order, OrderStatus};
 use leptos::prelude::*;
@@ -76,24 +77,16 @@ fn OrderView(order: Order) -> impl IntoView {
         })
         .collect_view();
     // What the shop's pricing recorded: each promotion's saving, shipping, and the subtotal.
-    let pricing = order.pricing.clone().map(|pricing| {
-        let savings = pricing
-            .promotions
-            .iter()
-            .map(|a| {
-                let code = a.code.clone().map(|c| format!(" ({c})")).unwrap_or_default();
-                view! { <li class="saving" data-testid="order-saving" data-promotion=a.id.clone()>{a.title.clone()}{code} " −" {a.saving.to_string()}</li> }
-            })
-            .collect_view();
-        let shipping = if pricing.shipping.minor == 0 { "Free".to_owned() } else { pricing.shipping.to_string() };
-        view! {
-            <dl class="order-pricing" data-testid="order-pricing">
-                <dt>"Subtotal"</dt><dd>{pricing.subtotal.to_string()}</dd>
-                <dt>"Savings"</dt><dd data-testid="order-discount">{format!("−{}", pricing.discount)}</dd>
-                <dt>"Shipping"</dt><dd data-testid="order-shipping">{shipping}</dd>
-            </dl>
-            <ul class="savings">{savings}</ul>
-        }
+    let pricing = order.pricing.as_ref().map(|pricing| {
+        pricing_summary(
+            "order",
+            Pricing {
+                subtotal: &pricing.subtotal,
+                discount: &pricing.discount,
+                shipping: &pricing.shipping,
+                applied: &pricing.promotions,
+            },
+        )
     });
     view! {
         <Title text=format!("Order {}", order.id) />

@@ -666,7 +666,7 @@ async fn get_stock(
     }
 }
 
-/// `N` random bytes as lower-case hex (order ids without a key, visitor ids).
+/// `N` random bytes as lower-case hex (ids and one-time tokens).
 pub fn random_hex<const N: usize>() -> Result<String, String> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;

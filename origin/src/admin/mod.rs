@@ -127,10 +127,9 @@ impl Admin {
     fn dummy_hash_blocking(dummy: &std::sync::OnceLock<String>, cost: HashCost) -> String {
         dummy
             .get_or_init(|| {
-                let mut random = [0u8; 16];
                 // Without randomness the password is all zeros: it only has to cost the same.
-                let _ = getrandom::fill(&mut random);
-                let password: String = random.iter().map(|b| format!("{b:02x}")).collect();
+                let password =
+                    edge_core::api::random_hex::<16>().unwrap_or_else(|_| "0".repeat(32));
                 passwords::hash_password(&password, cost).unwrap_or_default()
             })
             .clone()

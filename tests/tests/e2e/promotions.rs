@@ -231,7 +231,7 @@ impl CartShown {
                subtotal: dd ? dd.textContent : '',
                discount: t('[data-testid=cart-discount]'), shipping: t('[data-testid=cart-shipping]'),
                total: t('[data-testid=cart-total]'),
-               savings: [...document.querySelectorAll('[data-testid=saving]')].map(li => [li.dataset.promotion, li.textContent]),
+               savings: [...document.querySelectorAll('[data-testid=cart-saving]')].map(li => [li.dataset.promotion, li.textContent]),
                refused: [...document.querySelectorAll('[data-testid=code-refused]')].map(li => li.textContent),
              }",
         )

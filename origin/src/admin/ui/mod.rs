@@ -147,14 +147,12 @@ async fn index(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response 
 
 async fn login_page(Query(params): Params) -> Response {
     // A fresh double-submit token per form (see `actions::admin_login`).
-    let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
+    let Ok(token) = edge_core::api::random_hex::<16>() else {
         return html(
             StatusCode::SERVICE_UNAVAILABLE,
             pages::message_page("Unavailable", None, "no randomness for the login form"),
         );
-    }
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    };
     let mut response = ok(pages::login_page(&flash(&params), &token));
     let cookie = format!(
         "{}={token}; HttpOnly; Secure; SameSite=Strict; Path=/admin; Max-Age=3600",
