@@ -286,6 +286,38 @@ fn live_routes(env: &Env, token: Option<String>) -> worker::Result<axum::Router>
             }
         })
     };
+    // The outbox of orders the origin has not acknowledged, and "retry now" for one of them.
+    let (outbox_orders, outbox_token) = (orders.clone(), token.clone());
+    let outbox = move |headers: HeaderMap| {
+        let (orders, token) = (outbox_orders.clone(), outbox_token.clone());
+        worker::send::SendFuture::new(async move {
+            if !authorized(&headers, token.as_deref()) {
+                return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
+            }
+            let (deliveries, unreachable) = orders.outbox().await;
+            axum::Json(serde_json::json!({
+                "deliveries": deliveries,
+                "unreachable_shards": unreachable,
+            }))
+            .into_response()
+        })
+    };
+    let (retry_orders, retry_token) = (orders.clone(), token.clone());
+    let retry_delivery = move |Path(id): Path<String>, headers: HeaderMap| {
+        let (orders, token) = (retry_orders.clone(), retry_token.clone());
+        worker::send::SendFuture::new(async move {
+            if !authorized(&headers, token.as_deref()) {
+                return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
+            }
+            let Ok(id) = OrderId::parse(&id) else {
+                return bad(format!("invalid order id {id:?}"));
+            };
+            match orders.retry_delivery(&id).await {
+                Ok(response) => axum::http::Response::from(response),
+                Err(e) => unavailable(e.to_string()),
+            }
+        })
+    };
     let order_status = move |Path(id): Path<String>,
                              headers: HeaderMap,
                              body: axum::body::Bytes| {
@@ -339,7 +371,9 @@ fn live_routes(env: &Env, token: Option<String>) -> worker::Result<axum::Router>
         .route("/_admin/bench/counter", post(bench_counter))
         .route("/api/stock/{sku}/live", get(stock_live))
         .route("/api/orders/{id}/live", get(order_live))
-        .route("/_admin/orders/{id}/status", post(order_status)))
+        .route("/_admin/orders/{id}/status", post(order_status))
+        .route("/_admin/outbox", get(outbox))
+        .route("/_admin/outbox/{id}/retry", post(retry_delivery)))
 }
 
 fn wants_upgrade(headers: &axum::http::HeaderMap) -> bool {

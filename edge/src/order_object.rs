@@ -37,13 +37,15 @@ pub const ORDER_SHARD_COUNT: u64 = 32;
 
 /// The name of the object that owns `order`.
 pub fn order_shard_name(order: &OrderId) -> String {
-    format!(
-        "order-shard-{:02}",
-        edge_core::shard::fnv1a_64(order.as_str().as_bytes()) % ORDER_SHARD_COUNT
-    )
+    shard_name(edge_core::shard::fnv1a_64(order.as_str().as_bytes()) % ORDER_SHARD_COUNT)
 }
 
-const SCHEMA: [&str; 2] = [
+/// The name of order shard `n` (below [`ORDER_SHARD_COUNT`]).
+pub fn shard_name(n: u64) -> String {
+    format!("order-shard-{n:02}")
+}
+
+const SCHEMA: [&str; 3] = [
     // `due_at_ms` is set while the alarm has work on the row: an open checkout to finish or a
     // placed order to deliver; NULL once it is settled.
     "CREATE TABLE IF NOT EXISTS checkouts (
@@ -52,6 +54,15 @@ const SCHEMA: [&str; 2] = [
         due_at_ms INTEGER
     )",
     "CREATE INDEX IF NOT EXISTS checkouts_due ON checkouts (due_at_ms) WHERE due_at_ms IS NOT NULL",
+    // A placed order's failed deliveries to the origin, for the admin; gone once delivered.
+    // `refused`: the origin's last answer was a refusal that a retry will not change by itself.
+    "CREATE TABLE IF NOT EXISTS deliveries (
+        order_id TEXT PRIMARY KEY,
+        attempts INTEGER NOT NULL,
+        last_error TEXT NOT NULL,
+        last_try_ms INTEGER NOT NULL,
+        refused INTEGER NOT NULL
+    )",
 ];
 
 /// Order-page sockets one shard keeps.
@@ -65,6 +76,24 @@ const RETRY_DELAY_MS_MAX: u64 = 5 * 60 * 1_000;
 const REQUEST_IDS_MAX: usize = 1_000;
 /// Rows one alarm works through before re-arming.
 const ALARM_BATCH_MAX: i64 = 50;
+/// Waiting deliveries one shard lists for the admin.
+pub const OUTBOX_LIST_MAX: i64 = 200;
+
+/// A placed order the origin has not acknowledged yet, as the admin's outbox lists it.
+#[derive(Serialize, Deserialize)]
+pub struct PendingDelivery {
+    pub order_id: OrderId,
+    pub placed_at_ms: u64,
+    pub total: Money,
+    /// When the alarm tries it next.
+    pub next_try_ms: u64,
+    /// Failed tries so far, the last one's error and time.
+    pub attempts: u64,
+    pub last_error: Option<String>,
+    pub last_try_ms: Option<u64>,
+    /// The origin refused the order (a 4xx): retries go on, slowly, until the origin is fixed.
+    pub refused: bool,
+}
 
 /// What the worker sends to run a checkout.
 #[derive(Serialize, Deserialize)]
@@ -166,6 +195,11 @@ impl DurableObject for OrderShard {
             (Method::Get, "/order", Some(order)) => {
                 Response::from_bytes(to_cbor(&self.order(&order)))
             }
+            (Method::Get, "/outbox", _) => match self.log.pending_deliveries(OUTBOX_LIST_MAX) {
+                Ok(pending) => Response::from_json(&pending),
+                Err(e) => Response::error(e.to_string(), 503),
+            },
+            (Method::Post, "/outbox/retry", Some(order)) => self.retry_now(&order).await,
             (Method::Post, "/status", Some(order)) => {
                 let body: StatusChangeBody = match serde_json::from_slice(&req.bytes().await?) {
                     Ok(body) => body,
@@ -241,7 +275,7 @@ impl OrderShard {
         let run = checkout.run_priced(call.order_id, call.request, priced);
         let result = self.turns.run(&order_id, run).await;
         let due = match &result {
-            Ok(CheckoutOutcome::Placed(_)) => self.origin().map(|_| now_ms()),
+            Ok(CheckoutOutcome::Placed(_)) => Some(now_ms()),
             Ok(_) => None,
             Err(_) => Some(now_ms() + RECOVERY_DELAY_MS),
         };
@@ -267,26 +301,52 @@ impl OrderShard {
         let checkout = self.checkout_with();
         match &record.outcome {
             None => match checkout.resume(&record.order_id).await {
-                Ok(Some(CheckoutOutcome::Placed(_))) => self.origin().map(|_| now_ms()),
+                Ok(Some(CheckoutOutcome::Placed(_))) => Some(now_ms()),
                 Ok(_) => None,
                 Err(_) => Some(now_ms() + retry_delay_ms(record.started_at_ms)),
             },
             Some(CheckoutOutcome::Placed(order)) if !record.delivered => {
-                // Without an origin (a local demo) the order waits here until one is configured.
-                let mut origin = self.origin()?;
-                let remembered = self.request_ids.borrow().get(&order.id).cloned();
-                origin.request_id = remembered.unwrap_or_else(crate::request_id::fresh);
-                match checkout.deliver(&order.id, &origin).await {
+                // Without an origin (a local demo) the order waits here, looked at again now
+                // and then, until one is configured.
+                let delivered = match self.origin() {
+                    None => Err(StoreError::Unavailable(
+                        "no ORIGIN_URL is configured".into(),
+                    )),
+                    Some(mut origin) => {
+                        let remembered = self.request_ids.borrow().get(&order.id).cloned();
+                        origin.request_id = remembered.unwrap_or_else(crate::request_id::fresh);
+                        checkout.deliver(&order.id, &origin).await
+                    }
+                };
+                match delivered {
                     Ok(_) => {
                         self.request_ids.borrow_mut().remove(&order.id);
+                        if let Err(e) = self.log.delivered(&order.id) {
+                            worker::console_warn!("order {}: {e}", order.id);
+                        }
                         None
                     }
                     Err(e) => {
-                        worker::console_warn!(
-                            "order {} not delivered to the origin yet: {e}",
-                            order.id
-                        );
-                        Some(now_ms() + retry_delay_ms(order.placed_at_ms))
+                        // A refusal stays one until someone fixes the origin or the order: the
+                        // order is kept (it was acknowledged) and tried at the slowest pace.
+                        let refused = matches!(e, StoreError::Protocol(_));
+                        if refused {
+                            worker::console_error!("the origin refused order {}: {e}", order.id);
+                        } else {
+                            worker::console_warn!(
+                                "order {} not delivered to the origin yet: {e}",
+                                order.id
+                            );
+                        }
+                        let now = now_ms();
+                        if let Err(e) = self.log.delivery_failed(&order.id, &e, refused, now) {
+                            worker::console_warn!("order {}: {e}", order.id);
+                        }
+                        Some(if refused || self.origin().is_none() {
+                            now + RETRY_DELAY_MS_MAX
+                        } else {
+                            now + retry_delay_ms(order.placed_at_ms)
+                        })
                     }
                 }
             }
@@ -308,6 +368,29 @@ impl OrderShard {
             }
         }
         Ok(())
+    }
+
+    /// The admin's "retry now" for a waiting delivery (e.g. once the origin is fixed): due now.
+    async fn retry_now(&self, order_id: &OrderId) -> worker::Result<Response> {
+        let waiting = match self.log.read(order_id) {
+            Ok(Some(record)) => {
+                matches!(record.outcome, Some(CheckoutOutcome::Placed(_))) && !record.delivered
+            }
+            Ok(None) => false,
+            Err(e) => return Response::error(e.to_string(), 503),
+        };
+        if !waiting {
+            return Response::error(
+                format!("order {order_id} is not waiting for delivery to the origin"),
+                404,
+            );
+        }
+        let now = now_ms();
+        if let Err(e) = self.log.set_due(order_id, Some(now)) {
+            return Response::error(e.to_string(), 503);
+        }
+        self.arm_alarm().await?;
+        Response::from_json(&serde_json::json!({ "order_id": order_id, "next_try_ms": now }))
     }
 
     fn order(&self, order: &OrderId) -> Option<Order> {
@@ -478,6 +561,94 @@ impl SqlLog {
             .collect()
     }
 
+    fn delivery_failed(
+        &self,
+        order: &OrderId,
+        error: &StoreError,
+        refused: bool,
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.0
+            .exec(
+                "INSERT INTO deliveries (order_id, attempts, last_error, last_try_ms, refused)
+                 VALUES (?, 1, ?, ?, ?)
+                 ON CONFLICT (order_id) DO UPDATE SET attempts = attempts + 1,
+                   last_error = excluded.last_error, last_try_ms = excluded.last_try_ms,
+                   refused = excluded.refused",
+                vec![
+                    order.as_str().into(),
+                    error.to_string().into(),
+                    (at_ms as i64).into(),
+                    i64::from(refused).into(),
+                ],
+            )
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    fn delivered(&self, order: &OrderId) -> Result<(), StoreError> {
+        self.0
+            .exec(
+                "DELETE FROM deliveries WHERE order_id = ?",
+                vec![order.as_str().into()],
+            )
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    /// Placed orders waiting for the origin, next try first (at most `limit` rows looked at).
+    fn pending_deliveries(&self, limit: i64) -> Result<Vec<PendingDelivery>, StoreError> {
+        let cursor = self
+            .0
+            .exec(
+                "SELECT c.order_id, c.record, c.due_at_ms, d.attempts, d.last_error,
+                        d.last_try_ms, d.refused
+                 FROM checkouts c LEFT JOIN deliveries d ON d.order_id = c.order_id
+                 WHERE c.due_at_ms IS NOT NULL ORDER BY c.due_at_ms LIMIT ?",
+                vec![limit.into()],
+            )
+            .map_err(unavailable)?;
+        let int = |v: Option<&SqlStorageValue>| match v {
+            Some(SqlStorageValue::Integer(n)) => Some((*n).max(0) as u64),
+            Some(SqlStorageValue::Float(n)) => Some(n.max(0.0) as u64),
+            _ => None,
+        };
+        let mut pending = Vec::new();
+        for row in cursor.raw() {
+            let mut cells = row.map_err(unavailable)?.into_iter();
+            let Some(SqlStorageValue::String(id)) = cells.next() else {
+                continue;
+            };
+            let record = match decode(&id, cells.next().into_iter().collect()) {
+                Ok(record) => record,
+                Err(e) => {
+                    worker::console_error!("outbox listing skips order {id}: {e}");
+                    continue;
+                }
+            };
+            let (Some(CheckoutOutcome::Placed(order)), false) = (record.outcome, record.delivered)
+            else {
+                continue;
+            };
+            // due_at_ms, then the deliveries columns (NULL before any failed try).
+            let rest: Vec<SqlStorageValue> = cells.collect();
+            pending.push(PendingDelivery {
+                order_id: order.id,
+                placed_at_ms: order.placed_at_ms,
+                total: order.total,
+                next_try_ms: int(rest.first()).unwrap_or(0),
+                attempts: int(rest.get(1)).unwrap_or(0),
+                last_error: match rest.get(2) {
+                    Some(SqlStorageValue::String(e)) => Some(e.clone()),
+                    _ => None,
+                },
+                last_try_ms: int(rest.get(3)),
+                refused: int(rest.get(4)) == Some(1),
+            });
+        }
+        Ok(pending)
+    }
+
     fn next_due(&self) -> Result<Option<u64>, StoreError> {
         let cursor = self
             .0
@@ -564,6 +735,14 @@ impl OriginOutbox {
             .map_err(unavailable)?;
         match response.status_code() {
             200 | 201 => Ok(()),
+            status if edge_core::store::refusal_is_final(status) => {
+                let mut response = response;
+                let detail = response.text().await.unwrap_or_default();
+                let detail: String = detail.chars().take(300).collect();
+                Err(StoreError::Protocol(format!(
+                    "origin refused the order ({status}): {detail}"
+                )))
+            }
             status => Err(StoreError::Unavailable(format!("origin answered {status}"))),
         }
     }

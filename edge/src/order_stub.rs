@@ -26,6 +26,52 @@ impl DurableOrders {
             .map_err(|e| StoreError::Unavailable(format!("order {order}: {e}")))
     }
 
+    /// Every order shard's waiting deliveries to the origin (see
+    /// [`crate::order_object::PendingDelivery`]), oldest first, and the shards that did not answer.
+    pub async fn outbox(&self) -> (Vec<crate::order_object::PendingDelivery>, Vec<String>) {
+        let lists = (0..crate::order_object::ORDER_SHARD_COUNT).map(|n| async move {
+            let name = crate::order_object::shard_name(n);
+            let listed = async {
+                let stub = self.namespace.get_by_name(&name)?;
+                let mut response = stub.fetch_with_str("https://order/outbox").await?;
+                if response.status_code() != 200 {
+                    let detail = response.text().await.unwrap_or_default();
+                    return Err(worker::Error::RustError(format!(
+                        "answered {}: {detail}",
+                        response.status_code()
+                    )));
+                }
+                response
+                    .json::<Vec<crate::order_object::PendingDelivery>>()
+                    .await
+            };
+            listed.await.map_err(|e| format!("{name}: {e}"))
+        });
+        let mut pending = Vec::new();
+        let mut unreachable = Vec::new();
+        for listed in futures::future::join_all(lists).await {
+            match listed {
+                Ok(list) => pending.extend(list),
+                Err(e) => unreachable.push(e),
+            }
+        }
+        pending.sort_by_key(|p| p.placed_at_ms);
+        (pending, unreachable)
+    }
+
+    /// Asks the order's shard to try its delivery now: the shard's answer as it is.
+    pub async fn retry_delivery(&self, order: &OrderId) -> Result<worker::Response, StoreError> {
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post);
+        let url = format!("https://order/outbox/retry?order={order}");
+        let request = Request::new_with_init(&url, &init)
+            .map_err(|e| StoreError::Unavailable(format!("order {order}: {e}")))?;
+        self.stub(order)?
+            .fetch_with_request(request)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("order {order}: {e}")))
+    }
+
     async fn call<T: serde::de::DeserializeOwned>(
         &self,
         order: &OrderId,

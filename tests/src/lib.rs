@@ -296,6 +296,26 @@ impl OriginServer {
 
     /// Answers HTTP again on the same address.
     pub async fn resume(&mut self) -> Result<(), String> {
+        let router = self.origin.router();
+        self.serve(router).await
+    }
+
+    /// Answers as usual, except that order intake (`POST /internal/orders`) refuses every
+    /// order with 422 and a reason: a refusal a retry cannot change, until [`Self::resume`].
+    pub async fn refuse_orders(&mut self) -> Result<(), String> {
+        let refuse = || async {
+            (
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "order intake is refusing orders (test)",
+            )
+        };
+        let router = axum::Router::new()
+            .route("/internal/orders", axum::routing::post(refuse))
+            .fallback_service(self.origin.router());
+        self.serve(router).await
+    }
+
+    async fn serve(&mut self, router: axum::Router) -> Result<(), String> {
         self.outage();
         // The aborted listener may take a moment to release the port.
         let mut tries = 0;
@@ -311,7 +331,6 @@ impl OriginServer {
                 }
             }
         };
-        let router = self.origin.router();
         self.serving = Some(tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         }));

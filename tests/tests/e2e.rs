@@ -164,6 +164,71 @@ impl Ctx {
         Ok(body["level"].clone())
     }
 
+    /// The edge's outbox (`GET /_admin/outbox`): its waiting deliveries and unreachable shards.
+    async fn outbox(&self) -> Result<(StatusCode, Vec<Value>), String> {
+        let res = self
+            .http
+            .get(self.url("/_admin/outbox"))
+            .bearer_auth(&self.edge.admin_token)
+            .send()
+            .await
+            .map_err(|e| format!("outbox: {e}"))?;
+        let status = res.status();
+        let body: Value = res.json().await.map_err(|e| format!("outbox: {e}"))?;
+        ensure!(
+            body["unreachable_shards"] == json!([]),
+            "outbox: shards unreachable: {body}"
+        );
+        Ok((
+            status,
+            body["deliveries"].as_array().cloned().unwrap_or_default(),
+        ))
+    }
+
+    /// Waits until the outbox's entries for `ids` pass `ok` (`what` names the state, for the
+    /// error, which quotes the outbox as last seen).
+    async fn outbox_shows(
+        &self,
+        ids: &[String],
+        what: &str,
+        ok: impl Fn(&[&Value]) -> bool,
+    ) -> CheckResult {
+        let last = std::sync::Mutex::new(Vec::new());
+        let (last, ok) = (&last, &ok);
+        let shown = wait_for(
+            &format!("the outbox to show orders {what}"),
+            Duration::from_secs(30),
+            || async move {
+                let (status, deliveries) = self.outbox().await?;
+                ensure!(status == StatusCode::OK, "outbox answered {status}");
+                let listed: Vec<&Value> = deliveries
+                    .iter()
+                    .filter(|d| ids.iter().any(|id| d["order_id"] == json!(id)))
+                    .collect();
+                let done = ok(&listed);
+                *last.lock().unwrap() = deliveries.clone();
+                Ok(done)
+            },
+        )
+        .await;
+        shown.map_err(|e| format!("{e}; the outbox: {}", json!(*last.lock().unwrap())))
+    }
+
+    /// `POST /_admin/outbox/{id}/retry`: the order's delivery is due now.
+    async fn retry_delivery(&self, id: &str) -> CheckResult {
+        let res = self
+            .http
+            .post(self.url(&format!("/_admin/outbox/{id}/retry")))
+            .bearer_auth(&self.edge.admin_token)
+            .send()
+            .await
+            .map_err(|e| format!("retry {id}: {e}"))?;
+        let status = res.status();
+        let body = res.text().await.unwrap_or_default();
+        ensure!(status == StatusCode::OK, "retry {id}: {status} {body}");
+        Ok(())
+    }
+
     /// Waits until the origin has every one of `ids` (the edge's outbox drained), or `timeout`.
     async fn origin_has_orders(&self, ids: &[String], timeout: Duration) -> CheckResult {
         let (base, token) = {
@@ -1335,20 +1400,57 @@ async fn an_origin_outage_delays_orders_but_loses_none(ctx: &Ctx) -> CheckResult
             other => failure = Some(format!("checkout during the outage: {other:?}")),
         }
     }
-    // Long enough for the outbox to have tried and failed at least once.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let resumed = ctx.origin.lock().await.resume().await;
-    if let Some(failure) = failure {
-        return Err(failure);
+    let watched = async {
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        ensure!(
+            placed.len() == 5,
+            "only {} of 5 checkouts placed",
+            placed.len()
+        );
+        // The admin's outbox lists each order as waiting, tried and failed with its reason.
+        ctx.outbox_shows(
+            &placed,
+            "tried and failed while the origin is down",
+            |listed| {
+                listed.len() == placed.len()
+                    && listed.iter().all(|d| {
+                        d["attempts"].as_u64() >= Some(1)
+                            && d["last_error"].is_string()
+                            && d["refused"] == false
+                    })
+            },
+        )
+        .await?;
+        // The origin comes back refusing orders (a 4xx a retry cannot change): the orders are
+        // kept, and marked refused once the admin has them tried again.
+        ctx.origin.lock().await.refuse_orders().await?;
+        for id in &placed {
+            ctx.retry_delivery(id).await?;
+        }
+        ctx.outbox_shows(&placed, "refused by the origin", |listed| {
+            listed.len() == placed.len()
+                && listed.iter().all(|d| {
+                    d["refused"] == true
+                        && d["last_error"].as_str().is_some_and(|e| e.contains("422"))
+                })
+        })
+        .await?;
+        // Fixed: refused orders are tried only every few minutes; the admin's retry sends them now.
+        ctx.origin.lock().await.resume().await?;
+        for id in &placed {
+            ctx.retry_delivery(id).await?;
+        }
+        ctx.origin_has_orders(&placed, Duration::from_secs(30))
+            .await?;
+        ctx.outbox_shows(&placed, "gone once delivered", |listed| listed.is_empty())
+            .await
     }
-    resumed?;
-    ensure!(
-        placed.len() == 5,
-        "only {} of 5 checkouts placed",
-        placed.len()
-    );
-    ctx.origin_has_orders(&placed, Duration::from_secs(60))
-        .await
+    .await;
+    let resumed = ctx.origin.lock().await.resume().await;
+    watched?;
+    resumed
 }
 
 /// `count` simple (variant-free) products of the demo catalog, for the sales.
