@@ -1252,9 +1252,58 @@ async fn fake_edge_status(
     (StatusCode::OK, Json(json!({ "ok": true })))
 }
 
+/// The fake edge's outbox: one order the origin refused, `e-9`.
+async fn fake_edge_outbox(headers: HeaderMap) -> (StatusCode, Json<Value>) {
+    if headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap())
+        != Some("Bearer edge-admin-token")
+    {
+        return (StatusCode::UNAUTHORIZED, Json(json!({ "error": "token" })));
+    }
+    let delivery = json!({
+        "order_id": "e-9", "placed_at_ms": START_MS, "total": {"minor": 1250, "currency": "USD"},
+        "next_try_ms": START_MS + 300_000, "attempts": 3,
+        "last_error": "protocol error: origin refused the order (422): no such SKU",
+        "last_try_ms": START_MS + 1_000, "refused": true
+    });
+    (
+        StatusCode::OK,
+        Json(json!({ "deliveries": [delivery], "unreachable_shards": [] })),
+    )
+}
+
+/// "Retry now" at the fake edge: recorded; 404 for any order but `e-9`.
+async fn fake_edge_retry(
+    State(edge): State<FakeEdge>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> (StatusCode, String) {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    edge.calls
+        .lock()
+        .unwrap()
+        .push((id.clone(), "retry".into(), auth));
+    if id != "e-9" {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("order {id} is not waiting for delivery to the origin"),
+        );
+    }
+    (
+        StatusCode::OK,
+        json!({ "order_id": id, "next_try_ms": START_MS }).to_string(),
+    )
+}
+
 async fn serve_fake_edge(listener: tokio::net::TcpListener, edge: FakeEdge) {
     let app = Router::new()
         .route("/_admin/orders/{id}/status", post(fake_edge_status))
+        .route("/_admin/outbox", axum::routing::get(fake_edge_outbox))
+        .route("/_admin/outbox/{id}/retry", post(fake_edge_retry))
         .with_state(edge);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -2455,5 +2504,135 @@ async fn ui_stock_page_lists_every_sku_of_the_origins_shards() {
         )),
         "{}",
         one.text
+    );
+}
+
+#[tokio::test]
+async fn the_edges_waiting_orders_are_listed_and_retried_by_staff() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let edge = FakeEdge::default();
+    serve_fake_edge(listener, edge.clone()).await;
+    let env = env_with(Some(EdgeTarget {
+        url,
+        token: "edge-admin-token".into(),
+    }));
+    let (owner, staff, viewer) = team(&env).await;
+
+    // Viewers see the edge's outbox as the edge lists it.
+    let listed = get(&env.app, "/admin/api/edge/outbox", &viewer).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    let waiting = &listed.body["deliveries"][0];
+    assert_eq!(
+        (
+            &waiting["order_id"],
+            &waiting["refused"],
+            &waiting["attempts"]
+        ),
+        (&json!("e-9"), &json!(true), &json!(3))
+    );
+    // Staff retry one, with the edge's token; the edge's 404 for an order it does not have
+    // stays a 404 with its reason; a viewer may not retry.
+    let retried = post_as(
+        &env.app,
+        "/admin/api/edge/outbox/e-9/retry",
+        &staff,
+        json!({}),
+    )
+    .await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.text);
+    assert_eq!(retried.body["retry"]["order_id"], "e-9");
+    let unknown = post_as(
+        &env.app,
+        "/admin/api/edge/outbox/e-1/retry",
+        &staff,
+        json!({}),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.text);
+    assert!(
+        unknown.text.contains("not waiting for delivery"),
+        "{}",
+        unknown.text
+    );
+    let refused = post_as(
+        &env.app,
+        "/admin/api/edge/outbox/e-9/retry",
+        &viewer,
+        json!({}),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        *edge.calls.lock().unwrap(),
+        [
+            (
+                "e-9".to_owned(),
+                "retry".to_owned(),
+                "Bearer edge-admin-token".to_owned()
+            ),
+            (
+                "e-1".to_owned(),
+                "retry".to_owned(),
+                "Bearer edge-admin-token".to_owned()
+            ),
+        ]
+    );
+    let actions = audit_actions(&env, &owner).await;
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "edge_delivery.retry")
+            .count(),
+        1,
+        "only the retry the edge took is audited: {actions:?}"
+    );
+
+    // The page lists it, with a retry form for staff only; the form retries and says so.
+    let staff_ui = ui_login(&env, "staff@shop.test").await;
+    let viewer_ui = ui_login(&env, "viewer@shop.test").await;
+    let shown = page(&env.app, "/admin/deliveries", &staff_ui).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert!(
+        shown
+            .text
+            .contains("data-order=\"e-9\" data-state=\"refused\"")
+            && shown.text.contains("no such SKU")
+            && shown.text.contains("/admin/sfn/retry_delivery"),
+        "{}",
+        shown.text
+    );
+    let viewer_page = page(&env.app, "/admin/deliveries", &viewer_ui).await;
+    assert!(
+        viewer_page.text.contains("e-9") && !viewer_page.text.contains("/admin/sfn/retry_delivery")
+    );
+    let posted = form_post(
+        &env.app,
+        "/admin/sfn/retry_delivery",
+        Some(&staff_ui.cookie),
+        "/admin/deliveries",
+        &[("id", "e-9"), ("csrf", staff_ui.csrf.as_str())],
+    )
+    .await;
+    assert_eq!(posted.status, StatusCode::FOUND, "{}", posted.text);
+    assert!(
+        location(&posted).starts_with("/admin/deliveries?msg="),
+        "{}",
+        location(&posted)
+    );
+    assert_eq!(edge.calls.lock().unwrap().len(), 3);
+
+    // Without an edge there is nothing to list: 409 with the reason, and the page says it.
+    let alone = env_with(None);
+    let (_, _, viewer) = team(&alone).await;
+    let r = get(&alone.app, "/admin/api/edge/outbox", &viewer).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.text.contains("--edge-url"), "{}", r.text);
+    let viewer_ui = ui_login(&alone, "viewer@shop.test").await;
+    let shown = page(&alone.app, "/admin/deliveries", &viewer_ui).await;
+    assert!(
+        shown.text.contains("id=\"edge-outbox-error\""),
+        "{}",
+        shown.text
     );
 }

@@ -15,8 +15,12 @@
 //! 4. the order list finds the order; its page offers exactly the legal moves; "Mark packed"
 //!    then "Mark shipped" move it, each forwarded to the edge;
 //! 5. the shopper's page, never reloaded, shows "shipped";
-//! 6. the audit log page lists the login and both status changes; logging out ends the session.
+//! 6. an order placed while the origin's intake refuses orders shows as refused on the
+//!    deliveries page; once the intake is fixed, its "Retry now" brings the order over;
+//! 7. the audit log page lists the login, both status changes and the retry; logging out ends
+//!    the session.
 
+use axum::response::IntoResponse;
 use edge_core::Catalog;
 use fantoccini::{Client, Locator};
 use origin::admin::{accounts, AdminConfig, EdgeTarget, HashCost};
@@ -25,6 +29,7 @@ use serde_json::{json, Value};
 use shop_e2e::{click, free_port, js, repo_root, wait_for, wait_hydrated, Browser, WranglerDev};
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -68,6 +73,7 @@ async fn serve_origin(
     origin: Arc<Origin>,
     addr: SocketAddr,
     intake_ids: Arc<Mutex<Vec<String>>>,
+    refusing: Arc<AtomicBool>,
 ) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -75,7 +81,15 @@ async fn serve_origin(
     let router = origin.router().layer(axum::middleware::from_fn(
         move |request: axum::extract::Request, next: axum::middleware::Next| {
             let intake_ids = intake_ids.clone();
+            let refusing = refusing.clone();
             async move {
+                if request.uri().path() == "/internal/orders" && refusing.load(Ordering::SeqCst) {
+                    return (
+                        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                        "order intake refuses orders for this check",
+                    )
+                        .into_response();
+                }
                 if request.uri().path() == "/internal/orders" {
                     let id = request
                         .headers()
@@ -142,10 +156,12 @@ async fn run() -> CheckResult {
     );
     let _background = origin.spawn_background();
     let intake_ids = Arc::new(Mutex::new(Vec::new()));
+    let refusing = Arc::new(AtomicBool::new(false));
     serve_origin(
         origin.clone(),
         SocketAddr::from(([127, 0, 0, 1], origin_port)),
         intake_ids.clone(),
+        refusing.clone(),
     )
     .await?;
     let catalog_path = repo_root().join("origin/data/demo-catalog.json");
@@ -155,7 +171,7 @@ async fn run() -> CheckResult {
     let catalog = origin::publish::load_catalog(&catalog_path).map_err(|e| e.to_string())?;
 
     // 1. The shopper's order, through the edge.
-    let id = place_order(&edge, &catalog).await?;
+    let id = place_order(&edge, &catalog, "admin-ui-e2e-order-1").await?;
     let order_id = edge_core::stock::OrderId::parse(&id).map_err(|e| e.to_string())?;
     wait_for(
         "the order at the origin",
@@ -178,12 +194,12 @@ async fn run() -> CheckResult {
 
     let browser = Browser::start().await?;
     let c = &browser.client;
-    let result = in_browser(c, &edge, &origin_url, &id).await;
+    let result = in_browser(c, &edge, &origin_url, &id, &catalog, &refusing).await;
     let _ = browser.client.clone().close().await;
     result
 }
 
-async fn place_order(edge: &WranglerDev, catalog: &Catalog) -> Result<String, String> {
+async fn place_order(edge: &WranglerDev, catalog: &Catalog, key: &str) -> Result<String, String> {
     let sku = catalog
         .products
         .iter()
@@ -199,7 +215,7 @@ async fn place_order(edge: &WranglerDev, catalog: &Catalog) -> Result<String, St
     });
     let res = http
         .post(format!("{}/api/checkout", edge.base_url))
-        .header("idempotency-key", "admin-ui-e2e-order-1")
+        .header("idempotency-key", key)
         .header("x-request-id", CHECKOUT_REQUEST_ID)
         .body(body.to_string())
         .send()
@@ -223,7 +239,14 @@ async fn place_order(edge: &WranglerDev, catalog: &Catalog) -> Result<String, St
         .ok_or_else(|| format!("no order_id in {body}"))
 }
 
-async fn in_browser(c: &Client, edge: &WranglerDev, origin_url: &str, id: &str) -> CheckResult {
+async fn in_browser(
+    c: &Client,
+    edge: &WranglerDev,
+    origin_url: &str,
+    id: &str,
+    catalog: &Catalog,
+    refusing: &AtomicBool,
+) -> CheckResult {
     // 2. The shopper's page, hydrated under a CSP whose scripts need the page's nonce.
     let shopper_url = format!("{}/orders/{id}", edge.base_url);
     let csp = reqwest::get(&shopper_url)
@@ -343,10 +366,62 @@ async fn in_browser(c: &Client, edge: &WranglerDev, origin_url: &str, id: &str) 
         "the shopper's order page reloaded"
     );
 
-    // 6. The audit log has the login and both moves of this order.
+    // 6. An order the origin refuses waits at the edge: the deliveries page shows it refused
+    //    with the reason; once the intake is fixed, "Retry now" brings it over.
     c.switch_to_window(admin_window)
         .await
         .map_err(|e| e.to_string())?;
+    refusing.store(true, Ordering::SeqCst);
+    let refused = place_order(edge, catalog, "admin-ui-e2e-refused-1").await?;
+    let row = format!("#edge-outbox tr[data-order=\"{refused}\"]");
+    wait_for("the refused order on the deliveries page", Duration::from_secs(30), || async {
+        c.goto(&format!("{origin_url}/admin/deliveries"))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(js(
+            c,
+            &format!("const r = document.querySelector('{row}[data-state=refused]'); return !!r && r.textContent.includes('422')"),
+        )
+        .await?
+            == json!(true))
+    })
+    .await?;
+    refusing.store(false, Ordering::SeqCst);
+    click(c, &format!("{row} button.retry")).await?;
+    wait_for("the retry's message", Duration::from_secs(10), || async {
+        let flash = js(
+            c,
+            "const f = document.querySelector('.flash.ok'); return f && f.textContent",
+        )
+        .await?;
+        Ok(flash.as_str().is_some_and(|f| f.contains(&refused)))
+    })
+    .await?;
+    wait_for(
+        "the refused order at the origin",
+        Duration::from_secs(30),
+        || async {
+            c.goto(&format!("{origin_url}/admin/orders/{refused}"))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(js(
+                c,
+                "const o = document.getElementById('order-id'); return o && o.textContent",
+            )
+            .await?
+                == json!(refused))
+        },
+    )
+    .await?;
+    c.goto(&format!("{origin_url}/admin/deliveries"))
+        .await
+        .map_err(|e| e.to_string())?;
+    ensure!(
+        js(c, &format!("return !document.querySelector('{row}')")).await? == json!(true),
+        "the delivered order {refused} is still on the deliveries page"
+    );
+
+    // 7. The audit log has the login, both moves of the first order and the retry.
     c.goto(&format!("{origin_url}/admin/audit"))
         .await
         .map_err(|e| e.to_string())?;
@@ -370,6 +445,12 @@ async fn in_browser(c: &Client, edge: &WranglerDev, origin_url: &str, id: &str) 
     ensure!(
         moves.len() == 2 && moves[0].contains("packed") && moves[1].contains("shipped"),
         "the audit log's moves of {id}: {moves:?}"
+    );
+    ensure!(
+        rows.iter()
+            .any(|(action, target, _)| action == "edge_delivery.retry"
+                && *target == format!("order:{refused}")),
+        "no retry of {refused} in the audit log: {rows:?}"
     );
     click(c, "#logout").await?;
     wait_for(

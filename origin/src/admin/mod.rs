@@ -12,6 +12,7 @@
 //! - [`orders`]: order search, one order with its history, status changes.
 //! - [`outbox`]: a status change's follow-ups (returning stock, forwarding to the edge), retried
 //!   until done.
+//! - [`deliveries`]: the edge's outbox of orders the origin has not received, and "retry now".
 //! - [`stock`]: one SKU's level, restock, adjust.
 //! - [`audit`]: the append-only audit log and its CSV export.
 //! - [`privacy`]: a shopper's data export and erasure (orders anonymised, not removed).
@@ -30,6 +31,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod deliveries;
 pub mod error;
 pub mod headers;
 pub mod lockout;

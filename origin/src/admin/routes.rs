@@ -11,7 +11,7 @@
 use super::accounts::Role;
 use super::error::AdminError;
 use super::sessions::{client_ip, same_secret, session_cookie, ClientIp, Session, CSRF_HEADER};
-use super::{accounts, audit, orders, privacy, reports, sessions, stock, totp, Admin};
+use super::{accounts, audit, deliveries, orders, privacy, reports, sessions, stock, totp, Admin};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
@@ -121,6 +121,15 @@ pub static ROUTES: &[AdminRoute] = &[
     route(Get, "/admin/api/outbox", AtLeast(Viewer), || {
         get(orders::outbox)
     }),
+    route(Get, "/admin/api/edge/outbox", AtLeast(Viewer), || {
+        get(deliveries::list)
+    }),
+    route(
+        Post,
+        "/admin/api/edge/outbox/{id}/retry",
+        AtLeast(Staff),
+        || post(deliveries::retry),
+    ),
     route(Get, "/admin/api/stock/{sku}", AtLeast(Viewer), || {
         get(stock::show)
     }),

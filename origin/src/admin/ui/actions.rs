@@ -266,6 +266,23 @@ pub async fn adjust_sku(
     Ok(())
 }
 
+/// Asks the edge to send a waiting order to the origin now (staff).
+#[server(prefix = "/admin/sfn", endpoint = "retry_delivery")]
+pub async fn retry_delivery(id: String, csrf: String) -> Result<(), ServerFnError> {
+    let (admin, parts) = context()?;
+    let session = acting(&admin, &parts, Role::Staff, &csrf).await?;
+    admin
+        .retry_edge_delivery(&session, &id)
+        .await
+        .map_err(|e| refuse(&parts, e, false))?;
+    let msg = format!("order {id}: the edge sends it now");
+    leptos_axum::redirect(&format!(
+        "/admin/deliveries?{}",
+        query_string(&[("msg", &msg)])
+    ));
+    Ok(())
+}
+
 /// Registers every server function (also done by `inventory` at startup; explicit so a
 /// linker that drops unreferenced statics cannot lose one).
 pub fn register() {
@@ -275,6 +292,7 @@ pub fn register() {
     register_explicit::<ChangeOrderStatus>();
     register_explicit::<RestockSku>();
     register_explicit::<AdjustSku>();
+    register_explicit::<RetryDelivery>();
 }
 
 /// The message of a server function error carried back in a page's `__err` parameter.

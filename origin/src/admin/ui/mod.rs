@@ -16,6 +16,9 @@
 //!   actions, and (staff) one button per status the state machine allows next.
 //! - `/admin/stock?sku=`: every SKU's level (available, held, sold, received); with one exact
 //!   SKU, (staff) its restock and adjust forms, each with a required reason.
+//! - `/admin/deliveries`: orders the edge placed that the origin has not received (tries, the
+//!   last error, refused ones marked), each with (staff) "Retry now"; and this origin's own
+//!   follow-ups waiting to reach the edge or the stock shards.
 //! - `/admin/reports?from=&to=`: sales per currency, per day, top products, and the SVG chart
 //!   drawn by the server (`/admin/api/reports/sales.svg`).
 //! - `/admin/audit?page=` (owner): the audit log, and its CSV (`/admin/api/audit.csv`).
@@ -54,6 +57,7 @@ pub fn routes(admin: Arc<Admin>) -> Router {
         .route("/admin/orders/{id}", get(order_page))
         .route("/admin/stock", get(stock_page))
         .route("/admin/reports", get(reports_page))
+        .route("/admin/deliveries", get(deliveries_page))
         .route("/admin/audit", get(audit_page))
         .route("/admin/sfn/{*name}", post(server_fn))
         .layer(DefaultBodyLimit::max(FORM_BYTES_MAX))
@@ -288,6 +292,30 @@ async fn stock_page(
         selected.as_ref(),
         &receipt,
     ))
+}
+
+async fn deliveries_page(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    let session = match page_session(&admin, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let flash = flash(&params);
+    let edge = admin.edge_outbox().await.map_err(|e| e.to_string());
+    let here = admin
+        .db
+        .read(|conn| {
+            Ok(super::outbox::waiting(
+                conn,
+                super::outbox::OUTBOX_LIST_MAX,
+            )?)
+        })
+        .await
+        .map_err(|e| e.to_string());
+    ok(pages::deliveries_page(&session, &flash, &edge, &here))
 }
 
 async fn reports_page(

@@ -4,7 +4,9 @@
 
 use super::super::accounts::Role;
 use super::super::audit::Entry;
+use super::super::deliveries::EdgeOutbox;
 use super::super::orders::{OrderDetail, OrderPage};
+use super::super::outbox::Row as OutboxRow;
 use super::super::reports::{date_of_day, Sales};
 use super::super::sessions::Session;
 use super::{query_string, Flash};
@@ -65,6 +67,7 @@ fn document(title: &str, session: Option<&Session>, body: impl IntoView + 'stati
                 <a href="/admin/orders">"Orders"</a>" "
                 <a href="/admin/stock">"Stock"</a>" "
                 <a href="/admin/reports">"Reports"</a>" "
+                <a href="/admin/deliveries">"Deliveries"</a>" "
                 {owner.then(|| view! { <a href="/admin/audit">"Audit log"</a> })}
             </nav>
             <span class="who">{format!("{} ({})", s.email, s.role.as_str())}</span>
@@ -494,4 +497,105 @@ pub fn audit_page(
         <p>{previous}{next}</p>
     };
     document("Audit log", Some(session), body)
+}
+
+/// The edge's waiting orders (or why they cannot be listed) and this origin's own outbox.
+pub fn deliveries_page(
+    session: &Session,
+    flash: &Flash,
+    edge: &Result<EdgeOutbox, String>,
+    here: &Result<Vec<OutboxRow>, String>,
+) -> String {
+    let staff = session.role >= Role::Staff;
+    let edge_view = match edge {
+        Err(e) => view! { <p class="flash error" id="edge-outbox-error">{e.clone()}</p> }.into_any(),
+        Ok(outbox) if outbox.deliveries.is_empty() && outbox.unreachable_shards.is_empty() => {
+            view! { <p class="muted" id="edge-outbox-empty">"Every order the edge placed has reached the origin."</p> }.into_any()
+        }
+        Ok(outbox) => {
+            let rows = outbox
+                .deliveries
+                .iter()
+                .map(|d| {
+                    let state = if d.refused { "refused" } else { "waiting" };
+                    let retry = staff.then(|| {
+                        view! {
+                            <form class="inline" method="post" action="/admin/sfn/retry_delivery">
+                                <input type="hidden" name="csrf" value=session.csrf.clone()/>
+                                <input type="hidden" name="id" value=d.order_id.clone()/>
+                                <button type="submit" class="retry">"Retry now"</button>
+                            </form>
+                        }
+                    });
+                    view! {
+                        <tr data-order=d.order_id.clone() data-state=state>
+                            <td>{d.order_id.clone()}</td>
+                            <td>{time(d.placed_at_ms)}</td>
+                            <td class="num">{d.total.to_string()}</td>
+                            <td class="status">{state}</td>
+                            <td class="num">{d.attempts}</td>
+                            <td class="error">{d.last_error.clone().unwrap_or_default()}</td>
+                            <td>{time(d.next_try_ms)}</td>
+                            <td>{retry}</td>
+                        </tr>
+                    }
+                })
+                .collect_view();
+            let unreachable = (!outbox.unreachable_shards.is_empty()).then(|| {
+                let shards = outbox.unreachable_shards.join("; ");
+                view! { <p class="flash error">"Order shards that did not answer (their orders are not listed): "{shards}</p> }
+            });
+            view! {
+                {unreachable}
+                <table id="edge-outbox">
+                    <thead><tr><th>"Order"</th><th>"Placed (UTC)"</th><th class="num">"Total"</th><th>"State"</th>
+                        <th class="num">"Tries"</th><th>"Last error"</th><th>"Next try (UTC)"</th><th></th></tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            }
+            .into_any()
+        }
+    };
+    let here_view = match here {
+        Err(e) => view! { <p class="flash error">{e.clone()}</p> }.into_any(),
+        Ok(rows) if rows.is_empty() => {
+            view! { <p class="muted" id="origin-outbox-empty">"Nothing is waiting."</p> }.into_any()
+        }
+        Ok(rows) => {
+            let rows = rows
+                .iter()
+                .map(|r| {
+                    view! {
+                        <tr>
+                            <td>{r.kind.clone()}</td>
+                            <td><a href=format!("/admin/orders/{}", r.order_id)>{r.order_id.clone()}</a></td>
+                            <td class="status">{r.status.clone()}</td>
+                            <td class="num">{r.attempts}</td>
+                            <td class="error">{r.last_error.clone().unwrap_or_default()}</td>
+                            <td>{time(r.next_attempt_at_ms)}</td>
+                        </tr>
+                    }
+                })
+                .collect_view();
+            view! {
+                <table id="origin-outbox">
+                    <thead><tr><th>"Follow-up"</th><th>"Order"</th><th>"Status"</th><th class="num">"Tries"</th>
+                        <th>"Last error"</th><th>"Next try (UTC)"</th></tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            }
+            .into_any()
+        }
+    };
+    let body = view! {
+        {flash_view(flash)}
+        <h2>"Orders on their way from the edge"</h2>
+        <p class="muted">"Placed and paid at the edge, not yet received here. Waiting ones are retried on their own; \
+            a refused one is tried only every few minutes: fix the cause, then retry it now."</p>
+        {edge_view}
+        <h2>"Follow-ups on their way from here"</h2>
+        <p class="muted">"What status changes still have to do: return stock, tell the edge."</p>
+        {here_view}
+    };
+    document("Deliveries", Some(session), body)
 }
