@@ -28,7 +28,8 @@
 //! WebSockets: `/api/stock/{sku}/live` and `/api/orders/{id}/live`
 //! answer 501 and pages show the level or status of their last load. Checkouts run at the
 //! origin, which records the order before answering, so there is no outbox;
-//! `/_admin/orders/{id}/status` answers 501 (status changes are made in the origin's admin).
+//! `/_admin/orders/{id}/status` answers 501 (status changes are made in the origin's admin), as
+//! do `/_admin/outbox` and its retry.
 
 mod executor;
 mod key_value;
@@ -239,6 +240,18 @@ fn durable_object_routes() -> axum::Router {
             "/_admin/orders/{id}/status",
             post(not_here(
                 "on Spin, order status changes are made in the origin's admin",
+            )),
+        )
+        .route(
+            "/_admin/outbox",
+            get(not_here(
+                "on Spin, checkouts run at the origin, which records each order before it is acknowledged: there is no outbox",
+            )),
+        )
+        .route(
+            "/_admin/outbox/{id}/retry",
+            post(not_here(
+                "on Spin, checkouts run at the origin, which records each order before it is acknowledged: there is no outbox",
             )),
         )
 }

@@ -75,6 +75,8 @@ impl Admin {
         let quoted: String = body.chars().take(QUOTE_CHARS_MAX).collect();
         Err(match status.as_u16() {
             404 => AdminError::NotFound(quoted),
+            // An edge without an outbox (Spin: checkouts run at the origin) says so.
+            501 => AdminError::Conflict(format!("the edge has no such thing: {quoted}")),
             _ => AdminError::Unavailable(format!("the edge answered {status}: {quoted}")),
         })
     }
