@@ -752,27 +752,68 @@ pub async fn return_stock(
 
 /// Turns per order id: runs of one order (checkout, resume, deliver, status change) wait for
 /// each other; runs of different orders do not. Entries live only while someone holds or waits.
+/// A long-running server bounds the table ([`Self::bounded`], [`Self::try_run`]); a Durable
+/// Object's is bounded by the requests it has in flight.
 #[derive(Default)]
 pub struct OrderTurns {
     locks: Mutex<BTreeMap<OrderId, Arc<futures::lock::Mutex<()>>>>,
+    /// Orders busy at once before [`Self::try_run`] refuses another.
+    max: Option<usize>,
 }
 
 impl OrderTurns {
+    /// Turns that [`Self::try_run`] refuses once `max` orders are busy.
+    pub fn bounded(max: usize) -> Self {
+        Self {
+            locks: Mutex::default(),
+            max: Some(max),
+        }
+    }
+
     /// Runs `work` when it is `order`'s turn. A caller dropped while waiting or working gives
     /// its turn back and leaves no entry behind.
     pub async fn run<T>(&self, order: &OrderId, work: impl std::future::Future<Output = T>) -> T {
         let entry = TurnEntry {
             turns: self,
             order,
-            lock: self.entry(order),
+            lock: self
+                .entry(order, false)
+                .expect("unbounded entries always exist"),
         };
         let _turn = entry.lock.lock().await;
         work.await
     }
 
-    fn entry(&self, order: &OrderId) -> Arc<futures::lock::Mutex<()>> {
+    /// [`Self::run`], or `Unavailable` at once when the table is bounded and full (an order
+    /// already busy still waits for its turn).
+    pub async fn try_run<T>(
+        &self,
+        order: &OrderId,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, StoreError> {
+        let entry = TurnEntry {
+            turns: self,
+            order,
+            lock: self.entry(order, true)?,
+        };
+        let _turn = entry.lock.lock().await;
+        Ok(work.await)
+    }
+
+    fn entry(
+        &self,
+        order: &OrderId,
+        bounded: bool,
+    ) -> Result<Arc<futures::lock::Mutex<()>>, StoreError> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(order.clone()).or_default().clone()
+        if let Some(max) = self.max.filter(|_| bounded) {
+            if locks.len() >= max && !locks.contains_key(order) {
+                return Err(StoreError::Unavailable(format!(
+                    "{max} orders are in flight; retry shortly"
+                )));
+            }
+        }
+        Ok(locks.entry(order.clone()).or_default().clone())
     }
 
     /// Orders with a run in progress or waiting (bounded by the host's concurrency).
@@ -1398,6 +1439,21 @@ mod tests {
         assert_eq!(turns.busy(), 1);
         drop(dropped);
         assert_eq!(turns.busy(), 0);
+        // Bounded: a new order is refused while the table is full; a busy one still queues.
+        let bounded = OrderTurns::bounded(1);
+        let mut busy = Box::pin(bounded.try_run(&id, futures::future::pending::<()>()));
+        assert!(futures::FutureExt::now_or_never(&mut busy).is_none());
+        let other = OrderId::parse("o2").unwrap();
+        assert!(matches!(
+            block_on(bounded.try_run(&other, async {})),
+            Err(StoreError::Unavailable(_))
+        ));
+        let mut queued = Box::pin(bounded.try_run(&id, async {}));
+        assert!(futures::FutureExt::now_or_never(&mut queued).is_none());
+        drop(busy);
+        assert!(block_on(queued).is_ok());
+        assert_eq!(bounded.busy(), 0);
+        assert!(block_on(bounded.try_run(&other, async {})).is_ok());
         assert_eq!(block_on(turns.run(&id, async { 7 })), 7);
     }
 
