@@ -148,36 +148,22 @@ pub async fn browse(shop: &Shop, params: &[(String, String)]) -> Result<ListingP
 /// The snapshot's promotions; none when the value is corrupt (the page shows list prices, and
 /// checkout, which reads them too, refuses with its own error).
 async fn promotion_book(shop: &Shop) -> Result<Arc<crate::promo::PromotionBook>, ApiError> {
-    match shop.catalog.promotions().await {
-        Ok(book) => Ok(book),
-        Err(StoreError::Corrupt { .. }) => Ok(Arc::default()),
-        Err(e) => Err(e.into()),
-    }
+    Ok(crate::store::readable_promotions(&*shop.catalog)
+        .await?
+        .unwrap_or_default())
 }
 
 /// Sets each product's [`crate::ProductSummary::sale_price`]: one unit priced like a cart with the
-/// automatic promotions running now ([`crate::promo::shelf_price`]).
+/// automatic promotions running now ([`crate::store::CatalogStore::shelf_sales`]).
 pub async fn mark_sales(
     shop: &Shop,
     products: &mut [crate::ProductSummary],
 ) -> Result<(), ApiError> {
-    let book = promotion_book(shop).await?;
-    let now_ms = shop.clock.now_ms();
+    let sales = shop.catalog.shelf_sales(shop.clock.now_ms()).await?;
     for product in products {
-        product.sale_price = crate::promo::shelf_price(&book, &unit_line(product), now_ms);
+        product.sale_price = sales.get(&product.sku).cloned();
     }
     Ok(())
-}
-
-/// One unit of a listed product, as a cart line for [`crate::promo::shelf_price`].
-fn unit_line(product: &crate::ProductSummary) -> crate::promo::CartLine {
-    crate::promo::CartLine {
-        sku: product.sku.clone(),
-        product: product.sku.clone(),
-        category: product.category.clone(),
-        unit_price: product.price.clone(),
-        qty: 1,
-    }
 }
 
 /// The sale price of each of `product`'s stock units that automatic promotions discount now.
@@ -211,12 +197,8 @@ async fn listing_page(shop: &Shop, params: &[(String, String)]) -> Result<Listin
         .map_err(ApiError::BadRequest)?;
     // Price bands, their counts and price sorts go by the price shown: the sale price where
     // automatic promotions run now.
-    let now_ms = shop.clock.now_ms();
-    let book = promotion_book(shop).await?;
-    let shelf = |p: &crate::ProductSummary| {
-        crate::promo::shelf_price(&book, &unit_line(p), now_ms)
-            .map_or(p.price.minor, |sale| sale.minor)
-    };
+    let sales = shop.catalog.shelf_sales(shop.clock.now_ms()).await?;
+    let shelf = |p: &crate::ProductSummary| sales.get(&p.sku).map_or(p.price.minor, |s| s.minor);
     let param = |name: &str| {
         params
             .iter()

@@ -16,21 +16,35 @@ const FILTER_LEN_MAX: usize = 100;
 
 /// URL form of a category name: lower-case ASCII letters and digits joined by '-'.
 pub fn slug(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if !out.is_empty() && !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    while out.ends_with('-') {
-        out.pop();
-    }
-    if out.is_empty() {
-        out.push_str("other");
-    }
-    out
+    slug_chars(name).collect()
+}
+
+/// Whether two names have the same [`slug`], without building either.
+pub fn same_slug(a: &str, b: &str) -> bool {
+    slug_chars(a).eq(slug_chars(b))
+}
+
+/// The characters of `name`'s [`slug`]: lower-case ASCII letters and digits, each run of
+/// anything else one `-` between them (none at either end); `other` when that leaves nothing.
+fn slug_chars(name: &str) -> impl Iterator<Item = char> + '_ {
+    let (mut started, mut gap) = (false, false);
+    let mut chars = name
+        .chars()
+        .flat_map(char::to_lowercase)
+        .flat_map(move |c| {
+            if c.is_ascii_alphanumeric() {
+                let dash = started && gap;
+                (started, gap) = (true, false);
+                [dash.then_some('-'), Some(c)]
+            } else {
+                gap = true;
+                [None, None]
+            }
+        })
+        .flatten()
+        .peekable();
+    let empty = chars.peek().is_none();
+    chars.chain(if empty { "other" } else { "" }.chars())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -453,6 +467,37 @@ mod tests {
         assert_eq!(slug("  Outdoor  "), "outdoor");
         assert_eq!(slug("Café Ware"), "caf-ware");
         assert_eq!(slug("!!!"), "other");
+        assert_eq!(slug(""), "other");
+        assert_eq!(slug("A--b__C"), "a-b-c");
+        assert_eq!(slug("ÅNGSTRÖM 2"), "ngstr-m-2");
+    }
+
+    #[test]
+    fn same_slug_agrees_with_comparing_slugs() {
+        let names = [
+            "Home & Living",
+            "home-living",
+            "HOME living ",
+            "Home",
+            "home-",
+            "Other",
+            "other",
+            "!!!",
+            "",
+            "Café Ware",
+            "caf ware",
+            "Ca Ware",
+            "a",
+            "A ",
+            "ab",
+            "a-b",
+            "a b",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(same_slug(a, b), slug(a) == slug(b), "{a:?} vs {b:?}");
+            }
+        }
     }
 
     #[test]

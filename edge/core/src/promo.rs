@@ -171,19 +171,28 @@ pub struct Target {
     pub skus: Vec<Sku>,
 }
 
+impl Promotion {
+    /// Whether `now_ms` is within its dates (from `starts_at_ms`, until `ends_at_ms`).
+    fn runs_at(&self, now_ms: u64) -> bool {
+        self.starts_at_ms.is_none_or(|start| start <= now_ms)
+            && self.ends_at_ms.is_none_or(|end| now_ms < end)
+    }
+}
+
 impl Target {
     fn matches(&self, line: &CartLine) -> bool {
+        self.covers(&line.sku, &line.product, &line.category)
+    }
+
+    /// Whether a stock unit `sku` of `product`, in `category`, is targeted.
+    fn covers(&self, sku: &Sku, product: &Sku, category: &str) -> bool {
         if self.categories.is_empty() && self.skus.is_empty() {
             return true;
         }
-        let category = crate::listing::slug(&line.category);
         self.categories
             .iter()
-            .any(|c| crate::listing::slug(c) == category)
-            || self
-                .skus
-                .iter()
-                .any(|s| s == &line.sku || s == &line.product)
+            .any(|c| crate::listing::same_slug(c, category))
+            || self.skus.iter().any(|s| s == sku || s == product)
     }
 }
 
@@ -223,14 +232,23 @@ pub fn normalize_code(raw: &str) -> String {
 }
 
 impl PromotionBook {
+    /// The places in the book of the automatic promotions within their dates at `now_ms`:
+    /// shelf prices change only when this does.
+    pub fn running_sales(&self, now_ms: u64) -> Vec<usize> {
+        self.promotions
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.code.is_none() && p.runs_at(now_ms))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     /// Whether an automatic promotion (one without a code) within its dates at `now_ms`
-    /// targets `line`: only such a line can show a sale price.
-    fn sale_may_apply(&self, line: &CartLine, now_ms: u64) -> bool {
+    /// targets stock unit `sku` of `product` in `category`: only such a unit can show a sale
+    /// price. Cheap (no allocation), for listings that price every product.
+    pub fn sale_may_apply(&self, sku: &Sku, product: &Sku, category: &str, now_ms: u64) -> bool {
         self.promotions.iter().any(|p| {
-            p.code.is_none()
-                && p.starts_at_ms.is_none_or(|start| start <= now_ms)
-                && p.ends_at_ms.is_none_or(|end| now_ms < end)
-                && p.applies_to.matches(line)
+            p.code.is_none() && p.runs_at(now_ms) && p.applies_to.covers(sku, product, category)
         })
     }
 
@@ -696,12 +714,49 @@ fn money(minor: u64, currency: &str) -> Money {
     Money::new(minor, currency)
 }
 
+/// Products (by SKU) whose one unit shows a sale price at some moment, with that price: what
+/// [`shelf_price`] gives each, for the ones it gives anything.
+/// (Hashed with foldhash: a listing looks every product up.)
+pub type ShelfSales = std::collections::HashMap<Sku, Money, foldhash::fast::FixedState>;
+
+/// [`ShelfSales`] of `products` at `now_ms`. Products no running automatic promotion targets
+/// cost a few comparisons; the others are priced like a cart of one unit.
+pub fn shelf_sales<'a>(
+    book: &PromotionBook,
+    products: impl IntoIterator<Item = &'a crate::ProductSummary>,
+    now_ms: u64,
+) -> ShelfSales {
+    products
+        .into_iter()
+        .filter(|p| book.sale_may_apply(&p.sku, &p.sku, &p.category, now_ms))
+        .filter_map(|p| {
+            Some((
+                p.sku.clone(),
+                shelf_price(book, &CartLine::one_of(p), now_ms)?,
+            ))
+        })
+        .collect()
+}
+
+impl CartLine {
+    /// One unit of a listed product (its own SKU at its list price).
+    pub fn one_of(product: &crate::ProductSummary) -> Self {
+        CartLine {
+            sku: product.sku.clone(),
+            product: product.sku.clone(),
+            category: product.category.clone(),
+            unit_price: product.price.clone(),
+            qty: 1,
+        }
+    }
+}
+
 /// The price one unit shows on listing and product pages: what a cart of just that unit costs
 /// with the automatic promotions (no codes, before shipping), when they take anything off.
 /// The cart prices the same way, so the shelf never promises what the cart does not give.
 pub fn shelf_price(book: &PromotionBook, unit: &CartLine, now_ms: u64) -> Option<Money> {
     // Most products are on no sale: they skip pricing a cart (listings price every product).
-    if !book.sale_may_apply(unit, now_ms) {
+    if !book.sale_may_apply(&unit.sku, &unit.product, &unit.category, now_ms) {
         return None;
     }
     let one = CartLine {

@@ -579,6 +579,40 @@ impl<K: KvRead> CatalogStore for SnapshotCatalog<K> {
     fn promotions(&self) -> BoxFuture<'_, Result<Arc<crate::promo::PromotionBook>, StoreError>> {
         Box::pin(async move { Ok(self.cached(promotions_key).await?.unwrap_or_default()) })
     }
+
+    fn shelf_sales(
+        &self,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<Arc<crate::promo::ShelfSales>, StoreError>> {
+        Box::pin(async move {
+            let Some(version) = self.version().await? else {
+                return Ok(Arc::default());
+            };
+            let Some(book) = crate::store::readable_promotions(self).await? else {
+                return Ok(Arc::default());
+            };
+            // Derived from the version's products and the promotions running now: worked out
+            // again only when a sale starts or ends, or a new version is published.
+            let running = book.running_sales(now_ms);
+            if running.is_empty() {
+                return Ok(Arc::default());
+            }
+            let running: Vec<String> = running.iter().map(usize::to_string).collect();
+            let key = format!("{}#sales@{}", index_key(version), running.join(","));
+            if let Some(hit) = self.cache.lock().values.get(&key).cloned().flatten() {
+                if let Ok(sales) = hit.downcast::<crate::promo::ShelfSales>() {
+                    return Ok(sales);
+                }
+            }
+            let products = self.products().await?;
+            let sales = Arc::new(crate::promo::shelf_sales(&book, products.iter(), now_ms));
+            self.cache
+                .lock()
+                .values
+                .put(key, Some(sales.clone() as Arc<dyn Any + Send + Sync>));
+            Ok(sales)
+        })
+    }
 }
 
 #[cfg(test)]

@@ -97,10 +97,41 @@ pub trait CatalogStore: Send + Sync {
     fn promotions(&self) -> BoxFuture<'_, Result<Arc<crate::promo::PromotionBook>, StoreError>> {
         Box::pin(async { Ok(Arc::default()) })
     }
+    /// The products on sale at `now_ms` and their shelf prices ([`crate::promo::shelf_sales`]);
+    /// none when the promotions are corrupt (pages show list prices). Hosts with a cache keep
+    /// one per version and set of running promotions; the default works it out per call.
+    fn shelf_sales(
+        &self,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<Arc<crate::promo::ShelfSales>, StoreError>> {
+        Box::pin(async move {
+            let Some(book) = readable_promotions(self).await? else {
+                return Ok(Arc::default());
+            };
+            let products = self.products().await?;
+            Ok(Arc::new(crate::promo::shelf_sales(
+                &book,
+                products.iter(),
+                now_ms,
+            )))
+        })
+    }
 }
 
 /// Sends one request to one shard and returns its reply. Hosts implement this; the SKU routing
 /// and the meaning of replies live once, in [`ShardedStock`].
+/// The catalog's promotions, or `None` when their value is corrupt (pages then show list
+/// prices; checkout, which reads them too, refuses with its own error).
+pub async fn readable_promotions<C: CatalogStore + ?Sized>(
+    catalog: &C,
+) -> Result<Option<Arc<crate::promo::PromotionBook>>, StoreError> {
+    match catalog.promotions().await {
+        Ok(book) => Ok(Some(book)),
+        Err(StoreError::Corrupt { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 pub trait ShardTransport: Send + Sync {
     fn call(
         &self,
