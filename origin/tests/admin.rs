@@ -1310,8 +1310,8 @@ async fn serve_fake_edge(listener: tokio::net::TcpListener, edge: FakeEdge) {
     });
 }
 
-#[tokio::test]
-async fn status_changes_are_forwarded_to_the_edge_with_its_token() {
+/// An admin whose edge is a [`FakeEdge`] (token `edge-admin-token`).
+async fn env_with_fake_edge() -> (Env, FakeEdge) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let edge = FakeEdge::default();
@@ -1320,6 +1320,12 @@ async fn status_changes_are_forwarded_to_the_edge_with_its_token() {
         url,
         token: "edge-admin-token".into(),
     }));
+    (env, edge)
+}
+
+#[tokio::test]
+async fn status_changes_are_forwarded_to_the_edge_with_its_token() {
+    let (env, edge) = env_with_fake_edge().await;
     let (_owner, staff, _viewer) = team(&env).await;
     seed(&env, &[("MUG-1", 5)]).await;
     sold_order(&env, "e-1", &[("MUG-1", 2)]).await;
@@ -2509,14 +2515,7 @@ async fn ui_stock_page_lists_every_sku_of_the_origins_shards() {
 
 #[tokio::test]
 async fn the_edges_waiting_orders_are_listed_and_retried_by_staff() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let edge = FakeEdge::default();
-    serve_fake_edge(listener, edge.clone()).await;
-    let env = env_with(Some(EdgeTarget {
-        url,
-        token: "edge-admin-token".into(),
-    }));
+    let (env, edge) = env_with_fake_edge().await;
     let (owner, staff, viewer) = team(&env).await;
 
     // Viewers see the edge's outbox as the edge lists it.
