@@ -2635,3 +2635,195 @@ async fn the_edges_waiting_orders_are_listed_and_retried_by_staff() {
         shown.text
     );
 }
+
+#[tokio::test]
+async fn ui_owners_manage_accounts_and_shoppers_data() {
+    let env = env();
+    let (owner_api, _staff_api, viewer_api) = team(&env).await;
+    let owner = ui_login(&env, OWNER).await;
+    let staff = ui_login(&env, "staff@shop.test").await;
+    let viewer = ui_login(&env, "viewer@shop.test").await;
+    for uri in ["/admin/users", "/admin/privacy"] {
+        let refused = page(&env.app, uri, &staff).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{uri}");
+        assert!(
+            refused.text.contains("needs the owner role"),
+            "{}",
+            refused.text
+        );
+    }
+    let listed = page(&env.app, "/admin/users", &owner).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    for email in [OWNER, "staff@shop.test", "viewer@shop.test"] {
+        assert!(
+            listed.text.contains(&format!("data-user=\"{email}\"")),
+            "{email}"
+        );
+    }
+    let user_id = |email: &'static str| {
+        let app = env.app.clone();
+        let owner_api = owner_api.clone();
+        async move {
+            let users = get(&app, "/admin/api/users", &owner_api).await;
+            users.body["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["email"] == email)
+                .map(|u| u["id"].as_i64().unwrap().to_string())
+                .unwrap()
+        }
+    };
+    let post = |action: &'static str, client: &Client, fields: Vec<(&'static str, String)>| {
+        let (app, cookie, csrf) = (env.app.clone(), client.cookie.clone(), client.csrf.clone());
+        async move {
+            let mut fields: Vec<(&str, &str)> =
+                fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            fields.push(("csrf", &csrf));
+            form_post(&app, action, Some(&cookie), "/admin/users", &fields).await
+        }
+    };
+
+    // Staff cannot add an account; the owner can, and it can log in.
+    let new_account = vec![
+        ("email", "new@shop.test".to_owned()),
+        ("password", PASSWORD.to_owned()),
+        ("role", "staff".to_owned()),
+    ];
+    let refused = post("/admin/sfn/create_account", &staff, new_account.clone()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let added = post("/admin/sfn/create_account", &owner, new_account).await;
+    assert_eq!(added.status, StatusCode::FOUND, "{}", added.text);
+    assert!(
+        location(&added).starts_with("/admin/users?msg="),
+        "{}",
+        location(&added)
+    );
+    assert_eq!(
+        try_login(&env.app, "new@shop.test", PASSWORD, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // A role change, then disabling: the viewer's session ends at once.
+    let viewer_id = user_id("viewer@shop.test").await;
+    let promoted = post(
+        "/admin/sfn/update_account",
+        &owner,
+        vec![("id", viewer_id.clone()), ("role", "staff".to_owned())],
+    )
+    .await;
+    assert_eq!(promoted.status, StatusCode::FOUND, "{}", promoted.text);
+    let shown = page(&env.app, "/admin/users", &owner).await;
+    assert!(shown
+        .text
+        .contains("data-user=\"viewer@shop.test\" data-role=\"staff\" data-disabled=\"false\""));
+    let disabled = post(
+        "/admin/sfn/update_account",
+        &owner,
+        vec![("id", viewer_id.clone()), ("disabled", "true".to_owned())],
+    )
+    .await;
+    assert_eq!(disabled.status, StatusCode::FOUND, "{}", disabled.text);
+    assert_eq!(
+        page(&env.app, "/admin/orders", &viewer).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        get(&env.app, "/admin/api/me", &viewer_api).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // The last owner stays one: the refusal goes back to the page with the reason.
+    let owner_id = user_id(OWNER).await;
+    let demoted = post(
+        "/admin/sfn/update_account",
+        &owner,
+        vec![("id", owner_id), ("role", "staff".to_owned())],
+    )
+    .await;
+    assert!(
+        location(&demoted).contains("__err="),
+        "{}",
+        location(&demoted)
+    );
+    let bad = post(
+        "/admin/sfn/update_account",
+        &owner,
+        vec![("id", viewer_id), ("disabled", "maybe".to_owned())],
+    )
+    .await;
+    assert!(location(&bad).contains("__err="), "{}", location(&bad));
+
+    // Shoppers' data: the look-up lists their orders; erasing needs the confirmation.
+    env.admin
+        .book
+        .store(&order(
+            "gdpr-1",
+            "erase.me@example.com",
+            &[("MUG-1", 1)],
+            START_MS,
+        ))
+        .await
+        .unwrap();
+    let found = page(
+        &env.app,
+        "/admin/privacy?email=erase.me%40example.com",
+        &owner,
+    )
+    .await;
+    assert_eq!(found.status, StatusCode::OK);
+    assert!(
+        found
+            .text
+            .contains("1 orders placed with erase.me@example.com")
+            && found.text.contains("/admin/orders/gdpr-1")
+            && found.text.contains("/admin/sfn/erase_shopper"),
+        "{}",
+        found.text
+    );
+    let email = vec![("email", "erase.me@example.com".to_owned())];
+    let unconfirmed = post("/admin/sfn/erase_shopper", &owner, email.clone()).await;
+    assert!(
+        location(&unconfirmed).contains("__err="),
+        "{}",
+        location(&unconfirmed)
+    );
+    assert_eq!(
+        env.admin
+            .book
+            .orders_by_email("erase.me@example.com")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let mut confirmed_fields = email;
+    confirmed_fields.push(("confirm", "yes".to_owned()));
+    let erased = post("/admin/sfn/erase_shopper", &owner, confirmed_fields).await;
+    assert_eq!(erased.status, StatusCode::FOUND, "{}", erased.text);
+    assert!(
+        location(&erased).starts_with("/admin/privacy?msg="),
+        "{}",
+        location(&erased)
+    );
+    assert!(env
+        .admin
+        .book
+        .orders_by_email("erase.me@example.com")
+        .await
+        .unwrap()
+        .is_empty());
+    let actions = audit_actions(&env, &owner_api).await;
+    for action in [
+        "user.create",
+        "user.update",
+        "privacy.export",
+        "privacy.erase",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} not in {actions:?}"
+        );
+    }
+}

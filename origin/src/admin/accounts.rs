@@ -252,8 +252,7 @@ impl From<rusqlite::Error> for BootstrapError {
 
 /// `GET /admin/api/users` (owner): every account.
 pub async fn list_users(State(admin): State<Arc<Admin>>) -> Result<Json<Value>, AdminError> {
-    let users = admin.db.read(|conn| Ok(list(conn)?)).await?;
-    Ok(Json(json!({ "users": users })))
+    Ok(Json(json!({ "users": admin.users().await? })))
 }
 
 #[derive(Deserialize)]
@@ -296,6 +295,11 @@ pub async fn update_user(
 }
 
 impl Admin {
+    /// Every account, in the order they were made.
+    pub async fn users(&self) -> Result<Vec<User>, AdminError> {
+        self.db.read(|conn| Ok(list(conn)?)).await
+    }
+
     /// Creates an account (an owner's action, audited).
     pub async fn create_user(&self, actor: &Session, new: NewUser) -> Result<User, AdminError> {
         let email = normalize_email(&new.email)?;

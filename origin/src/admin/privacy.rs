@@ -61,19 +61,7 @@ pub async fn export(
     query: Result<Query<EmailQuery>, QueryRejection>,
 ) -> Result<Json<Value>, AdminError> {
     let Query(query) = query.map_err(|e| AdminError::BadRequest(e.body_text()))?;
-    let email = email(&query.email)?;
-    let orders = admin.book.orders_by_email(&email).await?;
-    let entry = session
-        .entry(
-            admin.now_ms(),
-            "privacy.export",
-            format!("email-sha256:{}", email_digest(&email)),
-        )
-        .with_after(json!({ "orders": orders.len() }));
-    admin
-        .db
-        .write(move |conn| Ok(audit::append(conn, &entry)?))
-        .await?;
+    let (email, orders) = admin.privacy_export(&session, &query.email).await?;
     Ok(Json(json!({ "email": email, "orders": orders })))
 }
 
@@ -83,22 +71,73 @@ pub async fn erase(
     Extension(session): Extension<Session>,
     body: Result<Json<EmailQuery>, JsonRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    let email = email(&json_body(body)?.email)?;
-    let replacement = erased_email(&email);
-    let changed = admin.book.anonymise_email(&email, &replacement).await?;
-    let entry = session
-        .entry(
-            admin.now_ms(),
-            "privacy.erase",
-            format!("email-sha256:{}", email_digest(&email)),
-        )
-        .with_after(json!({ "orders_anonymised": changed, "replaced_by": replacement }));
-    admin
-        .db
-        .write(move |conn| Ok(audit::append(conn, &entry)?))
+    let erased = admin
+        .privacy_erase(&session, &json_body(body)?.email)
         .await?;
-    Ok(Json(json!({
-        "orders_anonymised": changed,
-        "replaced_by": replacement,
-    })))
+    Ok(Json(json!(erased)))
+}
+
+/// What an erasure did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Erased {
+    pub orders_anonymised: usize,
+    pub replaced_by: String,
+}
+
+impl Admin {
+    /// Every order `raw_email` placed (audited by the e-mail's digest): the e-mail, trimmed,
+    /// and the orders.
+    pub async fn privacy_export(
+        &self,
+        actor: &Session,
+        raw_email: &str,
+    ) -> Result<(String, Vec<edge_core::order::Order>), AdminError> {
+        let email = email(raw_email)?;
+        let orders = self.book.orders_by_email(&email).await?;
+        self.audit_privacy(
+            actor,
+            "privacy.export",
+            &email,
+            json!({ "orders": orders.len() }),
+        )
+        .await?;
+        Ok((email, orders))
+    }
+
+    /// Replaces `raw_email` on every order with its placeholder (audited by the digest).
+    pub async fn privacy_erase(
+        &self,
+        actor: &Session,
+        raw_email: &str,
+    ) -> Result<Erased, AdminError> {
+        let email = email(raw_email)?;
+        let replaced_by = erased_email(&email);
+        let orders_anonymised = self.book.anonymise_email(&email, &replaced_by).await?;
+        let erased = Erased {
+            orders_anonymised,
+            replaced_by,
+        };
+        self.audit_privacy(actor, "privacy.erase", &email, json!(erased))
+            .await?;
+        Ok(erased)
+    }
+
+    async fn audit_privacy(
+        &self,
+        actor: &Session,
+        action: &str,
+        email: &str,
+        after: Value,
+    ) -> Result<(), AdminError> {
+        let entry = actor
+            .entry(
+                self.now_ms(),
+                action,
+                format!("email-sha256:{}", email_digest(email)),
+            )
+            .with_after(after);
+        self.db
+            .write(move |conn| Ok(audit::append(conn, &entry)?))
+            .await
+    }
 }

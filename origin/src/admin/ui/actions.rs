@@ -283,6 +283,109 @@ pub async fn retry_delivery(id: String, csrf: String) -> Result<(), ServerFnErro
     Ok(())
 }
 
+/// Adds an account (owner).
+#[server(prefix = "/admin/sfn", endpoint = "create_account")]
+pub async fn create_account(
+    email: String,
+    password: String,
+    role: String,
+    csrf: String,
+) -> Result<(), ServerFnError> {
+    let (admin, parts) = context()?;
+    let session = acting(&admin, &parts, Role::Owner, &csrf).await?;
+    let role = parse_role(&parts, &role)?;
+    let new = super::super::accounts::NewUser {
+        email,
+        password,
+        role,
+    };
+    let user = admin
+        .create_user(&session, new)
+        .await
+        .map_err(|e| refuse(&parts, e, false))?;
+    let msg = format!("{} added as {}", user.email, user.role.as_str());
+    leptos_axum::redirect(&format!("/admin/users?{}", query_string(&[("msg", &msg)])));
+    Ok(())
+}
+
+/// Changes an account's role, disabled flag or password, whichever the form sent (owner).
+#[server(prefix = "/admin/sfn", endpoint = "update_account")]
+pub async fn update_account(
+    id: String,
+    role: Option<String>,
+    disabled: Option<String>,
+    password: Option<String>,
+    csrf: String,
+) -> Result<(), ServerFnError> {
+    let (admin, parts) = context()?;
+    let session = acting(&admin, &parts, Role::Owner, &csrf).await?;
+    let bad = |message: String| refuse(&parts, AdminError::BadRequest(message), false);
+    let id: i64 = id
+        .trim()
+        .parse()
+        .map_err(|_| bad(format!("no account {id:?}")))?;
+    let change = super::super::accounts::UserChange {
+        role: role.as_deref().map(|r| parse_role(&parts, r)).transpose()?,
+        disabled: match disabled.as_deref() {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                return Err(bad(format!(
+                    "disabled must be true or false, not {other:?}"
+                )))
+            }
+        },
+        password,
+    };
+    let user = admin
+        .update_user(&session, id, change)
+        .await
+        .map_err(|e| refuse(&parts, e, false))?;
+    let state = if user.disabled { "disabled" } else { "active" };
+    let msg = format!("{}: {}, {state}", user.email, user.role.as_str());
+    leptos_axum::redirect(&format!("/admin/users?{}", query_string(&[("msg", &msg)])));
+    Ok(())
+}
+
+fn parse_role(parts: &Parts, raw: &str) -> Result<Role, ServerFnError> {
+    Role::parse(raw).ok_or_else(|| {
+        refuse(
+            parts,
+            AdminError::BadRequest(format!("no role {raw:?}: owner, staff or viewer")),
+            false,
+        )
+    })
+}
+
+/// Replaces a shopper's e-mail on their orders with a placeholder (owner), once confirmed.
+#[server(prefix = "/admin/sfn", endpoint = "erase_shopper")]
+pub async fn erase_shopper(
+    email: String,
+    confirm: Option<String>,
+    csrf: String,
+) -> Result<(), ServerFnError> {
+    let (admin, parts) = context()?;
+    let session = acting(&admin, &parts, Role::Owner, &csrf).await?;
+    if confirm.as_deref() != Some("yes") {
+        let message = "tick the confirmation: erasing cannot be undone".to_owned();
+        return Err(refuse(&parts, AdminError::BadRequest(message), false));
+    }
+    let erased = admin
+        .privacy_erase(&session, &email)
+        .await
+        .map_err(|e| refuse(&parts, e, false))?;
+    let msg = format!(
+        "{} orders anonymised: the e-mail is now {}",
+        erased.orders_anonymised, erased.replaced_by
+    );
+    leptos_axum::redirect(&format!(
+        "/admin/privacy?{}",
+        query_string(&[("msg", &msg)])
+    ));
+    Ok(())
+}
+
 /// Registers every server function (also done by `inventory` at startup; explicit so a
 /// linker that drops unreferenced statics cannot lose one).
 pub fn register() {
@@ -293,6 +396,9 @@ pub fn register() {
     register_explicit::<RestockSku>();
     register_explicit::<AdjustSku>();
     register_explicit::<RetryDelivery>();
+    register_explicit::<CreateAccount>();
+    register_explicit::<UpdateAccount>();
+    register_explicit::<EraseShopper>();
 }
 
 /// The message of a server function error carried back in a page's `__err` parameter.

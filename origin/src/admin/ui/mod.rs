@@ -19,6 +19,10 @@
 //! - `/admin/deliveries`: orders the edge placed that the origin has not received (tries, the
 //!   last error, refused ones marked), each with (staff) "Retry now"; and this origin's own
 //!   follow-ups waiting to reach the edge or the stock shards.
+//! - `/admin/users` (owner): every account, with forms to add one, change a role, disable or
+//!   enable, and set a password.
+//! - `/admin/privacy?email=` (owner): a shopper's orders (the audited export, also as JSON)
+//!   and the form that erases their e-mail from them, which needs a confirmation.
 //! - `/admin/reports?from=&to=`: sales per currency, per day, top products, and the SVG chart
 //!   drawn by the server (`/admin/api/reports/sales.svg`).
 //! - `/admin/audit?page=` (owner): the audit log, and its CSV (`/admin/api/audit.csv`).
@@ -58,6 +62,8 @@ pub fn routes(admin: Arc<Admin>) -> Router {
         .route("/admin/stock", get(stock_page))
         .route("/admin/reports", get(reports_page))
         .route("/admin/deliveries", get(deliveries_page))
+        .route("/admin/users", get(users_page))
+        .route("/admin/privacy", get(privacy_page))
         .route("/admin/audit", get(audit_page))
         .route("/admin/sfn/{*name}", post(server_fn))
         .layer(DefaultBodyLimit::max(FORM_BYTES_MAX))
@@ -116,6 +122,23 @@ async fn page_session(admin: &Admin, headers: &HeaderMap) -> Result<Session, Res
             pages::message_page("Unavailable", None, &e.to_string()),
         )),
     }
+}
+
+/// [`page_session`] for a page only owners see: a 403 page titled `title` for anyone else.
+async fn owner_session(
+    admin: &Admin,
+    headers: &HeaderMap,
+    title: &str,
+) -> Result<Session, Response> {
+    let session = page_session(admin, headers).await?;
+    if session.role < Role::Owner {
+        let message = format!("{title} needs the owner role");
+        return Err(html(
+            StatusCode::FORBIDDEN,
+            pages::message_page(title, Some(&session), &message),
+        ));
+    }
+    Ok(session)
 }
 
 fn html(status: StatusCode, body: String) -> Response {
@@ -318,6 +341,54 @@ async fn deliveries_page(
     ok(pages::deliveries_page(&session, &flash, &edge, &here))
 }
 
+async fn users_page(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    let session = match owner_session(&admin, &headers, "Accounts").await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let mut flash = flash(&params);
+    let users = admin.users().await.unwrap_or_else(|e| {
+        flash.error = Some(e.to_string());
+        Vec::new()
+    });
+    ok(pages::users_page(&session, &flash, &users))
+}
+
+/// With `?email=`, that shopper's orders (an audited export) and the erase form.
+async fn privacy_page(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    let session = match owner_session(&admin, &headers, "Shoppers' data").await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let mut flash = flash(&params);
+    let email = param(&params, "email");
+    let found = if email.trim().is_empty() {
+        None
+    } else {
+        match admin.privacy_export(&session, &email).await {
+            Ok(found) => Some(found),
+            Err(e) => {
+                flash.error = Some(e.to_string());
+                None
+            }
+        }
+    };
+    ok(pages::privacy_page(
+        &session,
+        &flash,
+        &email,
+        found.as_ref(),
+    ))
+}
+
 async fn reports_page(
     State(admin): State<Arc<Admin>>,
     headers: HeaderMap,
@@ -361,20 +432,10 @@ async fn audit_page(
     headers: HeaderMap,
     Query(params): Params,
 ) -> Response {
-    let session = match page_session(&admin, &headers).await {
+    let session = match owner_session(&admin, &headers, "Audit log").await {
         Ok(session) => session,
         Err(response) => return response,
     };
-    if session.role < Role::Owner {
-        return html(
-            StatusCode::FORBIDDEN,
-            pages::message_page(
-                "Audit log",
-                Some(&session),
-                "the audit log needs the owner role",
-            ),
-        );
-    }
     let page = param(&params, "page").parse::<usize>().unwrap_or(1);
     match admin.audit_page(page).await {
         Ok((entries, next)) => ok(pages::audit_page(

@@ -2,7 +2,7 @@
 //! loaded. Forms post to the server functions of [`super::actions`]; every state-changing form
 //! carries the session's CSRF token in a hidden `csrf` field.
 
-use super::super::accounts::Role;
+use super::super::accounts::{Role, User};
 use super::super::audit::Entry;
 use super::super::deliveries::EdgeOutbox;
 use super::super::orders::{OrderDetail, OrderPage};
@@ -68,7 +68,11 @@ fn document(title: &str, session: Option<&Session>, body: impl IntoView + 'stati
                 <a href="/admin/stock">"Stock"</a>" "
                 <a href="/admin/reports">"Reports"</a>" "
                 <a href="/admin/deliveries">"Deliveries"</a>" "
-                {owner.then(|| view! { <a href="/admin/audit">"Audit log"</a> })}
+                {owner.then(|| view! {
+                    <a href="/admin/users">"Accounts"</a>" "
+                    <a href="/admin/privacy">"Shoppers' data"</a>" "
+                    <a href="/admin/audit">"Audit log"</a>
+                })}
             </nav>
             <span class="who">{format!("{} ({})", s.email, s.role.as_str())}</span>
             <form class="inline" method="post" action="/admin/sfn/logout">
@@ -598,4 +602,124 @@ pub fn deliveries_page(
         {here_view}
     };
     document("Deliveries", Some(session), body)
+}
+
+const ROLES: [Role; 3] = [Role::Owner, Role::Staff, Role::Viewer];
+
+fn role_options(selected: Role) -> impl IntoView {
+    ROLES
+        .into_iter()
+        .map(|r| view! { <option value=r.as_str() selected=r == selected>{r.as_str()}</option> })
+        .collect_view()
+}
+
+/// Every account, each with its forms; and the form that adds one (owners only).
+pub fn users_page(session: &Session, flash: &Flash, users: &[User]) -> String {
+    let csrf = session.csrf.clone();
+    let rows = users
+        .iter()
+        .map(|u| {
+            let id = u.id.to_string();
+            let (toggle, toggle_label) = if u.disabled { ("false", "Enable") } else { ("true", "Disable") };
+            let hidden = || view! {
+                <input type="hidden" name="csrf" value=csrf.clone()/>
+                <input type="hidden" name="id" value=id.clone()/>
+            };
+            view! {
+                <tr data-user=u.email.clone() data-role=u.role.as_str() data-disabled=u.disabled.to_string()>
+                    <td>{u.email.clone()}</td>
+                    <td>{u.role.as_str()}</td>
+                    <td>{if u.disabled { "disabled" } else { "active" }}</td>
+                    <td>{if u.totp_enabled { "on" } else { "off" }}</td>
+                    <td>{time(u.created_at_ms)}</td>
+                    <td>
+                        <form class="inline role" method="post" action="/admin/sfn/update_account">
+                            {hidden()}
+                            <select name="role">{role_options(u.role)}</select>
+                            <button type="submit">"Set role"</button>
+                        </form>" "
+                        <form class="inline toggle" method="post" action="/admin/sfn/update_account">
+                            {hidden()}
+                            <input type="hidden" name="disabled" value=toggle/>
+                            <button type="submit">{toggle_label}</button>
+                        </form>" "
+                        <form class="inline password" method="post" action="/admin/sfn/update_account">
+                            {hidden()}
+                            <input type="password" name="password" minlength="12" autocomplete="new-password" placeholder="new password" required/>
+                            <button type="submit">"Set password"</button>
+                        </form>
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let body = view! {
+        {flash_view(flash)}
+        <table id="users">
+            <thead><tr><th>"E-mail"</th><th>"Role"</th><th>"State"</th><th>"TOTP"</th><th>"Created (UTC)"</th><th>"Change"</th></tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
+        <p class="muted">"Disabling an account or setting its password ends its sessions. The last enabled owner stays an owner."</p>
+        <h2>"Add an account"</h2>
+        <form class="box" id="new-user" method="post" action="/admin/sfn/create_account">
+            <input type="hidden" name="csrf" value=session.csrf.clone()/>
+            <label>"E-mail "<input type="email" name="email" required/></label>
+            <label>"Password "<input type="password" name="password" minlength="12" autocomplete="new-password" required/></label>
+            <label>"Role "<select name="role">{role_options(Role::Viewer)}</select></label>
+            <button type="submit">"Add"</button>
+        </form>
+    };
+    document("Accounts", Some(session), body)
+}
+
+/// The look-up form; with a shopper's orders found, the orders, their JSON export and the
+/// erase form.
+pub fn privacy_page(
+    session: &Session,
+    flash: &Flash,
+    email: &str,
+    found: Option<&(String, Vec<edge_core::order::Order>)>,
+) -> String {
+    let results = found.map(|(email, orders)| {
+        let rows = orders
+            .iter()
+            .map(|o| {
+                view! {
+                    <tr>
+                        <td><a href=format!("/admin/orders/{}", o.id)>{o.id.to_string()}</a></td>
+                        <td>{time(o.placed_at_ms)}</td>
+                        <td class="status">{o.status.as_str()}</td>
+                        <td class="num">{o.total.to_string()}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        let json = format!("/admin/api/privacy/export?{}", query_string(&[("email", email)]));
+        view! {
+            <p id="found">{format!("{} orders placed with {email}. ", orders.len())}
+                <a href=json>"Download them as JSON"</a></p>
+            <table id="shopper-orders">
+                <thead><tr><th>"Order"</th><th>"Placed (UTC)"</th><th>"Status"</th><th class="num">"Total"</th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+            <h2>"Erase"</h2>
+            <form class="box" id="erase" method="post" action="/admin/sfn/erase_shopper">
+                <input type="hidden" name="csrf" value=session.csrf.clone()/>
+                <input type="hidden" name="email" value=email.clone()/>
+                <p>"The e-mail is replaced on every order by an anonymous placeholder; the orders stay (accounting). This cannot be undone."</p>
+                <label><input type="checkbox" name="confirm" value="yes" required/>" Erase this shopper's e-mail"</label>
+                <button type="submit">"Erase"</button>
+            </form>
+        }
+    });
+    let body = view! {
+        {flash_view(flash)}
+        <form class="filters" method="get" action="/admin/privacy">
+            <label>"Shopper's e-mail "<input type="email" name="email" value=email.to_owned() required/></label>
+            <button type="submit">"Find their orders"</button>
+        </form>
+        <p class="muted">"Looking a shopper up is an export: it is audited (by a digest of the e-mail, never the e-mail)."</p>
+        {results}
+    };
+    document("Shoppers' data", Some(session), body)
 }
