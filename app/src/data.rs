@@ -93,12 +93,26 @@ mod ssr {
             at_s: at_ms / 1000,
         });
         set_cookie(&edge_core::behaviour::history_set_cookie(&history, &secret));
+        set_history_flag();
+        true
+    }
+
+    fn set_history_flag() {
         set_cookie(&format!(
             "{}=1; Path=/; Max-Age={}; Secure; SameSite=Lax",
             super::HAS_HISTORY_COOKIE,
             edge_core::behaviour::HISTORY_MAX_AGE_S
         ));
-        true
+    }
+
+    /// Sets the [`super::HAS_HISTORY_COOKIE`] flag for a shopper with a history whose browser
+    /// lacks it (a history from before the flag, or the flag cleared), so their next listing
+    /// asks for a personal order. Only in server functions: their answers are private.
+    pub fn flag_history() {
+        let header = cookie_header().unwrap_or_default();
+        if edge_core::behaviour::cookie(&header, super::HAS_HISTORY_COOKIE) != Some("1") {
+            set_history_flag();
+        }
     }
 
     pub fn set_cookie(value: &str) {
@@ -556,6 +570,9 @@ pub async fn recently_viewed() -> Result<Vec<edge_core::ProductSummary>, ServerF
     let Some(history) = ssr::history().await else {
         return Ok(Vec::new());
     };
+    if !history.events.is_empty() {
+        ssr::flag_history();
+    }
     let products = shop.catalog.products().await.map_err(ssr::unavailable)?;
     let summaries = history
         .seen()

@@ -2442,12 +2442,32 @@ async fn browser_sees_a_listing_ordered_by_taste(ctx: &Ctx) -> CheckResult {
         ensure!(res.headers().get("set-cookie").is_none(), "the home page sets a cookie");
         let html = res.text().await.map_err(|e| e.to_string())?;
         ensure!(listed_skus(&html) == page, "the cached home page changed order");
+
+        // A history without the flag that says so (one from before the flag) gets the flag
+        // from the first page that reads the history, and the next listing is personal again.
+        c.delete_cookie(HAS_HISTORY_COOKIE).await.map_err(|e| e.to_string())?;
+        c.goto(&ctx.url("/")).await.map_err(|e| e.to_string())?;
+        wait_hydrated(c).await?;
+        let flagged = format!("return document.cookie.split('; ').includes('{HAS_HISTORY_COOKIE}=1')");
+        wait_for("the history flag set again", Duration::from_secs(10), || async {
+            Ok(js(c, &flagged).await? == json!(true))
+        })
+        .await?;
+        c.goto(&ctx.url("/")).await.map_err(|e| e.to_string())?;
+        wait_hydrated(c).await?;
+        wait_for("the listing ordered for the shopper again", Duration::from_secs(10), || async {
+            Ok(js(c, "return !!document.querySelector('[data-testid=personalized]')").await? == json!(true))
+        })
+        .await?;
         Ok(())
     }
     .await;
     let _ = browser.client.clone().close().await;
     result
 }
+
+/// The cookie that tells the browser it has a history (`app::data::HAS_HISTORY_COOKIE`).
+const HAS_HISTORY_COOKIE: &str = "shop_has_history";
 
 type Check = for<'a> fn(&'a Ctx) -> BoxFuture<'a, CheckResult>;
 
