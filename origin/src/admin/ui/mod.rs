@@ -124,21 +124,44 @@ async fn page_session(admin: &Admin, headers: &HeaderMap) -> Result<Session, Res
     }
 }
 
-/// [`page_session`] for a page only owners see: a 403 page titled `title` for anyone else.
-async fn owner_session(
-    admin: &Admin,
-    headers: &HeaderMap,
-    title: &str,
-) -> Result<Session, Response> {
-    let session = page_session(admin, headers).await?;
-    if session.role < Role::Owner {
-        let message = format!("{title} needs the owner role");
-        return Err(html(
-            StatusCode::FORBIDDEN,
-            pages::message_page(title, Some(&session), &message),
-        ));
+/// A page's session, as an extractor: a request without a live one gets the login page (or
+/// the reason the sessions cannot be read) instead of the page.
+struct PageSession(Session);
+
+impl axum::extract::FromRequestParts<Arc<Admin>> for PageSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        admin: &Arc<Admin>,
+    ) -> Result<Self, Response> {
+        page_session(admin, &parts.headers).await.map(PageSession)
     }
-    Ok(session)
+}
+
+/// [`PageSession`] for a page only owners see: a 403 page for anyone else.
+struct OwnerSession(Session);
+
+impl axum::extract::FromRequestParts<Arc<Admin>> for OwnerSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        admin: &Arc<Admin>,
+    ) -> Result<Self, Response> {
+        let PageSession(session) = PageSession::from_request_parts(parts, admin).await?;
+        if session.role < Role::Owner {
+            return Err(html(
+                StatusCode::FORBIDDEN,
+                pages::message_page(
+                    "Owners only",
+                    Some(&session),
+                    "this page needs the owner role",
+                ),
+            ));
+        }
+        Ok(OwnerSession(session))
+    }
 }
 
 fn html(status: StatusCode, body: String) -> Response {
@@ -193,13 +216,9 @@ async fn login_page(Query(params): Params) -> Response {
 
 async fn orders_page(
     State(admin): State<Arc<Admin>>,
-    headers: HeaderMap,
+    PageSession(session): PageSession,
     Query(params): Params,
 ) -> Response {
-    let session = match page_session(&admin, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let mut flash = flash(&params);
     let filters = pages::OrderFilters {
         status: param(&params, "status"),
@@ -246,14 +265,10 @@ async fn orders_page(
 
 async fn order_page(
     State(admin): State<Arc<Admin>>,
-    headers: HeaderMap,
+    PageSession(session): PageSession,
     UrlPath(id): UrlPath<String>,
     Query(params): Params,
 ) -> Response {
-    let session = match page_session(&admin, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let detail = match super::orders::order_id(&id) {
         Ok(id) => admin.order_detail(&id).await,
         Err(e) => Err(e),
@@ -269,13 +284,9 @@ async fn order_page(
 
 async fn stock_page(
     State(admin): State<Arc<Admin>>,
-    headers: HeaderMap,
+    PageSession(session): PageSession,
     Query(params): Params,
 ) -> Response {
-    let session = match page_session(&admin, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let mut flash = flash(&params);
     let prefix = param(&params, "sku");
     let (levels, more) = match admin.stock_levels(&prefix).await {
@@ -319,13 +330,9 @@ async fn stock_page(
 
 async fn deliveries_page(
     State(admin): State<Arc<Admin>>,
-    headers: HeaderMap,
+    PageSession(session): PageSession,
     Query(params): Params,
 ) -> Response {
-    let session = match page_session(&admin, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let flash = flash(&params);
     let edge = admin.edge_outbox().await.map_err(|e| e.to_string());
     let here = admin
@@ -343,13 +350,9 @@ async fn deliveries_page(
 
 async fn users_page(
     State(admin): State<Arc<Admin>>,
-    headers: HeaderMap,
+    OwnerSession(session): OwnerSession,
     Query(params): Params,
 ) -> Response {
-    let session = match owner_session(&admin, &headers, "Accounts").await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let mut flash = flash(&params);
     let users = admin.users().await.unwrap_or_else(|e| {
         flash.error = Some(e.to_string());
@@ -361,13 +364,9 @@ async fn users_page(
 /// With `?email=`, that shopper's orders (an audited export) and the erase form.
 async fn privacy_page(
     State(admin): State<Arc<Admin>>,
-    headers: HeaderMap,
+    OwnerSession(session): OwnerSession,
     Query(params): Params,
 ) -> Response {
-    let session = match owner_session(&admin, &headers, "Shoppers' data").await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let mut flash = flash(&params);
     let email = param(&params, "email");
     let found = if email.trim().is_empty() {
@@ -391,13 +390,9 @@ async fn privacy_page(
 
 async fn reports_page(
     State(admin): State<Arc<Admin>>,
-    headers: HeaderMap,
+    PageSession(session): PageSession,
     Query(params): Params,
 ) -> Response {
-    let session = match page_session(&admin, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let mut flash = flash(&params);
     let (from, to) = (param(&params, "from"), param(&params, "to"));
     let range = super::reports::range(
@@ -429,13 +424,9 @@ async fn reports_page(
 
 async fn audit_page(
     State(admin): State<Arc<Admin>>,
-    headers: HeaderMap,
+    OwnerSession(session): OwnerSession,
     Query(params): Params,
 ) -> Response {
-    let session = match owner_session(&admin, &headers, "Audit log").await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let page = param(&params, "page").parse::<usize>().unwrap_or(1);
     match admin.audit_page(page).await {
         Ok((entries, next)) => ok(pages::audit_page(
