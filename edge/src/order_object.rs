@@ -199,7 +199,10 @@ impl DurableObject for OrderShard {
                 Ok(pending) => Response::from_json(&pending),
                 Err(e) => Response::error(e.to_string(), 503),
             },
-            (Method::Post, "/outbox/retry", Some(order)) => self.retry_now(&order).await,
+            // In the order's turn: a try under way finishes (and sets its own next try) first.
+            (Method::Post, "/outbox/retry", Some(order)) => {
+                self.turns.run(&order, self.retry_now(&order)).await
+            }
             (Method::Post, "/status", Some(order)) => {
                 let body: StatusChangeBody = match serde_json::from_slice(&req.bytes().await?) {
                     Ok(body) => body,
