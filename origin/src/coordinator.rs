@@ -66,9 +66,6 @@ const EXPIRE_ROUNDS_PER_TICK_MAX: usize = 8;
 /// Largest request body on the wire: a seed of `SEED_BATCH_MAX` SKUs is well under it.
 pub const SHARD_REQUEST_BYTES_MAX: usize = 4 * 1024 * 1024;
 
-/// One shard's tables. `received = available + held + sold` is checked by SQLite too, and a
-/// hold has an expiry exactly when it is still held. The partial index holds only live holds:
-/// `due_holds` and `next_expiry` read it, and it stays as small as the open checkouts.
 /// The `holds` table's columns and checks, shared by the schema and its migration.
 macro_rules! holds_table {
     () => {
@@ -83,6 +80,9 @@ macro_rules! holds_table {
     };
 }
 
+/// One shard's tables. `received = available + held + sold` is checked by SQLite too, and a
+/// hold has an expiry exactly when it is still held. The partial index holds only live holds:
+/// `due_holds` and `next_expiry` read it, and it stays as small as the open checkouts.
 const SHARD_SCHEMA: &str = concat!(
     "
 CREATE TABLE IF NOT EXISTS stock_levels (

@@ -118,8 +118,6 @@ pub trait CatalogStore: Send + Sync {
     }
 }
 
-/// Sends one request to one shard and returns its reply. Hosts implement this; the SKU routing
-/// and the meaning of replies live once, in [`ShardedStock`].
 /// The catalog's promotions, or `None` when their value is corrupt (pages then show list
 /// prices; checkout, which reads them too, refuses with its own error).
 pub async fn readable_promotions<C: CatalogStore + ?Sized>(
@@ -132,6 +130,8 @@ pub async fn readable_promotions<C: CatalogStore + ?Sized>(
     }
 }
 
+/// Sends one request to one shard and returns its reply. Hosts implement this; the SKU routing
+/// and the meaning of replies live once, in [`ShardedStock`].
 pub trait ShardTransport: Send + Sync {
     fn call(
         &self,
