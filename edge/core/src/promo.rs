@@ -732,7 +732,7 @@ pub fn shelf_sales<'a>(
         .filter_map(|p| {
             Some((
                 p.sku.clone(),
-                shelf_price(book, &CartLine::one_of(p), now_ms)?,
+                sale_of_one(book, &CartLine::one_of(p), now_ms)?,
             ))
         })
         .collect()
@@ -755,10 +755,15 @@ impl CartLine {
 /// with the automatic promotions (no codes, before shipping), when they take anything off.
 /// The cart prices the same way, so the shelf never promises what the cart does not give.
 pub fn shelf_price(book: &PromotionBook, unit: &CartLine, now_ms: u64) -> Option<Money> {
-    // Most products are on no sale: they skip pricing a cart (listings price every product).
+    // Most products are on no sale: they skip pricing a cart.
     if !book.sale_may_apply(&unit.sku, &unit.product, &unit.category, now_ms) {
         return None;
     }
+    sale_of_one(book, unit, now_ms)
+}
+
+/// [`shelf_price`] for a unit a running automatic promotion targets.
+fn sale_of_one(book: &PromotionBook, unit: &CartLine, now_ms: u64) -> Option<Money> {
     let one = CartLine {
         qty: 1,
         ..unit.clone()

@@ -367,6 +367,27 @@ impl<K: KvRead> SnapshotCatalog<K> {
         Ok(pinned.map(|p| p.version))
     }
 
+    /// A value derived from the pinned version's product index, kept in the cache under `key`
+    /// (a key KV never has): `make` runs only when the cache does not hold it.
+    async fn derived<T: Send + Sync + 'static>(
+        &self,
+        key: String,
+        make: impl FnOnce(&[ProductSummary]) -> T,
+    ) -> Result<Arc<T>, StoreError> {
+        if let Some(hit) = self.cache.lock().values.get(&key).cloned().flatten() {
+            if let Ok(value) = hit.downcast::<T>() {
+                return Ok(value);
+            }
+        }
+        let products = self.products().await?;
+        let value = Arc::new(make(&products));
+        self.cache
+            .lock()
+            .values
+            .put(key, Some(value.clone() as Arc<dyn Any + Send + Sync>));
+        Ok(value)
+    }
+
     /// The decoded value under `key` of the pinned version, from the cache or KV.
     async fn cached<T>(&self, key: impl FnOnce(u64) -> String) -> Result<Option<Arc<T>>, StoreError>
     where
@@ -512,26 +533,15 @@ impl<K: KvRead> CatalogStore for SnapshotCatalog<K> {
             let Some(version) = self.version().await? else {
                 return Ok(Arc::default());
             };
-            // Derived from the version's product index, kept beside it (a key KV never has).
             let key = format!("{}#positions", index_key(version));
-            if let Some(hit) = self.cache.lock().values.get(&key).cloned().flatten() {
-                if let Ok(positions) = hit.downcast::<HashMap<Sku, u32>>() {
-                    return Ok(positions);
-                }
-            }
-            let products = self.products().await?;
-            let positions: Arc<HashMap<Sku, u32>> = Arc::new(
+            self.derived(key, |products| -> HashMap<Sku, u32> {
                 products
                     .iter()
                     .enumerate()
                     .map(|(i, p)| (p.sku.clone(), i as u32))
-                    .collect(),
-            );
-            self.cache
-                .lock()
-                .values
-                .put(key, Some(positions.clone() as Arc<dyn Any + Send + Sync>));
-            Ok(positions)
+                    .collect()
+            })
+            .await
         })
     }
 
@@ -599,18 +609,10 @@ impl<K: KvRead> CatalogStore for SnapshotCatalog<K> {
             }
             let running: Vec<String> = running.iter().map(usize::to_string).collect();
             let key = format!("{}#sales@{}", index_key(version), running.join(","));
-            if let Some(hit) = self.cache.lock().values.get(&key).cloned().flatten() {
-                if let Ok(sales) = hit.downcast::<crate::promo::ShelfSales>() {
-                    return Ok(sales);
-                }
-            }
-            let products = self.products().await?;
-            let sales = Arc::new(crate::promo::shelf_sales(&book, products.iter(), now_ms));
-            self.cache
-                .lock()
-                .values
-                .put(key, Some(sales.clone() as Arc<dyn Any + Send + Sync>));
-            Ok(sales)
+            self.derived(key, |products| {
+                crate::promo::shelf_sales(&book, products, now_ms)
+            })
+            .await
         })
     }
 }
