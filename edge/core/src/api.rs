@@ -798,6 +798,13 @@ async fn checkout(
     checkout_response(place(&shop, key, request).await?)
 }
 
+/// The restock receipt of an optional idempotency key ([`crate::stock::receipt_for_key`]): none
+/// without a key, why not for an unusable one.
+pub fn restock_receipt(key: Option<&str>) -> Result<Option<OrderId>, String> {
+    key.map(|key| valid_idempotency_key(key).map(crate::stock::receipt_for_key))
+        .transpose()
+}
+
 /// The request's `Idempotency-Key`, if it sent one, as text (visible ASCII; its length is the
 /// caller's to check, with [`valid_idempotency_key`]).
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, String> {
@@ -966,9 +973,8 @@ async fn restock(
         )));
     }
     let receipt = idempotency_key(&headers)
-        .and_then(|key| key.map(valid_idempotency_key).transpose())
-        .map_err(ApiError::BadRequest)?
-        .map(crate::stock::receipt_for_key);
+        .and_then(restock_receipt)
+        .map_err(ApiError::BadRequest)?;
     let done = admin
         .shop
         .stock

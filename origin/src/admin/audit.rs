@@ -152,6 +152,12 @@ pub async fn list(
 }
 
 impl Admin {
+    /// Appends `entry` in a transaction of its own (for actions whose change lives elsewhere:
+    /// a shard file, the orders, the edge).
+    pub async fn append_audit(&self, entry: NewEntry) -> Result<(), AdminError> {
+        self.db.write(move |conn| Ok(append(conn, &entry)?)).await
+    }
+
     /// Page `page` (from 1) of the log, newest first, and the next page's number if any.
     pub async fn audit_page(&self, page: usize) -> Result<(Vec<Entry>, Option<usize>), AdminError> {
         if page == 0 || page > AUDIT_PAGE_MAX {

@@ -10,7 +10,7 @@
 use super::error::AdminError;
 use super::orders::order_id;
 use super::sessions::Session;
-use super::{audit, Admin};
+use super::Admin;
 use axum::extract::{Path as UrlPath, State};
 use axum::{Extension, Json};
 use edge_core::Money;
@@ -112,9 +112,7 @@ impl Admin {
                 format!("order:{order}"),
             )
             .with_after(answer.clone());
-        self.db
-            .write(move |conn| Ok(audit::append(conn, &entry)?))
-            .await?;
+        self.append_audit(entry).await?;
         Ok(answer)
     }
 }

@@ -233,10 +233,7 @@ pub async fn change_status(
 
 /// `GET /admin/api/outbox` (viewer): follow-ups waiting for a retry.
 pub async fn outbox(State(admin): State<Arc<Admin>>) -> Result<Json<Value>, AdminError> {
-    let rows = admin
-        .db
-        .read(|conn| Ok(outbox::waiting(conn, outbox::OUTBOX_LIST_MAX)?))
-        .await?;
+    let rows = admin.waiting_follow_ups().await?;
     Ok(Json(
         json!({ "waiting": rows, "edge": admin.config.edge.is_some() }),
     ))

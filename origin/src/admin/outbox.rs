@@ -381,6 +381,13 @@ impl Admin {
         Ok(resolved)
     }
 
+    /// The follow-ups still waiting, next due first (at most [`OUTBOX_LIST_MAX`]).
+    pub async fn waiting_follow_ups(&self) -> Result<Vec<Row>, AdminError> {
+        self.db
+            .read(|conn| Ok(waiting(conn, OUTBOX_LIST_MAX)?))
+            .await
+    }
+
     /// Runs `order`'s due follow-ups now, in order, stopping at the first that must wait;
     /// how each kind went.
     pub async fn run_outbox_for(&self, order: &OrderId) -> BTreeMap<Kind, Delivery> {

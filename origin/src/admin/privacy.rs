@@ -14,7 +14,7 @@
 
 use super::error::AdminError;
 use super::sessions::Session;
-use super::{audit, json_body, Admin};
+use super::{json_body, Admin};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
@@ -136,8 +136,6 @@ impl Admin {
                 format!("email-sha256:{}", email_digest(email)),
             )
             .with_after(after);
-        self.db
-            .write(move |conn| Ok(audit::append(conn, &entry)?))
-            .await
+        self.append_audit(entry).await
     }
 }

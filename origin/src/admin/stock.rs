@@ -19,13 +19,13 @@
 
 use super::error::AdminError;
 use super::sessions::Session;
-use super::{audit, json_body, Admin};
+use super::{json_body, Admin};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
-use edge_core::api::{idempotency_key, valid_idempotency_key};
-use edge_core::stock::{receipt_for_key, RESTOCK_QTY_MAX};
+use edge_core::api::{idempotency_key, restock_receipt};
+use edge_core::stock::RESTOCK_QTY_MAX;
 use edge_core::store::{Restocked, StockCoordinator};
 use edge_core::{Sku, StockLevel};
 use serde::Deserialize;
@@ -141,11 +141,7 @@ impl Admin {
                 "qty must be 1 to {RESTOCK_QTY_MAX}"
             )));
         }
-        let receipt = key
-            .map(valid_idempotency_key)
-            .transpose()
-            .map_err(AdminError::BadRequest)?
-            .map(receipt_for_key);
+        let receipt = restock_receipt(key).map_err(AdminError::BadRequest)?;
         let before = self.stock.level(&sku).await?;
         let done = self
             .stock
@@ -235,8 +231,6 @@ impl Admin {
             .entry(self.now_ms(), action, format!("sku:{sku}"))
             .with_before(before.map_or(Value::Null, |b| level_json(sku, &b)))
             .with_after(after_json);
-        self.db
-            .write(move |conn| Ok(audit::append(conn, &entry)?))
-            .await
+        self.append_audit(entry).await
     }
 }

@@ -275,11 +275,10 @@ pub async fn retry_delivery(id: String, csrf: String) -> Result<(), ServerFnErro
         .retry_edge_delivery(&session, &id)
         .await
         .map_err(|e| refuse(&parts, e, false))?;
-    let msg = format!("order {id}: the edge sends it now");
-    leptos_axum::redirect(&format!(
-        "/admin/deliveries?{}",
-        query_string(&[("msg", &msg)])
-    ));
+    done(
+        "/admin/deliveries",
+        &format!("order {id}: the edge sends it now"),
+    );
     Ok(())
 }
 
@@ -303,8 +302,10 @@ pub async fn create_account(
         .create_user(&session, new)
         .await
         .map_err(|e| refuse(&parts, e, false))?;
-    let msg = format!("{} added as {}", user.email, user.role.as_str());
-    leptos_axum::redirect(&format!("/admin/users?{}", query_string(&[("msg", &msg)])));
+    done(
+        "/admin/users",
+        &format!("{} added as {}", user.email, user.role.as_str()),
+    );
     Ok(())
 }
 
@@ -343,8 +344,10 @@ pub async fn update_account(
         .await
         .map_err(|e| refuse(&parts, e, false))?;
     let state = if user.disabled { "disabled" } else { "active" };
-    let msg = format!("{}: {}, {state}", user.email, user.role.as_str());
-    leptos_axum::redirect(&format!("/admin/users?{}", query_string(&[("msg", &msg)])));
+    done(
+        "/admin/users",
+        &format!("{}: {}, {state}", user.email, user.role.as_str()),
+    );
     Ok(())
 }
 
@@ -379,10 +382,7 @@ pub async fn erase_shopper(
         "{} orders anonymised: the e-mail is now {}",
         erased.orders_anonymised, erased.replaced_by
     );
-    leptos_axum::redirect(&format!(
-        "/admin/privacy?{}",
-        query_string(&[("msg", &msg)])
-    ));
+    done("/admin/privacy", &msg);
     Ok(())
 }
 

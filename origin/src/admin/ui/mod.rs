@@ -335,16 +335,7 @@ async fn deliveries_page(
 ) -> Response {
     let flash = flash(&params);
     let edge = admin.edge_outbox().await.map_err(|e| e.to_string());
-    let here = admin
-        .db
-        .read(|conn| {
-            Ok(super::outbox::waiting(
-                conn,
-                super::outbox::OUTBOX_LIST_MAX,
-            )?)
-        })
-        .await
-        .map_err(|e| e.to_string());
+    let here = admin.waiting_follow_ups().await.map_err(|e| e.to_string());
     ok(pages::deliveries_page(&session, &flash, &edge, &here))
 }
 
