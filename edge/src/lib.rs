@@ -246,7 +246,6 @@ fn live_routes(env: &Env, token: Option<String>) -> worker::Result<axum::Router>
         env.durable_object(ORDERS_BINDING)?,
     ));
     let bad = |message: String| (StatusCode::BAD_REQUEST, message).into_response();
-    let token_for_bench = token.clone();
     let unavailable = |e: String| (StatusCode::SERVICE_UNAVAILABLE, e).into_response();
 
     let stock_live = move |Path(sku): Path<String>, headers: HeaderMap| {
@@ -287,13 +286,10 @@ fn live_routes(env: &Env, token: Option<String>) -> worker::Result<axum::Router>
         })
     };
     // The outbox of orders the origin has not acknowledged, and "retry now" for one of them.
-    let (outbox_orders, outbox_token) = (orders.clone(), token.clone());
-    let outbox = move |headers: HeaderMap| {
-        let (orders, token) = (outbox_orders.clone(), outbox_token.clone());
+    let outbox_orders = orders.clone();
+    let outbox = move || {
+        let orders = outbox_orders.clone();
         worker::send::SendFuture::new(async move {
-            if !authorized(&headers, token.as_deref()) {
-                return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
-            }
             let (deliveries, unreachable) = orders.outbox().await;
             axum::Json(serde_json::json!({
                 "deliveries": deliveries,
@@ -302,61 +298,27 @@ fn live_routes(env: &Env, token: Option<String>) -> worker::Result<axum::Router>
             .into_response()
         })
     };
-    let (retry_orders, retry_token) = (orders.clone(), token.clone());
-    let retry_delivery = move |Path(id): Path<String>, headers: HeaderMap| {
-        let (orders, token) = (retry_orders.clone(), retry_token.clone());
-        worker::send::SendFuture::new(async move {
-            if !authorized(&headers, token.as_deref()) {
-                return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
-            }
-            let Ok(id) = OrderId::parse(&id) else {
-                return bad(format!("invalid order id {id:?}"));
-            };
-            match orders.retry_delivery(&id).await {
-                Ok(response) => axum::http::Response::from(response),
-                Err(e) => unavailable(e.to_string()),
-            }
-        })
-    };
-    let order_status = move |Path(id): Path<String>,
-                             headers: HeaderMap,
-                             body: axum::body::Bytes| {
+    // Requests the order's shard answers itself: "retry now", and status changes (which the
+    // origin's admin sends).
+    let forward = move |path: &'static str| {
         let orders = orders.clone();
-        let token = token.clone();
-        worker::send::SendFuture::new(async move {
-            if !authorized(&headers, token.as_deref()) {
-                return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
-            }
-            let Ok(id) = OrderId::parse(&id) else {
-                return bad(format!("invalid order id {id:?}"));
-            };
-            let stub = match orders.stub(&id) {
-                Ok(stub) => stub,
-                Err(e) => return unavailable(e.to_string()),
-            };
-            let mut init = worker::RequestInit::new();
-            init.with_method(worker::Method::Post)
-                .with_body(Some(worker::js_sys::Uint8Array::from(body.as_ref()).into()));
-            let forwarded =
-                worker::Request::new_with_init(&format!("https://order/status?order={id}"), &init);
-            match forwarded {
-                Ok(request) => match stub.fetch_with_request(request).await {
+        move |Path(id): Path<String>, body: axum::body::Bytes| {
+            let orders = orders.clone();
+            worker::send::SendFuture::new(async move {
+                let Ok(id) = OrderId::parse(&id) else {
+                    return bad(format!("invalid order id {id:?}"));
+                };
+                match orders.forward(&id, path, &body).await {
                     Ok(response) => axum::http::Response::from(response),
                     Err(e) => unavailable(e.to_string()),
-                },
-                Err(e) => unavailable(e.to_string()),
-            }
-        })
+                }
+            })
+        }
     };
     let counters = env.durable_object(BENCH_BINDING)?;
-    let counter_token = token_for_bench;
-    let bench_counter = move |headers: HeaderMap| {
+    let bench_counter = move || {
         let counters = counters.clone();
-        let token = counter_token.clone();
         worker::send::SendFuture::new(async move {
-            if !authorized(&headers, token.as_deref()) {
-                return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
-            }
             let stub = match counters.get_by_name("counter") {
                 Ok(stub) => stub,
                 Err(e) => return unavailable(e.to_string()),
@@ -367,13 +329,28 @@ fn live_routes(env: &Env, token: Option<String>) -> worker::Result<axum::Router>
             }
         })
     };
-    Ok(axum::Router::new()
+    // Every `/_admin` route here needs the admin token.
+    let admin = axum::Router::new()
         .route("/_admin/bench/counter", post(bench_counter))
+        .route("/_admin/orders/{id}/status", post(forward("/status")))
+        .route("/_admin/outbox", get(outbox))
+        .route("/_admin/outbox/{id}/retry", post(forward("/outbox/retry")))
+        .route_layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let allowed = authorized(request.headers(), token.as_deref());
+                async move {
+                    if !allowed {
+                        return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
+                            .into_response();
+                    }
+                    next.run(request).await
+                }
+            },
+        ));
+    Ok(axum::Router::new()
         .route("/api/stock/{sku}/live", get(stock_live))
         .route("/api/orders/{id}/live", get(order_live))
-        .route("/_admin/orders/{id}/status", post(order_status))
-        .route("/_admin/outbox", get(outbox))
-        .route("/_admin/outbox/{id}/retry", post(retry_delivery)))
+        .merge(admin))
 }
 
 fn wants_upgrade(headers: &axum::http::HeaderMap) -> bool {

@@ -311,7 +311,9 @@ impl OrderShard {
             Some(CheckoutOutcome::Placed(order)) if !record.delivered => {
                 // Without an origin (a local demo) the order waits here, looked at again now
                 // and then, until one is configured.
-                let delivered = match self.origin() {
+                let origin = self.origin();
+                let no_origin = origin.is_none();
+                let delivered = match origin {
                     None => Err(StoreError::Unavailable(
                         "no ORIGIN_URL is configured".into(),
                     )),
@@ -345,7 +347,7 @@ impl OrderShard {
                         if let Err(e) = self.log.delivery_failed(&order.id, &e, refused, now) {
                             worker::console_warn!("order {}: {e}", order.id);
                         }
-                        Some(if refused || self.origin().is_none() {
+                        Some(if refused || no_origin {
                             now + RETRY_DELAY_MS_MAX
                         } else {
                             now + retry_delay_ms(order.placed_at_ms)
@@ -481,6 +483,15 @@ fn now_ms() -> u64 {
     worker::Date::now().as_millis()
 }
 
+/// A non-negative SQL number (SQLite may hand integers back as floats); `None` for NULL.
+fn as_u64(value: &SqlStorageValue) -> Option<u64> {
+    match value {
+        SqlStorageValue::Integer(n) => Some((*n).max(0) as u64),
+        SqlStorageValue::Float(n) => Some(n.max(0.0) as u64),
+        _ => None,
+    }
+}
+
 /// Checkout records in the object's SQLite storage, by order id.
 struct SqlLog(SqlStorage);
 
@@ -611,11 +622,7 @@ impl SqlLog {
                 vec![limit.into()],
             )
             .map_err(unavailable)?;
-        let int = |v: Option<&SqlStorageValue>| match v {
-            Some(SqlStorageValue::Integer(n)) => Some((*n).max(0) as u64),
-            Some(SqlStorageValue::Float(n)) => Some(n.max(0.0) as u64),
-            _ => None,
-        };
+        let int = |v: Option<&SqlStorageValue>| v.and_then(as_u64);
         let mut pending = Vec::new();
         for row in cursor.raw() {
             let mut cells = row.map_err(unavailable)?.into_iter();
@@ -660,11 +667,7 @@ impl SqlLog {
         let Some(row) = cursor.raw().next() else {
             return Ok(None);
         };
-        Ok(match row.map_err(unavailable)?.into_iter().next() {
-            Some(SqlStorageValue::Integer(at)) => Some(at.max(0) as u64),
-            Some(SqlStorageValue::Float(at)) => Some(at.max(0.0) as u64),
-            _ => None,
-        })
+        Ok(row.map_err(unavailable)?.first().and_then(as_u64))
     }
 }
 
@@ -732,14 +735,13 @@ impl OriginOutbox {
             .with_body(Some(body.into()));
         let url = format!("{}/internal/orders", self.url.trim_end_matches('/'));
         let request = Request::new_with_init(&url, &init).map_err(unavailable)?;
-        let response = worker::Fetch::Request(request)
+        let mut response = worker::Fetch::Request(request)
             .send()
             .await
             .map_err(unavailable)?;
         match response.status_code() {
             200 | 201 => Ok(()),
             status if edge_core::store::refusal_is_final(status) => {
-                let mut response = response;
                 let detail = response.text().await.unwrap_or_default();
                 let detail: String = detail.chars().take(300).collect();
                 Err(StoreError::Protocol(format!(

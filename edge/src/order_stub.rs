@@ -59,17 +59,24 @@ impl DurableOrders {
         (pending, unreachable)
     }
 
-    /// Asks the order's shard to try its delivery now: the shard's answer as it is.
-    pub async fn retry_delivery(&self, order: &OrderId) -> Result<worker::Response, StoreError> {
+    /// POSTs `body` to `path` of the order's shard (`/status`, `/outbox/retry`): the shard's
+    /// answer as it is.
+    pub async fn forward(
+        &self,
+        order: &OrderId,
+        path: &str,
+        body: &[u8],
+    ) -> Result<worker::Response, StoreError> {
+        let unavailable = |e: worker::Error| StoreError::Unavailable(format!("order {order}: {e}"));
         let mut init = RequestInit::new();
-        init.with_method(Method::Post);
-        let url = format!("https://order/outbox/retry?order={order}");
-        let request = Request::new_with_init(&url, &init)
-            .map_err(|e| StoreError::Unavailable(format!("order {order}: {e}")))?;
+        init.with_method(Method::Post)
+            .with_body(Some(Uint8Array::from(body).into()));
+        let url = format!("https://order{path}?order={order}");
+        let request = Request::new_with_init(&url, &init).map_err(unavailable)?;
         self.stub(order)?
             .fetch_with_request(request)
             .await
-            .map_err(|e| StoreError::Unavailable(format!("order {order}: {e}")))
+            .map_err(unavailable)
     }
 
     async fn call<T: serde::de::DeserializeOwned>(
