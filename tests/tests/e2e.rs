@@ -102,9 +102,7 @@ impl Ctx {
 
     async fn set_stock(&self, levels: Value) -> CheckResult {
         let res = self
-            .http
-            .post(self.url("/_admin/stock"))
-            .bearer_auth(&self.edge.admin_token)
+            .admin(reqwest::Method::POST, "/_admin/stock")
             .body(json!({ "levels": levels }).to_string())
             .send()
             .await
@@ -149,9 +147,7 @@ impl Ctx {
     /// A SKU's full level (available, held, sold, received) from the admin API.
     async fn admin_level(&self, sku: &str) -> Result<Value, String> {
         let res = self
-            .http
-            .get(self.url(&format!("/_admin/stock/{sku}")))
-            .bearer_auth(&self.edge.admin_token)
+            .admin(reqwest::Method::GET, &format!("/_admin/stock/{sku}"))
             .send()
             .await
             .map_err(|e| e.to_string())?;
@@ -164,12 +160,17 @@ impl Ctx {
         Ok(body["level"].clone())
     }
 
+    /// A request to the edge's `/_admin` API at `path`, with the admin token.
+    fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(&self.edge.admin_token)
+    }
+
     /// The edge's outbox (`GET /_admin/outbox`): its waiting deliveries and unreachable shards.
     async fn outbox(&self) -> Result<(StatusCode, Vec<Value>), String> {
         let res = self
-            .http
-            .get(self.url("/_admin/outbox"))
-            .bearer_auth(&self.edge.admin_token)
+            .admin(reqwest::Method::GET, "/_admin/outbox")
             .send()
             .await
             .map_err(|e| format!("outbox: {e}"))?;
@@ -217,9 +218,7 @@ impl Ctx {
     /// `POST /_admin/outbox/{id}/retry`: the order's delivery is due now.
     async fn retry_delivery(&self, id: &str) -> CheckResult {
         let res = self
-            .http
-            .post(self.url(&format!("/_admin/outbox/{id}/retry")))
-            .bearer_auth(&self.edge.admin_token)
+            .admin(reqwest::Method::POST, &format!("/_admin/outbox/{id}/retry"))
             .send()
             .await
             .map_err(|e| format!("retry {id}: {e}"))?;
@@ -1348,9 +1347,10 @@ async fn holds_run_out_by_the_shards_alarm(ctx: &Ctx) -> CheckResult {
         ttl_ms: 1_500,
     };
     let res = ctx
-        .http
-        .post(ctx.url(&format!("/_admin/shards/{}", SkuShard::of(&parsed).index())))
-        .bearer_auth(&ctx.edge.admin_token)
+        .admin(
+            reqwest::Method::POST,
+            &format!("/_admin/shards/{}", SkuShard::of(&parsed).index()),
+        )
         .body(to_cbor(&request))
         .send()
         .await
@@ -1412,7 +1412,27 @@ async fn an_origin_outage_delays_orders_but_loses_none(ctx: &Ctx) -> CheckResult
             "only {} of 5 checkouts placed",
             placed.len()
         );
-        // The admin's outbox lists each order as waiting, tried and failed with its reason.
+        // The admin's outbox lists each order as waiting, tried and failed with its reason;
+        // it and its retry need the admin token.
+        for (method, path) in [
+            (reqwest::Method::GET, "/_admin/outbox".to_owned()),
+            (
+                reqwest::Method::POST,
+                format!("/_admin/outbox/{}/retry", placed[0]),
+            ),
+        ] {
+            let res = ctx
+                .http
+                .request(method, ctx.url(&path))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            ensure!(
+                res.status() == StatusCode::UNAUTHORIZED,
+                "{path} without the token answered {}",
+                res.status()
+            );
+        }
         ctx.outbox_shows(
             &placed,
             "tried and failed while the origin is down",
@@ -1473,9 +1493,7 @@ async fn an_origin_outage_on_spin_acknowledges_nothing(ctx: &Ctx) -> CheckResult
         "a checkout without the origin answered {status} {body}"
     );
     let res = ctx
-        .http
-        .get(ctx.url("/_admin/outbox"))
-        .bearer_auth(&ctx.edge.admin_token)
+        .admin(reqwest::Method::GET, "/_admin/outbox")
         .send()
         .await
         .map_err(|e| e.to_string())?;
@@ -1794,9 +1812,10 @@ async fn browser_checks_out_and_follows_the_order_live(ctx: &Ctx) -> CheckResult
         }
         js(c, "window.__e2eMarker = 'same page'; return null").await?;
         let res = ctx
-            .http
-            .post(ctx.url(&format!("/_admin/orders/{id}/status")))
-            .bearer_auth(&ctx.edge.admin_token)
+            .admin(
+                reqwest::Method::POST,
+                &format!("/_admin/orders/{id}/status"),
+            )
             .body(json!({"status": "packed"}).to_string())
             .send()
             .await
@@ -1821,9 +1840,10 @@ async fn browser_checks_out_and_follows_the_order_live(ctx: &Ctx) -> CheckResult
         );
         // An illegal move is refused and changes nothing.
         let res = ctx
-            .http
-            .post(ctx.url(&format!("/_admin/orders/{id}/status")))
-            .bearer_auth(&ctx.edge.admin_token)
+            .admin(
+                reqwest::Method::POST,
+                &format!("/_admin/orders/{id}/status"),
+            )
             .body(json!({"status": "delivered"}).to_string())
             .send()
             .await

@@ -99,9 +99,7 @@ fn ctx_post(ctx: &Ctx, path: &str) -> reqwest::RequestBuilder {
 /// The protection's decisions for `client` (`ip|cookie`), newest first.
 async fn decisions_of(ctx: &Ctx, client: &str) -> Result<Vec<Value>, String> {
     let res = ctx
-        .http
-        .get(ctx.url("/_admin/protection"))
-        .bearer_auth(&ctx.edge.admin_token)
+        .admin(reqwest::Method::GET, "/_admin/protection")
         .send()
         .await
         .map_err(|e| e.to_string())?;
